@@ -10,8 +10,6 @@
  * `path.Join(dir, file)` cleans them (`./a` → `a`, `a//b` → `a/b`). That cleaned name is what the
  * checksum hashes, so it must not be reinterpreted any further.
  */
-import { pipeline } from "node:stream/promises";
-import type { Readable } from "node:stream";
 import zlib from "node:zlib";
 import yauzl from "yauzl";
 import { badRequest, DaemonError } from "./errors.js";
@@ -63,10 +61,10 @@ interface RawZip {
   on(event: "entry", listener: (entry: RawEntry) => void): void;
   on(event: "end", listener: () => void): void;
   on(event: "error", listener: (err: Error) => void): void;
-  openReadStream(
+  readLocalFileHeader(
     entry: RawEntry,
-    options: { decodeFileData: false },
-    callback: (err: Error | null, stream: Readable) => void,
+    options: { minimal: true },
+    callback: (err: Error | null, header: { fileDataStart: number }) => void,
   ): void;
 }
 
@@ -84,17 +82,17 @@ export async function readPackage(bytes: Uint8Array, limits: PackageLimits): Pro
       `plugin package file size exceeds the maximum limit: ${bytes.byteLength} bytes, the limit is ${limits.maxPackageBytes} bytes`,
     );
   }
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let zip: RawZip | undefined;
   try {
-    zip = await openZip(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+    zip = await openZip(buffer);
     if (zip.entryCount > limits.maxEntries) {
       throw badRequest(`difypkg has too many entries: ${zip.entryCount}, the limit is ${limits.maxEntries}`);
     }
     const files = checkDirectory(await readDirectory(zip), limits);
     const entries: PackageEntry[] = [];
-    const budget = { remaining: limits.maxUncompressedBytes, limit: limits.maxUncompressedBytes };
     for (const { name, raw } of files) {
-      entries.push({ name, data: await inflateEntry(zip, raw, name, budget) });
+      entries.push({ name, data: await readEntryData(zip, buffer, raw, name) });
     }
     return makeArchive(entries, zip.comment.toString("utf8"));
   } catch (err) {
@@ -125,7 +123,7 @@ function openZip(buffer: Buffer): Promise<RawZip> {
   return new Promise((resolve, reject) => {
     // decodeStrings: false keeps names as raw bytes (Go does the same; yauzl would otherwise
     // rewrite backslashes and decode CP437, changing what the checksum hashes).
-    // validateEntrySizes: false because inflateEntry counts sizes itself, with its own messages.
+    // validateEntrySizes: false because readEntryData checks sizes itself, with its own messages.
     const options = { lazyEntries: true, autoClose: false, decodeStrings: false, validateEntrySizes: false };
     yauzl.fromBuffer(buffer, options, (err, zip) => {
       if (err) reject(err);
@@ -215,63 +213,77 @@ function tooLarge(limit: number): DaemonError {
   );
 }
 
-function openRawStream(zip: RawZip, entry: RawEntry): Promise<Readable> {
+/** Entries declaring at most this many bytes inflate in one call capped at their declared size. */
+const ONE_SHOT_INFLATE_MAX = 1024 * 1024;
+
+function fileDataStart(zip: RawZip, entry: RawEntry): Promise<number> {
   return new Promise((resolve, reject) => {
-    zip.openReadStream(entry, { decodeFileData: false }, (err, stream) => {
+    zip.readLocalFileHeader(entry, { minimal: true }, (err, header) => {
       if (err) reject(err);
-      else resolve(stream);
+      else resolve(header.fileDataStart);
     });
   });
 }
 
 /**
- * Inflates one entry, counting as it goes: overshooting the declared size or the package-wide
- * budget aborts the pipeline (destroying the inflater) at once.
+ * Produces one entry's content, never more than its declared size (which the directory check
+ * already bounded by the package-wide limit), then checks the size and CRC-32 like Go does.
  */
-async function inflateEntry(
-  zip: RawZip,
-  entry: RawEntry,
-  name: string,
-  budget: { remaining: number; limit: number },
-): Promise<Uint8Array> {
+async function readEntryData(zip: RawZip, archive: Buffer, entry: RawEntry, name: string): Promise<Buffer> {
+  const start = await fileDataStart(zip, entry);
+  const compressed = archive.subarray(start, start + entry.compressedSize);
   const declared = entry.uncompressedSize;
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let crc = 0;
-  // Tearing the pipeline down can surface a generic abort error first; keep the real reason.
-  let overshoot: DaemonError | undefined;
-  const collect = async (source: AsyncIterable<Buffer>) => {
-    for await (const chunk of source) {
-      size += chunk.length;
-      if (size > declared) {
-        overshoot = badRequest(
-          `difypkg entry ${JSON.stringify(name)} inflates to more than its declared ${declared} bytes`,
-        );
-      } else if (size > budget.remaining) {
-        overshoot = tooLarge(budget.limit);
-      }
-      if (overshoot) throw overshoot;
-      crc = zlib.crc32(chunk, crc);
-      chunks.push(chunk);
-    }
-  };
-  const raw = await openRawStream(zip, entry);
-  try {
-    if (entry.compressionMethod === METHOD_DEFLATED) await pipeline(raw, zlib.createInflateRaw(), collect);
-    else await pipeline(raw, collect);
-  } catch (err) {
-    throw overshoot ?? err;
-  }
+  const content =
+    entry.compressionMethod === METHOD_STORED
+      ? compressed
+      : declared <= ONE_SHOT_INFLATE_MAX
+        ? inflateCapped(compressed, declared, name)
+        : await inflateStreaming(compressed, declared, name);
 
-  if (size !== declared) {
-    throw badRequest(`difypkg entry ${JSON.stringify(name)} is truncated: ${size} of ${declared} bytes`);
+  if (content.length > declared) throw overshoot(name, declared);
+  if (content.length < declared) {
+    throw badRequest(`difypkg entry ${JSON.stringify(name)} is truncated: ${content.length} of ${declared} bytes`);
   }
   // Go's archive/zip skips the check when the recorded CRC is 0; so do we.
-  if (entry.crc32 !== 0 && crc !== entry.crc32) {
+  if (entry.crc32 !== 0 && zlib.crc32(content) !== entry.crc32) {
     throw badRequest(`difypkg: checksum error in entry ${JSON.stringify(name)}`);
   }
-  budget.remaining -= size;
+  // A fresh, unpooled copy: its .buffer holds exactly this entry, not the whole package.
+  const data = Buffer.allocUnsafeSlow(content.length);
+  content.copy(data);
+  return data;
+}
+
+function inflateCapped(compressed: Buffer, declared: number, name: string): Buffer {
+  try {
+    // Inflation stops with ERR_BUFFER_TOO_LARGE as soon as the output would pass the cap.
+    return zlib.inflateRawSync(compressed, { maxOutputLength: Math.max(declared, 1) });
+  } catch (err) {
+    if ((err as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") throw overshoot(name, declared);
+    throw err;
+  }
+}
+
+/** Large entries inflate chunk by chunk, and stop the moment they pass their declared size. */
+async function inflateStreaming(compressed: Buffer, declared: number, name: string): Promise<Buffer> {
+  const inflater = zlib.createInflateRaw();
+  inflater.end(compressed);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of inflater as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > declared) throw overshoot(name, declared);
+      chunks.push(chunk);
+    }
+  } finally {
+    inflater.destroy();
+  }
   return Buffer.concat(chunks, size);
+}
+
+function overshoot(name: string, declared: number): DaemonError {
+  return badRequest(`difypkg entry ${JSON.stringify(name)} inflates to more than its declared ${declared} bytes`);
 }
 
 /** Zip-level failures read like upstream's: "zip" becomes "difypkg". */

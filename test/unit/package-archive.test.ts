@@ -102,15 +102,18 @@ describe("readPackage", () => {
       );
     });
 
-    it("stops an entry that inflates beyond the size its header declares (zip bomb)", async () => {
-      // 16 MiB of zeros compress to ~16 KiB; the header then claims only 100 bytes.
-      const bytes = await buildPackage({ "manifest.yaml": "m", "bomb.bin": new Uint8Array(16 * 1024 * 1024) });
-      patchZipRecords(bytes, (record, view) => {
-        if (record.name === "bomb.bin") view.setUint32(record.offset + 24, 100, true);
-      });
-      const err = await rejection(readPackage(bytes, DEFAULT_PACKAGE_LIMITS));
-      expect(err.message).toBe('difypkg entry "bomb.bin" inflates to more than its declared 100 bytes');
-    });
+    it.each([100, 2 * 1024 * 1024])(
+      "stops an entry that inflates beyond the %i bytes its header declares (zip bomb)",
+      async (declared) => {
+        // 16 MiB of zeros compress to ~16 KiB; the header then claims far less.
+        const bytes = await buildPackage({ "manifest.yaml": "m", "bomb.bin": new Uint8Array(16 * 1024 * 1024) });
+        patchZipRecords(bytes, (record, view) => {
+          if (record.name === "bomb.bin") view.setUint32(record.offset + 24, declared, true);
+        });
+        const err = await rejection(readPackage(bytes, DEFAULT_PACKAGE_LIMITS));
+        expect(err.message).toBe(`difypkg entry "bomb.bin" inflates to more than its declared ${declared} bytes`);
+      },
+    );
 
     it("rejects an entry that inflates to less than it declares", async () => {
       const bytes = await buildPackage({ "manifest.yaml": "m", "a.txt": "abcdef" });
