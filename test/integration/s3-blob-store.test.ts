@@ -1,0 +1,42 @@
+import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createS3Client } from "../../src/adapters/aws/clients.js";
+import { S3BlobStore } from "../../src/adapters/aws/s3-blob-store.js";
+import { awsTestEndpoint, createTestBucket, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
+import { blobStoreContract } from "./blob-store.contract.js";
+
+let endpoint: AwsTestEndpoint;
+let client: S3Client;
+let store: S3BlobStore;
+const bucket = uniqueResourceName("packages");
+
+beforeAll(async () => {
+  endpoint = await awsTestEndpoint();
+  client = createS3Client(endpoint.clientConfig);
+  await createTestBucket(client, bucket);
+  store = new S3BlobStore({ bucket, prefix: "blobs", client });
+});
+
+afterAll(async () => {
+  client?.destroy();
+  await endpoint?.release();
+});
+
+describe("S3BlobStore", () => {
+  blobStoreContract(() => store);
+
+  it("writes objects under its prefix, so stores sharing a bucket do not see each other", async () => {
+    const other = new S3BlobStore({ bucket, prefix: "other/", client });
+    await store.put("shared-name", new TextEncoder().encode("mine"));
+    expect(await other.get("shared-name")).toBeUndefined();
+    expect(await other.exists("shared-name")).toBe(false);
+
+    const raw = await client.send(new GetObjectCommand({ Bucket: bucket, Key: "blobs/shared-name" }));
+    expect(await raw.Body?.transformToString()).toBe("mine");
+  });
+
+  it("fails loudly when the bucket does not exist instead of reporting a missing key", async () => {
+    const lost = new S3BlobStore({ bucket: uniqueResourceName("missing"), client });
+    await expect(lost.get("anything")).rejects.toThrow(/bucket/i);
+  });
+});
