@@ -34,6 +34,11 @@ export class DaemonError extends Error {
   readonly errorType: ErrorType;
   readonly code: number;
   readonly args: Record<string, unknown> | null;
+  /**
+   * HTTP status to answer with. Upstream answers service errors with 200 and a negative code,
+   * and only request-level failures (auth, binding, unknown plugin header) with 4xx/5xx.
+   */
+  httpStatus = 200;
 
   constructor(errorType: ErrorType, message: string, args: Record<string, unknown> | null = null) {
     super(message);
@@ -41,6 +46,11 @@ export class DaemonError extends Error {
     this.errorType = errorType;
     this.code = CODE_OF[errorType];
     this.args = args;
+  }
+
+  withStatus(status: number): this {
+    this.httpStatus = status;
+    return this;
   }
 }
 
@@ -50,7 +60,7 @@ export const internalError = (message: string) => new DaemonError("PluginDaemonI
 export const pluginNotFound = () => new DaemonError("PluginNotFoundError", "plugin not found");
 export const identifierError = (message: string) => new DaemonError("PluginUniqueIdentifierError", message);
 export const permissionDenied = (message: string) => new DaemonError("PluginPermissionDeniedError", message);
-export const unauthorized = () => new DaemonError("PluginDaemonUnauthorizedError", "unauthorized");
+export const unauthorized = () => new DaemonError("PluginDaemonUnauthorizedError", "unauthorized").withStatus(401);
 
 /** Turns anything thrown into a DaemonError without losing a DaemonError's own type. */
 export function asDaemonError(err: unknown): DaemonError {

@@ -1,0 +1,5 @@
+/** Lambda (response streaming): public plugin endpoints `/e/{hook_id}/*`, answered as raw HTTP. */
+import { streamingHandler } from "../src/http/apigateway.js";
+import { groupRuntime } from "../src/routes/groups.js";
+
+export const handler = streamingHandler(groupRuntime("public-endpoint"));

@@ -1,0 +1,122 @@
+/**
+ * Daemon configuration from the environment, validated once. Names follow the upstream daemon
+ * where one exists (SERVER_KEY, MAX_PLUGIN_PACKAGE_SIZE, FORCE_VERIFYING_SIGNATURE, ...), so a
+ * docker-compose written for the Go daemon keeps working. README's configuration table lists them.
+ */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { z } from "zod";
+
+const bool = (fallback: boolean) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === "" ? fallback : ["1", "true", "yes", "on"].includes(v.toLowerCase())));
+const int = (fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === "") return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) {
+        ctx.addIssue({ code: "custom", message: `expected a non-negative integer, got "${v}"` });
+        return z.NEVER;
+      }
+      return n;
+    });
+const list = z
+  .string()
+  .optional()
+  .transform((v) => (v ?? "").split(",").map((s) => s.trim()).filter(Boolean));
+
+const envSchema = z.object({
+  SERVER_HOST: z.string().default("0.0.0.0"),
+  SERVER_PORT: int(5002),
+  /** The key Dify sends as X-Api-Key (Dify's PLUGIN_DAEMON_KEY). */
+  SERVER_KEY: z.string().optional(),
+  DAEMON_KEY_SECRET_ARN: z.string().optional(),
+  STORE_BACKEND: z.enum(["local", "aws"]).default("local"),
+  DATA_DIR: z.string().optional(),
+  METADATA_TABLE: z.string().optional(),
+  PACKAGE_BUCKET: z.string().optional(),
+  MAX_PLUGIN_PACKAGE_SIZE: int(52_428_800),
+  MAX_BUNDLE_PACKAGE_SIZE: int(629_145_600),
+  MAX_PACKAGE_ENTRIES: int(10_000),
+  FORCE_VERIFYING_SIGNATURE: bool(true),
+  THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED: bool(false),
+  THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS: list,
+  PLUGIN_MAX_EXECUTION_TIMEOUT: int(600),
+  PLUGIN_INSTALL_TIMEOUT: int(15),
+  MARKETPLACE_API_URL: z.string().url().default("https://marketplace.dify.ai"),
+  GITHUB_API_URL: z.string().url().default("https://github.com"),
+  DIFY_INNER_API_URL: z.string().optional(),
+  DIFY_INNER_API_KEY: z.string().optional(),
+  DIFY_INNER_API_KEY_SECRET_ARN: z.string().optional(),
+  PLUGIN_ENDPOINT_ENABLED: bool(true),
+  PLUGIN_REMOTE_INSTALLING_ENABLED: bool(false),
+  PYTHON_INTERPRETER_PATH: z.string().optional(),
+  UV_PATH: z.string().optional(),
+  PIP_MIRROR_URL: z.string().optional(),
+  PYTHON_ENV_INIT_TIMEOUT: int(120),
+  PLUGIN_FUNCTION_PREFIX: z.string().default("dify-plugin-"),
+  PLUGIN_ROLE_ARN: z.string().optional(),
+  PLUGIN_LAYER_ARN: z.string().optional(),
+  PLUGIN_BUILDER_FUNCTION: z.string().optional(),
+  INSTALL_WORKER_FUNCTION: z.string().optional(),
+  DAEMON_PUBLIC_URL: z.string().optional(),
+  PLUGIN_ARCH: z.enum(["arm64", "x86_64"]).default("arm64"),
+  LOG_LEVEL: z.string().default("info"),
+});
+
+export type DaemonConfig = ReturnType<typeof loadConfig>;
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ");
+    throw new Error(`invalid daemon configuration: ${detail}`);
+  }
+  const e = parsed.data;
+  return {
+    host: e.SERVER_HOST,
+    port: e.SERVER_PORT,
+    serverKey: e.SERVER_KEY,
+    daemonKeySecretArn: e.DAEMON_KEY_SECRET_ARN,
+    storeBackend: e.STORE_BACKEND,
+    dataDir: e.DATA_DIR ?? join(homedir(), ".local", "share", "dify-plugin-daemon-aws"),
+    metadataTable: e.METADATA_TABLE,
+    packageBucket: e.PACKAGE_BUCKET,
+    packageLimits: {
+      maxPackageBytes: e.MAX_PLUGIN_PACKAGE_SIZE,
+      maxUncompressedBytes: e.MAX_PLUGIN_PACKAGE_SIZE,
+      maxEntries: e.MAX_PACKAGE_ENTRIES,
+    },
+    maxBundleBytes: e.MAX_BUNDLE_PACKAGE_SIZE,
+    forceVerifyingSignature: e.FORCE_VERIFYING_SIGNATURE,
+    thirdPartyPublicKeyPaths: e.THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED
+      ? e.THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS
+      : [],
+    executionTimeoutSeconds: e.PLUGIN_MAX_EXECUTION_TIMEOUT,
+    installTimeoutMinutes: e.PLUGIN_INSTALL_TIMEOUT,
+    marketplaceUrl: e.MARKETPLACE_API_URL.replace(/\/+$/, ""),
+    githubUrl: e.GITHUB_API_URL.replace(/\/+$/, ""),
+    difyInnerApiUrl: e.DIFY_INNER_API_URL?.replace(/\/+$/, ""),
+    difyInnerApiKey: e.DIFY_INNER_API_KEY,
+    difyInnerApiKeySecretArn: e.DIFY_INNER_API_KEY_SECRET_ARN,
+    endpointsEnabled: e.PLUGIN_ENDPOINT_ENABLED,
+    remoteInstallingEnabled: e.PLUGIN_REMOTE_INSTALLING_ENABLED,
+    pythonInterpreterPath: e.PYTHON_INTERPRETER_PATH,
+    uvPath: e.UV_PATH,
+    pipMirrorUrl: e.PIP_MIRROR_URL,
+    pythonEnvInitTimeoutSeconds: e.PYTHON_ENV_INIT_TIMEOUT,
+    pluginFunctionPrefix: e.PLUGIN_FUNCTION_PREFIX,
+    pluginRoleArn: e.PLUGIN_ROLE_ARN,
+    pluginLayerArn: e.PLUGIN_LAYER_ARN,
+    pluginBuilderFunction: e.PLUGIN_BUILDER_FUNCTION,
+    installWorkerFunction: e.INSTALL_WORKER_FUNCTION,
+    daemonPublicUrl: e.DAEMON_PUBLIC_URL,
+    pluginArch: e.PLUGIN_ARCH,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * The composition root: builds the daemon's services on the adapters the configuration asks
+ * for (AWS or local). Lambda handlers and the local daemon share one instance per process.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadConfig, type DaemonConfig } from "./config.js";
+import { HttpMarketplace } from "./adapters/http-marketplace.js";
+import type { BlobStore } from "./ports/blob-store.js";
+import type { InstallQueue } from "./ports/install-queue.js";
+import type { ItemStore } from "./ports/item-store.js";
+import type { PluginRuntime } from "./ports/plugin-runtime.js";
+import type { Installation } from "./stores/installations.js";
+import { InstallTasks } from "./stores/install-tasks.js";
+import { Installations } from "./stores/installations.js";
+import { PackageRecords } from "./stores/package-records.js";
+import { Catalog } from "./services/catalog.js";
+import { Installer } from "./services/installer.js";
+import { PackageIntake } from "./services/package-intake.js";
+import { Readmes } from "./services/readmes.js";
+import { Dispatcher } from "./services/dispatcher.js";
+import { unavailableBackwards } from "./services/backwards-invocation.js";
+import { logger } from "./logger.js";
+
+export interface Daemon {
+  config: DaemonConfig;
+  daemonKey: () => Promise<string>;
+  items: ItemStore;
+  blobs: BlobStore;
+  packages: PackageRecords;
+  intake: PackageIntake;
+  installations: Installations;
+  tasks: InstallTasks;
+  installer: Installer;
+  catalog: Catalog;
+  readmes: Readmes;
+  runtime: PluginRuntime;
+  dispatcher: Dispatcher;
+  close(): Promise<void>;
+}
+
+/** The adapters a deployment provides. */
+export interface Adapters {
+  items: ItemStore;
+  blobs: BlobStore;
+  runtime: PluginRuntime;
+  runtimeType: Installation["runtime_type"];
+  daemonKey: () => Promise<string>;
+  /** Built with the installer, because the local queue runs tasks in-process. */
+  queue: (runTask: (tenantId: string, taskId: string) => Promise<void>) => InstallQueue;
+}
+
+export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
+  const packages = new PackageRecords(adapters.items, adapters.blobs);
+  const intake = new PackageIntake(packages, {
+    limits: config.packageLimits,
+    forceVerifyingSignature: config.forceVerifyingSignature,
+    extraPublicKeysPem: config.thirdPartyPublicKeyPaths.map((path) => readFileSync(path, "utf8")),
+  });
+  const installations = new Installations(adapters.items);
+  const tasks = new InstallTasks(adapters.items);
+  let installer: Installer | undefined;
+  const queue = adapters.queue((tenantId, taskId) => (installer as Installer).runTask(tenantId, taskId));
+  installer = new Installer({
+    packages,
+    intake,
+    installations,
+    tasks,
+    runtime: adapters.runtime,
+    marketplace: new HttpMarketplace({
+      marketplaceUrl: config.marketplaceUrl,
+      githubUrl: config.githubUrl,
+      maxPackageBytes: config.packageLimits.maxPackageBytes,
+    }),
+    queue,
+    runtimeType: adapters.runtimeType,
+  });
+  return {
+    config,
+    daemonKey: adapters.daemonKey,
+    items: adapters.items,
+    blobs: adapters.blobs,
+    packages,
+    intake,
+    installations,
+    tasks,
+    installer,
+    catalog: new Catalog(installations, packages),
+    readmes: new Readmes(intake),
+    runtime: adapters.runtime,
+    dispatcher: new Dispatcher(adapters.runtime, config.executionTimeoutSeconds, unavailableBackwards),
+    close: () => adapters.runtime.close(),
+  };
+}
+
+/** Upstream docker-compose's default key, so a local Dify connects without extra setup. */
+export const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
+
+async function localAdapters(config: DaemonConfig): Promise<Adapters> {
+  const [{ SqliteItemStore }, { DiskBlobStore }, { LocalPluginRuntime }, { InProcessInstallQueue }] = await Promise.all([
+    import("./adapters/local/sqlite-item-store.js"),
+    import("./adapters/local/disk-blob-store.js"),
+    import("./adapters/local/local-plugin-runtime.js"),
+    import("./adapters/local/in-process-install-queue.js"),
+  ]);
+  if (!config.serverKey) logger.warn("SERVER_KEY is not set: using the upstream docker-compose default key");
+  const key = config.serverKey ?? LOCAL_DEFAULT_KEY;
+  return {
+    items: SqliteItemStore.inDirectory(config.dataDir),
+    blobs: new DiskBlobStore(join(config.dataDir, "blobs")),
+    runtime: new LocalPluginRuntime({
+      workDir: join(config.dataDir, "plugins"),
+      pythonPath: config.pythonInterpreterPath,
+      uvPath: config.uvPath,
+      pipMirrorUrl: config.pipMirrorUrl,
+      envInitTimeoutSeconds: config.pythonEnvInitTimeoutSeconds,
+    }),
+    runtimeType: "local",
+    daemonKey: async () => key,
+    queue: (run) => new InProcessInstallQueue(run),
+  };
+}
+
+async function awsAdapters(config: DaemonConfig): Promise<Adapters> {
+  const [{ DynamoDbItemStore }, { S3BlobStore }, { LambdaPluginRuntime }, { LambdaInstallQueue }, { secretValue }] =
+    await Promise.all([
+      import("./adapters/aws/dynamodb-item-store.js"),
+      import("./adapters/aws/s3-blob-store.js"),
+      import("./adapters/aws/lambda-plugin-runtime.js"),
+      import("./adapters/aws/lambda-install-queue.js"),
+      import("./adapters/aws/secrets.js"),
+    ]);
+  const required = (value: string | undefined, name: string): string => {
+    if (!value) throw new Error(`${name} must be set when STORE_BACKEND=aws`);
+    return value;
+  };
+  const table = required(config.metadataTable, "METADATA_TABLE");
+  const bucket = required(config.packageBucket, "PACKAGE_BUCKET");
+  const keyArn = config.daemonKeySecretArn;
+  const items = new DynamoDbItemStore({ tableName: table });
+  return {
+    items,
+    blobs: new S3BlobStore({ bucket }),
+    runtime: new LambdaPluginRuntime({ config, bucket, items }),
+    runtimeType: "serverless",
+    daemonKey: keyArn ? () => secretValue(keyArn) : async () => required(config.serverKey, "SERVER_KEY"),
+    queue: (run) => new LambdaInstallQueue(config.installWorkerFunction, run),
+  };
+}
+
+let shared: Promise<Daemon> | undefined;
+
+/** The process-wide daemon, built from the environment on first use. */
+export function sharedDaemon(): Promise<Daemon> {
+  shared ??= (async () => {
+    const config = loadConfig();
+    const adapters = config.storeBackend === "aws" ? await awsAdapters(config) : await localAdapters(config);
+    return createDaemon(config, adapters);
+  })();
+  return shared;
+}

@@ -1,0 +1,89 @@
+/**
+ * The SDK's session protocol, as the daemon reads it (docs: layers/README.md): one JSON event
+ * per line, `{event, session_id, data}`. Both runtimes (stdio subprocess and Lambda bootstrap)
+ * produce exactly these lines, so this one codec serves both.
+ */
+import { z } from "zod";
+import type { BackwardsInvocationEvent, PluginRequest, SessionOutput } from "../ports/plugin-runtime.js";
+
+const errorData = z.object({
+  error_type: z.string().default("unknown"),
+  message: z.string().default(""),
+  args: z.record(z.string(), z.unknown()).nullish(),
+});
+
+const sessionMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("stream"), data: z.unknown() }),
+  z.object({
+    type: z.literal("invoke"),
+    data: z.object({
+      type: z.string(),
+      backwards_request_id: z.string(),
+      request: z.record(z.string(), z.unknown()).default({}),
+    }),
+  }),
+  z.object({ type: z.literal("error"), data: errorData }),
+  z.object({ type: z.literal("end"), data: z.unknown().optional() }),
+]);
+
+const pluginEvent = z.discriminatedUnion("event", [
+  z.object({ event: z.literal("session"), session_id: z.string(), data: sessionMessage }),
+  z.object({ event: z.literal("heartbeat") }).loose(),
+  z.object({
+    event: z.literal("log"),
+    data: z.object({ level: z.string().default("INFO"), message: z.string().default("") }).loose(),
+  }).loose(),
+  z.object({ event: z.literal("error"), data: z.unknown() }).loose(),
+]);
+
+export type PluginEvent = z.infer<typeof pluginEvent>;
+export type SessionMessage = z.infer<typeof sessionMessage>;
+
+/**
+ * Parses one output line. Lines that are not protocol events (the manifest the SDK prints at
+ * start, stray prints) give undefined and are ignored, as upstream does.
+ */
+export function parsePluginLine(line: string): PluginEvent | undefined {
+  const text = line.trim();
+  if (!text.startsWith("{")) return undefined;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const parsed = pluginEvent.safeParse(json);
+  return parsed.success ? parsed.data : undefined;
+}
+
+export function toSessionOutput(message: SessionMessage): SessionOutput | undefined {
+  switch (message.type) {
+    case "stream":
+      return { type: "stream", data: message.data };
+    case "error":
+      return { type: "error", data: { error_type: message.data.error_type, message: message.data.message, args: message.data.args ?? null } };
+    case "end":
+      return { type: "end" };
+    case "invoke":
+      return undefined;
+  }
+}
+
+/** The stdin line answering a backwards invocation. */
+export function backwardsResponseLine(request: PluginRequest, event: BackwardsInvocationEvent): string {
+  return `${JSON.stringify({
+    session_id: request.session_id,
+    event: "backwards_response",
+    conversation_id: request.conversation_id ?? null,
+    message_id: request.message_id ?? null,
+    app_id: request.app_id ?? null,
+    endpoint_id: request.endpoint_id ?? null,
+    context: request.context ?? null,
+    data: event,
+  })}\n`;
+}
+
+export const runtimeError = (message: string, args: Record<string, unknown> | null = null): SessionOutput => ({
+  type: "error",
+  data: { error_type: "PluginRuntimeError", message, args },
+});

@@ -1,0 +1,107 @@
+/**
+ * The edge between API Gateway (REST API, Lambda proxy integration) and the route pipeline.
+ * Buffered groups return a proxy result; streaming groups use Lambda response streaming
+ * (middy's streamifyResponse), which API Gateway passes through in STREAM transfer mode.
+ */
+import { Readable } from "node:stream";
+import middy from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import type { DaemonRequest } from "./daemon-request.js";
+import type { DaemonResponse } from "./daemon-response.js";
+import { serve, type DaemonKeySource } from "./pipeline.js";
+import type { Router } from "./router.js";
+
+/** What a handler needs once its daemon is ready (built lazily at cold start). */
+export interface RouteGroupRuntime {
+  router: Router;
+  daemonKey: DaemonKeySource;
+}
+
+export function toDaemonRequest(event: APIGatewayProxyEvent): DaemonRequest {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) {
+    if (value !== undefined) headers[name.toLowerCase()] = value;
+  }
+  const query = new URLSearchParams();
+  const multi = event.multiValueQueryStringParameters;
+  if (multi) {
+    for (const [name, values] of Object.entries(multi)) for (const v of values ?? []) query.append(name, v);
+  } else {
+    for (const [name, value] of Object.entries(event.queryStringParameters ?? {})) {
+      if (value !== undefined) query.append(name, value);
+    }
+  }
+  const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8") : Buffer.alloc(0);
+  return {
+    method: event.httpMethod.toUpperCase(),
+    path: event.path,
+    params: {},
+    query,
+    headers,
+    body,
+    sourceIp: event.requestContext?.identity?.sourceIp,
+  };
+}
+
+async function drain(body: AsyncIterable<Uint8Array | string>): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  for await (const chunk of body) parts.push(typeof chunk === "string" ? Buffer.from(chunk) : Buffer.from(chunk));
+  return Buffer.concat(parts);
+}
+
+export async function toProxyResult(res: DaemonResponse): Promise<APIGatewayProxyResult> {
+  switch (res.kind) {
+    case "json":
+      return {
+        statusCode: res.status,
+        headers: { "content-type": "application/json; charset=utf-8", ...res.headers },
+        body: JSON.stringify(res.body),
+      };
+    case "bytes":
+      return {
+        statusCode: res.status,
+        headers: res.headers,
+        body: Buffer.from(res.body).toString("base64"),
+        isBase64Encoded: true,
+      };
+    case "stream":
+      return { statusCode: res.status, headers: res.headers, body: (await drain(res.body)).toString("utf8") };
+  }
+}
+
+/** A buffered API Gateway handler serving one route group. */
+export function bufferedHandler(ready: () => Promise<RouteGroupRuntime>) {
+  return middy(async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
+    const { router, daemonKey } = await ready();
+    return toProxyResult(await serve(router, toDaemonRequest(event), daemonKey));
+  });
+}
+
+interface StreamingResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: Readable;
+}
+
+/** A response-streaming handler: the body is piped to the client as the plugin produces it. */
+export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
+  return middy(
+    async (event: APIGatewayProxyEvent): Promise<StreamingResult> => {
+      const { router, daemonKey } = await ready();
+      const res = await serve(router, toDaemonRequest(event), daemonKey);
+      switch (res.kind) {
+        case "stream":
+          return { statusCode: res.status, headers: res.headers, body: Readable.from(res.body, { objectMode: false }) };
+        case "bytes":
+          return { statusCode: res.status, headers: res.headers, body: Readable.from([Buffer.from(res.body)]) };
+        case "json":
+          return {
+            statusCode: res.status,
+            headers: { "content-type": "application/json; charset=utf-8", ...res.headers },
+            body: Readable.from([JSON.stringify(res.body)]),
+          };
+      }
+    },
+    { streamifyResponse: true },
+  );
+}

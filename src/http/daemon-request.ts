@@ -1,0 +1,75 @@
+/**
+ * The transport-neutral view of an HTTP request that route handlers see, whether it came
+ * through API Gateway or the local daemon's HTTP server.
+ */
+import { z } from "zod";
+import { DaemonError } from "../domain/errors.js";
+
+export interface DaemonRequest {
+  method: string;
+  /** Path as the client sent it, without an API Gateway stage prefix. */
+  path: string;
+  /** Route parameters filled in by the router. */
+  params: Record<string, string>;
+  query: URLSearchParams;
+  /** Header names lower-cased. */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Caller's address, for logs and endpoint requests. */
+  sourceIp?: string;
+}
+
+export const header = (req: DaemonRequest, name: string): string | undefined => req.headers[name.toLowerCase()];
+
+/**
+ * Binds a request like upstream's BindRequest: JSON body when Content-Type is exactly
+ * application/json, form fields for urlencoded bodies, and URL query parameters always, so
+ * `GET decode/from_identifier` works with Dify's JSON body as well as with a query string.
+ * A validation failure is the upstream 400 with code -400.
+ */
+export function bind<T extends z.ZodType>(req: DaemonRequest, schema: T): z.infer<T> {
+  const fields: Record<string, unknown> = {};
+  const addParams = (params: URLSearchParams) => {
+    for (const key of new Set(params.keys())) {
+      const values = params.getAll(key);
+      fields[key] = values.length > 1 ? values : values[0];
+    }
+  };
+  addParams(req.query);
+  const contentType = (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase();
+  if (req.body.length > 0) {
+    if (contentType === "application/json") {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(req.body.toString("utf8"));
+      } catch {
+        throw new BindError("request body is not valid JSON");
+      }
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) Object.assign(fields, parsed);
+    } else if (contentType === "application/x-www-form-urlencoded") {
+      addParams(new URLSearchParams(req.body.toString("utf8")));
+    }
+  }
+  const result = schema.safeParse(fields);
+  if (!result.success) {
+    const detail = result.error.issues
+      .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
+      .join("; ");
+    throw new BindError(detail);
+  }
+  return result.data;
+}
+
+/** A request that failed binding/validation: answered with HTTP 400 like upstream. */
+export class BindError extends DaemonError {
+  constructor(message: string) {
+    super("PluginDaemonBadRequestError", message);
+    this.withStatus(400);
+  }
+}
+
+/** Query-string friendly pagination, the bounds upstream validates. */
+export const pagination = (maxPageSize = 256) => ({
+  page: z.coerce.number().int().min(1),
+  page_size: z.coerce.number().int().min(1).max(maxPageSize),
+});

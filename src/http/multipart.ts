@@ -1,0 +1,33 @@
+/** multipart/form-data bodies (package and bundle uploads), parsed with busboy under a size cap. */
+import busboy from "busboy";
+import { badRequest } from "../domain/errors.js";
+import { header, type DaemonRequest } from "./daemon-request.js";
+
+export interface MultipartForm {
+  files: Map<string, Buffer>;
+  fields: Map<string, string>;
+}
+
+export function parseMultipart(req: DaemonRequest, maxFileBytes: number): Promise<MultipartForm> {
+  const contentType = header(req, "content-type") ?? "";
+  if (!contentType.toLowerCase().startsWith("multipart/form-data")) {
+    return Promise.reject(badRequest("expected a multipart/form-data body").withStatus(400));
+  }
+  return new Promise((resolve, reject) => {
+    const form: MultipartForm = { files: new Map(), fields: new Map() };
+    let failure: Error | undefined;
+    const parser = busboy({ headers: { "content-type": contentType }, limits: { fileSize: maxFileBytes, fields: 32, files: 4 } });
+    parser.on("file", (name, stream) => {
+      const parts: Buffer[] = [];
+      stream.on("data", (chunk: Buffer) => parts.push(chunk));
+      stream.on("limit", () => {
+        failure ??= badRequest("file size exceeds the maximum limit");
+      });
+      stream.on("end", () => form.files.set(name, Buffer.concat(parts)));
+    });
+    parser.on("field", (name, value) => form.fields.set(name, value));
+    parser.on("error", (err: Error) => reject(badRequest(`malformed multipart body: ${err.message}`).withStatus(400)));
+    parser.on("close", () => (failure ? reject(failure) : resolve(form)));
+    parser.end(req.body);
+  });
+}

@@ -1,0 +1,21 @@
+/** `npm start`: the local daemon on port 5002 with the embedded store and Python subprocess plugins. */
+import { sharedDaemon } from "../daemon.js";
+import { logger } from "../logger.js";
+import { startLocalServer } from "./server.js";
+
+const daemon = await sharedDaemon();
+const server = await startLocalServer(daemon, {
+  host: daemon.config.host,
+  port: daemon.config.port,
+  maxBodyBytes: Math.max(daemon.config.packageLimits.maxPackageBytes, daemon.config.maxBundleBytes) + 1024 * 1024,
+});
+logger.info({ url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir: daemon.config.dataDir }, "plugin daemon listening");
+
+const shutdown = async (signal: string) => {
+  logger.info({ signal }, "shutting down");
+  server.close();
+  await daemon.close();
+  process.exit(0);
+};
+process.once("SIGINT", () => void shutdown("SIGINT"));
+process.once("SIGTERM", () => void shutdown("SIGTERM"));

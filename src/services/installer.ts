@@ -1,0 +1,264 @@
+/**
+ * Installs, upgrades and uninstalls plugins for tenants through install tasks.
+ * An installation is written only after the plugin runtime is ready, so a record never claims
+ * a plugin that cannot run; an upgrade swaps the identifier only after the new runtime is ready,
+ * so a failed upgrade leaves the old version installed and running.
+ */
+import { v7 as uuidv7, v4 as uuidv4 } from "uuid";
+import { badRequest, notFound } from "../domain/errors.js";
+import { parseUniqueIdentifier } from "../domain/identifier.js";
+import { newInstallTask, updatePlugin, type InstallTask, type TaskStatus } from "../domain/install-task.js";
+import { logger } from "../logger.js";
+import type { InstallQueue } from "../ports/install-queue.js";
+import { ConditionFailedError } from "../ports/item-store.js";
+import type { Marketplace } from "../ports/marketplace.js";
+import type { PluginRuntime } from "../ports/plugin-runtime.js";
+import type { InstallTasks, InstallJob, StoredTask } from "../stores/install-tasks.js";
+import type { Installation, Installations, StoredInstallation } from "../stores/installations.js";
+import type { PackageRecords } from "../stores/package-records.js";
+import type { PackageIntake } from "./package-intake.js";
+
+export interface InstallStart {
+  all_installed: boolean;
+  task_id: string;
+}
+
+export interface InstallerDeps {
+  packages: PackageRecords;
+  intake: PackageIntake;
+  installations: Installations;
+  tasks: InstallTasks;
+  runtime: PluginRuntime;
+  marketplace: Marketplace;
+  queue: InstallQueue;
+  runtimeType: Installation["runtime_type"];
+}
+
+export class Installer {
+  constructor(private readonly deps: InstallerDeps) {}
+
+  async installFromIdentifiers(
+    tenantId: string,
+    identifiers: string[],
+    source: string,
+    metas: Array<Record<string, unknown>>,
+  ): Promise<InstallStart> {
+    const ids = identifiers.map(parseUniqueIdentifier);
+    const installed = await Promise.all(ids.map((id) => this.deps.installations.get(tenantId, id.pluginId)));
+    // Upstream counts a plugin as installed by plugin id, whatever the version (Dify upgrades explicitly).
+    if (installed.every(Boolean)) return { all_installed: true, task_id: "" };
+    const job: InstallJob = {
+      kind: "install",
+      source,
+      plugins: ids.map((id, i) => ({ unique_identifier: id.raw, meta: metas[i] ?? {} })),
+    };
+    return { all_installed: false, task_id: await this.startTask(tenantId, job) };
+  }
+
+  async upgrade(
+    tenantId: string,
+    originalIdentifier: string,
+    newIdentifier: string,
+    source: string,
+    meta: Record<string, unknown>,
+  ): Promise<InstallStart> {
+    const original = parseUniqueIdentifier(originalIdentifier);
+    const next = parseUniqueIdentifier(newIdentifier);
+    if (original.pluginId !== next.pluginId) throw badRequest("original and new plugin must be the same plugin");
+    if (original.raw === next.raw) throw badRequest("original and new plugin unique identifier are the same");
+    const current = await this.deps.installations.get(tenantId, original.pluginId);
+    if (!current || current.installation.plugin_unique_identifier !== original.raw) {
+      throw notFound("plugin installation not found");
+    }
+    const job: InstallJob = {
+      kind: "upgrade",
+      source,
+      plugins: [{ unique_identifier: next.raw, meta, original_unique_identifier: original.raw }],
+    };
+    return { all_installed: false, task_id: await this.startTask(tenantId, job) };
+  }
+
+  /** Idempotent like upstream: uninstalling a missing installation still answers true. */
+  async uninstall(tenantId: string, installationId: string): Promise<void> {
+    const installation = await this.deps.installations.findById(installationId);
+    if (!installation || installation.tenant_id !== tenantId) return;
+    if (!(await this.deps.installations.remove(installation))) return;
+    await this.releaseIfUnused(installation.plugin_unique_identifier);
+  }
+
+  /** Carries out a task created by installFromIdentifiers/upgrade (called by the install queue). */
+  async runTask(tenantId: string, taskId: string): Promise<void> {
+    let stored = await this.deps.tasks.get(tenantId, taskId);
+    if (!stored) return;
+    const progress = new TaskProgress(this.deps.tasks, stored);
+    for (const plugin of stored.job.plugins) {
+      const uid = plugin.unique_identifier;
+      try {
+        await progress.set(uid, "running", "starting");
+        const message = await this.installOne(tenantId, stored.job, plugin, (line) => progress.note(uid, line));
+        await progress.set(uid, "success", message);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        logger.warn({ tenantId, taskId, uid, err: message }, "plugin install failed");
+        await progress.set(uid, "failed", message);
+      }
+    }
+    await progress.flush();
+  }
+
+  private async startTask(tenantId: string, job: InstallJob): Promise<string> {
+    const plugins = await Promise.all(
+      job.plugins.map(async (p) => {
+        const id = parseUniqueIdentifier(p.unique_identifier);
+        const record = await this.deps.packages.get(id.raw);
+        if (!record && !isDownloadable(job.source)) {
+          throw badRequest(`plugin package ${id.raw} not found, upload it first`);
+        }
+        const d = record?.declaration;
+        return {
+          plugin_unique_identifier: id.raw,
+          plugin_id: id.pluginId,
+          icon: d?.icon ?? "",
+          icon_dark: d?.icon_dark ?? "",
+          labels: (d?.label as InstallTask["plugins"][number]["labels"] | undefined) ?? { en_US: id.pluginId },
+          source: job.source,
+        };
+      }),
+    );
+    const task = newInstallTask(uuidv7(), tenantId, plugins, new Date());
+    await this.deps.tasks.create(task, job);
+    await this.deps.queue.enqueue({ tenantId, taskId: task.id });
+    return task.id;
+  }
+
+  private async installOne(
+    tenantId: string,
+    job: InstallJob,
+    plugin: InstallJob["plugins"][number],
+    note: (line: string) => void,
+  ): Promise<string> {
+    const id = parseUniqueIdentifier(plugin.unique_identifier);
+    const existing = await this.deps.installations.get(tenantId, id.pluginId);
+    if (job.kind === "install" && existing) return "installed";
+    if (job.kind === "upgrade") {
+      if (!existing || existing.installation.plugin_unique_identifier !== plugin.original_unique_identifier) {
+        throw notFound("plugin installation not found");
+      }
+    }
+    await this.ensurePackage(id.raw, job.source, plugin.meta, note);
+    const record = await this.deps.packages.get(id.raw);
+    if (!record) throw badRequest(`plugin package ${id.raw} not found`);
+    if (!(await this.deps.runtime.isInstalled(id.raw))) {
+      const archive = await this.deps.intake.archiveOf(id.raw);
+      await this.deps.runtime.install({ uniqueIdentifier: id.raw, declaration: record.declaration, archive }, note);
+    }
+    const now = new Date().toISOString();
+    if (job.kind === "upgrade" && existing) {
+      await this.swap(existing, id.raw, job.source, plugin.meta, now);
+      return "upgraded";
+    }
+    const installation: Installation = {
+      id: uuidv4(),
+      tenant_id: tenantId,
+      plugin_id: id.pluginId,
+      plugin_unique_identifier: id.raw,
+      runtime_type: this.deps.runtimeType,
+      source: job.source,
+      meta: plugin.meta,
+      endpoints_setups: 0,
+      endpoints_active: 0,
+      created_at: now,
+      updated_at: now,
+    };
+    // Losing this race to a concurrent install of the same plugin is fine: it is installed.
+    await this.deps.installations.create(installation);
+    return "installed";
+  }
+
+  private async swap(current: StoredInstallation, uid: string, source: string, meta: Record<string, unknown>, now: string) {
+    const previous = current.installation.plugin_unique_identifier;
+    try {
+      await this.deps.installations.replace(current, {
+        ...current.installation,
+        plugin_unique_identifier: uid,
+        source,
+        meta,
+        updated_at: now,
+      });
+    } catch (err) {
+      if (err instanceof ConditionFailedError) throw badRequest("the installation changed during the upgrade, try again");
+      throw err;
+    }
+    await this.releaseIfUnused(previous);
+  }
+
+  private async ensurePackage(uid: string, source: string, meta: Record<string, unknown>, note: (l: string) => void) {
+    if (await this.deps.packages.get(uid)) return;
+    let bytes: Uint8Array;
+    if (source === "marketplace") {
+      note("downloading plugin package from the marketplace");
+      bytes = await this.deps.marketplace.downloadPackage(uid);
+    } else if (source === "github") {
+      const repo = String(meta.repo ?? "");
+      const release = String(meta.version ?? meta.release ?? "");
+      const asset = String(meta.package ?? "");
+      if (!repo || !release || !asset) throw badRequest("github source needs meta.repo, meta.version and meta.package");
+      note(`downloading ${asset} from github ${repo}@${release}`);
+      bytes = await this.deps.marketplace.downloadGithubRelease(repo, release, asset);
+    } else {
+      throw badRequest(`plugin package ${uid} not found, upload it first`);
+    }
+    await this.deps.intake.accept(bytes, false, uid);
+  }
+
+  private async releaseIfUnused(uid: string): Promise<void> {
+    if ((await this.deps.packages.users(uid)).length > 0) return;
+    try {
+      await this.deps.runtime.remove(uid);
+    } catch (err) {
+      logger.warn({ uid, err: (err as Error).message }, "failed to remove an unused plugin runtime");
+    }
+  }
+}
+
+const isDownloadable = (source: string) => source === "marketplace" || source === "github";
+
+/**
+ * Writes a task's progress, one write at a time, re-reading on a conflicting write so a
+ * concurrent delete or update is never overwritten blindly.
+ */
+class TaskProgress {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly tasks: InstallTasks,
+    private stored: StoredTask | undefined,
+  ) {}
+
+  set(uid: string, status: TaskStatus, message: string): Promise<void> {
+    this.chain = this.chain.catch(() => undefined).then(() => this.write((task) => updatePlugin(task, uid, status, message, new Date())));
+    return this.chain;
+  }
+
+  /** Progress lines only update the message of a running plugin; failures to write them are not fatal. */
+  note(uid: string, line: string): void {
+    this.set(uid, "running", line).catch(() => undefined);
+  }
+
+  flush(): Promise<void> {
+    return this.chain;
+  }
+
+  private async write(change: (task: InstallTask) => InstallTask): Promise<void> {
+    for (let attempt = 0; attempt < 5 && this.stored; attempt++) {
+      try {
+        this.stored = await this.tasks.save(this.stored, change(this.stored.task));
+        return;
+      } catch (err) {
+        if (!(err instanceof ConditionFailedError)) throw err;
+        this.stored = await this.tasks.get(this.stored.task.tenant_id, this.stored.task.id);
+      }
+    }
+  }
+}
+

@@ -1,0 +1,94 @@
+/**
+ * Turns package bytes into a stored, verified package: read the archive safely, resolve the
+ * declaration, compute the identifier like upstream, check the signature, extract assets.
+ * Used by uploads, bundle uploads and marketplace/GitHub downloads alike.
+ */
+import { badRequest } from "../domain/errors.js";
+import { packageChecksum } from "../domain/checksum.js";
+import { loadDeclaration } from "../domain/declaration.js";
+import { formatUniqueIdentifier, isRemoteLike, parseUniqueIdentifier } from "../domain/identifier.js";
+import type { PluginDeclaration } from "../domain/manifest.js";
+import { readPackage, type PackageArchive, type PackageLimits } from "../domain/package-archive.js";
+import { extractAssets } from "../domain/plugin-assets.js";
+import { verifyPackageSignature, type Verification } from "../domain/signature.js";
+import { packageBlobKey, type PackageRecord, type PackageRecords } from "../stores/package-records.js";
+
+export interface DecodedPackage {
+  unique_identifier: string;
+  manifest: PluginDeclaration;
+  verification: Verification | null;
+}
+
+export interface PackageIntakeOptions {
+  limits: PackageLimits;
+  forceVerifyingSignature: boolean;
+  extraPublicKeysPem: readonly string[];
+}
+
+export class PackageIntake {
+  constructor(
+    private readonly packages: PackageRecords,
+    private readonly options: PackageIntakeOptions,
+  ) {}
+
+  /** Decodes, verifies and stores a package. `verifySignature` forces verification for this call. */
+  async accept(bytes: Uint8Array, verifySignature: boolean, expectedIdentifier?: string): Promise<DecodedPackage> {
+    if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
+    const archive = await readPackage(bytes, this.options.limits);
+    const declaration = loadDeclaration((path) => archive.file(path));
+    const uniqueIdentifier = formatUniqueIdentifier({
+      author: declaration.author || undefined,
+      name: declaration.name,
+      version: declaration.version,
+      checksum: packageChecksum(archive.entries),
+    });
+    if (isRemoteLike(parseUniqueIdentifier(uniqueIdentifier))) throw badRequest("cannot set author to an UUID");
+    if (expectedIdentifier !== undefined && expectedIdentifier !== uniqueIdentifier) {
+      throw badRequest(`downloaded package is ${uniqueIdentifier}, expected ${expectedIdentifier}`);
+    }
+    const signature = this.checkSignature(archive, verifySignature);
+    const { declaration: withAssets, assets } = extractAssets(
+      { ...declaration, verified: signature.verified },
+      (path) => archive.file(path),
+    );
+    const record: PackageRecord = {
+      unique_identifier: uniqueIdentifier,
+      plugin_id: parseUniqueIdentifier(uniqueIdentifier).pluginId,
+      declaration: withAssets,
+      verified: signature.verified,
+      verification: signature.verification,
+      package_key: packageBlobKey(uniqueIdentifier),
+      created_at: new Date().toISOString(),
+    };
+    await this.packages.save(record, bytes, assets);
+    return { unique_identifier: uniqueIdentifier, manifest: withAssets, verification: signature.verification };
+  }
+
+  /** Re-reads a stored package and re-checks its signature (decode/from_identifier). */
+  async decodeStored(uniqueIdentifier: string): Promise<DecodedPackage> {
+    const record = await this.packages.get(uniqueIdentifier);
+    const bytes = record && (await this.packages.bytes(uniqueIdentifier));
+    if (!record || !bytes) throw badRequest("plugin package not found");
+    const archive = await readPackage(bytes, this.options.limits);
+    const signature = verifyPackageSignature(archive, this.options.extraPublicKeysPem);
+    return {
+      unique_identifier: uniqueIdentifier,
+      manifest: { ...record.declaration, verified: signature.verified },
+      verification: signature.verification,
+    };
+  }
+
+  async archiveOf(uniqueIdentifier: string): Promise<PackageArchive> {
+    const bytes = await this.packages.bytes(uniqueIdentifier);
+    if (!bytes) throw badRequest("plugin package not found");
+    return readPackage(bytes, this.options.limits);
+  }
+
+  private checkSignature(archive: PackageArchive, verifySignature: boolean) {
+    const signature = verifyPackageSignature(archive, this.options.extraPublicKeysPem);
+    if ((this.options.forceVerifyingSignature || verifySignature) && !signature.verified) {
+      throw badRequest("plugin verification has been enabled, and the plugin you want to install has a bad signature");
+    }
+    return signature;
+  }
+}
