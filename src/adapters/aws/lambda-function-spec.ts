@@ -1,0 +1,173 @@
+/**
+ * The pure rules that turn a plugin into a Lambda function definition: its name, Python runtime,
+ * memory, timeout, environment, tags and the S3 key of its built code. Kept free of I/O so each
+ * rule is unit-tested on its own.
+ */
+import { createHash } from "node:crypto";
+import { memoryBytesOf, runnerOf } from "../../domain/declaration.js";
+import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import type { PluginDeclaration } from "../../domain/manifest.js";
+
+/** Lambda's bounds (CreateFunction API reference). */
+export const LAMBDA_MIN_MEMORY_MIB = 128;
+export const LAMBDA_MAX_MEMORY_MIB = 10_240;
+export const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
+export const LAMBDA_MAX_FUNCTION_NAME = 64;
+/** Synchronous (and streaming) invoke request payload limit. */
+export const LAMBDA_MAX_REQUEST_BYTES = 6_291_456;
+
+/** Where the plugin layer puts its exec wrapper (layers/plugin-runtime/bootstrap). */
+export const PLUGIN_BOOTSTRAP_PATH = "/opt/dify-plugin-bootstrap";
+/** Never called: the exec wrapper replaces the managed runtime's handler loop. */
+export const PLUGIN_HANDLER = "bootstrap.handler";
+/** Prefix of built code zips in the package bucket (infra/constructs/package-bucket.ts). */
+export const PLUGIN_CODE_PREFIX = "plugin-code/";
+
+/** Hex characters of the identifier's SHA-256 in a function name: 96 bits, collisions are not a concern. */
+const NAME_HASH_LENGTH = 24;
+const NAME_PATTERN = /^[A-Za-z0-9_-]+$/;
+
+export type LambdaPythonRuntime = "python3.12" | "python3.13";
+/** Managed Python runtimes the plugin layer is built for, oldest first. */
+const SUPPORTED_RUNTIMES: ReadonlyArray<{ minor: number; runtime: LambdaPythonRuntime }> = [
+  { minor: 12, runtime: "python3.12" },
+  { minor: 13, runtime: "python3.13" },
+];
+
+export type LambdaArch = "arm64" | "x86_64";
+
+export const TAG_UNIQUE_IDENTIFIER = "dify:plugin-unique-identifier";
+export const TAG_IDENTIFIER_SHA256 = "dify:plugin-unique-identifier-sha256";
+export const TAG_PLUGIN_ID = "dify:plugin-id";
+const MAX_TAG_VALUE = 256;
+
+export function identifierSha256(uniqueIdentifier: string): string {
+  return createHash("sha256").update(uniqueIdentifier).digest("hex");
+}
+
+/** Checks the configured prefix once, so a bad PLUGIN_FUNCTION_PREFIX fails clearly. */
+export function checkFunctionPrefix(prefix: string): void {
+  if (prefix !== "" && !NAME_PATTERN.test(prefix)) {
+    throw new Error(`PLUGIN_FUNCTION_PREFIX "${prefix}" may only contain letters, digits, "-" and "_"`);
+  }
+  const room = LAMBDA_MAX_FUNCTION_NAME - NAME_HASH_LENGTH;
+  if (prefix.length > room) {
+    throw new Error(`PLUGIN_FUNCTION_PREFIX "${prefix}" is too long: at most ${room} characters`);
+  }
+}
+
+/**
+ * One function per unique identifier, shared by every tenant: the prefix plus a hash of the
+ * identifier (identifiers contain `/ : @` and can be hundreds of characters long).
+ */
+export function pluginFunctionName(prefix: string, uniqueIdentifier: string): string {
+  checkFunctionPrefix(prefix);
+  return prefix + identifierSha256(uniqueIdentifier).slice(0, NAME_HASH_LENGTH);
+}
+
+/**
+ * The managed runtime for `meta.runner.version`: the exact one when supported, otherwise the
+ * closest newer one (a plugin written for 3.11 runs on 3.12); nothing older than requested.
+ */
+export function lambdaPythonRuntime(requested: string): LambdaPythonRuntime {
+  const match = /^\s*(\d+)(?:\.(\d+))?/.exec(requested);
+  const supportedList = SUPPORTED_RUNTIMES.map((r) => r.runtime).join(", ");
+  if (!match) throw new Error(`meta.runner.version "${requested}" is not a Python version`);
+  const major = Number(match[1]);
+  const minor = Number(match[2] ?? 0);
+  // Another major version is another language as far as compatibility goes.
+  const fit = major === 3 ? SUPPORTED_RUNTIMES.find((r) => r.minor >= minor) : undefined;
+  if (!fit) {
+    throw new Error(
+      `no AWS Lambda Python runtime for meta.runner.version "${requested}": plugins run on ${supportedList}`,
+    );
+  }
+  return fit.runtime;
+}
+
+/** `resource.memory` (bytes) as Lambda MemorySize: MiB rounded up, within Lambda's bounds. */
+export function memorySizeMiB(bytes: number): number {
+  const mib = Math.ceil(bytes / (1024 * 1024));
+  if (!Number.isFinite(mib)) return LAMBDA_MIN_MEMORY_MIB;
+  return Math.min(LAMBDA_MAX_MEMORY_MIB, Math.max(LAMBDA_MIN_MEMORY_MIB, mib));
+}
+
+/**
+ * Function timeout in seconds. Upstream manifests have no timeout field; a plugin may declare
+ * `resource.timeout` (seconds), which is used when it is a positive number. Otherwise the
+ * daemon's PLUGIN_MAX_EXECUTION_TIMEOUT. Either way rounded up and kept within 1..900 s, Lambda's
+ * limit. A session never outlives its function: the bootstrap stops it before the deadline.
+ */
+export function functionTimeoutSeconds(declaration: PluginDeclaration, executionTimeoutSeconds: number): number {
+  const declared = (declaration.resource as Record<string, unknown>).timeout;
+  const seconds = typeof declared === "number" && Number.isFinite(declared) && declared > 0 ? declared : executionTimeoutSeconds;
+  return Math.min(LAMBDA_MAX_TIMEOUT_SECONDS, Math.max(1, Math.ceil(seconds)));
+}
+
+/** Where the plugin builder writes the code zip for one identifier, runtime and architecture. */
+export function pluginCodeKey(uniqueIdentifier: string, runtime: LambdaPythonRuntime, arch: LambdaArch): string {
+  const id = parseUniqueIdentifier(uniqueIdentifier);
+  return `${PLUGIN_CODE_PREFIX}${id.pluginId}/${id.version}@${id.checksum}/${runtime}-${arch}.zip`;
+}
+
+/**
+ * Tags say which plugin a function runs. Tag values are limited to 256 characters, so the full
+ * identifier is only stored when it fits; its SHA-256 always is, and is what ownership checks use.
+ */
+export function pluginFunctionTags(uniqueIdentifier: string): Record<string, string> {
+  const id = parseUniqueIdentifier(uniqueIdentifier);
+  return {
+    [TAG_IDENTIFIER_SHA256]: identifierSha256(uniqueIdentifier),
+    ...(uniqueIdentifier.length <= MAX_TAG_VALUE && { [TAG_UNIQUE_IDENTIFIER]: uniqueIdentifier }),
+    ...(id.pluginId.length <= MAX_TAG_VALUE && { [TAG_PLUGIN_ID]: id.pluginId }),
+  };
+}
+
+/** Whether a function's tags say it runs this identifier (false for a hash-prefix collision). */
+export function tagsMatch(tags: Record<string, string> | undefined, uniqueIdentifier: string): boolean {
+  return tags?.[TAG_IDENTIFIER_SHA256] === identifierSha256(uniqueIdentifier);
+}
+
+export interface PluginFunctionSettings {
+  functionPrefix: string;
+  arch: LambdaArch;
+  executionTimeoutSeconds: number;
+}
+
+/** Everything about a plugin's function that follows from its declaration and the daemon settings. */
+export interface PluginFunctionSpec {
+  functionName: string;
+  runtime: LambdaPythonRuntime;
+  arch: LambdaArch;
+  memorySizeMiB: number;
+  timeoutSeconds: number;
+  codeKey: string;
+  environment: Record<string, string>;
+  tags: Record<string, string>;
+  description: string;
+}
+
+export function pluginFunctionSpec(
+  uniqueIdentifier: string,
+  declaration: PluginDeclaration,
+  settings: PluginFunctionSettings,
+): PluginFunctionSpec {
+  const runner = runnerOf(declaration);
+  const runtime = lambdaPythonRuntime(runner.version);
+  return {
+    functionName: pluginFunctionName(settings.functionPrefix, uniqueIdentifier),
+    runtime,
+    arch: settings.arch,
+    memorySizeMiB: memorySizeMiB(memoryBytesOf(declaration)),
+    timeoutSeconds: functionTimeoutSeconds(declaration, settings.executionTimeoutSeconds),
+    codeKey: pluginCodeKey(uniqueIdentifier, runtime, settings.arch),
+    environment: {
+      AWS_LAMBDA_EXEC_WRAPPER: PLUGIN_BOOTSTRAP_PATH,
+      INSTALL_METHOD: "local",
+      DIFY_PLUGIN_ENTRYPOINT: runner.entrypoint,
+    },
+    tags: pluginFunctionTags(uniqueIdentifier),
+    // Descriptions are limited to 256 characters.
+    description: `Dify plugin ${uniqueIdentifier}`.slice(0, 256),
+  };
+}

@@ -1,0 +1,248 @@
+/**
+ * The AWS plugin runtime: one Python Lambda function per plugin unique identifier, shared by
+ * every tenant. Install builds the code zip (plugin builder Lambda), then creates or updates the
+ * function with the plugin layer, whose exec wrapper runs the plugin as a stdio child process
+ * and streams each session back as NDJSON. Sessions are InvokeWithResponseStream calls; the
+ * plugin's backwards invocations come back to the daemon over HTTP with a per-session token.
+ */
+import { InvokeWithResponseStreamCommand, type InvokeWithResponseStreamCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
+import type { DaemonConfig } from "../../config.js";
+import { internalError } from "../../domain/errors.js";
+import { runtimeError } from "../../domain/plugin-protocol.js";
+import { sessionCallbackToken } from "../../domain/session-token.js";
+import { logger } from "../../logger.js";
+import type { ItemStore } from "../../ports/item-store.js";
+import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
+import { packageBlobKey } from "../../stores/package-records.js";
+import { createLambdaClient, sharedLambdaClient } from "./clients.js";
+import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, pluginFunctionName, pluginFunctionSpec } from "./lambda-function-spec.js";
+import { buildPluginCode } from "./lambda-plugin-builder.js";
+import { DEFAULT_WAIT, deleteFunction, deployFunction, isNotFound, type WaitSettings } from "./lambda-plugin-functions.js";
+import { sessionOutputs } from "./lambda-session-stream.js";
+import { secretValue } from "./secrets.js";
+
+export interface LambdaPluginRuntimeOptions {
+  config: DaemonConfig;
+  /** The package bucket: packages are read from it by the builder, code zips written to it. */
+  bucket: string;
+  items: ItemStore;
+  /** For every Lambda call. Defaults: the shared client for management, a no-retry one for sessions (retried here). */
+  lambda?: LambdaClient;
+  /** The key session callback tokens are signed with. Default: the daemon key (Secrets Manager, else SERVER_KEY). */
+  callbackSecret?: () => Promise<string>;
+  /** How long and how often to poll while Lambda applies a change. */
+  wait?: WaitSettings;
+  /** Delay before retry `n` (0-based) of a throttled or failed session start. Default 0.5 s · 2^n. */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+/** Invoke options as the dispatch layer passes them; the tenant binds the callback token. */
+export type LambdaInvokeOptions = InvokeOptions & { tenantId?: string };
+
+/** What `isInstalled` reads: one item per identifier. */
+export const runtimeRecordKey = (uniqueIdentifier: string) => ({ pk: `RUNTIME#${uniqueIdentifier}`, sk: "RUNTIME" });
+
+/** Retries of a session start that Lambda throttled or failed with a 5xx, before any byte arrived. */
+const START_RETRIES = 3;
+
+let sessionClient: LambdaClient | undefined;
+/** Sessions retry here (before the first byte only), so their client must not retry as well. */
+const sharedSessionClient = (): LambdaClient => (sessionClient ??= createLambdaClient({ maxAttempts: 1 }));
+
+export class LambdaPluginRuntime implements PluginRuntime {
+  private readonly config: DaemonConfig;
+  private readonly control: () => LambdaClient;
+  private readonly sessions: () => LambdaClient;
+  private readonly callbackSecret: (() => Promise<string>) | undefined;
+  private readonly installing = new Map<string, Promise<void>>();
+
+  constructor(private readonly options: LambdaPluginRuntimeOptions) {
+    this.config = options.config;
+    checkFunctionPrefix(this.config.pluginFunctionPrefix);
+    const injected = options.lambda;
+    this.control = injected ? () => injected : sharedLambdaClient;
+    this.sessions = injected ? () => injected : sharedSessionClient;
+    const { daemonKeySecretArn: arn, serverKey } = this.config;
+    this.callbackSecret =
+      options.callbackSecret ?? (arn ? () => secretValue(arn) : serverKey ? async () => serverKey : undefined);
+  }
+
+  functionName(uniqueIdentifier: string): string {
+    return pluginFunctionName(this.config.pluginFunctionPrefix, uniqueIdentifier);
+  }
+
+  async install(plugin: InstallablePlugin, progress: (message: string) => void): Promise<void> {
+    const uid = plugin.uniqueIdentifier;
+    // Two tenants of this process installing the same plugin share one build and deployment.
+    let running = this.installing.get(uid);
+    if (running) {
+      progress("waiting for another install of this plugin");
+    } else {
+      running = this.deploy(plugin, progress).finally(() => this.installing.delete(uid));
+      this.installing.set(uid, running);
+    }
+    await running;
+  }
+
+  private async deploy(plugin: InstallablePlugin, progress: (message: string) => void): Promise<void> {
+    const { config } = this;
+    const uid = plugin.uniqueIdentifier;
+    const builder = required(config.pluginBuilderFunction, "PLUGIN_BUILDER_FUNCTION");
+    const roleArn = required(config.pluginRoleArn, "PLUGIN_ROLE_ARN");
+    const layerArn = required(config.pluginLayerArn, "PLUGIN_LAYER_ARN");
+    const spec = pluginFunctionSpec(uid, plugin.declaration, {
+      functionPrefix: config.pluginFunctionPrefix,
+      arch: config.pluginArch,
+      executionTimeoutSeconds: config.executionTimeoutSeconds,
+    });
+    const lambda = this.control();
+
+    progress(`building plugin code for ${spec.runtime} (${spec.arch})`);
+    const built = await buildPluginCode(lambda, builder, {
+      bucket: this.options.bucket,
+      package_key: packageBlobKey(uid),
+      output_key: spec.codeKey,
+      arch: spec.arch,
+      python_version: spec.runtime.replace(/^python/, ""),
+    });
+    progress(`plugin code built: ${built.sizeBytes} bytes`);
+
+    const outcome = await deployFunction(
+      lambda,
+      { uniqueIdentifier: uid, spec, code: { bucket: this.options.bucket, key: built.codeKey }, roleArn, layerArn },
+      progress,
+      this.options.wait ?? DEFAULT_WAIT,
+    );
+    await this.options.items.write([
+      {
+        op: "put",
+        item: {
+          ...runtimeRecordKey(uid),
+          data: {
+            function_name: spec.functionName,
+            code_key: built.codeKey,
+            runtime: spec.runtime,
+            arch: spec.arch,
+            memory_mib: spec.memorySizeMiB,
+            timeout_seconds: spec.timeoutSeconds,
+            created_at: new Date().toISOString(),
+          },
+        },
+      },
+    ]);
+    progress(`plugin function ${spec.functionName} is ready (${outcome})`);
+  }
+
+  async isInstalled(uniqueIdentifier: string): Promise<boolean> {
+    return (await this.options.items.get(runtimeRecordKey(uniqueIdentifier))) !== undefined;
+  }
+
+  async remove(uniqueIdentifier: string): Promise<void> {
+    await deleteFunction(this.control(), this.functionName(uniqueIdentifier));
+    await this.options.items.write([{ op: "delete", key: runtimeRecordKey(uniqueIdentifier) }]);
+  }
+
+  async *invoke(uniqueIdentifier: string, request: PluginRequest, options: LambdaInvokeOptions): AsyncIterable<SessionOutput> {
+    const end: SessionOutput = { type: "end" };
+    let payload: Uint8Array;
+    try {
+      payload = await this.invocationPayload(request, options.tenantId ?? "");
+    } catch (err) {
+      yield runtimeError(`cannot start the plugin session: ${(err as Error).message}`);
+      yield end;
+      return;
+    }
+    if (payload.byteLength > LAMBDA_MAX_REQUEST_BYTES) {
+      yield runtimeError(`request too large for the plugin runtime: ${payload.byteLength} bytes > ${LAMBDA_MAX_REQUEST_BYTES}`);
+      yield end;
+      return;
+    }
+
+    const functionName = this.functionName(uniqueIdentifier);
+    let response: InvokeWithResponseStreamCommandOutput;
+    try {
+      response = await this.startSession(functionName, payload, options.signal);
+    } catch (err) {
+      if (options.signal.aborted) {
+        yield end;
+        return;
+      }
+      yield startFailure(err, uniqueIdentifier);
+      yield end;
+      return;
+    }
+    yield* sessionOutputs(response.EventStream, {
+      sessionId: request.session_id,
+      requestId: response.$metadata.requestId,
+      signal: options.signal,
+    });
+  }
+
+  async close(): Promise<void> {
+    // Nothing runs in this process; functions stay deployed.
+  }
+
+  /** `{request, callback, timeout_seconds}`: what the bootstrap reads (layers/plugin-runtime). */
+  private async invocationPayload(request: PluginRequest, tenantId: string): Promise<Uint8Array> {
+    const url = this.config.daemonPublicUrl;
+    let callback: { url: string; token: string } | null = null;
+    if (url) {
+      if (!this.callbackSecret) throw new Error("no daemon key to sign the session callback with");
+      callback = { url, token: sessionCallbackToken(request.session_id, tenantId, await this.callbackSecret()) };
+    }
+    const event = { request, callback, timeout_seconds: this.config.executionTimeoutSeconds };
+    return new TextEncoder().encode(JSON.stringify(event));
+  }
+
+  /**
+   * Starts the streamed invocation. Throttling and 5xx answers come before any output, so the
+   * call is retried then (the plugin has not seen the request); never once output has started.
+   */
+  private async startSession(functionName: string, payload: Uint8Array, signal: AbortSignal): Promise<InvokeWithResponseStreamCommandOutput> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const command = new InvokeWithResponseStreamCommand({ FunctionName: functionName, InvocationType: "RequestResponse", Payload: payload });
+        return await this.sessions().send(command, { abortSignal: signal });
+      } catch (err) {
+        if (signal.aborted || attempt >= START_RETRIES || !isRetryable(err)) throw err;
+        const delay = this.options.retryDelayMs?.(attempt) ?? 500 * 2 ** attempt;
+        logger.warn({ functionName, attempt: attempt + 1, err: (err as Error).name }, "plugin session start failed, retrying");
+        await sleep(delay, signal);
+      }
+    }
+  }
+}
+
+function required(value: string | undefined, name: string): string {
+  if (!value) throw internalError(`${name} must be set to install plugins on AWS Lambda`);
+  return value;
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
+}
+
+function isRetryable(err: unknown): boolean {
+  const name = (err as { name?: string })?.name ?? "";
+  const status = statusOf(err);
+  return /Throttl|TooManyRequests/.test(name) || status === 429 || (status !== undefined && status >= 500);
+}
+
+function startFailure(err: unknown, uniqueIdentifier: string): SessionOutput {
+  const e = err as Error & { $metadata?: { requestId?: string } };
+  const args = { request_id: e.$metadata?.requestId ?? null, status_code: statusOf(err) ?? null };
+  if (isNotFound(err)) return runtimeError(`plugin ${uniqueIdentifier} is not installed on this daemon (no Lambda function)`, args);
+  return runtimeError(`Plugin runtime request failed: ${e.name}: ${e.message}`, args);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
