@@ -38,7 +38,7 @@ if [[ -e "$out" ]]; then
     echo "build-layer: $out exists, is not empty and was not made by this script; refusing to overwrite" >&2
     exit 2
   fi
-  rm -rf "${out:?}"/* "$out/$marker"
+  rm -rf "${out:?}"/* "${out:?}/$marker"
 fi
 mkdir -p "$out/python"
 started=$(date +%s)

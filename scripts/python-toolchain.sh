@@ -136,7 +136,7 @@ build_python() {
     || { tail -n 20 "$work/apt.log" >&2; die "apt-get source python3.13 failed"; }
 
   local orig
-  orig="$(ls "$work"/src/python3.13_*.orig.tar.* 2>/dev/null | head -n1)"
+  orig="$(find "$work/src" -maxdepth 1 -name "python3.13_*.orig.tar.*" | head -n1)"
   [[ -n "$orig" ]] || die "no python3.13 orig tarball downloaded"
   log "downloaded $(basename "$orig"); configuring"
   tar -xf "$orig" -C "$work/src"
