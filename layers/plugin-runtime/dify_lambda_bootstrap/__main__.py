@@ -13,6 +13,7 @@ Environment:
 import json
 import os
 import re
+import signal
 import sys
 import time
 from typing import Dict, Iterator, Optional
@@ -173,6 +174,7 @@ def main() -> int:
 
     api = RuntimeAPI(address)
     manager = PluginManager(python, entrypoint, task_root, child_env(task_root))
+    log("INFO", "dify plugin bootstrap: task root %s, plugin python %s" % (task_root, python))
     try:
         manager.ensure(startup_timeout)
     except PluginStartError as e:
@@ -180,9 +182,28 @@ def main() -> int:
         api.init_error("PluginStartError", str(e))
         return 1
 
-    while True:
-        inv = api.next()
-        handle(api, manager, inv, startup_timeout, default_timeout)
+    def terminate(signum: int, frame: object) -> None:
+        # no locks here: just take the plugin down with us
+        pid = manager.process.pid if manager.process is not None else None
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    signal.signal(signal.SIGINT, terminate)
+    try:
+        while True:
+            try:
+                inv = api.next()
+            except OSError as e:
+                log("ERROR", "runtime API unreachable: %s" % e)
+                return 1
+            handle(api, manager, inv, startup_timeout, default_timeout)
+    finally:
+        manager.discard()
 
 
 if __name__ == "__main__":
