@@ -96,7 +96,7 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
 /** Upstream docker-compose's default key, so a local Dify connects without extra setup. */
 export const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
 
-async function localAdapters(config: DaemonConfig): Promise<Adapters> {
+export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
   const [{ SqliteItemStore }, { DiskBlobStore }, { LocalPluginRuntime }, { InProcessInstallQueue }] = await Promise.all([
     import("./adapters/local/sqlite-item-store.js"),
     import("./adapters/local/disk-blob-store.js"),

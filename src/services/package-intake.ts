@@ -35,7 +35,10 @@ export class PackageIntake {
   async accept(bytes: Uint8Array, verifySignature: boolean, expectedIdentifier?: string): Promise<DecodedPackage> {
     if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
     const archive = await readPackage(bytes, this.options.limits);
-    const declaration = loadDeclaration((path) => archive.file(path));
+    const declaration = loadDeclaration(
+      (path) => archive.file(path),
+      archive.entries.map((e) => e.name),
+    );
     const uniqueIdentifier = formatUniqueIdentifier({
       author: declaration.author || undefined,
       name: declaration.name,

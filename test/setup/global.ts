@@ -1,10 +1,39 @@
 /**
- * Vitest global setup: starts what the suite needs once per run. Services are started lazily by
- * the setup modules next to this file and described to tests through environment variables.
+ * Vitest global setup: makes sure the Python toolchain plugins need exists (CPython >= 3.12
+ * and uv, built or found by scripts/python-toolchain.sh) and hands the paths to the tests.
+ * It also starts one AWS-compatible server (moto) for the run; test workers are forked after
+ * this and inherit its endpoint through AWS_ENDPOINT_URL.
  */
-export default async function setup(): Promise<() => Promise<void>> {
-  const teardowns: Array<() => Promise<void>> = [];
-  return async () => {
-    for (const teardown of teardowns.reverse()) await teardown();
-  };
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import type { TestProject } from "vitest/node";
+import { startAwsEmulator } from "./aws-emulator.js";
+
+const run = promisify(execFile);
+const toolchain = fileURLToPath(new URL("../../scripts/python-toolchain.sh", import.meta.url));
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    pythonPath: string;
+    uvPath: string;
+  }
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const options = { maxBuffer: 16 * 1024 * 1024, timeout: 20 * 60_000 };
+  const [python, uv, aws] = await Promise.all([
+    run("bash", [toolchain, "python"], options).then((r) => r.stdout.trim()),
+    run("bash", [toolchain, "uv"], options).then((r) => r.stdout.trim()),
+    startAwsEmulator(),
+  ]);
+  project.provide("pythonPath", python);
+  project.provide("uvPath", uv);
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: aws.endpoint,
+    AWS_ACCESS_KEY_ID: "test",
+    AWS_SECRET_ACCESS_KEY: "test",
+    AWS_REGION: "us-east-1",
+  });
+  return () => aws.stop();
 }

@@ -9,7 +9,7 @@ import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, Se
 import { buildEnvironment, isEnvironmentReady, pluginDirectory } from "./plugin-environment.js";
 import { PluginProcess } from "./plugin-process.js";
 import { PythonInterpreters } from "./python-interpreters.js";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { loadDeclaration } from "../../domain/declaration.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
@@ -98,6 +98,7 @@ export class LocalPluginRuntime implements PluginRuntime {
 
 /** After a daemon restart the declaration is read back from the unpacked package. */
 function declarationOnDisk(dir: string): PluginDeclaration {
+  const paths = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((p) => !p.startsWith(".venv"));
   return loadDeclaration((path) => {
     if (isAbsolute(path) || path.split("/").includes("..")) return undefined;
     try {
@@ -105,5 +106,5 @@ function declarationOnDisk(dir: string): PluginDeclaration {
     } catch {
       return undefined;
     }
-  });
+  }, paths);
 }

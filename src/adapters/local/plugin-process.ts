@@ -30,6 +30,8 @@ interface OpenSession {
 }
 
 const STDERR_TAIL = 2000;
+/** How often resident memory and heartbeats are checked: a plugin can overshoot its limit for this long. */
+const WATCHDOG_INTERVAL_MS = 250;
 
 export class PluginProcess {
   private child: ChildProcessWithoutNullStreams | undefined;
@@ -134,7 +136,7 @@ export class PluginProcess {
         reject(new Error(reason));
         this.onExit(child, reason);
       });
-      this.watchdog = setInterval(() => void this.checkHealth(child), 1000);
+      this.watchdog = setInterval(() => void this.checkHealth(child), WATCHDOG_INTERVAL_MS);
       this.watchdog.unref();
     });
   }

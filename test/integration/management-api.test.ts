@@ -1,0 +1,251 @@
+/**
+ * The plugin management API over real HTTP against the local daemon, with real fixture plugins
+ * installed into real Python environments.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildPackage } from "../support/package-builder.js";
+import { packFixture } from "../support/fixture-packages.js";
+import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { request } from "node:http";
+
+/** fetch cannot send a body with GET; Dify's client does. */
+function rawRequest(base: string, method: string, path: string, json: string): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${base}${path}`, { method, headers: { "x-api-key": TEST_KEY, "content-type": "application/json", "content-length": Buffer.byteLength(json) } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on("data", (c: Buffer) => parts.push(c));
+      res.on("end", () => resolve(JSON.parse(Buffer.concat(parts).toString("utf8")).data));
+    });
+    req.on("error", reject);
+    req.end(json);
+  });
+}
+
+const T = "11111111-2222-3333-4444-555555555555";
+const M = `/plugin/${T}/management`;
+let d: TestDaemon;
+
+beforeAll(async () => {
+  d = await startTestDaemon();
+});
+afterAll(async () => {
+  await d?.stop();
+});
+
+type Envelope<T = any> = { code: number; message: string; data: T };
+const body = async <T = any>(res: Response) => (await res.json()) as Envelope<T>;
+const errorOf = (env: Envelope) => JSON.parse(env.message) as { message: string; error_type: string };
+
+async function upload(pkg: Uint8Array, verify = false) {
+  return body(await d.call(`${M}/install/upload/package`, { method: "POST", body: uploadForm(pkg, verify) }));
+}
+
+async function install(uid: string) {
+  const started = await body(
+    await d.call(`${M}/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package", metas: [{}] } }),
+  );
+  expect(started.code).toBe(0);
+  return started.data as { all_installed: boolean; task_id: string };
+}
+
+describe("auth, health and unknown routes", () => {
+  it("answers the health check without a key and without an envelope", async () => {
+    const res = await fetch(`${d.url}/health/check`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: "ok", platform: "local" });
+  });
+
+  it("rejects a missing or wrong X-Api-Key with upstream's 401 body", async () => {
+    for (const key of [undefined, "wrong"]) {
+      const res = await fetch(`${d.url}${M}/list?page=1&page_size=10`, { headers: key ? { "x-api-key": key } : {} });
+      expect(res.status).toBe(401);
+      const env = await body(res);
+      expect(env.code).toBe(-401);
+      expect(errorOf(env)).toEqual({ message: "unauthorized", error_type: "PluginDaemonUnauthorizedError", args: null });
+    }
+  });
+
+  it("answers unknown routes with upstream's 404 shape", async () => {
+    const res = await d.call("/no/such/route");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ code: "not_found", message: "route not found" });
+  });
+
+  it("rejects invalid pagination with HTTP 400 and code -400", async () => {
+    const res = await d.call(`${M}/list?page=0&page_size=10`);
+    expect(res.status).toBe(400);
+    expect((await body(res)).code).toBe(-400);
+  });
+});
+
+describe("uploading packages", () => {
+  it("decodes and stores a package, computing its identifier", async () => {
+    const env = await upload(await packFixture("echo-tool"));
+    expect(env.code).toBe(0);
+    expect(env.data.unique_identifier).toMatch(/^fixtures\/echo-tool:0\.0\.1@[a-f0-9]{64}$/);
+    expect(env.data.manifest).toMatchObject({ name: "echo-tool", author: "fixtures", verified: false });
+    expect(env.data.manifest.tool.identity.name).toBe("echo");
+    expect(env.data.verification).toBeNull();
+
+    const uid = encodeURIComponent(env.data.unique_identifier);
+    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${uid}`))).data).toBe(true);
+    expect((await body(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${uid}`))).data.name).toBe("echo-tool");
+    // Dify sends a JSON body on this GET; the query parameter works too.
+    const viaBody = await rawRequest(d.url, "GET", `${M}/decode/from_identifier`, JSON.stringify({ plugin_unique_identifier: env.data.unique_identifier }));
+    expect(viaBody.unique_identifier).toBe(env.data.unique_identifier);
+    expect(viaBody.verification).toBeNull();
+    const viaQuery = await body(await d.call(`${M}/decode/from_identifier?plugin_unique_identifier=${uid}`));
+    expect(viaQuery.data.unique_identifier).toBe(env.data.unique_identifier);
+  });
+
+  it("serves the remapped icon as an asset", async () => {
+    const env = await upload(await packFixture("echo-tool"));
+    const icon = env.data.manifest.icon as string;
+    expect(icon).toMatch(/^[a-f0-9]{64}\.svg$/);
+    const res = await d.call(`/plugin/${T}/asset/${icon}`);
+    expect(res.status).toBe(200);
+    expect(await res.text()).toContain("<svg");
+  });
+
+  const rejected: Array<[string, () => Promise<Uint8Array>, RegExp]> = [
+    ["not a zip", async () => new TextEncoder().encode("hello, not a package"), /difypkg/i],
+    ["a zip slip entry", async () => buildPackage({ "manifest.yaml": "x", "../evil.py": "x" }), /\.\./],
+    ["a missing manifest", async () => buildPackage({ "main.py": "print(1)" }), /manifest\.yaml/],
+    ["a malformed manifest", async () => packFixture("echo-tool", { files: { "manifest.yaml": "version: [unclosed" } }), /manifest\.yaml/],
+    ["a bad version", async () => packFixture("echo-tool", { version: "not-a-version" }), /version/],
+  ];
+  for (const [what, make, message] of rejected) {
+    it(`rejects ${what} with a clear error and stores nothing`, async () => {
+      const before = (await body(await d.call(`${M}/list?page=1&page_size=256`))).data.total;
+      const env = await upload(await make());
+      expect(env.code).toBe(-400);
+      expect(errorOf(env).error_type).toBe("PluginDaemonBadRequestError");
+      expect(errorOf(env).message).toMatch(message);
+      expect((await body(await d.call(`${M}/list?page=1&page_size=256`))).data.total).toBe(before);
+    });
+  }
+
+  it("rejects an unsigned package when the request asks for verification", async () => {
+    const env = await upload(await packFixture("echo-tool", { version: "0.0.9" }), true);
+    expect(env.code).toBe(-400);
+    expect(errorOf(env).message).toContain("bad signature");
+  });
+});
+
+describe("installing, listing, dispatching, upgrading and uninstalling", () => {
+  let uid: string;
+
+  beforeAll(async () => {
+    uid = (await upload(await packFixture("echo-tool"))).data.unique_identifier;
+  });
+
+  it("installs through a task that reaches success, then lists the plugin and its tool provider", async () => {
+    const started = await install(uid);
+    expect(started.all_installed).toBe(false);
+    const task = await waitForTask(d, T, started.task_id);
+    expect(task.status).toBe("success");
+    expect(task.plugins[0]).toMatchObject({ status: "success", message: "installed" });
+
+    const list = await body(await d.call(`${M}/list?page=1&page_size=256`));
+    expect(list.data.total).toBe(1);
+    expect(list.data.list[0]).toMatchObject({ plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid, runtime_type: "local", version: "0.0.1" });
+    const tools = await body(await d.call(`${M}/tools?page=1&page_size=256`));
+    expect(tools.data).toHaveLength(1);
+    expect(tools.data[0]).toMatchObject({ provider: "echo", plugin_id: "fixtures/echo-tool" });
+    const tool = await body(await d.call(`${M}/tool?plugin_id=fixtures/echo-tool&provider=echo`));
+    expect(tool.data.declaration.identity.name).toBe("echo");
+    const exists = await body(
+      await d.call(`${M}/tools/check_existence`, { method: "POST", json: { provider_ids: [{ plugin_id: "fixtures/echo-tool", provider_name: "echo" }, { plugin_id: "x/y", provider_name: "z" }] } }),
+    );
+    expect(exists.data).toEqual([true, false]);
+  });
+
+  it("answers all_installed for an installed plugin, and never creates a second installation", async () => {
+    const again = await install(uid);
+    expect(again).toEqual({ all_installed: true, task_id: "" });
+    const list = await body(await d.call(`${M}/list?page=1&page_size=256`));
+    expect(list.data.total).toBe(1);
+  });
+
+  it("dispatches a tool invocation as an SSE stream of envelopes", async () => {
+    const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+      method: "POST",
+      headers: { "x-plugin-id": "fixtures/echo-tool" },
+      json: { user_id: "u1", data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "hello" } } },
+    });
+    expect(res.headers.get("content-type")).toContain("text/event-stream");
+    const events = await readEvents(res);
+    expect(events.every((e) => e.code === 0)).toBe(true);
+    const messages = events.map((e) => e.data as { type: string; message: any });
+    expect(messages[0]).toMatchObject({ type: "text", message: { text: "hello" } });
+    expect(messages.some((m) => m.type === "json" && m.message.json_object?.echo === "hello")).toBe(true);
+  });
+
+  it("answers a dispatch for a plugin the tenant has not installed with 404 PluginNotFoundError", async () => {
+    const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+      method: "POST",
+      headers: { "x-plugin-id": "fixtures/not-installed" },
+      json: { user_id: "u1", data: {} },
+    });
+    expect(res.status).toBe(404);
+    expect(errorOf(await body(res)).error_type).toBe("PluginNotFoundError");
+  });
+
+  it("reports a missing task like upstream", async () => {
+    const env = await body(await d.call(`${M}/install/tasks/0190f0f0-0000-7000-8000-000000000000`));
+    expect(env.code).toBe(-404);
+    expect(errorOf(env).message).toBe("record not found");
+  });
+
+  it("refuses to install a package that was never uploaded", async () => {
+    const env = await body(
+      await d.call(`${M}/install/identifiers`, {
+        method: "POST",
+        json: { plugin_unique_identifiers: [`fixtures/ghost:0.0.1@${"a".repeat(64)}`], source: "package" },
+      }),
+    );
+    expect(env.code).toBe(-400);
+    expect(errorOf(env).message).toContain("not found");
+  });
+
+  it("keeps the old version when an upgrade fails, and switches when it succeeds", async () => {
+    const broken = await upload(
+      await packFixture("echo-tool", { version: "0.0.3", files: { "requirements.txt": "dify_plugin==0.10.2\nno-such-package-for-tests-xyz==9.9.9\n" } }),
+    );
+    const failed = await body(
+      await d.call(`${M}/install/upgrade`, {
+        method: "POST",
+        json: { original_plugin_unique_identifier: uid, new_plugin_unique_identifier: broken.data.unique_identifier, source: "package", meta: {} },
+      }),
+    );
+    const failedTask = await waitForTask(d, T, failed.data.task_id);
+    expect(failedTask.status).toBe("failed");
+    expect(failedTask.plugins[0]?.message).toMatch(/no-such-package-for-tests-xyz/);
+    let list = await body(await d.call(`${M}/list?page=1&page_size=256`));
+    expect(list.data.list[0].plugin_unique_identifier).toBe(uid);
+
+    const next = await upload(await packFixture("echo-tool", { version: "0.0.2" }));
+    const started = await body(
+      await d.call(`${M}/install/upgrade`, {
+        method: "POST",
+        json: { original_plugin_unique_identifier: uid, new_plugin_unique_identifier: next.data.unique_identifier, source: "package", meta: {} },
+      }),
+    );
+    const task = await waitForTask(d, T, started.data.task_id);
+    expect(task.plugins[0]).toMatchObject({ status: "success", message: "upgraded" });
+    list = await body(await d.call(`${M}/list?page=1&page_size=256`));
+    expect(list.data.total).toBe(1);
+    expect(list.data.list[0]).toMatchObject({ plugin_unique_identifier: next.data.unique_identifier, version: "0.0.2" });
+    uid = next.data.unique_identifier;
+  });
+
+  it("uninstalls idempotently", async () => {
+    const list = await body(await d.call(`${M}/list?page=1&page_size=256`));
+    const installationId = list.data.list[0].installation_id as string;
+    for (let i = 0; i < 2; i++) {
+      const env = await body(await d.call(`${M}/uninstall`, { method: "POST", json: { plugin_installation_id: installationId } }));
+      expect(env).toEqual({ code: 0, message: "success", data: true });
+    }
+    expect((await body(await d.call(`${M}/list?page=1&page_size=256`))).data.total).toBe(0);
+  });
+});
