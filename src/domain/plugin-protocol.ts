@@ -40,20 +40,51 @@ export type PluginEvent = z.infer<typeof pluginEvent>;
 export type SessionMessage = z.infer<typeof sessionMessage>;
 
 /**
- * Parses one output line. Lines that are not protocol events (the manifest the SDK prints at
- * start, stray prints) give undefined and are ignored, as upstream does.
+ * Parses one output line into protocol events. Lines that are not protocol events (the manifest
+ * the SDK prints at start, stray prints) are ignored, as upstream does. Under gevent the SDK
+ * writes an event and its separator separately, so two events can share a line: each JSON
+ * object on the line is read on its own.
  */
-export function parsePluginLine(line: string): PluginEvent | undefined {
-  const text = line.trim();
-  if (!text.startsWith("{")) return undefined;
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return undefined;
+export function parsePluginEvents(line: string): PluginEvent[] {
+  const events: PluginEvent[] = [];
+  for (const text of jsonObjects(line)) {
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      continue;
+    }
+    const parsed = pluginEvent.safeParse(json);
+    if (parsed.success) events.push(parsed.data);
   }
-  const parsed = pluginEvent.safeParse(json);
-  return parsed.success ? parsed.data : undefined;
+  return events;
+}
+
+/** One event per line (the Lambda bootstrap already splits shared lines). */
+export function parsePluginLine(line: string): PluginEvent | undefined {
+  return parsePluginEvents(line)[0];
+}
+
+/** Splits `{..}{..}` into top-level JSON object texts (string-aware brace matching). */
+function* jsonObjects(line: string): Generator<string> {
+  let depth = 0;
+  let start = -1;
+  let inString = false;
+  let escaped = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i];
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') {
+      inString = depth > 0;
+    } else if (c === "{") {
+      if (depth++ === 0) start = i;
+    } else if (c === "}" && depth > 0 && --depth === 0) {
+      yield line.slice(start, i + 1);
+    }
+  }
 }
 
 export function toSessionOutput(message: SessionMessage): SessionOutput | undefined {

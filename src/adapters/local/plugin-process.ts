@@ -8,7 +8,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { backwardsResponseLine, parsePluginLine, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
+import { backwardsResponseLine, parsePluginEvents, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { AsyncQueue } from "../../shared/async-queue.js";
@@ -115,18 +115,18 @@ export class PluginProcess {
       }, this.options.readyTimeoutMs ?? 120_000);
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
       lines.on("line", (line) => {
-        const event = parsePluginLine(line);
-        if (!event) return;
-        if (event.event === "heartbeat") {
-          this.lastHeartbeat = Date.now();
-          clearTimeout(readyTimer);
-          resolve();
-        } else if (event.event === "session") {
-          this.route(event.session_id, event.data);
-        } else if (event.event === "log") {
-          logger.info({ plugin: this.options.uniqueIdentifier, level: event.data.level }, event.data.message);
-        } else {
-          logger.warn({ plugin: this.options.uniqueIdentifier, data: event.data }, "plugin reported an error");
+        for (const event of parsePluginEvents(line)) {
+          if (event.event === "heartbeat") {
+            this.lastHeartbeat = Date.now();
+            clearTimeout(readyTimer);
+            resolve();
+          } else if (event.event === "session") {
+            this.route(event.session_id, event.data);
+          } else if (event.event === "log") {
+            logger.info({ plugin: this.options.uniqueIdentifier, level: event.data.level }, event.data.message);
+          } else {
+            logger.warn({ plugin: this.options.uniqueIdentifier, data: event.data }, "plugin reported an error");
+          }
         }
       });
       child.on("exit", (code, signal) => {
