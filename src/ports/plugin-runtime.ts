@@ -59,6 +59,8 @@ export interface InstallablePlugin {
 
 export interface InvokeOptions {
   signal: AbortSignal;
+  /** The tenant the session runs for (runtimes that call back over HTTP bind their credential to it). */
+  tenantId: string;
   /** Answers the plugin's backwards invocations (full-duplex runtimes call it; Lambda plugins call the daemon over HTTP instead). */
   backwards: BackwardsInvocationHandler;
 }

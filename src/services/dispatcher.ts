@@ -49,6 +49,7 @@ export class Dispatcher {
     const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
     const outputs = this.runtime.invoke(input.uniqueIdentifier, request, {
       signal: combined,
+      tenantId: input.tenantId,
       backwards: this.backwards(input, sessionId),
     });
     return { outputs, timedOut: () => timeout.aborted };
