@@ -1,0 +1,271 @@
+/**
+ * A local stand-in for one Lambda execution environment: the Runtime API (2018-06-01) on
+ * loopback plus a real process polling it, such as the plugin layer's bootstrap.
+ *
+ * Implemented: GET  /2018-06-01/runtime/invocation/next (blocks until there is an invocation),
+ *              POST /2018-06-01/runtime/invocation/{id}/response (buffered, or chunked with
+ *                   `Lambda-Runtime-Function-Response-Mode: streaming`; error trailers honoured),
+ *              POST /2018-06-01/runtime/invocation/{id}/error,
+ *              POST /2018-06-01/runtime/init/error.
+ * One invocation runs at a time, as in Lambda; response chunks are passed on as they arrive.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { AsyncQueue } from "../../src/shared/async-queue.js";
+
+export type RuntimeOutput = { kind: "chunk"; bytes: Uint8Array } | { kind: "error"; errorType: string; errorMessage: string };
+
+export interface InvokeSettings {
+  /** Lambda-Runtime-Deadline-Ms is now + this. */
+  timeoutMs: number;
+  functionArn: string;
+}
+
+interface Invocation {
+  id: string;
+  payload: Uint8Array;
+  deadlineMs: number;
+  functionArn: string;
+  output: AsyncQueue<RuntimeOutput>;
+}
+
+const PREFIX = "/2018-06-01/runtime";
+
+export class LambdaRuntimeApi {
+  private readonly queued: Invocation[] = [];
+  private readonly active = new Map<string, Invocation>();
+  private nextWaiter: ((inv: Invocation) => void) | undefined;
+  /** Set once the runtime reported an initialisation error. */
+  initError: { errorType: string; errorMessage: string } | undefined;
+
+  private constructor(private readonly server: Server) {}
+
+  static async start(): Promise<LambdaRuntimeApi> {
+    let api: LambdaRuntimeApi | undefined;
+    const server = createServer((req, res) => {
+      api!.route(req, res).catch((err: unknown) => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end(String(err));
+      });
+    });
+    api = new LambdaRuntimeApi(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return api;
+  }
+
+  /** `host:port`, as AWS_LAMBDA_RUNTIME_API carries it. */
+  get address(): string {
+    const { port } = this.server.address() as AddressInfo;
+    return `127.0.0.1:${port}`;
+  }
+
+  /** Queues an invocation; its output ends after the response body, or with one error. */
+  invoke(payload: Uint8Array, settings: InvokeSettings): AsyncIterable<RuntimeOutput> {
+    const inv: Invocation = {
+      id: randomUUID(),
+      payload,
+      deadlineMs: Date.now() + settings.timeoutMs,
+      functionArn: settings.functionArn,
+      output: new AsyncQueue<RuntimeOutput>(),
+    };
+    if (this.initError) {
+      this.finish(inv, { kind: "error", ...this.initError });
+    } else if (this.nextWaiter) {
+      const deliver = this.nextWaiter;
+      this.nextWaiter = undefined;
+      deliver(inv);
+    } else {
+      this.queued.push(inv);
+    }
+    return inv.output;
+  }
+
+  /** Fails every queued and running invocation (the environment's process died). */
+  failAll(errorType: string, errorMessage: string): void {
+    for (const inv of [...this.queued, ...this.active.values()]) this.finish(inv, { kind: "error", errorType, errorMessage });
+    this.queued.length = 0;
+    this.active.clear();
+  }
+
+  async close(): Promise<void> {
+    this.failAll("Sandbox.Stopped", "the execution environment was shut down");
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private finish(inv: Invocation, last?: RuntimeOutput): void {
+    if (last) inv.output.push(last);
+    inv.output.close();
+    this.active.delete(inv.id);
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    if (req.method === "GET" && path === `${PREFIX}/invocation/next`) return this.next(req, res);
+    if (req.method === "POST" && path === `${PREFIX}/init/error`) {
+      const error = parseError(await readBody(req), req);
+      this.initError = error;
+      this.failAll(error.errorType, error.errorMessage);
+      return accepted(res);
+    }
+    const match = /^\/2018-06-01\/runtime\/invocation\/([^/]+)\/(response|error)$/.exec(path);
+    if (req.method === "POST" && match) {
+      const inv = this.active.get(decodeURIComponent(match[1]!));
+      if (!inv) {
+        await readBody(req);
+        res.writeHead(400, { "content-type": "application/json" });
+        res.end(JSON.stringify({ errorMessage: "unknown or finished invocation", errorType: "InvalidRequestID" }));
+        return;
+      }
+      if (match[2] === "error") {
+        this.finish(inv, { kind: "error", ...parseError(await readBody(req), req) });
+        return accepted(res);
+      }
+      return this.response(inv, req, res);
+    }
+    res.writeHead(404, { "content-type": "application/json" });
+    res.end(JSON.stringify({ errorMessage: `no route ${req.method} ${path}`, errorType: "NotFound" }));
+  }
+
+  private async next(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const inv =
+      this.queued.shift() ??
+      (await new Promise<Invocation | undefined>((resolve) => {
+        this.nextWaiter = resolve;
+        // The runtime went away while waiting (process killed).
+        res.once("close", () => {
+          if (this.nextWaiter === resolve) this.nextWaiter = undefined;
+          resolve(undefined);
+        });
+      }));
+    if (!inv) return;
+    if (res.destroyed) {
+      this.queued.unshift(inv);
+      return;
+    }
+    this.active.set(inv.id, inv);
+    res.writeHead(200, {
+      "content-type": "application/json",
+      "lambda-runtime-aws-request-id": inv.id,
+      "lambda-runtime-deadline-ms": String(inv.deadlineMs),
+      "lambda-runtime-invoked-function-arn": inv.functionArn,
+      "lambda-runtime-trace-id": `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomUUID().replace(/-/g, "").slice(0, 24)};Sampled=0`,
+    });
+    res.end(Buffer.from(inv.payload));
+  }
+
+  private async response(inv: Invocation, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const streaming = String(req.headers["lambda-runtime-function-response-mode"] ?? "").toLowerCase() === "streaming";
+    if (!streaming) {
+      inv.output.push({ kind: "chunk", bytes: await readBody(req) });
+      this.finish(inv);
+      return accepted(res);
+    }
+    // Passed on chunk by chunk, as Lambda forwards a streamed response.
+    for await (const chunk of req as AsyncIterable<Buffer>) inv.output.push({ kind: "chunk", bytes: new Uint8Array(chunk) });
+    const errorType = req.trailers["lambda-runtime-function-error-type"];
+    if (errorType) {
+      const body = req.trailers["lambda-runtime-function-error-body"];
+      const message = body ? Buffer.from(body, "base64").toString("utf8") : "";
+      this.finish(inv, { kind: "error", errorType, errorMessage: message });
+    } else {
+      this.finish(inv);
+    }
+    accepted(res);
+  }
+}
+
+function accepted(res: ServerResponse): void {
+  res.writeHead(202, { "content-type": "application/json" });
+  res.end(JSON.stringify({ status: "OK" }));
+}
+
+async function readBody(req: IncomingMessage): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) chunks.push(chunk);
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+function parseError(body: Uint8Array, req: IncomingMessage): { errorType: string; errorMessage: string } {
+  const header = req.headers["lambda-runtime-function-error-type"];
+  let json: { errorType?: unknown; errorMessage?: unknown } = {};
+  try {
+    json = JSON.parse(Buffer.from(body).toString("utf8")) as typeof json;
+  } catch {
+    // Lambda accepts any body; the header still names the error.
+  }
+  return {
+    errorType: typeof json.errorType === "string" ? json.errorType : typeof header === "string" ? header : "Unhandled",
+    errorMessage: typeof json.errorMessage === "string" ? json.errorMessage : "",
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// An execution environment: the Runtime API plus the runtime process
+
+export interface SandboxSettings {
+  /** The executable Lambda would start, e.g. the layer's exec wrapper. */
+  command: string;
+  /** Its arguments; for an exec wrapper, the managed runtime's own command line (interpreter first). */
+  args: string[];
+  /** LAMBDA_TASK_ROOT and working directory. */
+  taskRoot: string;
+  /** The function's environment variables plus anything the host needs (PATH). */
+  env: Record<string, string>;
+}
+
+/** A running environment; `exited` resolves when its process ends (it is then unusable). */
+export class LambdaSandbox {
+  private log = "";
+  readonly exited: Promise<void>;
+  private alive = true;
+
+  private constructor(
+    readonly api: LambdaRuntimeApi,
+    private readonly child: ChildProcess,
+  ) {
+    const keep = (chunk: Buffer) => (this.log = (this.log + chunk.toString("utf8")).slice(-20_000));
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    this.exited = new Promise((resolve) => {
+      const done = (why: string) => {
+        if (!this.alive) return;
+        this.alive = false;
+        // As Lambda reports a runtime that died mid-invocation.
+        api.failAll("Runtime.ExitError", `RequestId: - Error: Runtime exited ${why}`);
+        resolve();
+      };
+      child.once("exit", (code, signal) => done(signal ? `with signal: ${signal}` : `with error: exit status ${code}`));
+      child.once("error", (err) => done(`: ${err.message}`));
+    });
+  }
+
+  static async start(settings: SandboxSettings): Promise<LambdaSandbox> {
+    const api = await LambdaRuntimeApi.start();
+    const child = spawn(settings.command, settings.args, {
+      cwd: settings.taskRoot,
+      env: { ...settings.env, AWS_LAMBDA_RUNTIME_API: api.address, LAMBDA_TASK_ROOT: settings.taskRoot },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    return new LambdaSandbox(api, child);
+  }
+
+  get running(): boolean {
+    return this.alive;
+  }
+
+  /** What the runtime wrote to stdout and stderr (CloudWatch, in Lambda). */
+  get output(): string {
+    return this.log;
+  }
+
+  async stop(): Promise<void> {
+    if (this.alive) {
+      this.child.kill("SIGKILL");
+      await this.exited;
+    }
+    await this.api.close();
+  }
+}
