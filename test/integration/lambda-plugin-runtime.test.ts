@@ -551,6 +551,8 @@ function sandboxes(taskRoot: string, pluginPython: string) {
           AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.configuration.MemorySize),
           DIFY_PLUGIN_PYTHON: pluginPython,
           DIFY_PLUGIN_STARTUP_TIMEOUT: "60",
+          // The task root is read-only in Lambda; here it is the fixture directory, to be kept clean.
+          PYTHONDONTWRITEBYTECODE: "1",
         },
       });
       running.set(fn.name, sandbox);
