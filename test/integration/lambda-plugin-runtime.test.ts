@@ -13,6 +13,7 @@ import { CreateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { createLambdaClient } from "../../src/adapters/aws/clients.js";
+import { installJobPayloadSchema, LambdaInstallQueue } from "../../src/adapters/aws/lambda-install-queue.js";
 import { pluginFunctionName } from "../../src/adapters/aws/lambda-function-spec.js";
 import { LambdaPluginRuntime, runtimeRecordKey } from "../../src/adapters/aws/lambda-plugin-runtime.js";
 import { createSecretsManagerClient, SecretCache } from "../../src/adapters/aws/secrets.js";
@@ -659,6 +660,50 @@ describe.skipIf(!sdkPython || !bootstrapPython || !existsSync(BOOTSTRAP))(
     }, 120_000);
   },
 );
+
+// ---------------------------------------------------------------------------------------------
+
+describe("LambdaInstallQueue (Lambda service faked over HTTP)", () => {
+  it("hands each task to the install worker with an asynchronous invoke", async () => {
+    const received: unknown[] = [];
+    const worker = await FakeLambdaService.start({ handlers: { "install-worker": (event) => void received.push(event) } });
+    const client = createLambdaClient({ endpoint: worker.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" } });
+    try {
+      const ranHere: string[] = [];
+      const queue = new LambdaInstallQueue("install-worker", async (_tenant, task) => void ranHere.push(task), () => client);
+      await queue.enqueue({ tenantId: "t1", taskId: "task-1" });
+      await worker.idle();
+      expect(worker.callsOf("Invoke")).toEqual([expect.objectContaining({ functionName: "install-worker", invocationType: "Event" })]);
+      expect(received.map((e) => installJobPayloadSchema.parse(e))).toEqual([{ tenantId: "t1", taskId: "task-1" }]);
+      expect(ranHere).toEqual([]);
+    } finally {
+      client.destroy();
+      await worker.close();
+    }
+  });
+
+  it("fails the enqueue when Lambda does not accept the event", async () => {
+    const worker = await FakeLambdaService.start({ handlers: { "install-worker": () => undefined } });
+    const client = createLambdaClient({ endpoint: worker.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" }, maxAttempts: 1 });
+    try {
+      worker.failNext("Invoke", { status: 429, type: "TooManyRequestsException", message: "Rate exceeded" });
+      const queue = new LambdaInstallQueue("install-worker", async () => undefined, () => client);
+      await expect(queue.enqueue({ tenantId: "t1", taskId: "task-1" })).rejects.toThrow(/Rate exceeded/);
+    } finally {
+      client.destroy();
+      await worker.close();
+    }
+  });
+
+  it("runs tasks in this process when no worker function is configured", async () => {
+    const ran: string[] = [];
+    const queue = new LambdaInstallQueue(undefined, async (tenant, task) => void ran.push(`${tenant}/${task}`));
+    await queue.enqueue({ tenantId: "t1", taskId: "task-1" });
+    await queue.idle();
+    expect(ran).toEqual(["t1/task-1"]);
+    await expect(queue.enqueue({ tenantId: "", taskId: "x" })).rejects.toThrow();
+  });
+});
 
 // ---------------------------------------------------------------------------------------------
 

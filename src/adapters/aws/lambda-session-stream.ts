@@ -9,8 +9,8 @@ import { parsePluginLine, runtimeError, toSessionOutput } from "../../domain/plu
 import { logger } from "../../logger.js";
 import type { SessionOutput } from "../../ports/plugin-runtime.js";
 
-/** A line longer than this is not a protocol event but a runaway plugin (upstream: 5 MiB). */
-export const MAX_LINE_BYTES = 16 * 1024 * 1024;
+/** A line longer than this (characters) is not a protocol event but a runaway plugin (upstream: 5 MiB). */
+export const MAX_LINE_CHARS = 16 * 1024 * 1024;
 
 export interface SessionStreamContext {
   sessionId: string;
@@ -114,9 +114,9 @@ export async function* sessionOutputs(
       const event = next.value;
       if (event.PayloadChunk?.Payload) {
         for (const line of lines.push(event.PayloadChunk.Payload)) yield* read(line);
-        if (!ended && lines.pendingLength > MAX_LINE_BYTES) {
+        if (!ended && lines.pendingLength > MAX_LINE_CHARS) {
           ended = true;
-          yield failed(`plugin output line longer than ${MAX_LINE_BYTES} bytes`, requestId);
+          yield failed(`plugin output line longer than ${MAX_LINE_CHARS} characters`, requestId);
           yield { type: "end" };
         }
       } else if (event.InvokeComplete) {
