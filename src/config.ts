@@ -44,6 +44,7 @@ const envSchema = z.object({
   MAX_BUNDLE_PACKAGE_SIZE: int(629_145_600),
   MAX_PACKAGE_ENTRIES: int(10_000),
   FORCE_VERIFYING_SIGNATURE: bool(true),
+  ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES: bool(true),
   THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED: bool(false),
   THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS: list,
   PLUGIN_MAX_EXECUTION_TIMEOUT: int(600),
@@ -94,6 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     },
     maxBundleBytes: e.MAX_BUNDLE_PACKAGE_SIZE,
     forceVerifyingSignature: e.FORCE_VERIFYING_SIGNATURE,
+    enforceLanggeniusSignatures: e.ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES,
     thirdPartyPublicKeyPaths: e.THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED
       ? e.THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS
       : [],

@@ -17,6 +17,7 @@ import { PackageRecords } from "./stores/package-records.js";
 import { Catalog } from "./services/catalog.js";
 import { Installer } from "./services/installer.js";
 import { PackageIntake } from "./services/package-intake.js";
+import { BundleIntake } from "./services/bundle-intake.js";
 import { Readmes } from "./services/readmes.js";
 import { Dispatcher } from "./services/dispatcher.js";
 import { unavailableBackwards } from "./services/backwards-invocation.js";
@@ -29,6 +30,7 @@ export interface Daemon {
   blobs: BlobStore;
   packages: PackageRecords;
   intake: PackageIntake;
+  bundles: BundleIntake;
   installations: Installations;
   tasks: InstallTasks;
   installer: Installer;
@@ -82,6 +84,10 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     blobs: adapters.blobs,
     packages,
     intake,
+    bundles: new BundleIntake(intake, {
+      limits: { ...config.packageLimits, maxPackageBytes: config.maxBundleBytes, maxUncompressedBytes: config.maxBundleBytes },
+      enforceLanggeniusSignatures: config.enforceLanggeniusSignatures,
+    }),
     installations,
     tasks,
     installer,

@@ -62,6 +62,16 @@ export function managementRoutes(d: Daemon): Route[] {
     },
     {
       method: "POST",
+      pattern: `${M}/install/upload/bundle`,
+      handler: async (req) => {
+        const form = await parseMultipart(req, d.config.maxBundleBytes);
+        const file = form.files.get("dify_bundle");
+        if (!file) throw badRequest("dify_bundle is required").withStatus(400);
+        return ok(await d.bundles.accept(file, form.fields.get("verify_signature") === "true"));
+      },
+    },
+    {
+      method: "POST",
       pattern: `${M}/install/identifiers`,
       handler: async (req) => {
         const body = bind(

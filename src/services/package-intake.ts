@@ -9,7 +9,7 @@ import { loadDeclaration } from "../domain/declaration.js";
 import { formatUniqueIdentifier, isRemoteLike, parseUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { readPackage, type PackageArchive, type PackageLimits } from "../domain/package-archive.js";
-import { extractAssets } from "../domain/plugin-assets.js";
+import { extractAssets, type PluginAsset } from "../domain/plugin-assets.js";
 import { verifyPackageSignature, type Verification } from "../domain/signature.js";
 import { packageBlobKey, type PackageRecord, type PackageRecords } from "../stores/package-records.js";
 
@@ -17,6 +17,13 @@ export interface DecodedPackage {
   unique_identifier: string;
   manifest: PluginDeclaration;
   verification: Verification | null;
+}
+
+export interface PreparedPackage {
+  record: PackageRecord;
+  bytes: Uint8Array;
+  assets: PluginAsset[];
+  decoded: DecodedPackage;
 }
 
 export interface PackageIntakeOptions {
@@ -33,6 +40,13 @@ export class PackageIntake {
 
   /** Decodes, verifies and stores a package. `verifySignature` forces verification for this call. */
   async accept(bytes: Uint8Array, verifySignature: boolean, expectedIdentifier?: string): Promise<DecodedPackage> {
+    const prepared = await this.prepare(bytes, verifySignature, expectedIdentifier);
+    await this.persist(prepared);
+    return prepared.decoded;
+  }
+
+  /** Everything `accept` checks, without storing anything (bundles store only when all packages pass). */
+  async prepare(bytes: Uint8Array, verifySignature: boolean, expectedIdentifier?: string): Promise<PreparedPackage> {
     if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
     const archive = await readPackage(bytes, this.options.limits);
     const declaration = loadDeclaration(
@@ -63,8 +77,16 @@ export class PackageIntake {
       package_key: packageBlobKey(uniqueIdentifier),
       created_at: new Date().toISOString(),
     };
-    await this.packages.save(record, bytes, assets);
-    return { unique_identifier: uniqueIdentifier, manifest: withAssets, verification: signature.verification };
+    return {
+      record,
+      bytes,
+      assets,
+      decoded: { unique_identifier: uniqueIdentifier, manifest: withAssets, verification: signature.verification },
+    };
+  }
+
+  persist(prepared: PreparedPackage): Promise<void> {
+    return this.packages.save(prepared.record, prepared.bytes, prepared.assets);
   }
 
   /** Re-reads a stored package and re-checks its signature (decode/from_identifier). */

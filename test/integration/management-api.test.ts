@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildPackage } from "../support/package-builder.js";
+import { packageChecksum } from "../../src/domain/checksum.js";
+import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { packFixture } from "../support/fixture-packages.js";
 import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
 import { request } from "node:http";
@@ -125,10 +127,61 @@ describe("uploading packages", () => {
     });
   }
 
+  it("stops a zip bomb before inflating past the size limit", async () => {
+    const bomb = await packFixture("echo-tool", { version: "0.0.8", files: { "zeros.bin": "\0".repeat(60 * 1024 * 1024) } });
+    expect(bomb.byteLength).toBeLessThan(1024 * 1024);
+    const env = await upload(bomb);
+    expect(env.code).toBe(-400);
+    expect(errorOf(env).message).toMatch(/too large/);
+  });
+
   it("rejects an unsigned package when the request asks for verification", async () => {
     const env = await upload(await packFixture("echo-tool", { version: "0.0.9" }), true);
     expect(env.code).toBe(-400);
     expect(errorOf(env).message).toContain("bad signature");
+  });
+});
+
+describe("uploading bundles", () => {
+  const bundleManifest = (deps: string) =>
+    `name: kit\nlabels: {en_US: Kit}\ndescription: {en_US: A kit}\nicon: icon.svg\nversion: 0.0.1\nauthor: fixtures\ntype: bundle\ndependencies:\n${deps}`;
+
+  it("lists each dependency like upstream and stores the packages it carries", async () => {
+    const pkg = await packFixture("fake-llm");
+    const bundle = await buildPackage({
+      "manifest.yaml": bundleManifest(
+        "  - {type: github, value: {repo_pattern: 'acme/tools:1.2.0/tools.difypkg'}}\n" +
+          "  - {type: marketplace, value: {marketplace_pattern: 'langgenius/openai:0.0.19'}}\n" +
+          "  - {type: package, value: {path: fake-llm.difypkg}}\n",
+      ),
+      "_assets/fake-llm.difypkg": pkg,
+    });
+    const form = new FormData();
+    form.set("dify_bundle", new Blob([bundle]), "kit.difybundle");
+    const env = await body(await d.call(`${M}/install/upload/bundle`, { method: "POST", body: form }));
+    expect(env.code).toBe(0);
+    expect(env.data[0]).toEqual({ type: "github", value: { repo_address: "https://github.com/acme/tools", repo: "acme/tools", release: "1.2.0", packages: "tools.difypkg" } });
+    expect(env.data[1]).toEqual({ type: "marketplace", value: { organization: "langgenius", plugin: "openai", version: "0.0.19" } });
+    expect(env.data[2].type).toBe("package");
+    const uid = env.data[2].value.unique_identifier as string;
+    expect(uid).toMatch(/^fixtures\/fake-llm:0\.0\.1@/);
+    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${encodeURIComponent(uid)}`))).data).toBe(true);
+  });
+
+  it("stores none of a bundle's packages when one of them is bad", async () => {
+    const good = await packFixture("fake-llm", { version: "0.0.5" });
+    const bundle = await buildPackage({
+      "manifest.yaml": bundleManifest("  - {type: package, value: {path: good.difypkg}}\n  - {type: package, value: {path: bad.difypkg}}\n"),
+      "_assets/good.difypkg": good,
+      "_assets/bad.difypkg": "not a zip",
+    });
+    const form = new FormData();
+    form.set("dify_bundle", new Blob([bundle]), "kit.difybundle");
+    const env = await body(await d.call(`${M}/install/upload/bundle`, { method: "POST", body: form }));
+    expect(env.code).toBe(-400);
+    const checksum = packageChecksum((await readPackage(good, DEFAULT_PACKAGE_LIMITS)).entries);
+    const goodUid = encodeURIComponent(`fixtures/fake-llm:0.0.5@${checksum}`);
+    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${goodUid}`))).data).toBe(false);
   });
 });
 
@@ -158,6 +211,20 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
       await d.call(`${M}/tools/check_existence`, { method: "POST", json: { provider_ids: [{ plugin_id: "fixtures/echo-tool", provider_name: "echo" }, { plugin_id: "x/y", provider_name: "z" }] } }),
     );
     expect(exists.data).toEqual([true, false]);
+  });
+
+  it("creates one installation when the same plugin is installed twice at once", async () => {
+    const other = "33333333-2222-3333-4444-555555555555";
+    const start = () =>
+      d
+        .call(`/plugin/${other}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
+        .then((r) => body(r));
+    const [a, b] = await Promise.all([start(), start()]);
+    for (const started of [a, b]) {
+      if (started.data.task_id) expect((await waitForTask(d, other, started.data.task_id)).status).toBe("success");
+    }
+    const list = await body(await d.call(`/plugin/${other}/management/list?page=1&page_size=256`));
+    expect(list.data.total).toBe(1);
   });
 
   it("answers all_installed for an installed plugin, and never creates a second installation", async () => {
