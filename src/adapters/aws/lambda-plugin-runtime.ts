@@ -36,9 +36,6 @@ export interface LambdaPluginRuntimeOptions {
   retryDelayMs?: (attempt: number) => number;
 }
 
-/** Invoke options as the dispatch layer passes them; the tenant binds the callback token. */
-export type LambdaInvokeOptions = InvokeOptions & { tenantId?: string };
-
 /** What `isInstalled` reads: one item per identifier. */
 export const runtimeRecordKey = (uniqueIdentifier: string) => ({ pk: `RUNTIME#${uniqueIdentifier}`, sk: "RUNTIME" });
 
@@ -142,11 +139,11 @@ export class LambdaPluginRuntime implements PluginRuntime {
     await this.options.items.write([{ op: "delete", key: runtimeRecordKey(uniqueIdentifier) }]);
   }
 
-  async *invoke(uniqueIdentifier: string, request: PluginRequest, options: LambdaInvokeOptions): AsyncIterable<SessionOutput> {
+  async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
     const end: SessionOutput = { type: "end" };
     let payload: Uint8Array;
     try {
-      payload = await this.invocationPayload(request, options.tenantId ?? "");
+      payload = await this.invocationPayload(request, options.tenantId);
     } catch (err) {
       yield runtimeError(`cannot start the plugin session: ${(err as Error).message}`);
       yield end;

@@ -5,7 +5,7 @@
  * error, if any. The result always ends with exactly one `end`.
  */
 import type { InvokeWithResponseStreamResponseEvent } from "@aws-sdk/client-lambda";
-import { parsePluginLine, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
+import { parsePluginEvents, runtimeError, toSessionOutput, type PluginEvent } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
 import type { SessionOutput } from "../../ports/plugin-runtime.js";
 
@@ -70,8 +70,8 @@ export async function* sessionOutputs(
   /** Turns one line into what to forward; remembers whether the session ended. */
   const read = (line: string): SessionOutput[] => {
     if (ended || line.trim() === "") return [];
-    const event = parsePluginLine(line);
-    if (!event) {
+    const events = parsePluginEvents(line);
+    if (events.length === 0) {
       const lambdaError = lambdaErrorOf(line);
       if (lambdaError) {
         ended = true;
@@ -80,6 +80,11 @@ export async function* sessionOutputs(
       logger.debug({ sessionId, line: line.slice(0, 200) }, "ignoring a non-protocol line from a plugin function");
       return [];
     }
+    return events.flatMap(forward);
+  };
+
+  const forward = (event: PluginEvent): SessionOutput[] => {
+    if (ended) return [];
     if (event.event === "log") {
       logger.info({ sessionId, plugin_log: event.data }, "plugin log");
       return [];
