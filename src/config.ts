@@ -54,6 +54,10 @@ const envSchema = z.object({
   DIFY_INNER_API_URL: z.string().optional(),
   DIFY_INNER_API_KEY: z.string().optional(),
   DIFY_INNER_API_KEY_SECRET_ARN: z.string().optional(),
+  /** Milliseconds one call to Dify's inner API may take, a streamed answer included (upstream name and default). */
+  DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT: int(240_000),
+  /** Storage cap for plugins whose manifest gives no storage size (upstream name and default). */
+  PERSISTENCE_STORAGE_MAX_SIZE: int(104_857_600),
   PLUGIN_ENDPOINT_ENABLED: bool(true),
   PLUGIN_REMOTE_INSTALLING_ENABLED: bool(false),
   PYTHON_INTERPRETER_PATH: z.string().optional(),
@@ -106,6 +110,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     difyInnerApiUrl: e.DIFY_INNER_API_URL?.replace(/\/+$/, ""),
     difyInnerApiKey: e.DIFY_INNER_API_KEY,
     difyInnerApiKeySecretArn: e.DIFY_INNER_API_KEY_SECRET_ARN,
+    difyInnerApiTimeoutMs: e.DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT,
+    pluginStorageMaxBytes: e.PERSISTENCE_STORAGE_MAX_SIZE,
     endpointsEnabled: e.PLUGIN_ENDPOINT_ENABLED,
     remoteInstallingEnabled: e.PLUGIN_REMOTE_INSTALLING_ENABLED,
     pythonInterpreterPath: e.PYTHON_INTERPRETER_PATH,

@@ -20,7 +20,16 @@ import { PackageIntake } from "./services/package-intake.js";
 import { BundleIntake } from "./services/bundle-intake.js";
 import { Readmes } from "./services/readmes.js";
 import { Dispatcher } from "./services/dispatcher.js";
-import { unavailableBackwards } from "./services/backwards-invocation.js";
+import { BackwardsInvocations } from "./services/backwards-invocation.js";
+import { EndpointInvoker } from "./services/endpoint-invoker.js";
+import { EndpointManager } from "./services/endpoint-manager.js";
+import { EndpointSettingsVault } from "./services/endpoint-settings-vault.js";
+import { registeringSessions } from "./services/session-registry.js";
+import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
+import type { DifyInnerApi } from "./ports/dify-inner-api.js";
+import { Endpoints } from "./stores/endpoints.js";
+import { PluginSessions } from "./stores/plugin-sessions.js";
+import { PluginStorage } from "./stores/plugin-storage.js";
 import { logger } from "./logger.js";
 
 export interface Daemon {
@@ -38,6 +47,13 @@ export interface Daemon {
   readmes: Readmes;
   runtime: PluginRuntime;
   dispatcher: Dispatcher;
+  /** Undefined when DIFY_INNER_API_URL is not set. */
+  difyInnerApi: DifyInnerApi | undefined;
+  endpoints: EndpointManager;
+  endpointInvoker: EndpointInvoker;
+  backwards: BackwardsInvocations;
+  pluginSessions: PluginSessions;
+  pluginStorage: PluginStorage;
   close(): Promise<void>;
 }
 
@@ -77,6 +93,20 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     queue,
     runtimeType: adapters.runtimeType,
   });
+  const difyInnerApi = innerApi(config);
+  const pluginSessions = new PluginSessions(adapters.items);
+  const pluginStorage = new PluginStorage(adapters.items, adapters.blobs);
+  const backwards = new BackwardsInvocations({
+    inner: difyInnerApi,
+    storage: pluginStorage,
+    packages,
+    defaultStorageBytes: config.pluginStorageMaxBytes,
+  });
+  // Lambda plugins call back over HTTP, possibly to another instance: their sessions are registered.
+  const sessionRuntime = adapters.runtimeType === "serverless" ? registeringSessions(adapters.runtime, pluginSessions) : adapters.runtime;
+  const dispatcher = new Dispatcher(sessionRuntime, config.executionTimeoutSeconds, backwards.factory);
+  const endpointStore = new Endpoints(adapters.items);
+  const vault = new EndpointSettingsVault(difyInnerApi);
   return {
     config,
     daemonKey: adapters.daemonKey,
@@ -94,9 +124,25 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     catalog: new Catalog(installations, packages),
     readmes: new Readmes(intake),
     runtime: adapters.runtime,
-    dispatcher: new Dispatcher(adapters.runtime, config.executionTimeoutSeconds, unavailableBackwards),
+    dispatcher,
+    difyInnerApi,
+    endpoints: new EndpointManager(endpointStore, installations, packages, vault),
+    endpointInvoker: new EndpointInvoker(endpointStore, installations, packages, vault, dispatcher),
+    backwards,
+    pluginSessions,
+    pluginStorage,
     close: () => adapters.runtime.close(),
   };
+}
+
+function innerApi(config: DaemonConfig): DifyInnerApi | undefined {
+  const { difyInnerApiUrl: baseUrl, difyInnerApiKey: key, difyInnerApiKeySecretArn: arn } = config;
+  if (!baseUrl) return undefined;
+  return new HttpDifyInnerApi({
+    baseUrl,
+    key: arn ? async () => (await import("./adapters/aws/secrets.js")).secretValue(arn) : async () => key ?? "",
+    timeoutMs: config.difyInnerApiTimeoutMs,
+  });
 }
 
 /** Upstream docker-compose's default key, so a local Dify connects without extra setup. */

@@ -6,6 +6,9 @@ import { sharedDaemon, type Daemon } from "../daemon.js";
 import type { RouteGroupRuntime } from "../http/apigateway.js";
 import { Router, type Route } from "../http/router.js";
 import { assetRoutes } from "./assets.js";
+import { backwardsInvocationRoutes } from "./backwards-invocation.js";
+import { endpointRoutes } from "./endpoints.js";
+import { publicEndpointRoutes } from "./public-endpoint.js";
 import { dispatchRoutes } from "./dispatch.js";
 import { healthRoutes } from "./health.js";
 import { managementRoutes } from "./management.js";
@@ -13,10 +16,11 @@ import { managementRoutes } from "./management.js";
 export type RouteGroup = "management" | "dispatch" | "public-endpoint" | "backwards-invocation";
 
 const builders: Record<RouteGroup, (d: Daemon) => Route[]> = {
-  management: (d) => [...healthRoutes(d), ...managementRoutes(d), ...assetRoutes(d)],
+  management: (d) => [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...assetRoutes(d)],
   dispatch: dispatchRoutes,
-  "public-endpoint": () => [],
-  "backwards-invocation": () => [],
+  "public-endpoint": (d) => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled),
+  "backwards-invocation": (d) =>
+    backwardsInvocationRoutes({ sessions: d.pluginSessions, backwards: d.backwards, callbackSecret: d.daemonKey }),
 };
 
 export const streamingGroups: readonly RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation"];

@@ -1,0 +1,25 @@
+/**
+ * `/e/{hook_id}/{path}` for every method: public plugin endpoints, no daemon key (the hook id is
+ * the capability). Absent when PLUGIN_ENDPOINT_ENABLED=false, so calls get upstream's 404.
+ */
+import type { Route } from "../http/router.js";
+import type { EndpointInvoker } from "../services/endpoint-invoker.js";
+
+export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean): Route[] {
+  if (!enabled) return [];
+  return [
+    {
+      method: "*",
+      pattern: "/e/:hook_id/*path",
+      public: true,
+      handler: (req) =>
+        invoker.invoke(req.params.hook_id ?? "", {
+          method: req.method,
+          path: `/${req.params.path ?? ""}`,
+          query: req.query,
+          headers: req.headers,
+          body: req.body,
+        }),
+    },
+  ];
+}
