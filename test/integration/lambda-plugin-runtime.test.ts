@@ -11,7 +11,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { createLambdaClient } from "../../src/adapters/aws/clients.js";
 import { installJobPayloadSchema, LambdaInstallQueue } from "../../src/adapters/aws/lambda-install-queue.js";
 import { pluginFunctionName } from "../../src/adapters/aws/lambda-function-spec.js";
@@ -526,14 +526,20 @@ function pythonExecutable(candidates: Array<string | undefined>, probe: string):
   return undefined;
 }
 
-const cacheDir = process.env.DIFY_DAEMON_CACHE ?? join(process.env.HOME ?? tmpdir(), ".cache", "dify-plugin-daemon-aws");
 /** Any Python 3 runs the bootstrap (stdlib only). */
-const bootstrapPython = pythonExecutable(["python3", "python"], "import sys; assert sys.version_info >= (3, 8)");
-/** The SDK needs Python >= 3.12 with dify_plugin installed (the test setup's plugin Python). */
-const sdkPython = pythonExecutable(
-  [process.env.DIFY_PLUGIN_PYTHON, process.env.PYTHON_INTERPRETER_PATH, join(cacheDir, "python", "3.13", "bin", "python3.13"), "python3.13", "python3.12"],
-  "import sys; assert sys.version_info >= (3, 12); import dify_plugin",
-);
+const bootstrapPython = pythonExecutable(["python3", "python"], "import sys; assert sys.version_info >= (3, 8)") ?? "python3";
+/**
+ * The SDK needs Python >= 3.12 with dify_plugin installed: a venv built from the test setup's
+ * interpreter with uv and the fixture's pinned requirements (fast with uv's cache).
+ */
+function sdkVenv(): string {
+  const dir = mkdtempSync(join(tmpdir(), "sdk-venv-"));
+  const uv = inject("uvPath");
+  execFileSync(uv, ["venv", "--python", inject("pythonPath"), join(dir, ".venv")], { stdio: "ignore" });
+  const python = join(dir, ".venv", "bin", "python");
+  execFileSync(uv, ["pip", "install", "--python", python, "-r", join(ECHO_TOOL, "requirements.txt")], { stdio: "ignore", timeout: 300_000 });
+  return python;
+}
 
 /** Runs each function in one warm local sandbox, started on first use, like a Lambda environment. */
 function sandboxes(taskRoot: string, pluginPython: string) {
@@ -544,7 +550,7 @@ function sandboxes(taskRoot: string, pluginPython: string) {
       sandbox = await LambdaSandbox.start({
         command: BOOTSTRAP,
         // Lambda runs the exec wrapper with the managed runtime's command line, interpreter first.
-        args: [bootstrapPython!, "-m", "awslambdaric", "bootstrap.handler"],
+        args: [bootstrapPython, "-m", "awslambdaric", "bootstrap.handler"],
         taskRoot,
         env: {
           PATH: process.env.PATH ?? "/usr/bin:/bin",
@@ -569,7 +575,7 @@ function sandboxes(taskRoot: string, pluginPython: string) {
   };
 }
 
-describe.skipIf(!bootstrapPython || !existsSync(BOOTSTRAP))(
+describe(
   "LambdaPluginRuntime with the real layer bootstrap (Lambda service faked, stub stdio plugin)",
   () => {
     let taskRoot: string;
@@ -584,7 +590,7 @@ describe.skipIf(!bootstrapPython || !existsSync(BOOTSTRAP))(
     afterAll(() => rmSync(taskRoot, { recursive: true, force: true }));
 
     beforeEach(async () => {
-      envs = sandboxes(taskRoot, bootstrapPython!);
+      envs = sandboxes(taskRoot, bootstrapPython);
       fake.stream = envs.handler;
       plugin = await echoTool();
       rt = runtime();
@@ -637,14 +643,18 @@ describe.skipIf(!bootstrapPython || !existsSync(BOOTSTRAP))(
   },
 );
 
-describe.skipIf(!sdkPython || !bootstrapPython || !existsSync(BOOTSTRAP))(
+describe(
   "LambdaPluginRuntime with the real bootstrap and the Dify plugin SDK (Lambda service faked, echo-tool fixture)",
   () => {
     let envs: ReturnType<typeof sandboxes>;
+    let sdkPython: string;
+    beforeAll(() => {
+      sdkPython = sdkVenv();
+    }, 300_000);
     afterEach(async () => envs?.stop());
 
     it("runs a tool session of the echo-tool fixture end to end", async () => {
-      envs = sandboxes(ECHO_TOOL, sdkPython!);
+      envs = sandboxes(ECHO_TOOL, sdkPython);
       fake.stream = envs.handler;
       const plugin = await echoTool();
       const rt = runtime();
