@@ -4,7 +4,7 @@
  * local daemon.
  */
 import { timingSafeEqual } from "node:crypto";
-import { asDaemonError, unauthorized } from "../domain/errors.js";
+import { asDaemonError, DaemonError, unauthorized } from "../domain/errors.js";
 import { logger } from "../logger.js";
 import { header, type DaemonRequest } from "./daemon-request.js";
 import { fail, json, type DaemonResponse } from "./daemon-response.js";
@@ -23,10 +23,9 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
     }
     return await match.route.handler(req);
   } catch (thrown) {
+    // Errors the daemon meant to answer are not news; anything else is a bug worth a log line.
+    if (!(thrown instanceof DaemonError)) logger.error({ err: thrown, path: req.path }, "unexpected error");
     const err = asDaemonError(thrown);
-    if (err.errorType === "PluginDaemonInternalServerError" && !(thrown instanceof Error && "errorType" in thrown)) {
-      logger.error({ err: thrown, path: req.path }, "unexpected error");
-    }
     return fail(err, err.httpStatus);
   }
 }
