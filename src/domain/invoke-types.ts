@@ -15,6 +15,8 @@ export interface InvokeTypeRule {
   failure: string;
   allowed: (p: PluginPermissions) => boolean;
   denied: string;
+  /** Dify nests this answer once more (`{data: {data: ...}}`); upstream hands the plugin the inner one. */
+  nested?: boolean;
 }
 
 const denied = (what: string) => `permission denied, you need to enable ${what} access in plugin manifest`;
@@ -91,7 +93,7 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
   },
   // Upstream lets every plugin ask for an upload URL.
   upload_file: { path: "upload/file/request", streamed: false, failure: "upload file failed", allowed: () => true, denied: denied("storage") },
-  fetch_app: { path: "fetch/app/info", streamed: false, failure: "fetch app failed", allowed: (p) => p.app.enabled, denied: denied("app") },
+  fetch_app: { path: "fetch/app/info", streamed: false, failure: "fetch app failed", allowed: (p) => p.app.enabled, denied: denied("app"), nested: true },
 };
 
 export const ruleFor = (type: string): InvokeTypeRule | undefined => (Object.hasOwn(invokeTypes, type) ? invokeTypes[type] : undefined);

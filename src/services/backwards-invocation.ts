@@ -100,7 +100,8 @@ export class BackwardsInvocations {
       if (rule.streamed) {
         for await (const chunk of inner.stream(rule.path, payload, signal)) yield ["stream", chunk];
       } else {
-        yield ["struct", await inner.call(rule.path, payload, signal)];
+        const answer = await inner.call(rule.path, payload, signal);
+        yield ["struct", rule.nested ? nestedData(answer) : answer];
       }
     } catch (err) {
       throw new Refusal(`${rule.failure}: ${err instanceof Error ? err.message : String(err)}`);
@@ -145,6 +146,12 @@ export class BackwardsInvocations {
       }
     }
   }
+}
+
+function nestedData(answer: unknown): unknown {
+  const data = (answer as { data?: unknown } | null)?.data;
+  if (data === undefined || data === null) throw new Error("data is nil");
+  return data;
 }
 
 /** Upstream's key rules (persistence.go): no path traversal after cleaning, at most 256 characters. */
