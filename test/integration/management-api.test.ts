@@ -6,7 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildPackage } from "../support/package-builder.js";
 import { packageChecksum } from "../../src/domain/checksum.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
-import { packFixture } from "../support/fixture-packages.js";
+import { fixturesDir, packFixture } from "../support/fixture-packages.js";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
 import { request } from "node:http";
 
@@ -288,6 +290,10 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     const failedTask = await waitForTask(d, T, failed.data.task_id);
     expect(failedTask.status).toBe("failed");
     expect(failedTask.plugins[0]?.message).toMatch(/no-such-package-for-tests-xyz/);
+    // Nothing half-built stays behind: no plugin directory, no staging directory.
+    const checksum = (broken.data.unique_identifier as string).split("@")[1];
+    const leftovers = readdirSync(join(d.dataDir, "plugins", "fixtures")).filter((n) => n.includes(checksum!));
+    expect(leftovers).toEqual([]);
     let list = await body(await d.call(`${M}/list?page=1&page_size=256`));
     expect(list.data.list[0].plugin_unique_identifier).toBe(uid);
 
@@ -304,6 +310,20 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     expect(list.data.total).toBe(1);
     expect(list.data.list[0]).toMatchObject({ plugin_unique_identifier: next.data.unique_identifier, version: "0.0.2" });
     uid = next.data.unique_identifier;
+  });
+
+  it("fails the install with a clear message when no Python fits the manifest's runner version", async () => {
+    const manifest = readFileSync(join(fixturesDir, "echo-tool", "manifest.yaml"), "utf8").replace('version: "3.12"', 'version: "3.99"');
+    const pkg = await upload(await packFixture("echo-tool", { version: "0.0.7", files: { "manifest.yaml": manifest.replace(/^version: .*$/m, "version: 0.0.7") } }));
+    expect(pkg.code).toBe(0);
+    const other = "44444444-2222-3333-4444-555555555555";
+    const started = await body(
+      await d.call(`/plugin/${other}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [pkg.data.unique_identifier], source: "package" } }),
+    );
+    const task = await waitForTask(d, other, started.data.task_id);
+    expect(task.status).toBe("failed");
+    expect(task.plugins[0]?.message).toMatch(/no Python interpreter >= 3\.99/);
+    expect((await body(await d.call(`/plugin/${other}/management/list?page=1&page_size=10`))).data.total).toBe(0);
   });
 
   it("uninstalls idempotently", async () => {
