@@ -30,9 +30,8 @@ import {
   type WriteOp,
 } from "../../ports/item-store.js";
 import { sharedDynamoDbDocumentClient } from "./clients.js";
+import { checkBatch, isLive, nowSeconds } from "../item-rules.js";
 
-/** DynamoDB's TransactWriteItems limit; the SQLite adapter enforces the same so code behaves alike. */
-const MAX_BATCH_OPS = 100;
 /** Items are capped at 400 KB; JSON bigger than this is compressed into `dataz`. */
 const COMPRESS_ABOVE_BYTES = 100 * 1024;
 /** DynamoDB nests documents at most 32 levels deep; `data` itself is one of them. */
@@ -297,31 +296,3 @@ function decodeData(row: Row): Record<string, unknown> {
   return z.record(z.string(), z.unknown()).parse(JSON.parse(json));
 }
 
-function isLive(item: Item, now: number): boolean {
-  return item.expiresAt === undefined || item.expiresAt > now;
-}
-
-function nowSeconds(): number {
-  return Date.now() / 1000;
-}
-
-/** Rejects batches DynamoDB would reject, with messages that say why. */
-function checkBatch(ops: WriteOp[]): void {
-  if (ops.length > MAX_BATCH_OPS) {
-    throw new RangeError(`a write batch holds at most ${MAX_BATCH_OPS} operations, got ${ops.length}`);
-  }
-  const seen = new Set<string>();
-  for (const op of ops) {
-    const key = op.op === "put" ? op.item : op.key;
-    if (key.pk === "" || key.sk === "") throw new TypeError("item keys must be non-empty strings");
-    const id = JSON.stringify([key.pk, key.sk]);
-    if (seen.has(id)) throw new TypeError(`a write batch touches item ${id} more than once`);
-    seen.add(id);
-    if (op.op === "put" && (op.item.gsi1pk === undefined) !== (op.item.gsi1sk === undefined)) {
-      throw new TypeError(`item ${id} sets only one of gsi1pk and gsi1sk`);
-    }
-    if (op.op === "put" && (op.item.gsi1pk === "" || op.item.gsi1sk === "")) {
-      throw new TypeError(`item ${id} has an empty gsi1pk or gsi1sk`);
-    }
-  }
-}

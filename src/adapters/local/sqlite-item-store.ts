@@ -22,8 +22,7 @@ import {
   type QueryOptions,
   type WriteOp,
 } from "../../ports/item-store.js";
-
-const MAX_BATCH_OPS = 100;
+import { checkBatch, isLive, nowSeconds } from "../item-rules.js";
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS items (
@@ -206,31 +205,3 @@ function toItem(raw: unknown): Item {
   return item;
 }
 
-function isLive(item: Item, now: number): boolean {
-  return item.expiresAt === undefined || item.expiresAt > now;
-}
-
-function nowSeconds(): number {
-  return Date.now() / 1000;
-}
-
-/** The same batch rules as the DynamoDB adapter, with the same messages. */
-function checkBatch(ops: WriteOp[]): void {
-  if (ops.length > MAX_BATCH_OPS) {
-    throw new RangeError(`a write batch holds at most ${MAX_BATCH_OPS} operations, got ${ops.length}`);
-  }
-  const seen = new Set<string>();
-  for (const op of ops) {
-    const key = op.op === "put" ? op.item : op.key;
-    if (key.pk === "" || key.sk === "") throw new TypeError("item keys must be non-empty strings");
-    const id = JSON.stringify([key.pk, key.sk]);
-    if (seen.has(id)) throw new TypeError(`a write batch touches item ${id} more than once`);
-    seen.add(id);
-    if (op.op === "put" && (op.item.gsi1pk === undefined) !== (op.item.gsi1sk === undefined)) {
-      throw new TypeError(`item ${id} sets only one of gsi1pk and gsi1sk`);
-    }
-    if (op.op === "put" && (op.item.gsi1pk === "" || op.item.gsi1sk === "")) {
-      throw new TypeError(`item ${id} has an empty gsi1pk or gsi1sk`);
-    }
-  }
-}
