@@ -72,6 +72,10 @@ const envSchema = z.object({
   DAEMON_PUBLIC_URL: z.string().optional(),
   PLUGIN_ARCH: z.enum(["arm64", "x86_64"]).default("arm64"),
   LOG_LEVEL: z.string().default("info"),
+  /** The daemon's own auto-upgrade check (docs/auto-upgrade.md); turn Dify's off when this is on. */
+  AUTO_UPGRADE_ENABLED: bool(true),
+  AUTO_UPGRADE_SNAPSHOT_CACHE_SECONDS: int(900),
+  AUTO_UPGRADE_LEASE_SECONDS: int(3600),
 });
 
 export type DaemonConfig = ReturnType<typeof loadConfig>;
@@ -126,5 +130,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     daemonPublicUrl: e.DAEMON_PUBLIC_URL,
     pluginArch: e.PLUGIN_ARCH,
     logLevel: e.LOG_LEVEL,
+    autoUpgrade: {
+      enabled: e.AUTO_UPGRADE_ENABLED,
+      snapshotCacheSeconds: e.AUTO_UPGRADE_SNAPSHOT_CACHE_SECONDS,
+      leaseSeconds: Math.max(60, e.AUTO_UPGRADE_LEASE_SECONDS),
+    },
   };
 }

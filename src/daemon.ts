@@ -19,6 +19,8 @@ import { Installer } from "./services/installer.js";
 import { PackageIntake } from "./services/package-intake.js";
 import { BundleIntake } from "./services/bundle-intake.js";
 import { Readmes } from "./services/readmes.js";
+import { AutoUpgrade, installerUpgrades } from "./services/auto-upgrade.js";
+import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
 import { Dispatcher } from "./services/dispatcher.js";
 import { BackwardsInvocations } from "./services/backwards-invocation.js";
 import { EndpointInvoker } from "./services/endpoint-invoker.js";
@@ -54,6 +56,8 @@ export interface Daemon {
   backwards: BackwardsInvocations;
   pluginSessions: PluginSessions;
   pluginStorage: PluginStorage;
+  upgradeStrategies: UpgradeStrategies;
+  autoUpgrade: AutoUpgrade;
   close(): Promise<void>;
 }
 
@@ -78,6 +82,11 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const installations = new Installations(adapters.items);
   const tasks = new InstallTasks(adapters.items);
   let installer: Installer | undefined;
+  const marketplace = new HttpMarketplace({
+    marketplaceUrl: config.marketplaceUrl,
+    githubUrl: config.githubUrl,
+    maxPackageBytes: config.packageLimits.maxPackageBytes,
+  });
   const queue = adapters.queue((tenantId, taskId) => (installer as Installer).runTask(tenantId, taskId));
   installer = new Installer({
     packages,
@@ -85,11 +94,7 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     installations,
     tasks,
     runtime: adapters.runtime,
-    marketplace: new HttpMarketplace({
-      marketplaceUrl: config.marketplaceUrl,
-      githubUrl: config.githubUrl,
-      maxPackageBytes: config.packageLimits.maxPackageBytes,
-    }),
+    marketplace,
     queue,
     runtimeType: adapters.runtimeType,
   });
@@ -107,6 +112,17 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const dispatcher = new Dispatcher(sessionRuntime, config.executionTimeoutSeconds, backwards.factory);
   const endpointStore = new Endpoints(adapters.items);
   const vault = new EndpointSettingsVault(difyInnerApi);
+  const upgradeStrategies = new UpgradeStrategies(adapters.items);
+  const autoUpgrade = new AutoUpgrade({
+    strategies: upgradeStrategies,
+    records: new UpgradeRecords(adapters.items),
+    snapshots: new SnapshotCache(adapters.items, config.marketplaceUrl),
+    installations,
+    tasks,
+    marketplace,
+    upgrades: installerUpgrades(installer, marketplace),
+    options: { snapshotCacheSeconds: config.autoUpgrade.snapshotCacheSeconds, leaseSeconds: config.autoUpgrade.leaseSeconds },
+  });
   return {
     config,
     daemonKey: adapters.daemonKey,
@@ -131,6 +147,8 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     backwards,
     pluginSessions,
     pluginStorage,
+    upgradeStrategies,
+    autoUpgrade,
     close: () => adapters.runtime.close(),
   };
 }

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { badRequest } from "../domain/errors.js";
 import { parseUniqueIdentifier } from "../domain/identifier.js";
-import type { Marketplace, MarketplacePlugin } from "../ports/marketplace.js";
+import type { Marketplace, MarketplacePlugin, MarketplaceSnapshotEntry } from "../ports/marketplace.js";
 
 const batchResponseSchema = z.object({
   data: z.object({
@@ -20,6 +20,20 @@ const batchResponseSchema = z.object({
     ),
   }),
 });
+
+/** `MarketplacePluginSnapshot` in Dify (api/core/plugin/entities/marketplace.py); the URL is not needed. */
+const snapshotEntrySchema = z
+  .object({
+    org: z.string().min(1),
+    name: z.string().min(1),
+    latest_version: z.string().min(1),
+    latest_package_identifier: z.string().min(1),
+  })
+  .loose();
+const snapshotSchema = z.object({ plugins: z.array(z.unknown()) }).loose();
+
+/** The snapshot lists every marketplace plugin; far below this in practice, but never unbounded. */
+const MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024;
 
 export interface HttpMarketplaceOptions {
   marketplaceUrl: string;
@@ -48,6 +62,44 @@ export class HttpMarketplace implements Marketplace {
     });
     if (!res.ok) throw new Error(`marketplace batch query failed: HTTP ${res.status}`);
     return batchResponseSchema.parse(await res.json()).data.plugins;
+  }
+
+  async snapshot(): Promise<MarketplaceSnapshotEntry[]> {
+    const url = `${this.options.marketplaceUrl}/api/v1/dist/plugins/manifest.json`;
+    const res = await fetch(url, { signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(`marketplace snapshot request failed: HTTP ${res.status}`);
+    }
+    const text = await readCapped(res, MAX_SNAPSHOT_BYTES, "marketplace snapshot");
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new Error("marketplace snapshot is not JSON");
+    }
+    const parsed = snapshotSchema.safeParse(body);
+    if (!parsed.success) throw new Error("marketplace snapshot has no plugins list");
+    const entries: MarketplaceSnapshotEntry[] = [];
+    for (const raw of parsed.data.plugins) {
+      const entry = snapshotEntrySchema.safeParse(raw);
+      if (!entry.success) continue;
+      const { org, name, latest_version, latest_package_identifier } = entry.data;
+      entries.push({ plugin_id: `${org}/${name}`, latest_version, latest_package_identifier });
+    }
+    return entries;
+  }
+
+  async recordInstall(uniqueIdentifier: string): Promise<void> {
+    const res = await fetch(`${this.options.marketplaceUrl}/api/v1/stats/plugins/install_count`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ unique_identifier: uniqueIdentifier }),
+      // Only a counter: never worth holding up an upgrade for long.
+      signal: AbortSignal.timeout(Math.min(this.options.timeoutMs ?? 5_000, 5_000)),
+    });
+    await res.body?.cancel();
+    if (!res.ok) throw new Error(`marketplace install count failed: HTTP ${res.status}`);
   }
 
   downloadGithubRelease(repo: string, release: string, assetName: string): Promise<Uint8Array> {
@@ -82,4 +134,17 @@ export class HttpMarketplace implements Marketplace {
     }
     return Buffer.concat(chunks);
   }
+}
+
+/** Reads a text body, failing once it passes `limit` bytes. */
+async function readCapped(res: Response, limit: number, what: string): Promise<string> {
+  if (!res.body) return "";
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of res.body) {
+    size += chunk.byteLength;
+    if (size > limit) throw new Error(`${what} exceeds ${limit} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString("utf8");
 }

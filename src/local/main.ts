@@ -1,6 +1,7 @@
 /** `npm start`: the local daemon on port 5002 with the embedded store and Python subprocess plugins. */
 import { sharedDaemon } from "../daemon.js";
 import { logger } from "../logger.js";
+import { startAutoUpgradeTimer } from "../services/auto-upgrade.js";
 import { startLocalServer } from "./server.js";
 
 const daemon = await sharedDaemon();
@@ -10,9 +11,12 @@ const server = await startLocalServer(daemon, {
   maxBodyBytes: Math.max(daemon.config.packageLimits.maxPackageBytes, daemon.config.maxBundleBytes) + 1024 * 1024,
 });
 logger.info({ url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir: daemon.config.dataDir }, "plugin daemon listening");
+// The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.
+const autoUpgrade = daemon.config.autoUpgrade.enabled ? startAutoUpgradeTimer(daemon.autoUpgrade) : undefined;
 
 const shutdown = async (signal: string) => {
   logger.info({ signal }, "shutting down");
+  autoUpgrade?.stop();
   server.close();
   await daemon.close();
   process.exit(0);

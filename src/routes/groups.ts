@@ -6,6 +6,7 @@ import { sharedDaemon, type Daemon } from "../daemon.js";
 import type { RouteGroupRuntime } from "../http/apigateway.js";
 import { Router, type Route } from "../http/router.js";
 import { assetRoutes } from "./assets.js";
+import { autoUpgradeRoutes } from "./auto-upgrade.js";
 import { backwardsInvocationRoutes } from "./backwards-invocation.js";
 import { endpointRoutes } from "./endpoints.js";
 import { publicEndpointRoutes } from "./public-endpoint.js";
@@ -16,7 +17,7 @@ import { managementRoutes } from "./management.js";
 export type RouteGroup = "management" | "dispatch" | "public-endpoint" | "backwards-invocation";
 
 const builders: Record<RouteGroup, (d: Daemon) => Route[]> = {
-  management: (d) => [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...assetRoutes(d)],
+  management: (d) => [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d)],
   dispatch: dispatchRoutes,
   "public-endpoint": (d) => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled),
   "backwards-invocation": (d) =>
