@@ -1,0 +1,217 @@
+/**
+ * The daemon's HTTP API: a Regional REST API (v1) with one Lambda proxy integration per route
+ * group. REST rather than HTTP API because only REST APIs stream responses (dispatch answers are
+ * long-lived streams) and only REST APIs are in LocalStack's free plan.
+ *
+ * - Streaming groups (dispatch, public endpoints, backwards invocation) use response transfer mode
+ *   STREAM, which invokes the function with InvokeWithResponseStream and allows integration
+ *   timeouts up to 15 minutes without a quota increase.
+ * - Everything else is buffered (29 s integration timeout, 10 MB payload).
+ * - No API Gateway API keys or authorizers: Dify sends the daemon key as `X-Api-Key` and the
+ *   handlers check it (API keys would claim that header); `/e/*` is public by design and
+ *   backwards invocation is authenticated by its session id, as upstream.
+ * - Unknown routes reach the management handler through a catch-all, which answers with
+ *   upstream's 404 body; the gateway's own "missing authentication token" answer (for paths that
+ *   stop at an intermediate resource) is rewritten to the same 404.
+ */
+import { Aws, Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import * as apigateway from "aws-cdk-lib/aws-apigateway";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import { acknowledge } from "../nag.js";
+
+export interface ApiRouteTargets {
+  /** Buffered: management, endpoint setup, assets, debugging, extract, health, and the 404 catch-all. */
+  readonly management: lambda.IFunction;
+  /** Streaming: plugin invocation. */
+  readonly dispatch: lambda.IFunction;
+  /** Streaming: public plugin endpoints `/e/{hook_id}/...`. */
+  readonly publicEndpoint: lambda.IFunction;
+  /** Streaming: plugin → daemon backwards invocation. */
+  readonly backwardsInvocation: lambda.IFunction;
+}
+
+export interface ApiProps {
+  readonly targets: ApiRouteTargets;
+  /** @default "prod" */
+  readonly stageName?: string;
+  /** Integration timeout of the streaming routes (≤ 15 minutes). */
+  readonly streamTimeout: Duration;
+  /** @default 100 */
+  readonly throttlingRateLimit?: number;
+  /** @default 200 */
+  readonly throttlingBurstLimit?: number;
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+}
+
+/** Upstream's answer for unknown routes (a string `code`, unlike the envelope). */
+export const NOT_FOUND_BODY = '{"code":"not_found","message":"route not found"}';
+
+const MAX_STREAM_TIMEOUT = Duration.minutes(15);
+
+/** One JSON line per request, with what tells a slow plugin from a failing handler. */
+function accessLogFormat(): apigateway.AccessLogFormat {
+  const f = apigateway.AccessLogField;
+  return apigateway.AccessLogFormat.custom(
+    JSON.stringify({
+      requestId: f.contextRequestId(),
+      extendedRequestId: f.contextExtendedRequestId(),
+      ip: f.contextIdentitySourceIp(),
+      requestTime: f.contextRequestTime(),
+      httpMethod: f.contextHttpMethod(),
+      resourcePath: f.contextResourcePath(),
+      path: f.contextPath(),
+      status: f.contextStatus(),
+      responseLength: f.contextResponseLength(),
+      responseLatency: f.contextResponseLatency(),
+      integrationLatency: f.contextIntegrationLatency(),
+      integrationStatus: f.contextIntegrationStatus(),
+      // Gateway error messages may contain quotes, which would break the JSON line; they are in
+      // the stage's execution log (ERROR level) instead.
+      lambdaRequestId: f.contextAwsEndpointRequestId(),
+    }),
+  );
+}
+
+export class Api extends Construct {
+  readonly restApi: apigateway.RestApi;
+  readonly stageName: string;
+  readonly accessLogs: logs.LogGroup;
+
+  constructor(scope: Construct, id: string, props: ApiProps) {
+    super(scope, id);
+    if (props.streamTimeout.toSeconds() > MAX_STREAM_TIMEOUT.toSeconds()) {
+      throw new Error(`Api: streamTimeout must be ≤ 15 minutes, got ${props.streamTimeout.toHumanString()}`);
+    }
+    this.stageName = props.stageName ?? "prod";
+    this.accessLogs = new logs.LogGroup(this, "AccessLogs", {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+
+    this.restApi = new apigateway.RestApi(this, "RestApi", {
+      description: "Dify plugin daemon",
+      endpointTypes: [apigateway.EndpointType.REGIONAL],
+      // Every body reaches the handlers base64-encoded and binary answers (assets) go out as bytes;
+      // the handlers decode `isBase64Encoded` themselves. Covers multipart package uploads.
+      binaryMediaTypes: ["*/*"],
+      // API Gateway needs an account-level role to write logs; retained because it is shared by
+      // every REST API in the account and region.
+      cloudWatchRole: true,
+      cloudWatchRoleRemovalPolicy: RemovalPolicy.RETAIN,
+      deployOptions: {
+        stageName: this.stageName,
+        accessLogDestination: new apigateway.LogGroupLogDestination(this.accessLogs),
+        accessLogFormat: accessLogFormat(),
+        // Execution logs for errors only; request/response bodies carry credentials, never log them.
+        loggingLevel: apigateway.MethodLoggingLevel.ERROR,
+        dataTraceEnabled: false,
+        metricsEnabled: true,
+        throttlingRateLimit: props.throttlingRateLimit ?? 100,
+        throttlingBurstLimit: props.throttlingBurstLimit ?? 200,
+        tracingEnabled: false,
+      },
+    });
+    this.restApi.addGatewayResponse("MissingRoute", {
+      type: apigateway.ResponseType.MISSING_AUTHENTICATION_TOKEN,
+      statusCode: "404",
+      responseHeaders: { "Content-Type": "'application/json'" },
+      templates: { "application/json": NOT_FOUND_BODY },
+    });
+
+    // The stage URL is exported as PluginDaemonUrl (without the trailing slash this one has).
+    this.restApi.node.tryRemoveChild("Endpoint");
+
+    this.addRoutes(props.targets, props.streamTimeout);
+    this.suppressFindings();
+  }
+
+  private addRoutes(targets: ApiRouteTargets, streamTimeout: Duration): void {
+    // One permission per function for the whole API keeps each function's resource policy small.
+    const buffered = (fn: lambda.IFunction) => new apigateway.LambdaIntegration(fn, { scopePermissionToMethod: false });
+    const streaming = (fn: lambda.IFunction) =>
+      new apigateway.LambdaIntegration(fn, {
+        scopePermissionToMethod: false,
+        responseTransferMode: apigateway.ResponseTransferMode.STREAM,
+        timeout: streamTimeout,
+      });
+    const management = buffered(targets.management);
+    const dispatch = streaming(targets.dispatch);
+    const publicEndpoint = streaming(targets.publicEndpoint);
+    const backwards = streaming(targets.backwardsInvocation);
+
+    const root = this.restApi.root;
+    root.addMethod("ANY", management);
+    root.addProxy({ defaultIntegration: management, anyMethod: true });
+
+    const tenant = root.addResource("plugin").addResource("{tenant_id}");
+    for (const group of ["management", "endpoint", "asset", "debugging"]) {
+      tenant.addResource(group).addProxy({ defaultIntegration: management, anyMethod: true });
+    }
+    tenant.addResource("extract-asset").addMethod("ANY", management);
+    tenant.addResource("dispatch").addResource("{proxy+}").addMethod("POST", dispatch);
+
+    const invoke = root.addResource("v2").addResource("invoke");
+    invoke.addResource("extract").addMethod("ANY", management);
+    invoke.addResource("dispatch").addResource("{proxy+}").addMethod("POST", dispatch);
+
+    root.addResource("health").addResource("check").addMethod("GET", management);
+
+    const hook = root.addResource("e").addResource("{hook_id}");
+    hook.addMethod("ANY", publicEndpoint);
+    hook.addResource("{proxy+}").addMethod("ANY", publicEndpoint);
+
+    root.addResource("backwards-invocation").addResource("transaction").addMethod("POST", backwards);
+  }
+
+  private suppressFindings(): void {
+    acknowledge(
+      this.restApi,
+      {
+        id: "AwsSolutions-APIG2",
+        reason: "Lambda proxy integrations: each handler validates its requests exactly as the upstream daemon does, including its error bodies.",
+      },
+      {
+        id: "AwsSolutions-APIG3",
+        reason: "WAF is optional and priced per ACL and request; associate a web ACL with the stage if the public /e/* endpoints need it (docs/deploy.md).",
+      },
+      {
+        id: "AwsSolutions-APIG4",
+        reason:
+          "Dify authenticates with the daemon key in X-Api-Key, checked by the handlers (as upstream); /e/* endpoints are public by " +
+          "design and /backwards-invocation is authenticated by its session id. An authorizer would claim X-Api-Key or break these contracts.",
+      },
+      {
+        id: "AwsSolutions-COG4",
+        reason: "Callers are Dify's API server and plugin functions, not Cognito users; see AwsSolutions-APIG4.",
+      },
+    );
+    const role = this.restApi.node.tryFindChild("CloudWatchRole");
+    if (role) {
+      acknowledge(role, {
+        id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
+        reason: "AmazonAPIGatewayPushToCloudWatchLogs is the policy AWS documents for API Gateway's account-level logging role.",
+      });
+    }
+  }
+
+  /**
+   * The stage URL without a trailing slash, built from the API id rather than the stage so
+   * functions behind this API can carry it without a dependency cycle.
+   */
+  get url(): string {
+    return this.urlFromTemplate("https://{restApiId}.execute-api.{region}.{urlSuffix}/{stage}");
+  }
+
+  /** Fills `{restApiId}`, `{region}`, `{urlSuffix}` and `{stage}` into a URL template. */
+  urlFromTemplate(template: string): string {
+    const stack = Stack.of(this);
+    return template
+      .replaceAll("{restApiId}", this.restApi.restApiId)
+      .replaceAll("{region}", stack.region)
+      .replaceAll("{urlSuffix}", Aws.URL_SUFFIX)
+      .replaceAll("{stage}", this.stageName);
+  }
+}

@@ -1,0 +1,226 @@
+/**
+ * What the daemon needs to run each plugin as its own Python Lambda function:
+ * - the plugin layer (`/opt/dify-plugin-bootstrap` exec wrapper + `/opt/python` Dify plugin SDK),
+ *   built without Docker by `layers/build-layer.sh <outdir> <arch>`;
+ * - the execution role every plugin function runs with (CloudWatch Logs only: plugins reach Dify
+ *   through the daemon's backwards-invocation URL, never through AWS APIs);
+ * - the plugin builder, a Python function that turns a stored package into a Lambda code zip
+ *   with dependencies installed for the Lambda platform;
+ * - the grants for handlers that create, update, delete and invoke plugin functions, all scoped to
+ *   the plugin function name prefix.
+ */
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { Annotations, ArnFormat, AssetHashType, DockerImage, Duration, FileSystem, RemovalPolicy, Size, Stack } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as logs from "aws-cdk-lib/aws-logs";
+import { Construct } from "constructs";
+import { acknowledge, allowGranteeWildcards, allowWildcards, ARN_SEGMENT, literal } from "../nag.js";
+import type { PluginArch } from "../settings.js";
+import { PACKAGE_BUCKET_PREFIXES, type PackageBucket } from "./package-bucket.js";
+
+export interface PluginRuntimeProps {
+  /** Directory with build-layer.sh, plugin-runtime/ and plugin-builder/. */
+  readonly layersDir: string;
+  /** Every plugin function's name starts with this; IAM is scoped to it. */
+  readonly functionPrefix: string;
+  readonly arch: PluginArch;
+  readonly packageBucket: PackageBucket;
+  /** `script` runs build-layer.sh (falling back to `copy` when it is missing or fails); `copy` packages plugin-runtime/ as is. @default "script" */
+  readonly layerBuild?: "script" | "copy";
+  /** Python version the layer and plugin functions target. @default "3.12" (what the Dify plugin SDK and upstream daemon use) */
+  readonly pythonVersion?: "3.12" | "3.13";
+  /** @default RetentionDays.ONE_MONTH */
+  readonly logRetention?: logs.RetentionDays;
+  /** How long build-layer.sh may run. @default 15 minutes */
+  readonly layerBuildTimeout?: Duration;
+}
+
+/** What plugin-management handlers may do to plugin functions. */
+const RUNTIME_MANAGEMENT_ACTIONS = [
+  "lambda:CreateFunction",
+  "lambda:UpdateFunctionCode",
+  "lambda:UpdateFunctionConfiguration",
+  "lambda:DeleteFunction",
+  "lambda:GetFunction",
+  // The SDK's "function active/updated" waiters poll this one.
+  "lambda:GetFunctionConfiguration",
+  // Also authorises InvokeWithResponseStream: IAM has no separate action for it.
+  "lambda:InvokeFunction",
+  // Plugin functions are created with tags saying which package they run; GetFunction only
+  // returns a tagged function with ListTags, and the daemon checks ownership by those tags.
+  "lambda:TagResource",
+  "lambda:ListTags",
+];
+
+export class PluginRuntime extends Construct {
+  readonly layer: lambda.LayerVersion;
+  readonly pluginRole: iam.Role;
+  readonly builder: lambda.Function;
+  readonly functionPrefix: string;
+  readonly arch: PluginArch;
+  /** ARN pattern matching every plugin function (and its versions/aliases) of this stack. */
+  readonly pluginFunctionArns: string[];
+
+  constructor(scope: Construct, id: string, props: PluginRuntimeProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    this.functionPrefix = props.functionPrefix;
+    this.arch = props.arch;
+    const pythonVersion = props.pythonVersion ?? "3.12";
+    const pythonRuntime = pythonVersion === "3.13" ? lambda.Runtime.PYTHON_3_13 : lambda.Runtime.PYTHON_3_12;
+    const lambdaArch = props.arch === "arm64" ? lambda.Architecture.ARM_64 : lambda.Architecture.X86_64;
+
+    this.layer = new lambda.LayerVersion(this, "Layer", {
+      description: `Dify plugin SDK and bootstrap for Python ${pythonVersion} (${props.arch})`,
+      code: this.layerCode(props, pythonVersion),
+      compatibleArchitectures: [lambdaArch],
+      compatibleRuntimes: [pythonRuntime],
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    this.pluginFunctionArns = [
+      stack.formatArn({ service: "lambda", resource: "function", resourceName: `${props.functionPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+    ];
+
+    this.pluginRole = new iam.Role(this, "PluginRole", {
+      description: "Execution role of plugin functions: CloudWatch Logs only",
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    });
+    const pluginLogGroups = stack.formatArn({
+      service: "logs",
+      resource: "log-group",
+      resourceName: `/aws/lambda/${props.functionPrefix}*`,
+      arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+    });
+    this.pluginRole.addToPolicy(new iam.PolicyStatement({ actions: ["logs:CreateLogGroup"], resources: [pluginLogGroups] }));
+    this.pluginRole.addToPolicy(
+      new iam.PolicyStatement({ actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [`${pluginLogGroups}:log-stream:*`] }),
+    );
+    allowWildcards(this.pluginRole, {
+      finding: new RegExp(`^Resource::arn:${ARN_SEGMENT}:logs:${ARN_SEGMENT}:${ARN_SEGMENT}:log-group:/aws/lambda/${literal(props.functionPrefix)}\\*(:log-stream:\\*)?$`),
+      reason:
+        "Plugin functions are created at install time, so their log groups (/aws/lambda/<prefix><id>) are only known by this " +
+        "stack's plugin function prefix; log stream names are chosen by Lambda.",
+    });
+
+    const builderLogs = new logs.LogGroup(this, "BuilderLogs", {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const builderRole = new iam.Role(this, "BuilderRole", {
+      description: "Plugin builder: its log group and the package bucket prefixes it uses",
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    });
+    builderLogs.grantWrite(builderRole);
+    this.builder = new lambda.Function(this, "Builder", {
+      role: builderRole,
+      description: "Builds a plugin's Lambda code zip (pip for the Lambda platform) from its stored package",
+      runtime: pythonRuntime,
+      architecture: lambda.Architecture.ARM_64,
+      handler: "handler.handler",
+      code: lambda.Code.fromAsset(join(props.layersDir, "plugin-builder"), { exclude: ["__pycache__", "*.pyc", "tests"] }),
+      // pip resolves and unpacks wheels: CPU and /tmp bound.
+      memorySize: 2048,
+      ephemeralStorageSize: Size.gibibytes(4),
+      timeout: Duration.minutes(15),
+      loggingFormat: lambda.LoggingFormat.JSON,
+      applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
+      systemLogLevelV2: lambda.SystemLogLevel.WARN,
+      logGroup: builderLogs,
+    });
+    props.packageBucket.grantObjects(this.builder, { prefixes: [PACKAGE_BUCKET_PREFIXES.packages], read: true });
+    props.packageBucket.grantObjects(this.builder, { prefixes: [PACKAGE_BUCKET_PREFIXES.pluginCode], write: true });
+    acknowledge(this.builder, {
+      id: "AwsSolutions-L1",
+      reason: `Python ${pythonVersion} on purpose: the Dify plugin SDK targets it and the upstream daemon pins it; the builder must match the plugins' runtime.`,
+    });
+  }
+
+  /**
+   * The layer is built on the host (no Docker). The asset hash covers the build inputs and the
+   * architecture, so an unchanged layer is not rebuilt when cdk.out already holds it.
+   */
+  private layerCode(props: PluginRuntimeProps, pythonVersion: string): lambda.Code {
+    const layersDir = props.layersDir;
+    const runtimeDir = join(layersDir, "plugin-runtime");
+    const script = join(layersDir, "build-layer.sh");
+    const mode = props.layerBuild ?? "script";
+    const timeout = props.layerBuildTimeout ?? Duration.minutes(15);
+    if (!existsSync(runtimeDir)) throw new Error(`PluginRuntime: ${runtimeDir} is missing`);
+    const fingerprint = FileSystem.fingerprint(layersDir, {
+      exclude: ["build", "plugin-builder", "**/__pycache__", "*.pyc", "**/.venv"],
+      extraHash: `${props.arch}:${pythonVersion}:${mode}`,
+    });
+    const warn = (message: string) => {
+      process.stderr.write(`[PluginRuntime] warning: ${message}\n`);
+      Annotations.of(this).addWarningV2("plugin-runtime:layer-build", message);
+    };
+
+    return lambda.Code.fromAsset(layersDir, {
+      assetHashType: AssetHashType.CUSTOM,
+      assetHash: fingerprint,
+      bundling: {
+        // Never pulled: local bundling below always succeeds (worst case by copying).
+        image: DockerImage.fromRegistry("public.ecr.aws/sam/build-python3.12"),
+        local: {
+          tryBundle(outputDir: string): boolean {
+            if (mode === "script") {
+              if (!existsSync(script)) {
+                warn(`${script} not found; packaging plugin-runtime/ as is (no SDK dependencies installed)`);
+              } else {
+                const run = spawnSync("bash", [script, outputDir, props.arch, pythonVersion], {
+                  // The script's stdout must not mix with `cdk synth` output.
+                  stdio: ["ignore", process.stderr, process.stderr],
+                  timeout: timeout.toMilliseconds(),
+                });
+                if (run.status === 0 && readdirSync(outputDir).length > 0) return true;
+                const why = run.error ? run.error.message : `exit status ${run.status ?? run.signal}`;
+                warn(`build-layer.sh failed (${why}); packaging plugin-runtime/ as is (no SDK dependencies installed)`);
+                for (const entry of readdirSync(outputDir)) rmSync(join(outputDir, entry), { recursive: true, force: true });
+              }
+            }
+            cpSync(runtimeDir, outputDir, { recursive: true });
+            return true;
+          },
+        },
+      },
+    });
+  }
+
+  /** Create, update, delete, read and invoke plugin functions; pass the plugin role; use the layer. */
+  grantRuntimeManagement(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({ grantee, actions: RUNTIME_MANAGEMENT_ACTIONS, resourceArns: this.pluginFunctionArns });
+    this.allowPluginFunctionWildcard(grantee);
+    iam.Grant.addToPrincipal({ grantee, actions: ["lambda:GetLayerVersion"], resourceArns: [this.layer.layerVersionArn] });
+    grantee.grantPrincipal.addToPrincipalPolicy(
+      new iam.PolicyStatement({
+        actions: ["iam:PassRole"],
+        resources: [this.pluginRole.roleArn],
+        conditions: { StringEquals: { "iam:PassedToService": "lambda.amazonaws.com" } },
+      }),
+    );
+  }
+
+  /** Invoke plugin functions (buffered or streaming). */
+  grantInvokePlugins(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({ grantee, actions: ["lambda:InvokeFunction"], resourceArns: this.pluginFunctionArns });
+    this.allowPluginFunctionWildcard(grantee);
+  }
+
+  private allowPluginFunctionWildcard(grantee: iam.IGrantable): void {
+    allowGranteeWildcards(grantee, {
+      finding: new RegExp(`^Resource::arn:${ARN_SEGMENT}:lambda:${ARN_SEGMENT}:${ARN_SEGMENT}:function:${literal(this.functionPrefix)}\\*$`),
+      reason:
+        "Plugin functions are created at install time, one per plugin package, so they are only known by this stack's " +
+        "function name prefix, which bounds the wildcard.",
+    });
+  }
+
+  /** Invoke the plugin builder. */
+  grantInvokeBuilder(grantee: iam.IGrantable): void {
+    iam.Grant.addToPrincipal({ grantee, actions: ["lambda:InvokeFunction"], resourceArns: [this.builder.functionArn] });
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * Deployment settings, read from CDK context (`cdk deploy -c name=value` or `cdk.json` "context").
+ * docs/deploy.md lists them; every one has a default so `cdk synth` works on a fresh clone.
+ */
+import type { Node } from "constructs";
+
+export type PluginArch = "arm64" | "x86_64";
+
+export interface PluginDaemonSettings {
+  /** CloudFormation stack name. Context `stackName`. */
+  readonly stackName: string;
+  /** API Gateway stage; the daemon URL ends with it. Context `stageName`. */
+  readonly stageName: string;
+  /** Prefix of the per-plugin Lambda functions the daemon creates (≤ 20 chars). Context `pluginFunctionPrefix`. */
+  readonly pluginFunctionPrefix: string;
+  /** Base URL of Dify's API server as seen from AWS (backwards invocation, endpoint settings). Context `difyInnerApiUrl`. */
+  readonly difyInnerApiUrl?: string;
+  /** An existing secret holding Dify's INNER_API_KEY_FOR_PLUGIN; a new one is generated when unset. Context `difyInnerApiKeySecretArn`. */
+  readonly difyInnerApiKeySecretArn?: string;
+  /** Context `marketplaceApiUrl`. */
+  readonly marketplaceApiUrl: string;
+  /** Reject packages without a valid signature. Context `forceVerifyingSignature`. */
+  readonly forceVerifyingSignature: boolean;
+  /** Bytes. Context `maxPluginPackageSize`. */
+  readonly maxPluginPackageSize: number;
+  /** Seconds a plugin invocation may run (dispatch, public endpoints, backwards invocation). Context `pluginMaxExecutionTimeout`. */
+  readonly pluginMaxExecutionTimeout: number;
+  /** Architecture of the plugin functions and the layer built for them. Context `pluginArch`. */
+  readonly pluginArch: PluginArch;
+  /** Overrides the URL plugin functions call back (default: the stage URL); `{restApiId}`, `{region}`, `{stage}` are filled in. Context `daemonPublicUrl`. */
+  readonly daemonPublicUrl?: string;
+  /** Steady-state requests per second across the API. Context `throttlingRateLimit`. */
+  readonly throttlingRateLimit: number;
+  /** Context `throttlingBurstLimit`. */
+  readonly throttlingBurstLimit: number;
+  /** Days to keep handler and access logs. Context `logRetentionDays`. */
+  readonly logRetentionDays: number;
+  /** Handler log level (LOG_LEVEL). Context `logLevel`. */
+  readonly logLevel: string;
+  /** Build the plugin layer with layers/build-layer.sh (`script`) or package layers/plugin-runtime as is (`copy`). Context `pluginLayerBuild`. */
+  readonly pluginLayerBuild: "script" | "copy";
+}
+
+export const DEFAULT_SETTINGS = {
+  stackName: "DifyPluginDaemon",
+  stageName: "prod",
+  marketplaceApiUrl: "https://marketplace.dify.ai",
+  forceVerifyingSignature: true,
+  // Upstream's default (50 MiB). Uploads through API Gateway are capped lower by its 10 MB payload limit.
+  maxPluginPackageSize: 52_428_800,
+  pluginMaxExecutionTimeout: 600,
+  pluginArch: "arm64",
+  throttlingRateLimit: 100,
+  throttlingBurstLimit: 200,
+  logRetentionDays: 30,
+  logLevel: "info",
+  pluginLayerBuild: "script",
+} as const;
+
+/** Function names are ≤ 64 chars; the daemon appends an identifier hash, so the prefix must stay short. */
+export const MAX_PLUGIN_FUNCTION_PREFIX_LENGTH = 20;
+
+/** `<stack name>-plugin-`, shortened to fit, lower-case: unique per stack so IAM can be scoped to it. */
+export function defaultPluginFunctionPrefix(stackName: string): string {
+  const suffix = "-plugin-";
+  const slug = stackName.toLowerCase().replace(/[^a-z0-9]/g, "");
+  return `${slug.slice(0, MAX_PLUGIN_FUNCTION_PREFIX_LENGTH - suffix.length)}${suffix}`;
+}
+
+function text(node: Node, key: string): string | undefined {
+  const value: unknown = node.tryGetContext(key);
+  if (value === undefined || value === null || value === "") return undefined;
+  if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
+    throw new Error(`context ${key} must be a string, number or boolean`);
+  }
+  return String(value);
+}
+
+function integer(node: Node, key: string, fallback: number, min: number, max: number): number {
+  const raw = text(node, key);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`context ${key} must be an integer in [${min}, ${max}], got "${raw}"`);
+  return n;
+}
+
+function flag(node: Node, key: string, fallback: boolean): boolean {
+  const raw = text(node, key);
+  if (raw === undefined) return fallback;
+  if (raw === "true") return true;
+  if (raw === "false") return false;
+  throw new Error(`context ${key} must be true or false, got "${raw}"`);
+}
+
+function oneOf<T extends string>(node: Node, key: string, fallback: T, allowed: readonly T[]): T {
+  const raw = text(node, key);
+  if (raw === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`context ${key} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  return raw as T;
+}
+
+function url(node: Node, key: string): string | undefined {
+  const raw = text(node, key);
+  if (raw === undefined) return undefined;
+  if (!/^https?:\/\/[^\s]+$/.test(raw)) throw new Error(`context ${key} must be an http(s) URL, got "${raw}"`);
+  return raw.replace(/\/+$/, "");
+}
+
+/** Reads and validates the settings; throws with the offending context key on bad input. */
+export function readSettings(node: Node): PluginDaemonSettings {
+  const stackName = text(node, "stackName") ?? DEFAULT_SETTINGS.stackName;
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) throw new Error(`context stackName is not a valid stack name: "${stackName}"`);
+  const stageName = text(node, "stageName") ?? DEFAULT_SETTINGS.stageName;
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stageName)) throw new Error(`context stageName is not a valid stage name: "${stageName}"`);
+  const pluginFunctionPrefix = text(node, "pluginFunctionPrefix") ?? defaultPluginFunctionPrefix(stackName);
+  if (!/^[A-Za-z0-9_-]+$/.test(pluginFunctionPrefix) || pluginFunctionPrefix.length > MAX_PLUGIN_FUNCTION_PREFIX_LENGTH) {
+    throw new Error(`context pluginFunctionPrefix must be ≤ ${MAX_PLUGIN_FUNCTION_PREFIX_LENGTH} chars of [A-Za-z0-9_-], got "${pluginFunctionPrefix}"`);
+  }
+  const difyInnerApiKeySecretArn = text(node, "difyInnerApiKeySecretArn");
+  if (difyInnerApiKeySecretArn !== undefined && !difyInnerApiKeySecretArn.startsWith("arn:")) {
+    throw new Error(`context difyInnerApiKeySecretArn must be a secret ARN, got "${difyInnerApiKeySecretArn}"`);
+  }
+  const daemonPublicUrl = text(node, "daemonPublicUrl");
+  if (daemonPublicUrl !== undefined && !/^https?:\/\//.test(daemonPublicUrl)) {
+    throw new Error(`context daemonPublicUrl must be an http(s) URL template, got "${daemonPublicUrl}"`);
+  }
+  const throttlingRateLimit = integer(node, "throttlingRateLimit", DEFAULT_SETTINGS.throttlingRateLimit, 1, 10_000);
+  return {
+    stackName,
+    stageName,
+    pluginFunctionPrefix,
+    difyInnerApiUrl: url(node, "difyInnerApiUrl"),
+    difyInnerApiKeySecretArn,
+    marketplaceApiUrl: url(node, "marketplaceApiUrl") ?? DEFAULT_SETTINGS.marketplaceApiUrl,
+    forceVerifyingSignature: flag(node, "forceVerifyingSignature", DEFAULT_SETTINGS.forceVerifyingSignature),
+    maxPluginPackageSize: integer(node, "maxPluginPackageSize", DEFAULT_SETTINGS.maxPluginPackageSize, 1, 2 ** 31),
+    // Leaves room under Lambda's 900 s ceiling for the handlers' own shutdown margin (see Handlers).
+    pluginMaxExecutionTimeout: integer(node, "pluginMaxExecutionTimeout", DEFAULT_SETTINGS.pluginMaxExecutionTimeout, 1, 840),
+    pluginArch: oneOf(node, "pluginArch", DEFAULT_SETTINGS.pluginArch, ["arm64", "x86_64"] as const),
+    daemonPublicUrl: daemonPublicUrl?.replace(/\/+$/, ""),
+    throttlingRateLimit,
+    throttlingBurstLimit: integer(node, "throttlingBurstLimit", Math.max(DEFAULT_SETTINGS.throttlingBurstLimit, throttlingRateLimit), 1, 5_000),
+    logRetentionDays: integer(node, "logRetentionDays", DEFAULT_SETTINGS.logRetentionDays, 1, 3653),
+    logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, ["trace", "debug", "info", "warn", "error", "fatal"] as const),
+    pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
+  };
+}
