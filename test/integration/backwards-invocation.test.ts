@@ -4,8 +4,17 @@
  * /backwards-invocation/transaction over real HTTP.
  */
 import { readFileSync } from "node:fs";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { join } from "node:path";
+import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { pluginDirectory } from "../../src/adapters/local/plugin-environment.js";
+import { parsePluginLine, toSessionOutput } from "../../src/domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../src/domain/session-token.js";
+import type { PluginRuntime, SessionOutput } from "../../src/ports/plugin-runtime.js";
+import { Dispatcher } from "../../src/services/dispatcher.js";
+import { registeringSessions } from "../../src/services/session-registry.js";
+import { PluginSessions, type PluginSession } from "../../src/stores/plugin-sessions.js";
+import { LambdaSandbox } from "../support/lambda-runtime-api.js";
+import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
 import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
 import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
@@ -260,4 +269,91 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
       ["end", ""],
     ]);
   });
+});
+
+describe("a plugin under the real Lambda bootstrap calling back over HTTP", () => {
+  let sandbox: LambdaSandbox;
+
+  beforeAll(async () => {
+    // The installed plugin directory (with its venv) as the function's code.
+    const taskRoot = pluginDirectory(join(d.dataDir, "plugins"), uid);
+    sandbox = await LambdaSandbox.start({
+      command: LAYER_BOOTSTRAP,
+      args: [inject("pythonPath"), "-m", "awslambdaric", "bootstrap.handler"],
+      taskRoot,
+      env: {
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+        HOME: process.env.HOME ?? "/tmp",
+        DIFY_PLUGIN_PYTHON: join(taskRoot, ".venv", "bin", "python"),
+        DIFY_PLUGIN_STARTUP_TIMEOUT: "60",
+        PYTHONDONTWRITEBYTECODE: "1",
+      },
+    });
+  }, 120_000);
+  afterAll(async () => sandbox?.stop());
+
+  /** A runtime sending each session to the sandbox as the Lambda runtime does, callback token included. */
+  const lambdaLike: PluginRuntime = {
+    install: async () => undefined,
+    isInstalled: async () => true,
+    remove: async () => undefined,
+    close: async () => undefined,
+    async *invoke(_uid, request, options): AsyncGenerator<SessionOutput> {
+      const callback = { url: d.url, token: sessionCallbackToken(request.session_id, options.tenantId, TEST_KEY) };
+      const payload = new TextEncoder().encode(JSON.stringify({ request, callback, timeout_seconds: 60 }));
+      let buffered = "";
+      for await (const part of sandbox.api.invoke(payload, { timeoutMs: 60_000, functionArn: "arn:aws:lambda:us-east-1:000000000000:function:test" })) {
+        if (part.kind === "error") throw new Error(`${part.errorType}: ${part.errorMessage}`);
+        buffered += Buffer.from(part.bytes).toString("utf8");
+        const lines = buffered.split("\n");
+        buffered = lines.pop() ?? "";
+        for (const line of lines) {
+          const event = parsePluginLine(line);
+          const output = event?.event === "session" ? toSessionOutput(event.data) : undefined;
+          if (output) yield output;
+        }
+      }
+    },
+  };
+
+  /** The daemon's session store, noting what gets registered. */
+  const registered: PluginSession[] = [];
+  class RecordingSessions extends PluginSessions {
+    override async register(session: PluginSession) {
+      registered.push(session);
+      await super.register(session);
+    }
+  }
+
+  const run = (tool: string, params: Record<string, unknown>) =>
+    new Dispatcher(registeringSessions(lambdaLike, new RecordingSessions(d.daemon.items)), 60, d.daemon.backwards.factory).stream({
+      tenantId: T,
+      uniqueIdentifier: uid,
+      action: { type: "tool", action: "invoke_tool" },
+      userId: "u-lambda",
+      data: { provider: "backwards", tool, credentials: {}, credential_type: "api-key", tool_parameters: params },
+    });
+  const collect = async (chunks: AsyncIterable<string>) => {
+    let text = "";
+    for await (const c of chunks) text += c;
+    return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)) as { code: number; message: string; data: unknown });
+  };
+
+  it("serves storage through /backwards-invocation/transaction", async () => {
+    const events = await collect(run("storage_roundtrip", { key: "lambda-key", value: "from lambda" }));
+    expect(messages(events), JSON.stringify(events) + sandbox.output.slice(-2000)).toEqual([
+      { text: "from lambda" },
+      { json_object: { key: "lambda-key", existed: true, value: "from lambda", exists_after_delete: false } },
+    ]);
+  }, 120_000);
+
+  it("relays a streamed LLM answer to the plugin and forgets the session afterwards", async () => {
+    const events = await collect(run("call_llm", { prompt: "over the bridge" }));
+    expect(messages(events)).toEqual([{ text: "over the bridge" }]);
+    const [call] = inner.requestsTo("invoke/llm");
+    expect(call?.body).toMatchObject({ tenant_id: T, user_id: "u-lambda", type: "llm" });
+    const session = registered.at(-1)!;
+    expect(session).toMatchObject({ tenant_id: T, user_id: "u-lambda", plugin_unique_identifier: uid, access_type: "tool", access_action: "invoke_tool" });
+    expect(await d.daemon.pluginSessions.get(session.session_id)).toBeUndefined();
+  }, 120_000);
 });
