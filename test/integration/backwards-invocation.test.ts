@@ -11,11 +11,14 @@ import { parsePluginLine, toSessionOutput } from "../../src/domain/plugin-protoc
 import { sessionCallbackToken } from "../../src/domain/session-token.js";
 import type { PluginRuntime, SessionOutput } from "../../src/ports/plugin-runtime.js";
 import { Dispatcher } from "../../src/services/dispatcher.js";
+import { serve } from "../../src/http/pipeline.js";
+import { Router } from "../../src/http/router.js";
+import { backwardsInvocationRoutes } from "../../src/routes/backwards-invocation.js";
 import { registeringSessions } from "../../src/services/session-registry.js";
 import { PluginSessions, type PluginSession } from "../../src/stores/plugin-sessions.js";
 import { LambdaSandbox } from "../support/lambda-runtime-api.js";
 import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
-import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
+import { FakeDifyInnerApi, llmChunks } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
 import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
 
@@ -259,6 +262,34 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
     const res = await transact(sessionId, sessionCallbackToken(sessionId, T, TEST_KEY), "storage", { opt: "exist", key: "k" });
     expect(res.status).toBe(400);
     expect(await res.json()).toMatchObject({ event: "error", message: "failed to get session info from cache", data: { error_type: "SessionNotFound", session_id: sessionId } });
+  });
+
+  it("sends blank-line heartbeats while Dify is slow to answer", async () => {
+    const { sessionId, token } = await session();
+    inner.on("invoke/llm", (body) => ({ chunks: llmChunks(body), delayMs: 350 }));
+    const router = new Router(
+      backwardsInvocationRoutes({ sessions: d.daemon.pluginSessions, backwards: d.daemon.backwards, callbackSecret: async () => TEST_KEY, heartbeatMs: 100 }),
+    );
+    const event = { event: "session", session_id: sessionId, data: { type: "invoke", data: { type: "llm", backwards_request_id: "r2", request: { prompt_messages: [{ content: "p q" }] } } } };
+    const res = await serve(
+      router,
+      {
+        method: "POST",
+        path: "/backwards-invocation/transaction",
+        params: {},
+        query: new URLSearchParams(),
+        headers: { "dify-plugin-session-id": sessionId, "x-dify-plugin-callback-token": token },
+        body: Buffer.from(JSON.stringify(event)),
+      },
+      async () => TEST_KEY,
+    );
+    expect(res.kind).toBe("stream");
+    const parts: string[] = [];
+    if (res.kind === "stream") for await (const part of res.body) parts.push(String(part));
+    const kinds = parts.map((p) => (p === "\n\n" ? "beat" : (JSON.parse(p) as { data: { event: string } }).data.event));
+    expect(kinds.filter((k) => k !== "beat")).toEqual(["response", "response", "end"]);
+    expect(kinds.indexOf("beat")).toBeLessThan(kinds.indexOf("response"));
+    expect(kinds.filter((k) => k === "beat").length).toBeGreaterThanOrEqual(4);
   });
 
   it("refuses any call back from a session serving a model", async () => {
