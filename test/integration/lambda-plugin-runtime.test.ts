@@ -27,11 +27,10 @@ import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
 import type { InstallablePlugin, PluginRequest, SessionOutput } from "../../src/ports/plugin-runtime.js";
 import { awsTestEndpoint, type AwsTestEndpoint } from "../support/aws-resources.js";
 import { FakeLambdaService, streamFromRuntime, type RequestHandler, type StreamHandler, type StreamPart } from "../support/fake-lambda-service.js";
-import { LambdaSandbox } from "../support/lambda-runtime-api.js";
+import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
 import { buildPackage } from "../support/package-builder.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
-const BOOTSTRAP = fileURLToPath(new URL("../../layers/plugin-runtime/bootstrap", import.meta.url));
 const BUILDER = "dify-plugin-builder";
 const BUCKET = "plugin-packages";
 const SECRET = "daemon-key-for-tests";
@@ -528,58 +527,11 @@ function pythonExecutable(candidates: Array<string | undefined>, probe: string):
 
 /** Any Python 3 runs the bootstrap (stdlib only). */
 const bootstrapPython = pythonExecutable(["python3", "python"], "import sys; assert sys.version_info >= (3, 8)") ?? "python3";
-/**
- * The SDK needs Python >= 3.12 with dify_plugin installed: a venv built from the test setup's
- * interpreter with uv and the fixture's pinned requirements (fast with uv's cache).
- */
-function sdkVenv(): string {
-  const dir = mkdtempSync(join(tmpdir(), "sdk-venv-"));
-  const uv = inject("uvPath");
-  execFileSync(uv, ["venv", "--python", inject("pythonPath"), join(dir, ".venv")], { stdio: "ignore" });
-  const python = join(dir, ".venv", "bin", "python");
-  execFileSync(uv, ["pip", "install", "--python", python, "-r", join(ECHO_TOOL, "requirements.txt")], { stdio: "ignore", timeout: 300_000 });
-  return python;
-}
-
-/** Runs each function in one warm local sandbox, started on first use, like a Lambda environment. */
-function sandboxes(taskRoot: string, pluginPython: string) {
-  const running = new Map<string, LambdaSandbox>();
-  const handler: StreamHandler = async function* (payload, fn) {
-    let sandbox = running.get(fn.name);
-    if (!sandbox?.running) {
-      sandbox = await LambdaSandbox.start({
-        command: BOOTSTRAP,
-        // Lambda runs the exec wrapper with the managed runtime's command line, interpreter first.
-        args: [bootstrapPython, "-m", "awslambdaric", "bootstrap.handler"],
-        taskRoot,
-        env: {
-          PATH: process.env.PATH ?? "/usr/bin:/bin",
-          HOME: process.env.HOME ?? tmpdir(),
-          ...fn.configuration.Environment?.Variables,
-          AWS_LAMBDA_FUNCTION_NAME: fn.name,
-          AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(fn.configuration.MemorySize),
-          DIFY_PLUGIN_PYTHON: pluginPython,
-          DIFY_PLUGIN_STARTUP_TIMEOUT: "60",
-          // The task root is read-only in Lambda; here it is the fixture directory, to be kept clean.
-          PYTHONDONTWRITEBYTECODE: "1",
-        },
-      });
-      running.set(fn.name, sandbox);
-    }
-    yield* streamFromRuntime(sandbox.api.invoke(payload, { timeoutMs: fn.configuration.Timeout * 1000, functionArn: fn.arn }));
-  };
-  return {
-    handler,
-    running,
-    stop: () => Promise.all([...running.values()].map((s) => s.stop())),
-  };
-}
-
 describe(
   "LambdaPluginRuntime with the real layer bootstrap (Lambda service faked, stub stdio plugin)",
   () => {
     let taskRoot: string;
-    let envs: ReturnType<typeof sandboxes>;
+    let envs: SandboxPool;
     let plugin: Plugin;
     let rt: LambdaPluginRuntime;
 
@@ -590,7 +542,7 @@ describe(
     afterAll(() => rmSync(taskRoot, { recursive: true, force: true }));
 
     beforeEach(async () => {
-      envs = sandboxes(taskRoot, bootstrapPython);
+      envs = sandboxes({ taskRoot, runtimePython: bootstrapPython, pluginPython: bootstrapPython });
       fake.stream = envs.handler;
       plugin = await echoTool();
       rt = runtime();
@@ -646,15 +598,17 @@ describe(
 describe(
   "LambdaPluginRuntime with the real bootstrap and the Dify plugin SDK (Lambda service faked, echo-tool fixture)",
   () => {
-    let envs: ReturnType<typeof sandboxes>;
-    let sdkPython: string;
+    let envs: SandboxPool;
+    let venv: SdkVenv;
     beforeAll(() => {
-      sdkPython = sdkVenv();
+      // The SDK needs Python >= 3.12 with dify_plugin installed: the fixture's pinned requirements.
+      venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
     }, 300_000);
+    afterAll(() => venv?.remove());
     afterEach(async () => envs?.stop());
 
     it("runs a tool session of the echo-tool fixture end to end", async () => {
-      envs = sandboxes(ECHO_TOOL, sdkPython);
+      envs = sandboxes({ taskRoot: ECHO_TOOL, runtimePython: bootstrapPython, pluginPython: venv.python });
       fake.stream = envs.handler;
       const plugin = await echoTool();
       const rt = runtime();

@@ -1,0 +1,460 @@
+/**
+ * The daemon as it runs on AWS, end to end: the real Lambda handler modules (functions/*.ts)
+ * invoked with API Gateway REST proxy events, STORE_BACKEND=aws on a real DynamoDB table, S3
+ * bucket and Secrets Manager secret (moto emulator), every Lambda API call made by the real
+ * LambdaClient over HTTP.
+ *
+ * Faked, because the AWS Lambda service cannot run here: the Lambda API itself
+ * (test/support/fake-lambda-service.ts, reached through AWS_ENDPOINT_URL_LAMBDA). Behind it:
+ * - the install-worker function runs the real functions/install-worker.ts handler with the
+ *   asynchronous invoke's event;
+ * - the plugin-builder function is a stand-in: the real one (layers/plugin-builder, Python) pip-
+ *   installs the plugin's requirements into the code zip; this one copies the package's files
+ *   from S3 into a zip at `output_key`, and the SDK comes from a venv instead of the zip/layer;
+ * - plugin functions run in local Lambda sandboxes: their code zip unpacked from S3 as the task
+ *   root, the REAL layer bootstrap as exec wrapper, the echo-tool fixture on the real SDK.
+ *
+ * Each handler module is loaded in its own module graph, so the management, dispatch and
+ * install-worker "functions" each build their own daemon from the environment and share state
+ * only through DynamoDB, S3 and Lambda, as separate Lambda functions do.
+ */
+import "../../src/local/awslambda-shim.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DeleteTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DeleteBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { CreateSecretCommand, DeleteSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
+import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { createDynamoDbClient, createDynamoDbDocumentClient, createS3Client } from "../../src/adapters/aws/clients.js";
+import { pluginFunctionName } from "../../src/adapters/aws/lambda-function-spec.js";
+import { runtimeRecordKey } from "../../src/adapters/aws/lambda-plugin-runtime.js";
+import { createSecretsManagerClient } from "../../src/adapters/aws/secrets.js";
+import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
+import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
+import type { LocalResponseStream } from "../../src/local/awslambda-shim.js";
+import { keys } from "../../src/stores/keys.js";
+import { packageBlobKey } from "../../src/stores/package-records.js";
+import {
+  DAEMON_API,
+  lambdaContext,
+  proxyResultBody,
+  restApiEvent,
+  streamingResponse,
+  type RestRequest,
+  type StreamedAnswer,
+} from "../support/apigateway-events.js";
+import { awsTestEndpoint, createTestBucket, createTestTable, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
+import { FakeLambdaService, type FakeFunction } from "../support/fake-lambda-service.js";
+import { packFixture } from "../support/fixture-packages.js";
+import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
+import { buildPackage } from "../support/package-builder.js";
+
+const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
+const TENANT = "6f1c2a9e-4b7d-4e21-9a3f-0c5d8e7b1a42";
+const M = `/plugin/${TENANT}/management`;
+const WORKER = "dify-daemon-install-worker";
+const BUILDER = "dify-daemon-plugin-builder";
+const PREFIX = "dify-plugin-";
+const ROLE_ARN = "arn:aws:iam::123456789012:role/dify-daemon-plugin";
+const LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:dify-plugin-runtime:7";
+const PUBLIC_URL = `https://${DAEMON_API.apiId}.execute-api.${DAEMON_API.region}.amazonaws.com/${DAEMON_API.stage}`;
+const DAEMON_KEY = `key-${crypto.randomUUID()}`;
+
+type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+type StreamingHandler = (event: APIGatewayProxyEvent, stream: LocalResponseStream, context: Context) => Promise<void>;
+
+interface Envelope {
+  code: number;
+  message: string;
+  data: any;
+}
+
+let aws: AwsTestEndpoint;
+let dynamo: DynamoDBClient;
+let documents: DynamoDBDocumentClient;
+let s3: S3Client;
+let secrets: SecretsManagerClient;
+let table: string;
+let bucket: string;
+let secretArn: string;
+let venv: SdkVenv;
+let fake: FakeLambdaService;
+let pool: SandboxPool;
+let codeRoot: string;
+let management: BufferedHandler;
+let dispatch: StreamingHandler;
+let installWorker: (event: unknown, context: Context) => Promise<void>;
+const workerFailures: unknown[] = [];
+const builds: Array<Record<string, string>> = [];
+
+/** The plugin-builder stand-in: the package's files, from S3, into a code zip at output_key in S3. */
+async function buildCode(event: unknown) {
+  const e = event as { bucket: string; package_key: string; output_key: string; arch: string; python_version: string };
+  builds.push(e);
+  const stored = await s3.send(new GetObjectCommand({ Bucket: e.bucket, Key: e.package_key }));
+  const archive = await readPackage(await stored.Body!.transformToByteArray(), DEFAULT_PACKAGE_LIMITS);
+  const zip = await buildPackage(Object.fromEntries(archive.entries.map((entry) => [entry.name, entry.data])));
+  await s3.send(new PutObjectCommand({ Bucket: e.bucket, Key: e.output_key, Body: zip }));
+  const unzipped = archive.entries.reduce((sum, entry) => sum + entry.data.byteLength, 0);
+  return { code_key: e.output_key, size_bytes: zip.byteLength, unzipped_bytes: unzipped, log_tail: "copied the package's files (test stand-in)" };
+}
+
+/** What Lambda does before an environment starts: the function's code zip, from S3, unpacked as its task root. */
+async function unpackCode(fn: FakeFunction): Promise<string> {
+  const stored = await s3.send(new GetObjectCommand({ Bucket: fn.code.S3Bucket, Key: fn.code.S3Key }));
+  const archive = await readPackage(await stored.Body!.transformToByteArray(), DEFAULT_PACKAGE_LIMITS);
+  const root = join(codeRoot, fn.name);
+  for (const entry of archive.entries) {
+    const path = join(root, entry.name);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, entry.data);
+  }
+  return root;
+}
+
+/** A handler module in a module graph of its own: a separate function with its own daemon. */
+async function lambdaFunction<T>(load: () => Promise<T>): Promise<T> {
+  vi.resetModules();
+  return load();
+}
+
+beforeAll(async () => {
+  aws = await awsTestEndpoint();
+  dynamo = createDynamoDbClient(aws.clientConfig);
+  documents = createDynamoDbDocumentClient(dynamo);
+  s3 = createS3Client({ ...aws.clientConfig, forcePathStyle: true });
+  secrets = createSecretsManagerClient(aws.clientConfig);
+  table = uniqueResourceName("deployment");
+  bucket = uniqueResourceName("deployment-packages");
+  await Promise.all([createTestTable(dynamo, table), createTestBucket(s3, bucket)]);
+  secretArn = (await secrets.send(new CreateSecretCommand({ Name: `dify-daemon-key-${crypto.randomUUID()}`, SecretString: DAEMON_KEY }))).ARN!;
+
+  venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
+  codeRoot = mkdtempSync(join(tmpdir(), "lambda-task-roots-"));
+  fake = await FakeLambdaService.start({
+    handlers: {
+      [BUILDER]: buildCode,
+      [WORKER]: (event) => installWorker(event, lambdaContext(WORKER)).catch((err: unknown) => void workerFailures.push(err)),
+    },
+    // Every created function is Pending on the first GetFunction: the daemon must wait for Active.
+    pendingPolls: 1,
+  });
+  // The managed python3.12 runtime's interpreter runs the bootstrap and the plugin; this venv
+  // stands in for it plus the layer's SDK packages.
+  pool = sandboxes({ taskRoot: unpackCode, runtimePython: venv.python });
+  fake.stream = pool.handler;
+
+  // The functions' environment, as the CDK app configures it (infra/constructs/handlers.ts).
+  Object.assign(process.env, {
+    AWS_ENDPOINT_URL: aws.clientConfig.endpoint,
+    AWS_ENDPOINT_URL_LAMBDA: fake.endpoint,
+    AWS_ACCESS_KEY_ID: aws.clientConfig.credentials.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: aws.clientConfig.credentials.secretAccessKey,
+    AWS_REGION: aws.clientConfig.region,
+    STORE_BACKEND: "aws",
+    METADATA_TABLE: table,
+    PACKAGE_BUCKET: bucket,
+    DAEMON_KEY_SECRET_ARN: secretArn,
+    INSTALL_WORKER_FUNCTION: WORKER,
+    PLUGIN_BUILDER_FUNCTION: BUILDER,
+    PLUGIN_ROLE_ARN: ROLE_ARN,
+    PLUGIN_LAYER_ARN: LAYER_ARN,
+    PLUGIN_FUNCTION_PREFIX: PREFIX,
+    DAEMON_PUBLIC_URL: PUBLIC_URL,
+    FORCE_VERIFYING_SIGNATURE: "false",
+    PLUGIN_MAX_EXECUTION_TIMEOUT: "120",
+    AUTO_UPGRADE_ENABLED: "false",
+    LOG_LEVEL: "warn",
+  });
+  delete process.env.SERVER_KEY;
+
+  // Each handler in its own module graph builds its own daemon, as each function does on AWS.
+  const [m, d, w] = [
+    await lambdaFunction(() => Promise.all([import("../../functions/management.js"), import("../../src/daemon.js")])),
+    await lambdaFunction(() => Promise.all([import("../../functions/dispatch.js"), import("../../src/daemon.js")])),
+    await lambdaFunction(() => Promise.all([import("../../functions/install-worker.js"), import("../../src/daemon.js")])),
+  ];
+  const daemons = await Promise.all([m[1].sharedDaemon(), d[1].sharedDaemon(), w[1].sharedDaemon()]);
+  if (new Set(daemons).size !== 3) throw new Error("the handler modules share a daemon: they would not be separate functions");
+  management = m[0].handler as unknown as BufferedHandler;
+  dispatch = d[0].handler as unknown as StreamingHandler;
+  installWorker = w[0].handler as unknown as typeof installWorker;
+}, 600_000);
+
+afterAll(async () => {
+  if (process.env.DEBUG_LAMBDA_SANDBOX && pool) console.log(pool.output());
+  await fake?.idle();
+  await pool?.stop();
+  await fake?.close();
+  venv?.remove();
+  if (codeRoot) rmSync(codeRoot, { recursive: true, force: true });
+  if (s3 && bucket) {
+    const listed = await s3.send(new ListObjectsV2Command({ Bucket: bucket }));
+    const objects = (listed.Contents ?? []).map((o) => ({ Key: o.Key! }));
+    if (objects.length > 0) await s3.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: objects } }));
+    await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+  }
+  if (dynamo && table) await dynamo.send(new DeleteTableCommand({ TableName: table }));
+  if (secrets && secretArn) await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true }));
+  s3?.destroy();
+  dynamo?.destroy();
+  secrets?.destroy();
+  await aws?.release();
+});
+
+// ---------------------------------------------------------------------------------------------
+// Calls as Dify makes them, through API Gateway
+
+const withKey = (headers: RestRequest["headers"] = {}, key = DAEMON_KEY) => ({ "X-Api-Key": key, ...headers });
+
+async function callManagement(request: RestRequest, api = DAEMON_API): Promise<{ status: number; envelope: Envelope; event: APIGatewayProxyEvent }> {
+  const event = restApiEvent(request, api);
+  const result = await management(event, lambdaContext("dify-daemon-management"));
+  return { status: result.statusCode, envelope: JSON.parse(proxyResultBody(result).toString("utf8")) as Envelope, event };
+}
+
+const getJson = (path: string, query?: RestRequest["query"]) => callManagement({ method: "GET", path: `${M}${path}`, headers: withKey(), query });
+const postJson = (path: string, body: unknown) =>
+  callManagement({ method: "POST", path: `${M}${path}`, headers: withKey({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+
+async function callDispatch(request: RestRequest): Promise<StreamedAnswer> {
+  const { stream, answer } = streamingResponse();
+  await dispatch(restApiEvent(request), stream, lambdaContext("dify-daemon-dispatch"));
+  return answer;
+}
+
+const events = (answer: StreamedAnswer): Envelope[] =>
+  answer.body
+    .toString("utf8")
+    .split("\n")
+    .filter((line) => line.startsWith("data: "))
+    .map((line) => JSON.parse(line.slice(6)) as Envelope);
+
+/** Dify's multipart upload (httpx), as bytes plus its Content-Type with the boundary. */
+async function multipart(pkg: Uint8Array): Promise<{ body: Uint8Array; contentType: string }> {
+  const form = new FormData();
+  form.set("dify_pkg", new Blob([pkg]), "echo-tool.difypkg");
+  form.set("verify_signature", "false");
+  const request = new Request("https://daemon.invalid/", { method: "POST", body: form });
+  return { body: new Uint8Array(await request.arrayBuffer()), contentType: request.headers.get("content-type")! };
+}
+
+const pluginFunctions = () => [...fake.functions.values()].filter((fn) => fn.name.startsWith(PREFIX));
+
+async function installationItems() {
+  const out = await documents.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: "pk = :pk AND begins_with(sk, :sk)",
+      ExpressionAttributeValues: { ":pk": keys.tenant(TENANT), ":sk": keys.installationPrefix },
+      ConsistentRead: true,
+    }),
+  );
+  return out.Items ?? [];
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3, Secrets Manager (moto) and the Lambda API (faked)", () => {
+  let uid: string;
+  let installationId: string;
+
+  it("answers a wrong daemon key with the 401 envelope, on buffered and streaming handlers alike", async () => {
+    const wrong = await callManagement({ method: "GET", path: `${M}/list`, headers: withKey({}, "not-the-key"), query: { page: "1", page_size: "10" } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.envelope).toMatchObject({ code: -401, data: null });
+    expect(JSON.parse(wrong.envelope.message)).toMatchObject({ error_type: "PluginDaemonUnauthorizedError", message: "unauthorized" });
+
+    const missing = await callManagement({ method: "GET", path: `${M}/list`, query: { page: "1", page_size: "10" } });
+    expect(missing.status).toBe(401);
+
+    const streamed = await callDispatch({
+      method: "POST",
+      path: `/plugin/${TENANT}/dispatch/tool/invoke`,
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }, "not-the-key"),
+      body: JSON.stringify({ user_id: "u1", data: {} }),
+    });
+    expect(streamed.statusCode).toBe(401);
+    expect(JSON.parse(streamed.body.toString("utf8"))).toMatchObject({ code: -401, data: null });
+  });
+
+  it("accepts the echo-tool package uploaded as multipart, which API Gateway delivers base64-encoded", async () => {
+    const pkg = await packFixture("echo-tool");
+    const { body, contentType } = await multipart(pkg);
+    const upload = await callManagement({
+      method: "POST",
+      path: `${M}/install/upload/package`,
+      headers: withKey({ "Content-Type": contentType, "User-Agent": "python-httpx/0.27.2" }),
+      body,
+    });
+    expect(upload.event.isBase64Encoded).toBe(true);
+    expect(upload.status).toBe(200);
+    expect(upload.envelope.code).toBe(0);
+    uid = upload.envelope.data.unique_identifier;
+    expect(uid).toMatch(/^fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/);
+    expect(upload.envelope.data.manifest).toMatchObject({ name: "echo-tool", author: "fixtures", resource: { memory: 134_217_728 } });
+
+    // Stored where every function finds it: the package in S3, its record in DynamoDB.
+    const object = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: packageBlobKey(uid) }));
+    expect(object.ContentLength).toBe(pkg.byteLength);
+    const record = await documents.send(new GetCommand({ TableName: table, Key: keys.package(uid), ConsistentRead: true }));
+    expect(record.Item).toBeDefined();
+  });
+
+  it("decodes a stored package for Dify's GET with a JSON body, base64-encoded or as text", async () => {
+    const request: RestRequest = {
+      method: "GET",
+      path: `${M}/decode/from_identifier`,
+      headers: withKey({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ plugin_unique_identifier: uid }),
+    };
+    // The deployed API (binary media type */*) base64-encodes it; an API without it passes text.
+    for (const api of [DAEMON_API, { ...DAEMON_API, binaryMediaTypes: ["multipart/form-data"] }]) {
+      const decoded = await callManagement(request, api);
+      expect(decoded.event.isBase64Encoded).toBe(api === DAEMON_API);
+      expect(decoded.event.body).not.toBeNull();
+      expect(decoded.status).toBe(200);
+      expect(decoded.envelope).toMatchObject({ code: 0, data: { unique_identifier: uid, manifest: { name: "echo-tool", verified: false } } });
+    }
+  });
+
+  it("installs through the install-worker function, which creates one plugin function configured from the manifest", async () => {
+    const started = await postJson("/install/identifiers", { plugin_unique_identifiers: [uid], source: "package", metas: [{}] });
+    expect(started.envelope).toMatchObject({ code: 0, data: { all_installed: false } });
+    const taskId = started.envelope.data.task_id as string;
+    expect(taskId).toBeTruthy();
+
+    // The management function handed the task to the worker through Lambda's asynchronous invoke.
+    expect(fake.callsOf("Invoke").filter((c) => c.functionName === WORKER)).toEqual([
+      { operation: "Invoke", functionName: WORKER, invocationType: "Event", body: { tenantId: TENANT, taskId } },
+    ]);
+    await fake.idle();
+    expect(workerFailures).toEqual([]);
+
+    const task = await getJson(`/install/tasks/${taskId}`);
+    expect(task.envelope.data, JSON.stringify(task.envelope)).toMatchObject({
+      id: taskId,
+      status: "success",
+      total_plugins: 1,
+      completed_plugins: 1,
+      plugins: [{ plugin_unique_identifier: uid, status: "success" }],
+    });
+
+    // The builder got the package from the bucket and wrote the code zip there.
+    expect(builds).toHaveLength(1);
+    expect(builds[0]).toMatchObject({ bucket, package_key: packageBlobKey(uid), arch: "arm64", python_version: "3.12" });
+    const codeKey = builds[0]!.output_key!;
+    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: codeKey }));
+
+    const functions = pluginFunctions();
+    expect(functions.map((fn) => fn.name)).toEqual([pluginFunctionName(PREFIX, uid)]);
+    const fn = functions[0]!;
+    expect(fn.configuration).toMatchObject({
+      Runtime: "python3.12",
+      // resource.memory 134217728 bytes = 128 MiB.
+      MemorySize: 128,
+      Timeout: 120,
+      Architectures: ["arm64"],
+      Role: ROLE_ARN,
+      Layers: [{ Arn: LAYER_ARN }],
+      State: "Active",
+    });
+    expect(fn.configuration.Environment?.Variables).toEqual({
+      AWS_LAMBDA_EXEC_WRAPPER: "/opt/dify-plugin-bootstrap",
+      INSTALL_METHOD: "local",
+      DIFY_PLUGIN_ENTRYPOINT: "main",
+    });
+    expect(fn.code).toEqual({ S3Bucket: bucket, S3Key: codeKey });
+    // It was still Pending when first described: the worker waited for Active.
+    expect(fake.callsOf("GetFunction").filter((c) => c.functionName === fn.name).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it("lists the installation in management/list and /tools, from items in DynamoDB", async () => {
+    const list = await getJson("/list", { page: "1", page_size: "256" });
+    expect(list.envelope.code).toBe(0);
+    expect(list.envelope.data.total).toBe(1);
+    const entry = list.envelope.data.list[0];
+    expect(entry).toMatchObject({ plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid, runtime_type: "serverless", tenant_id: TENANT, source: "package" });
+    installationId = entry.installation_id;
+
+    const tools = await getJson("/tools", { page: "1", page_size: "256" });
+    expect(tools.envelope.data).toEqual([expect.objectContaining({ provider: "echo", plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid })]);
+
+    const items = await installationItems();
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({
+      pk: `TENANT#${TENANT}`,
+      sk: "INSTALLATION#fixtures/echo-tool",
+      gsi1pk: `INSTALLATION#${installationId}`,
+      gsi1sk: "INSTALLATION",
+      data: { id: installationId, plugin_unique_identifier: uid, runtime_type: "serverless" },
+    });
+    const runtime = await documents.send(new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }));
+    expect(runtime.Item?.data).toMatchObject({ function_name: pluginFunctionName(PREFIX, uid), memory_mib: 128 });
+  });
+
+  it("streams a tool invocation from the plugin function as data: envelopes", async () => {
+    const answer = await callDispatch({
+      method: "POST",
+      path: `/plugin/${TENANT}/dispatch/tool/invoke`,
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
+      body: JSON.stringify({
+        user_id: "u1",
+        data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "hello through API Gateway" } },
+      }),
+    });
+    expect(answer.statusCode).toBe(200);
+    expect(answer.headers["content-type"]).toBe("text/event-stream");
+    expect(answer.body.toString("utf8")).toMatch(/^data: \{/);
+    // Written to the response stream piece by piece as the plugin produced them, not buffered into one.
+    expect(answer.chunks.length).toBeGreaterThan(1);
+    const envelopes = events(answer);
+    expect(envelopes.every((e) => e.code === 0), answer.body.toString("utf8")).toBe(true);
+    const messages = envelopes.map((e) => e.data);
+    expect(messages).toContainEqual(expect.objectContaining({ type: "text", message: { text: "hello through API Gateway" } }));
+    expect(messages).toContainEqual(expect.objectContaining({ type: "json", message: expect.objectContaining({ json_object: { echo: "hello through API Gateway" } }) }));
+
+    // One streamed invocation of the plugin's function, carrying a callback signed with the key from Secrets Manager.
+    const sessions = fake.callsOf("InvokeWithResponseStream");
+    expect(sessions.map((c) => c.functionName)).toEqual([pluginFunctionName(PREFIX, uid)]);
+    const payload = sessions[0]!.body as { request: { session_id: string }; callback: { url: string; token: string } };
+    expect(payload.callback.url).toBe(PUBLIC_URL);
+    expect(verifySessionCallbackToken(payload.callback.token, payload.request.session_id, TENANT, DAEMON_KEY)).toBe(true);
+
+    // The warm environment serves the v2 route (plugin by unique identifier) too.
+    const v2 = await callDispatch({
+      method: "POST",
+      path: "/v2/invoke/dispatch/tool/invoke",
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-Unique-Identifier": uid }),
+      body: JSON.stringify({ tenant_id: TENANT, user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 3 } } }),
+    });
+    expect(events(v2).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
+    expect(pool.running.size).toBe(1);
+  });
+
+  it("uninstalls: the plugin function is deleted and the installation item is gone", async () => {
+    const removed = await postJson("/uninstall", { plugin_installation_id: installationId });
+    expect(removed.envelope).toEqual({ code: 0, message: "success", data: true });
+
+    expect(fake.callsOf("DeleteFunction").map((c) => c.functionName)).toEqual([pluginFunctionName(PREFIX, uid)]);
+    expect(pluginFunctions()).toEqual([]);
+    expect(await installationItems()).toEqual([]);
+    const runtime = await documents.send(new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }));
+    expect(runtime.Item).toBeUndefined();
+
+    const list = await getJson("/list", { page: "1", page_size: "256" });
+    expect(list.envelope.data).toEqual({ list: [], total: 0 });
+    const after = await callDispatch({
+      method: "POST",
+      path: `/plugin/${TENANT}/dispatch/tool/invoke`,
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
+      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "echo", credentials: {}, tool_parameters: { text: "x" } } }),
+    });
+    expect(after.statusCode).toBe(404);
+    expect(JSON.parse(after.body.toString("utf8"))).toMatchObject({ code: -404 });
+  });
+});
