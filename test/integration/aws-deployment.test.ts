@@ -116,10 +116,23 @@ async function unpackCode(fn: FakeFunction): Promise<string> {
   return root;
 }
 
-/** A handler module in a module graph of its own: a separate function with its own daemon. */
-async function lambdaFunction<T>(load: () => Promise<T>): Promise<T> {
+/** Variables the CDK app gives only some functions (infra/stack.ts). */
+const PER_FUNCTION_ENV = ["PLUGIN_BUILDER_FUNCTION", "INSTALL_WORKER_FUNCTION"] as const;
+
+/**
+ * A handler module in a module graph of its own, so it builds its own daemon as a separate
+ * function does, from its own environment: the daemon reads its configuration once, at cold
+ * start, which happens here.
+ */
+async function lambdaFunction<H>(
+  load: () => Promise<[{ handler: H }, typeof import("../../src/daemon.js")]>,
+  env: Partial<Record<(typeof PER_FUNCTION_ENV)[number], string>>,
+) {
   vi.resetModules();
-  return load();
+  for (const name of PER_FUNCTION_ENV) delete process.env[name];
+  Object.assign(process.env, env);
+  const [{ handler }, { sharedDaemon }] = await load();
+  return { handler, daemon: await sharedDaemon() };
 }
 
 beforeAll(async () => {
@@ -148,7 +161,7 @@ beforeAll(async () => {
   pool = sandboxes({ taskRoot: unpackCode, runtimePython: venv.python });
   fake.stream = pool.handler;
 
-  // The functions' environment, as the CDK app configures it (infra/constructs/handlers.ts).
+  // The environment the CDK app gives every handler (infra/stack.ts), pointed at moto and the fake.
   Object.assign(process.env, {
     AWS_ENDPOINT_URL: aws.clientConfig.endpoint,
     AWS_ENDPOINT_URL_LAMBDA: fake.endpoint,
@@ -159,30 +172,29 @@ beforeAll(async () => {
     METADATA_TABLE: table,
     PACKAGE_BUCKET: bucket,
     DAEMON_KEY_SECRET_ARN: secretArn,
-    INSTALL_WORKER_FUNCTION: WORKER,
-    PLUGIN_BUILDER_FUNCTION: BUILDER,
     PLUGIN_ROLE_ARN: ROLE_ARN,
     PLUGIN_LAYER_ARN: LAYER_ARN,
     PLUGIN_FUNCTION_PREFIX: PREFIX,
     DAEMON_PUBLIC_URL: PUBLIC_URL,
     FORCE_VERIFYING_SIGNATURE: "false",
     PLUGIN_MAX_EXECUTION_TIMEOUT: "120",
-    AUTO_UPGRADE_ENABLED: "false",
     LOG_LEVEL: "warn",
   });
   delete process.env.SERVER_KEY;
 
-  // Each handler in its own module graph builds its own daemon, as each function does on AWS.
-  const [m, d, w] = [
-    await lambdaFunction(() => Promise.all([import("../../functions/management.js"), import("../../src/daemon.js")])),
-    await lambdaFunction(() => Promise.all([import("../../functions/dispatch.js"), import("../../src/daemon.js")])),
-    await lambdaFunction(() => Promise.all([import("../../functions/install-worker.js"), import("../../src/daemon.js")])),
-  ];
-  const daemons = await Promise.all([m[1].sharedDaemon(), d[1].sharedDaemon(), w[1].sharedDaemon()]);
-  if (new Set(daemons).size !== 3) throw new Error("the handler modules share a daemon: they would not be separate functions");
-  management = m[0].handler as unknown as BufferedHandler;
-  dispatch = d[0].handler as unknown as StreamingHandler;
-  installWorker = w[0].handler as unknown as typeof installWorker;
+  // Each handler in its own module graph and with its own environment, as each function on AWS.
+  const m = await lambdaFunction(() => Promise.all([import("../../functions/management.js"), import("../../src/daemon.js")]), {
+    PLUGIN_BUILDER_FUNCTION: BUILDER,
+    INSTALL_WORKER_FUNCTION: WORKER,
+  });
+  const d = await lambdaFunction(() => Promise.all([import("../../functions/dispatch.js"), import("../../src/daemon.js")]), {});
+  const w = await lambdaFunction(() => Promise.all([import("../../functions/install-worker.js"), import("../../src/daemon.js")]), {
+    PLUGIN_BUILDER_FUNCTION: BUILDER,
+  });
+  if (new Set([m.daemon, d.daemon, w.daemon]).size !== 3) throw new Error("the handler modules share a daemon: they would not be separate functions");
+  management = m.handler as unknown as BufferedHandler;
+  dispatch = d.handler as unknown as StreamingHandler;
+  installWorker = w.handler as unknown as typeof installWorker;
 }, 600_000);
 
 afterAll(async () => {
