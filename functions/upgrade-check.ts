@@ -7,11 +7,9 @@
  * Events: EventBridge's "Scheduled Event" (its `time` picks the slot), the continuation sent by
  * this handler, or `{ "kind": "auto-upgrade-run", "absolute_slot"?: n, "at"?: iso }` by hand.
  */
-import { InvokeCommand } from "@aws-sdk/client-lambda";
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
-import { sharedLambdaClient } from "../src/adapters/aws/clients.js";
 import { sharedDaemon, type Daemon } from "../src/daemon.js";
 import { logger } from "../src/logger.js";
 import type { CycleReport } from "../src/services/auto-upgrade.js";
@@ -61,6 +59,11 @@ export interface UpgradeCheckHandlerOptions {
 }
 
 async function invokeSelf(event: ContinuationEvent, context: Context): Promise<void> {
+  // Loaded on first need: most runs finish in one invocation and never touch the Lambda API.
+  const [{ InvokeCommand }, { sharedLambdaClient }] = await Promise.all([
+    import("@aws-sdk/client-lambda"),
+    import("../src/adapters/aws/clients.js"),
+  ]);
   const out = await sharedLambdaClient().send(
     new InvokeCommand({
       FunctionName: context.invokedFunctionArn || context.functionName,
