@@ -1,0 +1,126 @@
+/**
+ * Starts this project's local daemon for measurement, configured only through the environment
+ * like `npm start`:
+ *  - "tsx":    `tsx src/local/main.ts`, exactly what `npm start` runs (the tsx CLI launches a node
+ *              child with tsx's loader; that child serves HTTP);
+ *  - "bundle": src/local/main.ts bundled by esbuild into one ESM file run by plain node
+ *              (dependencies stay in node_modules), to show what tsx costs.
+ * With `cpuProfileDir`, the serving node process runs with --cpu-prof and writes its profile there
+ * when it exits (SIGTERM makes the daemon exit cleanly).
+ */
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { build } from "esbuild";
+import { buildDir, repoRoot } from "./paths.js";
+import { freePort, httpOk, startProcess, waitUntil, type Managed } from "./processes.js";
+import { processTree } from "./proc.js";
+
+export type OurMode = "tsx" | "bundle";
+
+export interface OurDaemonOptions {
+  mode: OurMode;
+  key: string;
+  python: string;
+  uv: string;
+  /** Reuse a data directory (plugins already installed); a fresh one otherwise. */
+  dataDir?: string;
+  cpuProfileDir?: string;
+  logDir: string;
+}
+
+export interface RunningDaemon {
+  name: string;
+  baseUrl: string;
+  key: string;
+  /** Root of the process tree (launcher or daemon). */
+  rootPid: number;
+  /** The process that serves HTTP. */
+  servingPid: () => number;
+  dataDir: string;
+  process: Managed;
+  describe: string;
+  stop(): Promise<void>;
+}
+
+const BUNDLE = join(buildDir, "local-daemon", "main.mjs");
+
+/** Bundles the local daemon's entry (our code inlined, packages external). */
+export async function bundleLocalDaemon(): Promise<string> {
+  mkdirSync(join(buildDir, "local-daemon"), { recursive: true });
+  await build({
+    entryPoints: [join(repoRoot, "src", "local", "main.ts")],
+    outfile: BUNDLE,
+    absWorkingDir: repoRoot,
+    bundle: true,
+    platform: "node",
+    format: "esm",
+    target: "node20",
+    packages: "external",
+    sourcemap: "linked",
+    logLevel: "silent",
+  });
+  return BUNDLE;
+}
+
+export async function startOurDaemon(options: OurDaemonOptions): Promise<RunningDaemon> {
+  const port = await freePort();
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "bench-ours-"));
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    SERVER_HOST: "127.0.0.1",
+    SERVER_PORT: String(port),
+    SERVER_KEY: options.key,
+    STORE_BACKEND: "local",
+    DATA_DIR: dataDir,
+    FORCE_VERIFYING_SIGNATURE: "false",
+    PYTHON_INTERPRETER_PATH: options.python,
+    UV_PATH: options.uv,
+    PLUGIN_REMOTE_INSTALLING_ENABLED: "false",
+  };
+  const prof = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
+  let command: string;
+  let args: string[];
+  let describe: string;
+  if (options.mode === "bundle") {
+    command = process.execPath;
+    args = [...prof, "--enable-source-maps", await bundleLocalDaemon()];
+    describe = "node bench/.build/local-daemon/main.mjs (esbuild bundle of src/local/main.ts)";
+  } else if (prof.length) {
+    // The tsx CLI does not pass --cpu-prof on (and NODE_OPTIONS refuses it): run its loader directly.
+    command = process.execPath;
+    args = [...prof, "--import", "tsx", join("src", "local", "main.ts")];
+    describe = "node --cpu-prof --import tsx src/local/main.ts";
+  } else {
+    command = join(repoRoot, "node_modules", ".bin", "tsx");
+    args = [join("src", "local", "main.ts")];
+    describe = "tsx src/local/main.ts (what npm start runs)";
+  }
+  const managed = startProcess(`ours (${options.mode})`, command, args, {
+    cwd: repoRoot,
+    env,
+    logFile: join(options.logDir, `ours-${options.mode}${prof.length ? "-profiled" : ""}.log`),
+  });
+  const baseUrl = `http://127.0.0.1:${port}`;
+  let exitedEarly: string | undefined;
+  void managed.exited.then((code) => {
+    exitedEarly = `exited with ${code}: ${managed.logTail(1500)}`;
+  });
+  await waitUntil(`our daemon on ${baseUrl}`, () => httpOk(`${baseUrl}/health/check`), 60_000, 100, () => exitedEarly);
+  const servingPid = () => {
+    // tsx CLI → node child (serving) → python plugins; plain node serves itself.
+    const child = processTree(managed.pid).find((s) => s.pid !== managed.pid && s.comm === "node");
+    return command === process.execPath ? managed.pid : (child?.pid ?? managed.pid);
+  };
+  return {
+    name: "ours",
+    baseUrl,
+    key: options.key,
+    rootPid: managed.pid,
+    servingPid,
+    dataDir,
+    process: managed,
+    describe,
+    stop: () => managed.stop(10_000),
+  };
+}

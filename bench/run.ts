@@ -1,0 +1,617 @@
+/**
+ * `npm run bench`: the local daemon side by side with the upstream Go daemon on this machine.
+ * See docs/benchmarks.md for what is measured and how.
+ *
+ *   npm run bench [-- options]
+ *     --ours-only          skip the Go daemon (automatic when it cannot be built or started)
+ *     --ours <mode>        tsx (default: what `npm start` runs) | bundle | both
+ *     --go-runtime <r>     local (default; falls back to remote when a local install fails) | remote
+ *     --no-profile         skip the --cpu-prof run of our daemon
+ *     --no-bundles         skip scripts/bundle.mjs and bench/cold-init.mjs
+ *     --no-ceiling         skip the load client's ceiling run
+ *     --quick              a fifth of the requests (smoke test; numbers are noisier)
+ *
+ * Environment: DIFY_PLUGIN_DAEMON_SRC (checkout of langgenius/dify-plugin-daemon), BENCH_PYTHON
+ * (the CPython both daemons run plugins on; default: a 3.12 found on PATH or under pyenv).
+ */
+import { execFile } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { packFixture } from "../test/support/fixture-packages.js";
+import { runLoad, type LoadOptions, type LoadResult } from "./load.js";
+import { buildGoDaemon, ensureServices, goSource, startGoDaemon, type GoBuild } from "./lib/go-daemon.js";
+import { startOurDaemon, type OurMode, type RunningDaemon } from "./lib/our-daemon.js";
+import { benchDir, repoRoot, resultsDir } from "./lib/paths.js";
+import {
+  debuggingKey,
+  dispatchHeaders,
+  dispatchPath,
+  ECHO_BODY,
+  ECHO_EVENTS,
+  echoOnce,
+  installIdentifier,
+  listPluginIds,
+  STREAM_BODY,
+  STREAM_COUNT,
+  uploadPackage,
+  waitForTask,
+  type DaemonEndpoint,
+} from "./lib/plugin-api.js";
+import { cleanupAll, startProcess, waitUntil, type Managed } from "./lib/processes.js";
+import { mergeSamples, MiB, sampleTree, startMemorySampler, type TreeSample } from "./lib/proc.js";
+import { profileMarkdown, summariseProfile } from "./lib/profile.js";
+import { startRemotePlugin } from "./lib/remote-plugin.js";
+import { round } from "./lib/stats.js";
+import { resolveToolchain, type Toolchain } from "./lib/toolchain.js";
+
+const run = promisify(execFile);
+const KEY = "bench-daemon-key";
+/** The whole run stops by itself after this long, whatever state it is in. */
+const HARD_CAP_MS = 20 * 60_000;
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+interface Options {
+  oursOnly: boolean;
+  ours: OurMode[];
+  goRuntime: "local" | "remote";
+  profile: boolean;
+  bundles: boolean;
+  ceiling: boolean;
+  quick: boolean;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { oursOnly: false, ours: ["tsx"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--ours-only") o.oursOnly = true;
+    else if (a === "--ours") {
+      const v = argv[++i];
+      if (v === "both") o.ours = ["tsx", "bundle"];
+      else if (v === "tsx" || v === "bundle") o.ours = [v];
+      else throw new Error(`--ours expects tsx, bundle or both, got ${v}`);
+    } else if (a === "--go-runtime") {
+      const v = argv[++i];
+      if (v !== "local" && v !== "remote") throw new Error(`--go-runtime expects local or remote, got ${v}`);
+      o.goRuntime = v;
+    } else if (a === "--no-profile") o.profile = false;
+    else if (a === "--no-bundles") o.bundles = false;
+    else if (a === "--no-ceiling") o.ceiling = false;
+    else if (a === "--quick") o.quick = true;
+    else throw new Error(`unknown option ${a} (see the header of bench/run.ts)`);
+  }
+  return o;
+}
+
+const started = Date.now();
+const log = (line: string) => process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
+
+interface Scenario {
+  id: string;
+  label: string;
+  body: string;
+  events: number;
+  concurrency: number;
+  requests: number;
+  warmup: number;
+}
+
+function scenarios(quick: boolean): Scenario[] {
+  const n = (x: number) => (quick ? Math.max(10, Math.round(x / 5)) : x);
+  return [
+    { id: "echo-c1", label: "echo, concurrency 1", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 1, requests: n(500), warmup: n(50) },
+    { id: "echo-c16", label: "echo, concurrency 16", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 16, requests: n(3000), warmup: n(160) },
+    { id: "stream-c1", label: `stream_chunks(${STREAM_COUNT}), concurrency 1`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 1, requests: n(150), warmup: n(10) },
+    { id: "stream-c16", label: `stream_chunks(${STREAM_COUNT}), concurrency 16`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 16, requests: n(640), warmup: n(32) },
+  ];
+}
+const SCENARIO_MAX_MS = 60_000;
+
+// ---------------------------------------------------------------------------------------------
+// Measuring one daemon
+
+interface MemorySnapshot {
+  daemonRssMiB: number;
+  launcherRssMiB: number;
+  pluginRssMiB: number;
+  pluginProcesses: number;
+}
+
+interface ScenarioResult extends LoadResult {
+  daemonRssMaxMiB: number;
+  pluginRssMaxMiB: number;
+  daemonCpuMsPerRequest: number;
+  launcherCpuMsPerRequest: number;
+  pluginCpuMsPerRequest: number;
+}
+
+interface DaemonResult {
+  name: string;
+  describe: string;
+  install?: { mode: "package" | "remote-debugging"; uploadMs: number; taskMs?: number; runnableMs?: number; note?: string };
+  idle?: MemorySnapshot;
+  afterLoad?: MemorySnapshot;
+  scenarios: Record<string, ScenarioResult>;
+  error?: string;
+}
+
+interface Target {
+  daemon: RunningDaemon;
+  endpoint: DaemonEndpoint;
+  /** Plugin processes outside the daemon's tree (remote-debugging plugin). */
+  extraRoots: number[];
+}
+
+const sample = (t: Target): TreeSample =>
+  mergeSamples([sampleTree(t.daemon.rootPid, t.daemon.servingPid()), ...t.extraRoots.map((r) => sampleTree(r, -1))]);
+
+const snapshot = (s: TreeSample): MemorySnapshot => ({
+  daemonRssMiB: round(s.daemonRss / MiB, 1),
+  launcherRssMiB: round(s.launcherRss / MiB, 1),
+  pluginRssMiB: round(s.pluginRss / MiB, 1),
+  pluginProcesses: s.pluginProcesses,
+});
+
+async function installPackage(endpoint: DaemonEndpoint, pkg: Uint8Array): Promise<NonNullable<DaemonResult["install"]>> {
+  const t0 = performance.now();
+  const uid = await uploadPackage(endpoint, pkg);
+  const uploadMs = performance.now() - t0;
+  const { taskId, allInstalled } = await installIdentifier(endpoint, uid);
+  if (!allInstalled) await waitForTask(endpoint, taskId, 300_000);
+  const taskMs = performance.now() - t0;
+  let last = "";
+  await waitUntil(
+    "first successful dispatch after install",
+    async () => {
+      const r = await echoOnce(endpoint);
+      last = r.detail;
+      return r.ok;
+    },
+    120_000,
+    50,
+  ).catch((err: Error) => {
+    throw new Error(`${err.message}; last answer: ${last}`);
+  });
+  return { mode: "package", uploadMs: round(uploadMs, 1), taskMs: round(taskMs, 1), runnableMs: round(performance.now() - t0, 1) };
+}
+
+async function measure(target: Target, scenarioList: Scenario[], result: DaemonResult): Promise<void> {
+  const { endpoint } = target;
+  log(`${result.name}: warming up`);
+  for (let i = 0; i < 20; i++) await echoOnce(endpoint);
+  await new Promise((r) => setTimeout(r, 2000));
+  result.idle = snapshot(sample(target));
+  log(`${result.name}: idle RSS daemon ${result.idle.daemonRssMiB} MiB, plugins ${result.idle.pluginRssMiB} MiB (${result.idle.pluginProcesses})`);
+
+  for (const sc of scenarioList) {
+    const options: LoadOptions = {
+      url: `${endpoint.baseUrl}${dispatchPath}`,
+      headers: dispatchHeaders(endpoint),
+      body: sc.body,
+      concurrency: sc.concurrency,
+      requests: sc.requests,
+      warmup: sc.warmup,
+      maxDurationMs: SCENARIO_MAX_MS,
+      expectEvents: sc.events,
+    };
+    const before = sample(target);
+    const memory = startMemorySampler(() => sample(target), 100);
+    const load = await runLoad(options);
+    const peak = memory.stop();
+    const after = sample(target);
+    // CPU deltas include the warm-up requests, so divide by everything sent.
+    const sent = load.completed + sc.warmup;
+    const per = (a: number, b: number) => round(((a - b) * 1000) / Math.max(1, sent), 3);
+    result.scenarios[sc.id] = {
+      ...load,
+      daemonRssMaxMiB: round(peak.daemonRssMax / MiB, 1),
+      pluginRssMaxMiB: round(peak.pluginRssMax / MiB, 1),
+      daemonCpuMsPerRequest: per(after.daemonCpuSeconds, before.daemonCpuSeconds),
+      launcherCpuMsPerRequest: per(after.launcherCpuSeconds, before.launcherCpuSeconds),
+      pluginCpuMsPerRequest: per(after.pluginCpuSeconds, before.pluginCpuSeconds),
+    };
+    log(
+      `${result.name}: ${sc.label}: ${load.ok}/${load.completed} ok, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, ` +
+        `${load.throughputPerSecond} req/s, client CPU ${load.client.cpuPercentOfOneCore}%${load.errors ? `, errors: ${load.errorSamples.join(" | ")}` : ""}`,
+    );
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  result.afterLoad = snapshot(sample(target));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The two daemons
+
+async function runOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, scenarioList: Scenario[], logDir: string) {
+  const result: DaemonResult = { name: mode === "tsx" ? "ours" : "ours (bundled)", describe: "", scenarios: {} };
+  let daemon: RunningDaemon | undefined;
+  try {
+    daemon = await startOurDaemon({ mode, key: KEY, python: toolchain.python, uv: toolchain.uv, logDir });
+    result.describe = daemon.describe;
+    const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
+    log(`${result.name}: installing echo-tool from its package`);
+    result.install = await installPackage(endpoint, pkg);
+    log(`${result.name}: runnable ${(result.install.runnableMs ?? 0) / 1000} s after upload`);
+    await measure({ daemon, endpoint, extraRoots: [] }, scenarioList, result);
+  } catch (err) {
+    result.error = err instanceof Error ? err.message : String(err);
+    log(`${result.name}: failed: ${result.error}`);
+  } finally {
+    await daemon?.stop();
+  }
+  return { result, dataDir: daemon?.dataDir };
+}
+
+async function runGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, scenarioList: Scenario[], workDir: string) {
+  const result: DaemonResult = { name: "go", describe: "", scenarios: {} };
+  const src = goSource();
+  let build: GoBuild | undefined;
+  if (!src.dir) {
+    result.error = src.reason;
+    return { result, build };
+  }
+  let daemon: Awaited<ReturnType<typeof startGoDaemon>> | undefined;
+  let remote: Managed | undefined;
+  try {
+    build = await buildGoDaemon(src.dir, log);
+    log(build.cached ? `Go daemon binaries up to date (${build.commit.slice(0, 12)})` : `Go daemon built in ${build.buildSeconds.toFixed(0)} s`);
+    await ensureServices(log);
+    const goDir = join(workDir, "go");
+    mkdirSync(goDir, { recursive: true });
+    daemon = await startGoDaemon(
+      { build, key: KEY, python: toolchain.python, uv: toolchain.uv, workDir: goDir, remoteDebugging: true },
+      log,
+    );
+    result.describe = daemon.describe;
+    const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
+    const extraRoots: number[] = [];
+    let installError: string | undefined;
+    if (options.goRuntime === "local") {
+      log("go: installing echo-tool from its package (local runtime)");
+      try {
+        result.install = await installPackage(endpoint, pkg);
+        log(`go: runnable ${(result.install.runnableMs ?? 0) / 1000} s after upload`);
+      } catch (err) {
+        installError = err instanceof Error ? err.message : String(err);
+        log(`go: local runtime could not run the plugin (${installError.slice(0, 300)}); falling back to remote debugging`);
+      }
+    }
+    if (!result.install) {
+      if (!daemon.remotePort) throw new Error("remote debugging port not configured");
+      const key = await debuggingKey(endpoint);
+      const t0 = performance.now();
+      remote = await startRemotePlugin({ workDir: goDir, python: toolchain.python, uv: toolchain.uv, host: "127.0.0.1", port: daemon.remotePort, key });
+      extraRoots.push(remote.pid);
+      await waitUntil("remote plugin registered", async () => (await listPluginIds(endpoint)).length > 0, 120_000, 200);
+      endpoint.pluginId = (await listPluginIds(endpoint))[0];
+      await waitUntil("remote plugin answers", async () => (await echoOnce(endpoint)).ok, 60_000, 100);
+      result.install = {
+        mode: "remote-debugging",
+        uploadMs: 0,
+        note: `plugin run through the remote-debugging port (not installed by the daemon)${installError ? `; local runtime failed: ${installError.slice(0, 300)}` : ""}`,
+      };
+      log(`go: remote plugin ${endpoint.pluginId} connected after ${((performance.now() - t0) / 1000).toFixed(1)} s (venv build included)`);
+    }
+    await measure({ daemon, endpoint, extraRoots }, scenarioList, result);
+  } catch (err) {
+    result.error = err instanceof Error ? err.message : String(err);
+    log(`go: failed: ${result.error.slice(0, 1500)}`);
+  } finally {
+    await remote?.stop(3000);
+    await daemon?.stop();
+  }
+  return { result, build };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load client ceiling
+
+async function runCeiling(scenarioList: Scenario[], logDir: string) {
+  const server = startProcess("ceiling server", join(repoRoot, "node_modules", ".bin", "tsx"), [join(benchDir, "ceiling-server.ts")], {
+    cwd: repoRoot,
+    logFile: join(logDir, "ceiling-server.log"),
+  });
+  try {
+    const port = await new Promise<number>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error("ceiling server did not start")), 30_000);
+      const poll = setInterval(() => {
+        const line = readFileSync(server.logFile, "utf8").split("\n").find((l) => l.startsWith("{"));
+        if (line) {
+          clearInterval(poll);
+          clearTimeout(deadline);
+          resolve((JSON.parse(line) as { port: number }).port);
+        }
+      }, 50);
+    });
+    const results: Record<string, LoadResult & { serverCpuMsPerRequest: number }> = {};
+    for (const sc of scenarioList.filter((s) => s.concurrency > 1)) {
+      const before = sampleTree(server.pid, -1);
+      const load = await runLoad({
+        url: `http://127.0.0.1:${port}${dispatchPath}`,
+        headers: { "content-type": "application/json" },
+        body: sc.body,
+        concurrency: sc.concurrency,
+        requests: sc.requests * 2,
+        warmup: sc.warmup,
+        maxDurationMs: 30_000,
+        expectEvents: sc.events,
+      });
+      const after = sampleTree(server.pid, -1);
+      const cpu = after.launcherCpuSeconds + after.daemonCpuSeconds - before.launcherCpuSeconds - before.daemonCpuSeconds;
+      results[sc.id] = { ...load, serverCpuMsPerRequest: round((cpu * 1000) / Math.max(1, load.completed + sc.warmup), 3) };
+      log(`ceiling: ${sc.label}: ${load.throughputPerSecond} req/s, p50 ${load.latencyMs.p50} ms, client CPU ${load.client.cpuPercentOfOneCore}% (${load.client.cpuMsPerRequest} ms/req)`);
+    }
+    return results;
+  } finally {
+    await server.stop(2000);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profile
+
+async function runProfile(toolchain: Toolchain, dataDir: string, scenarioList: Scenario[], logDir: string) {
+  const profileDir = join(resultsDir, "profiles");
+  rmSync(profileDir, { recursive: true, force: true });
+  mkdirSync(profileDir, { recursive: true });
+  const daemon = await startOurDaemon({ mode: "tsx", key: KEY, python: toolchain.python, uv: toolchain.uv, dataDir, cpuProfileDir: profileDir, logDir });
+  const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
+  let requests = 0;
+  try {
+    await waitUntil("profiled daemon answers", async () => (await echoOnce(endpoint)).ok, 120_000, 100);
+    for (const sc of scenarioList.filter((s) => s.concurrency > 1)) {
+      const load = await runLoad({
+        url: `${endpoint.baseUrl}${dispatchPath}`,
+        headers: dispatchHeaders(endpoint),
+        body: sc.body,
+        concurrency: sc.concurrency,
+        requests: sc.requests,
+        warmup: sc.warmup,
+        maxDurationMs: SCENARIO_MAX_MS,
+        expectEvents: sc.events,
+      });
+      requests += load.completed + sc.warmup;
+      log(`profile: ${sc.label}: ${load.throughputPerSecond} req/s under --cpu-prof`);
+    }
+  } finally {
+    await daemon.stop();
+  }
+  const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile"));
+  const biggest = files.map((f) => join(profileDir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+  if (!biggest) throw new Error("the daemon wrote no .cpuprofile");
+  const summary = summariseProfile(biggest);
+  const md = profileMarkdown(summary, { requests, describe: daemon.describe, when: new Date().toISOString().slice(0, 10), nproc: cpus().length });
+  writeFileSync(join(resultsDir, "profile-summary.md"), md);
+  log(`profile: summary in bench/results/profile-summary.md (raw profile in bench/results/profiles/, not committed)`);
+  return summary;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bundle sizes and cold init (scripts/bundle.mjs and bench/cold-init.mjs, when present)
+
+async function runBundles() {
+  const bundleScript = join(repoRoot, "scripts", "bundle.mjs");
+  const coldInit = join(benchDir, "cold-init.mjs");
+  const out: { sizes?: unknown; coldInit?: unknown; sizesTable?: string; coldInitTable?: string; error?: string } = {};
+  if (!existsSync(bundleScript)) return { error: "scripts/bundle.mjs not present" };
+  try {
+    const b = await run(process.execPath, [bundleScript], { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+    out.sizesTable = b.stdout.trim();
+    const sizesFile = join(repoRoot, "dist", "functions", "sizes.json");
+    if (existsSync(sizesFile)) out.sizes = JSON.parse(readFileSync(sizesFile, "utf8"));
+    if (existsSync(coldInit)) {
+      const c = await run(process.execPath, [coldInit], { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+      out.coldInitTable = c.stdout.trim();
+      const file = join(resultsDir, "cold-init.json");
+      if (existsSync(file)) out.coldInit = JSON.parse(readFileSync(file, "utf8"));
+    }
+  } catch (err) {
+    const e = err as Error & { stderr?: string };
+    out.error = `${e.message}\n${e.stderr ?? ""}`.slice(0, 2000);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+type Row = [label: string, get: (r: DaemonResult) => number | undefined, unit: string];
+
+function rows(): Row[] {
+  const s = (id: string) => (r: DaemonResult) => r.scenarios[id];
+  const lat = (id: string, p: "p50" | "p90" | "p99") => (r: DaemonResult) => s(id)(r)?.latencyMs[p];
+  const rowsFor = (id: string, name: string): Row[] => [
+    [`${name} latency p50`, lat(id, "p50"), "ms"],
+    [`${name} latency p90`, lat(id, "p90"), "ms"],
+    [`${name} latency p99`, lat(id, "p99"), "ms"],
+  ];
+  return [
+    ["install: upload → task success", (r) => r.install?.taskMs, "ms"],
+    ["install: upload → first invoke ok", (r) => r.install?.runnableMs, "ms"],
+    ...rowsFor("echo-c1", "echo c=1"),
+    ...rowsFor("echo-c16", "echo c=16"),
+    ["echo c=16 throughput", (r) => s("echo-c16")(r)?.throughputPerSecond, "req/s"],
+    ...rowsFor("stream-c1", "stream100 c=1"),
+    ["stream100 c=1 first byte p50", (r) => s("stream-c1")(r)?.firstByteMs.p50, "ms"],
+    ["stream100 c=1 first byte p99", (r) => s("stream-c1")(r)?.firstByteMs.p99, "ms"],
+    ...rowsFor("stream-c16", "stream100 c=16"),
+    ["stream100 c=16 first byte p50", (r) => s("stream-c16")(r)?.firstByteMs.p50, "ms"],
+    ["stream100 c=16 throughput", (r) => s("stream-c16")(r)?.throughputPerSecond, "req/s"],
+    ["daemon RSS idle", (r) => r.idle?.daemonRssMiB, "MiB"],
+    ["daemon RSS under load (max)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.daemonRssMaxMiB)), "MiB"],
+    ["plugin RSS idle", (r) => r.idle?.pluginRssMiB, "MiB"],
+    ["plugin RSS under load (max)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.pluginRssMaxMiB)), "MiB"],
+    ["daemon CPU per echo (c=16)", (r) => s("echo-c16")(r)?.daemonCpuMsPerRequest, "ms"],
+    ["daemon CPU per stream100 (c=16)", (r) => s("stream-c16")(r)?.daemonCpuMsPerRequest, "ms"],
+    ["plugin CPU per echo (c=16)", (r) => s("echo-c16")(r)?.pluginCpuMsPerRequest, "ms"],
+    ["load client CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.client.cpuPercentOfOneCore)), "% core"],
+  ];
+}
+
+function fmt(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return "–";
+  if (Math.abs(n) >= 100) return n.toFixed(0);
+  if (Math.abs(n) >= 10) return n.toFixed(1);
+  return n.toFixed(2);
+}
+
+function table(results: DaemonResult[]): string {
+  const go = results.find((r) => r.name === "go" && !r.error);
+  const ours = results.filter((r) => r.name !== "go");
+  const header = ["metric", "unit", ...(go ? ["Go"] : []), ...ours.map((r) => r.name), ...(go ? ours.map((r) => `${r.name}/Go`) : [])];
+  const body = rows().map(([label, get, unit]) => {
+    const g = go ? get(go) : undefined;
+    const vals = ours.map((r) => (r.error && Object.keys(r.scenarios).length === 0 ? undefined : get(r)));
+    return [
+      label,
+      unit,
+      ...(go ? [fmt(g)] : []),
+      ...vals.map(fmt),
+      ...(go ? vals.map((v) => (v !== undefined && g ? `${(v / g).toFixed(2)}×` : "–")) : []),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2));
+  const workDir = mkdtempSync(join(tmpdir(), "dify-bench-"));
+  const logDir = join(workDir, "logs");
+  mkdirSync(logDir, { recursive: true });
+  mkdirSync(resultsDir, { recursive: true });
+  const machine = {
+    nproc: cpus().length,
+    cpu: cpus()[0]?.model ?? "unknown",
+    memoryGiB: round(totalmem() / 1024 ** 3, 1),
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+  log(`${machine.nproc} cores (${machine.cpu}), node ${machine.node}; logs in ${logDir}`);
+
+  const toolchain = await resolveToolchain(log);
+  log(`plugins run on CPython ${toolchain.pythonVersion} for both daemons; uv from scripts/python-toolchain.sh`);
+  const pkg = await packFixture("echo-tool");
+  const scenarioList = scenarios(options.quick);
+
+  const results: DaemonResult[] = [];
+  let ceiling: Awaited<ReturnType<typeof runCeiling>> | undefined;
+  if (options.ceiling) {
+    log("load client ceiling against bench/ceiling-server.ts");
+    ceiling = await runCeiling(scenarioList, logDir).catch((err: Error) => {
+      log(`ceiling failed: ${err.message}`);
+      return undefined;
+    });
+  }
+
+  let goBuild: GoBuild | undefined;
+  let goSkipped: string | undefined;
+  if (options.oursOnly) goSkipped = "--ours-only";
+  else {
+    const go = await runGo(options, toolchain, pkg, scenarioList, workDir);
+    goBuild = go.build;
+    results.push(go.result);
+    if (go.result.error && Object.keys(go.result.scenarios).length === 0) goSkipped = `Go daemon unavailable: ${go.result.error.slice(0, 500)}`;
+  }
+
+  let profileDataDir: string | undefined;
+  for (const mode of options.ours) {
+    const ours = await runOurs(mode, toolchain, pkg, scenarioList, logDir);
+    results.push(ours.result);
+    if (mode === "tsx" && !ours.result.error) profileDataDir = ours.dataDir;
+  }
+
+  let profile: ReturnType<typeof summariseProfile> | undefined;
+  if (options.profile && profileDataDir) {
+    log("profiling our daemon under load (--cpu-prof)");
+    profile = await runProfile(toolchain, profileDataDir, scenarioList, logDir).catch((err: Error) => {
+      log(`profile failed: ${err.message}`);
+      return undefined;
+    });
+  }
+
+  let bundles: Awaited<ReturnType<typeof runBundles>> | undefined;
+  if (options.bundles) {
+    log("handler bundle sizes (scripts/bundle.mjs) and cold init (bench/cold-init.mjs)");
+    bundles = await runBundles();
+  }
+
+  const measuredAt = new Date().toISOString();
+  const report = {
+    measuredAt,
+    machine,
+    options: { ...options, scenarios: scenarioList.map(({ body: _b, ...s }) => s) },
+    python: toolchain.pythonVersion,
+    goDaemon: goBuild ? { commit: goBuild.commit, go: goBuild.goVersion, buildSeconds: goBuild.buildSeconds, cached: goBuild.cached } : undefined,
+    goSkipped,
+    results,
+    ceiling,
+    profile: profile ? { busyMs: profile.busyMs, byCategory: profile.byCategory, topSelfOurs: profile.topSelfOurs.slice(0, 5) } : undefined,
+    bundles: bundles ? { sizes: bundles.sizes, coldInit: bundles.coldInit, error: bundles.error } : undefined,
+    durationSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  const stamp = measuredAt.replace(/[:.]/g, "-");
+  writeFileSync(join(resultsDir, `${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+
+  const out: string[] = [];
+  out.push("");
+  out.push(`Dispatch benchmark, ${measuredAt}: ${machine.nproc} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}, plugins on CPython ${toolchain.pythonVersion}`);
+  for (const r of results) out.push(`  ${r.name}: ${r.describe || "(not started)"}${r.error ? `  [error: ${r.error.slice(0, 300)}]` : ""}${r.install?.note ? `  [${r.install.note}]` : ""}`);
+  if (goSkipped) out.push(`  Go column omitted: ${goSkipped}`);
+  out.push("");
+  out.push(table(results));
+  const launcher = results.find((r) => r.name === "ours")?.idle?.launcherRssMiB;
+  if (launcher) out.push(`\n(ours under tsx: the tsx CLI launcher process adds ${launcher} MiB RSS beside the daemon RSS above)`);
+  if (ceiling) {
+    out.push("\nLoad client ceiling (bench/ceiling-server.ts, canned answers, same client):");
+    for (const [id, c] of Object.entries(ceiling)) {
+      out.push(`  ${id}: ${c.throughputPerSecond} req/s, p50 ${c.latencyMs.p50} ms, client CPU ${c.client.cpuPercentOfOneCore}% of a core (${c.client.cpuMsPerRequest} ms/request)`);
+    }
+  }
+  if (bundles?.sizesTable) out.push(`\nHandler bundles (scripts/bundle.mjs):\n${bundles.sizesTable}`);
+  if (bundles?.coldInitTable) out.push(`\nCold init (bench/cold-init.mjs):\n${bundles.coldInitTable}`);
+  if (bundles?.error) out.push(`\nBundles/cold init: ${bundles.error}`);
+  out.push(`\nWritten to bench/results/${stamp}.json and bench/results/latest.json (${report.durationSeconds} s).`);
+  console.log(out.join("\n"));
+  if (results.some((r) => r.error)) log(`logs kept in ${logDir} (and the Go daemon's under ${workDir})`);
+  else removeAtExit = workDir;
+}
+
+const cap = setTimeout(() => {
+  log(`hard cap of ${HARD_CAP_MS / 60_000} min reached: stopping everything`);
+  void cleanupAll().finally(() => process.exit(2));
+}, HARD_CAP_MS);
+
+let interrupted = false;
+/** The run's temporary directory, removed after everything in it has been stopped. */
+let removeAtExit: string | undefined;
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    interrupted = true;
+    log(`${signal}: stopping everything`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+
+main()
+  .catch((err: unknown) => {
+    log(`failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    if (interrupted) return;
+    await cleanupAll();
+    if (removeAtExit) rmSync(removeAtExit, { recursive: true, force: true });
+    clearTimeout(cap);
+  });
