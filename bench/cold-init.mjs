@@ -13,7 +13,7 @@
 import { spawn } from "node:child_process";
 import { cpus } from "node:os";
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -156,7 +156,7 @@ async function main() {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
-  console.log(`\n${result.node} on ${result.platform}, ${result.cpuCount} × ${result.cpu}; written to ${args.out}`);
+  console.log(`\n${result.node} on ${result.platform}, ${result.cpuCount} × ${result.cpu}; written to ${relative(process.cwd(), args.out)}`);
 }
 
 main().catch((err) => {

@@ -5,6 +5,7 @@
  * Permissions are granted here, in one place, per handler and per resource it touches.
  */
 import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
+import * as iam from "aws-cdk-lib/aws-iam";
 import * as logs from "aws-cdk-lib/aws-logs";
 import type { Construct } from "constructs";
 import { Api } from "./constructs/api.js";
@@ -161,12 +162,17 @@ export class PluginDaemonStack extends Stack {
     this.pluginRuntime.grantRuntimeManagement(fn["install-worker"]);
     this.pluginRuntime.grantInvokeBuilder(fn["install-worker"]);
 
-    // upgrade-check: scans installations, downloads new packages from the marketplace, starts
-    // install tasks.
+    // upgrade-check: reads the tenants of the current slot through gsi1, downloads new packages
+    // from the marketplace, starts install tasks, and hands a long run on to a new invocation of
+    // itself. That last grant is a separate policy: the function waits for its default policy, so
+    // naming the function there would be a dependency cycle.
     this.table.grantReadWriteData(fn["upgrade-check"]);
-    this.table.grantScan(fn["upgrade-check"]);
     this.packages.grantObjects(fn["upgrade-check"], { prefixes: [packages, assets], read: true, write: true });
     fn["install-worker"].grantInvoke(fn["upgrade-check"]);
+    new iam.Policy(this, "UpgradeCheckContinuation", {
+      roles: [fn["upgrade-check"].role!],
+      statements: [new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [fn["upgrade-check"].functionArn] })],
+    });
 
     // grantInvoke also allows the worker's versions and aliases (<arn>:*).
     for (const caller of [fn.management, fn["upgrade-check"]]) {

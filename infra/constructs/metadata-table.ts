@@ -60,9 +60,4 @@ export class MetadataTable extends Construct {
   grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
     return iam.Grant.addToPrincipal({ grantee, actions: [...READ_ACTIONS, ...WRITE_ACTIONS], resourceArns: this.resources() });
   }
-
-  /** Full-table scans, only for the periodic upgrade check. */
-  grantScan(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({ grantee, actions: ["dynamodb:Scan"], resourceArns: this.resources() });
-  }
 }

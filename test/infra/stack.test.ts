@@ -104,7 +104,8 @@ describe("handlers", () => {
         PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
         PLUGIN_ARCH: "arm64",
       });
-      // Built from the API id, not the stage: a stage reference would be a dependency cycle.
+      // Built from the API id, not the stage: a stage reference would be a dependency cycle
+      // (Template.fromStack and CDK's CloudFormation validation both reject cycles).
       expect(env.DAEMON_PUBLIC_URL).toEqual({
         "Fn::Join": ["", ["https://", { Ref: restApiId }, ".execute-api.", { Ref: "AWS::Region" }, ".", { Ref: "AWS::URLSuffix" }, "/prod"]],
       });
@@ -508,6 +509,14 @@ describe("iam", () => {
     }
   });
 
+  it("lets upgrade-check start install tasks and continue its own run, and nothing more of Lambda", () => {
+    const role = roleOf(fnId["upgrade-check"]);
+    expect([...actionsOf(role)].filter((a) => a.startsWith("lambda:"))).toEqual(["lambda:InvokeFunction"]);
+    expect(grants(role, "lambda:InvokeFunction").sort()).toEqual(
+      [`<${fnId["install-worker"]}.Arn>`, `<${fnId["install-worker"]}.Arn>:*`, `<${fnId["upgrade-check"]}.Arn>`].sort(),
+    );
+  });
+
   it("lets the streaming handlers invoke plugin functions and nothing more of Lambda", () => {
     for (const name of ["dispatch", "public-endpoint"] as const) {
       const role = roleOf(fnId[name]);
@@ -548,8 +557,9 @@ describe("iam", () => {
       const rs = grants(roleOf(fnId[name]), "dynamodb:GetItem");
       expect(rs.sort()).toEqual([`<${table}.Arn>`, `<${table}.Arn>/index/gsi1`]);
     }
+    // Nothing scans the table: every access path is a key or gsi1.
     const scanners = HANDLER_NAMES.filter((n) => actionsOf(roleOf(fnId[n])).has("dynamodb:Scan"));
-    expect(scanners).toEqual(["upgrade-check"]);
+    expect(scanners).toEqual([]);
   });
 });
 
