@@ -66,7 +66,16 @@ export class HttpMarketplace implements Marketplace {
 
   async snapshot(): Promise<MarketplaceSnapshotEntry[]> {
     const url = `${this.options.marketplaceUrl}/api/v1/dist/plugins/manifest.json`;
-    const res = await fetch(url, { signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
+    let res: Response | undefined;
+    // One retry on a network error: a kept-alive connection the server just closed fails that way.
+    for (let attempt = 0; !res; attempt++) {
+      try {
+        res = await fetch(url, { signal: AbortSignal.timeout(this.options.timeoutMs ?? 30_000) });
+      } catch (err) {
+        const timedOut = err instanceof Error && err.name === "TimeoutError";
+        if (timedOut || attempt >= 1) throw new Error(`marketplace snapshot request failed: ${networkError(err)}`);
+      }
+    }
     if (!res.ok) {
       await res.body?.cancel();
       throw new Error(`marketplace snapshot request failed: HTTP ${res.status}`);
@@ -147,4 +156,12 @@ async function readCapped(res: Response, limit: number, what: string): Promise<s
     chunks.push(chunk);
   }
   return Buffer.concat(chunks).toString("utf8");
+}
+
+/** fetch's own message is only "fetch failed"; the cause says what went wrong. */
+function networkError(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause;
+  const detail = cause instanceof Error ? cause.message : cause === undefined ? "" : String(cause);
+  const message = err instanceof Error ? err.message : String(err);
+  return detail ? `${message} (${detail})` : message;
 }

@@ -409,6 +409,30 @@ describe("marketplace failures", () => {
     });
   });
 
+  it("unreachable (connection refused): the cycle is skipped, nothing changes", async () => {
+    const { items, installations, tasks, config } = d.daemon;
+    const started: string[] = [];
+    const unreachable = new AutoUpgrade({
+      strategies: new UpgradeStrategies(items),
+      records: new UpgradeRecords(items),
+      snapshots: new SnapshotCache(items, "http://127.0.0.1:9"),
+      installations,
+      tasks,
+      // Port 9 (discard) has no listener on loopback.
+      marketplace: new HttpMarketplace({ marketplaceUrl: "http://127.0.0.1:9", githubUrl: config.githubUrl, maxPackageBytes: 1 << 20 }),
+      upgrades: { start: async (_t, _f, to) => (started.push(to), { task_id: "never" }) },
+      options: { snapshotCacheSeconds: 0, leaseSeconds: 3600 },
+    });
+    fake.setLatest(pkg["A0.0.2"]!);
+    const absolute = Math.floor(Date.parse("2030-01-16T13:00:00Z") / 1000 / 900);
+    const r = await unreachable.runCycle({ forceSlot: absolute });
+    expect(r).toMatchObject({ snapshot: "unavailable", tenants: 1, skipped_tenants: 1, upgrades_started: 0 });
+    expect(r.snapshot_error).toMatch(/ECONNREFUSED|fetch failed/);
+    expect(started).toEqual([]);
+    expect(await installed(tenant)).toEqual({ [A]: "0.0.1" });
+    expect((await status(tenant)).last_check).toMatchObject({ status: "skipped" });
+  });
+
   it("entries that contradict themselves are ignored: nothing changes", async () => {
     fake.setLatest(pkg["A0.0.2"]!);
     fake.snapshotMode = "garbage-entries";
