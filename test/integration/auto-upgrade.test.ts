@@ -600,3 +600,84 @@ describe("management routes and CLI", () => {
     await expect(cli("set", cliTenant, "--time", "25:00")).rejects.toThrow(/--time/);
   });
 });
+
+describe("on DynamoDB (the AWS store, served by the test emulator)", () => {
+  it("indexes strategies by slot, runs a cycle with leases and the chunked snapshot cache", async () => {
+    // Loaded here: the AWS SDK must not load before the local daemon's Lambda shim.
+    const [{ createDynamoDbClient, createDynamoDbDocumentClient }, { DynamoDbItemStore }, aws] = await Promise.all([
+      import("../../src/adapters/aws/clients.js"),
+      import("../../src/adapters/aws/dynamodb-item-store.js"),
+      import("../support/aws-resources.js"),
+    ]);
+    const endpoint = await aws.awsTestEndpoint();
+    const client = createDynamoDbClient(endpoint.clientConfig);
+    try {
+      const table = aws.uniqueResourceName("auto-upgrade");
+      await aws.createTestTable(client, table);
+      const items = new DynamoDbItemStore({ tableName: table, client: createDynamoDbDocumentClient(client) });
+      const { Installations } = await import("../../src/stores/installations.js");
+      const { InstallTasks } = await import("../../src/stores/install-tasks.js");
+      const installations = new Installations(items);
+      const strategies = new UpgradeStrategies(items);
+      const plugins = ["dyn/one", "dyn/two", "dyn/three"];
+      const market = await FakeMarketplace.start();
+      try {
+        const latest = new Map(plugins.map((p) => [p, `${p}:1.2.3@${"c".repeat(64)}`]));
+        for (const uid of latest.values()) market.setLatest(uid);
+        market.addOtherPlugins(1200, "dyn-others"); // three snapshot chunks
+        const now = new Date().toISOString();
+        const tenants = Array.from({ length: 30 }, (_, i) => `dyn-${String(i).padStart(2, "0")}`);
+        for (const [i, tenant] of tenants.entries()) {
+          for (const p of plugins) {
+            await installations.create({
+              id: `${tenant}-${p}`,
+              tenant_id: tenant,
+              plugin_id: p,
+              plugin_unique_identifier: `${p}:1.2.${i % 2 === 0 ? 2 : 3}@${"d".repeat(64)}`,
+              runtime_type: "serverless",
+              source: "marketplace",
+              meta: {},
+              endpoints_setups: 0,
+              endpoints_active: 0,
+              created_at: now,
+              updated_at: now,
+            });
+          }
+          await strategies.set(tenant, { strategy_setting: i % 3 === 2 ? "disabled" : "fix_only", upgrade_time_of_day: hms(2, 10), upgrade_mode: "all", exclude_plugins: [], include_plugins: [] });
+        }
+        // Someone else's slot is never read.
+        await strategies.set("dyn-other-slot", { strategy_setting: "latest", upgrade_time_of_day: hms(2, 40), upgrade_mode: "all", exclude_plugins: [], include_plugins: [] });
+
+        const started: string[] = [];
+        const service = new AutoUpgrade({
+          strategies,
+          records: new UpgradeRecords(items),
+          snapshots: new SnapshotCache(items, market.url),
+          installations,
+          tasks: new InstallTasks(items),
+          marketplace: new HttpMarketplace({ marketplaceUrl: market.url, githubUrl: "http://127.0.0.1:9", maxPackageBytes: 1 << 20 }),
+          upgrades: { start: async (tenant, _f, to) => (started.push(`${tenant} ${to}`), { task_id: `t-${started.length}` }) },
+          options: { snapshotCacheSeconds: 900, leaseSeconds: 3600 },
+        });
+        const first = await service.runCycle({ at: new Date("2031-02-01T01:59:30Z") });
+        // 20 enabled tenants; the 10 on 1.2.2 (even index, not disabled) get three fixes each.
+        const due = tenants.filter((_, i) => i % 3 !== 2);
+        const behind = due.filter((t) => Number(t.slice(4)) % 2 === 0);
+        expect(first).toMatchObject({ tenants: due.length, upgrades_started: behind.length * 3, snapshot: "fetched", done: true });
+        const second = await service.runCycle({ forceSlot: first.slots[0]!.absolute_slot });
+        expect(second).toMatchObject({ tenants: due.length, upgrades_started: 0, snapshot: "cached" });
+        expect(market.requests.snapshot).toBe(1);
+        expect(started.sort()).toEqual(behind.flatMap((t) => plugins.map((p) => `${t} ${latest.get(p)}`)).sort());
+        const records = new UpgradeRecords(items);
+        expect((await records.lastCheck(behind[0]!))?.skipped.map((s) => s.reason)).toEqual(["upgrade-already-started", "upgrade-already-started", "upgrade-already-started"]);
+        expect(await records.lastCheck("dyn-other-slot")).toBeUndefined();
+        expect((await new SnapshotCache(items, market.url).get())?.entries).toHaveLength(1203);
+      } finally {
+        await market.close();
+      }
+    } finally {
+      client.destroy();
+      await endpoint.release();
+    }
+  });
+});
