@@ -263,3 +263,28 @@ describe("slots", () => {
     expect(slotsToRun(100, 101)).toEqual([]);
   });
 });
+
+describe("local timer", () => {
+  it("runs at start, then 30 s before every quarter hour", async () => {
+    const { vi } = await import("vitest");
+    const { startAutoUpgradeTimer } = await import("../../src/services/auto-upgrade.js");
+    vi.useFakeTimers({ now: new Date("2030-01-01T10:07:00Z") });
+    try {
+      const runs: string[] = [];
+      const timer = startAutoUpgradeTimer({ runCycle: async (input = {}) => (runs.push((input.at as Date).toISOString()), {} as never) });
+      await vi.advanceTimersByTimeAsync(0);
+      expect(runs).toEqual(["2030-01-01T10:07:00.000Z"]);
+      await vi.advanceTimersByTimeAsync(7 * 60_000 + 29_000);
+      expect(runs).toHaveLength(1);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(runs.at(-1)).toBe("2030-01-01T10:14:30.000Z");
+      await vi.advanceTimersByTimeAsync(15 * 60_000);
+      expect(runs.at(-1)).toBe("2030-01-01T10:29:30.000Z");
+      timer.stop();
+      await vi.advanceTimersByTimeAsync(60 * 60_000);
+      expect(runs).toHaveLength(3);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+});
