@@ -177,6 +177,32 @@ describe("modes", () => {
   });
 });
 
+describe("strategy × mode matrix", () => {
+  // org/fix has a patch waiting, org/major a major; org/other is listed in neither list.
+  const plugins = [installed("org/fix", "1.0.0"), installed("org/major", "1.0.0"), installed("org/other", "1.0.0")];
+  const latest = new Map([
+    ["org/fix", release("org/fix", "1.0.1")],
+    ["org/major", release("org/major", "2.0.0")],
+    ["org/other", release("org/other", "1.0.1")],
+  ]);
+  const lists = { include_plugins: ["org/fix", "org/major"], exclude_plugins: ["org/fix"] };
+  const expected: Record<StrategySetting, Record<UpgradeMode, string[]>> = {
+    latest: { all: ["org/fix", "org/major", "org/other"], partial: ["org/fix", "org/major"], exclude: ["org/major", "org/other"] },
+    fix_only: { all: ["org/fix", "org/other"], partial: ["org/fix"], exclude: ["org/other"] },
+    disabled: { all: [], partial: [], exclude: [] },
+  };
+  for (const setting of ["latest", "fix_only", "disabled"] as const) {
+    for (const mode of ["all", "partial", "exclude"] as const) {
+      it(`${setting} + ${mode} upgrades ${expected[setting][mode].join(", ") || "nothing"}`, () => {
+        const upgraded = planUpgrades(strategy(setting, mode, lists), plugins, (id) => latest.get(id))
+          .filter((d) => d.action === "upgrade")
+          .map((d) => d.plugin_id);
+        expect(upgraded).toEqual(expected[setting][mode]);
+      });
+    }
+  }
+});
+
 describe("marketplace entries", () => {
   it("accepts an entry whose identifier names the plugin and the advertised version", () => {
     expect(releaseFromMarketplace({ plugin_id: "org/p", latest_version: "1.2.3", latest_package_identifier: uid("org/p", "1.2.3") })).toEqual(
