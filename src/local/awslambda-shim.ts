@@ -17,14 +17,14 @@ interface AwsLambdaGlobal {
   };
 }
 
-const g = globalThis as unknown as { awslambda?: AwsLambdaGlobal };
+const g = globalThis as unknown as { awslambda?: Partial<AwsLambdaGlobal> };
 
-g.awslambda ??= {
-  streamifyResponse: (handler) => handler,
-  HttpResponseStream: {
-    from(stream, prelude) {
-      stream.setPrelude(prelude);
-      return stream;
-    },
+// Fill in each member on its own: the AWS SDK may already have set `awslambda = {}` when it loaded.
+const awslambda = (g.awslambda ??= {});
+awslambda.streamifyResponse ??= (handler) => handler;
+awslambda.HttpResponseStream ??= {
+  from(stream, prelude) {
+    stream.setPrelude(prelude);
+    return stream;
   },
 };
