@@ -37,6 +37,8 @@ export interface PluginDaemonSettings {
   readonly logRetentionDays: number;
   /** Handler log level (LOG_LEVEL). Context `logLevel`. */
   readonly logLevel: string;
+  /** Run the daemon's auto-upgrade check every 15 minutes (AUTO_UPGRADE_ENABLED and the schedule rule). Context `autoUpgrade`. */
+  readonly autoUpgrade: boolean;
   /** Build the plugin layer with layers/build-layer.sh (`script`) or package layers/plugin-runtime as is (`copy`). Context `pluginLayerBuild`. */
   readonly pluginLayerBuild: "script" | "copy";
 }
@@ -54,6 +56,7 @@ export const DEFAULT_SETTINGS = {
   throttlingBurstLimit: 200,
   logRetentionDays: 30,
   logLevel: "info",
+  autoUpgrade: true,
   pluginLayerBuild: "script",
 } as const;
 
@@ -142,6 +145,7 @@ export function readSettings(node: Node): PluginDaemonSettings {
     throttlingBurstLimit: integer(node, "throttlingBurstLimit", Math.max(DEFAULT_SETTINGS.throttlingBurstLimit, throttlingRateLimit), 1, 5_000),
     logRetentionDays: integer(node, "logRetentionDays", DEFAULT_SETTINGS.logRetentionDays, 1, 3653),
     logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, ["trace", "debug", "info", "warn", "error", "fatal"] as const),
+    autoUpgrade: flag(node, "autoUpgrade", DEFAULT_SETTINGS.autoUpgrade),
     pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
   };
 }

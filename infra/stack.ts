@@ -83,6 +83,7 @@ export class PluginDaemonStack extends Stack {
         MAX_PLUGIN_PACKAGE_SIZE: String(s.maxPluginPackageSize),
         PLUGIN_MAX_EXECUTION_TIMEOUT: String(s.pluginMaxExecutionTimeout),
         PLUGIN_ARCH: s.pluginArch,
+        AUTO_UPGRADE_ENABLED: String(s.autoUpgrade),
         LOG_LEVEL: s.logLevel,
       },
     });
@@ -112,7 +113,7 @@ export class PluginDaemonStack extends Stack {
       caller.addEnvironment("INSTALL_WORKER_FUNCTION", fn["install-worker"].functionName);
     }
 
-    this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", { upgradeCheck: fn["upgrade-check"] });
+    this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", { upgradeCheck: fn["upgrade-check"], enabled: s.autoUpgrade });
 
     this.grantHandlerPermissions();
     this.addOutputs(daemonPublicUrl);

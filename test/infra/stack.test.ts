@@ -103,6 +103,7 @@ describe("handlers", () => {
         MAX_PLUGIN_PACKAGE_SIZE: "52428800",
         PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
         PLUGIN_ARCH: "arm64",
+        AUTO_UPGRADE_ENABLED: "true",
       });
       // Built from the API id, not the stage: a stage reference would be a dependency cycle
       // (Template.fromStack and CDK's CloudFormation validation both reject cycles).
@@ -130,6 +131,7 @@ describe("handlers", () => {
       pluginArch: "x86_64",
       pluginMaxExecutionTimeout: "300",
       marketplaceApiUrl: "https://marketplace.example.com",
+      autoUpgrade: "false",
     });
     const fns = template.findResources("AWS::Lambda::Function", { Properties: { Runtime: "nodejs22.x" } });
     for (const fn of Object.values(fns)) {
@@ -140,8 +142,11 @@ describe("handlers", () => {
         PLUGIN_MAX_EXECUTION_TIMEOUT: "300",
         PLUGIN_FUNCTION_PREFIX: "staging-plugin-",
         MARKETPLACE_API_URL: "https://marketplace.example.com",
+        AUTO_UPGRADE_ENABLED: "false",
       });
     }
+    // Dify's own check takes over: the rule stays, disabled, so turning it back on is a deploy.
+    template.hasResourceProperties("AWS::Events::Rule", { State: "DISABLED" });
     template.hasResourceProperties("AWS::Lambda::LayerVersion", { CompatibleArchitectures: ["x86_64"] });
     template.hasResourceProperties("AWS::Lambda::Function", { Environment: { Variables: { PLUGIN_ARCH: "x86_64" } }, Timeout: 330 });
   });
