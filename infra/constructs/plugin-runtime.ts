@@ -11,7 +11,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { cpSync, existsSync, readdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { Annotations, ArnFormat, AssetHashType, DockerImage, Duration, FileSystem, RemovalPolicy, Size, Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
@@ -37,6 +37,8 @@ export interface PluginRuntimeProps {
   /** How long build-layer.sh may run. @default 15 minutes */
   readonly layerBuildTimeout?: Duration;
 }
+
+const FALLBACK = "packaging plugin-runtime/ as is: that layer has no Dify plugin SDK and cannot run plugins";
 
 /** What plugin-management handlers may do to plugin functions. */
 const RUNTIME_MANAGEMENT_ACTIONS = [
@@ -169,7 +171,7 @@ export class PluginRuntime extends Construct {
           tryBundle(outputDir: string): boolean {
             if (mode === "script") {
               if (!existsSync(script)) {
-                warn(`${script} not found; packaging plugin-runtime/ as is (no SDK dependencies installed)`);
+                warn(`${relative(process.cwd(), script)} not found; ${FALLBACK}`);
               } else {
                 const run = spawnSync("bash", [script, outputDir, props.arch, pythonVersion], {
                   // The script's stdout must not mix with `cdk synth` output.
@@ -178,7 +180,7 @@ export class PluginRuntime extends Construct {
                 });
                 if (run.status === 0 && readdirSync(outputDir).length > 0) return true;
                 const why = run.error ? run.error.message : `exit status ${run.status ?? run.signal}`;
-                warn(`build-layer.sh failed (${why}); packaging plugin-runtime/ as is (no SDK dependencies installed)`);
+                warn(`build-layer.sh failed (${why}); ${FALLBACK}`);
                 for (const entry of readdirSync(outputDir)) rmSync(join(outputDir, entry), { recursive: true, force: true });
               }
             }

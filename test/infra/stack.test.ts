@@ -621,7 +621,7 @@ describe("cdk synth", () => {
     expect(Object.keys(template.Resources).length).toBeGreaterThan(50);
     // The bundler ran as part of it and reported sizes for every handler.
     const sizes = JSON.parse(readFileSync(join(repoRoot, "dist", "functions", "sizes.json"), "utf8"));
-    expect(Object.keys(sizes.functions).sort()).toEqual([...HANDLER_NAMES].sort());
+    expect(Object.keys(sizes.functions)).toEqual(expect.arrayContaining([...HANDLER_NAMES]));
     const report = JSON.parse(readFileSync(join(cliSynth.outdir, "validation-report.json"), "utf8"));
     expect(report.pluginReports).toEqual([]);
   });
