@@ -58,6 +58,7 @@ export class FakeMarketplace {
   private readonly packages = new Map<string, Uint8Array>();
   private readonly broken = new Set<string>();
   private readonly latest = new Map<string, Listing>();
+  private readonly githubAssets = new Map<string, Uint8Array>();
 
   private constructor(
     private readonly server: Server,
@@ -101,6 +102,16 @@ export class FakeMarketplace {
     this.latest.delete(pluginId);
   }
 
+  /** Serves `bytes` under an identifier they do not hash to (a marketplace answering the wrong file). */
+  publishAs(uid: string, bytes: Uint8Array): void {
+    this.packages.set(uid, bytes);
+  }
+
+  /** A GitHub release asset, served at `/<repo>/releases/download/<tag>/<asset>` like github.com. */
+  publishGithubRelease(repo: string, tag: string, asset: string, bytes: Uint8Array): void {
+    this.githubAssets.set(`/${repo}/releases/download/${tag}/${asset}`, bytes);
+  }
+
   /** Downloads of this identifier answer garbage bytes. */
   breakDownload(uid: string): void {
     this.broken.add(uid);
@@ -134,6 +145,12 @@ export class FakeMarketplace {
     }
     if (req.method === "GET" && path === "/api/v1/plugins/download") {
       return this.download(res, url.searchParams.get("unique_identifier") ?? "");
+    }
+    const githubAsset = this.githubAssets.get(path);
+    if (req.method === "GET" && githubAsset) {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.end(Buffer.from(githubAsset));
+      return;
     }
     const byVersion = /^\/api\/v1\/plugins\/([^/]+)\/([^/]+)\/([^/]+)\/download$/.exec(path);
     if (req.method === "GET" && byVersion) {

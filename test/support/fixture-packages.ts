@@ -19,7 +19,7 @@ export interface FixtureChanges {
   /** Replaces `version: x.y.z` at the top of manifest.yaml. */
   version?: string;
   /** Extra or replaced files. */
-  files?: Record<string, string>;
+  files?: Record<string, string | Uint8Array>;
 }
 
 export async function packFixture(name: string, changes: FixtureChanges = {}, options: BuildPackageOptions = {}): Promise<Uint8Array> {

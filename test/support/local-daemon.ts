@@ -72,8 +72,11 @@ export async function waitForTask(d: TestDaemon, tenant: string, taskId: string,
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const body = (await (await d.call(`/plugin/${tenant}/management/install/tasks/${taskId}`)).json()) as {
+      code: number;
+      message: string;
       data: { status: string; plugins: Array<{ status: string; message: string }> };
     };
+    if (body.code !== 0) throw new Error(`reading task ${taskId} failed: ${body.message}`);
     if (body.data.status === "success" || body.data.status === "failed") return body.data;
     if (Date.now() > deadline) throw new Error(`task ${taskId} still ${body.data.status}`);
     await new Promise((r) => setTimeout(r, 200));
