@@ -33,6 +33,16 @@ export interface LoadOptions {
   expectEvents?: number;
   /** Per-request timeout. */
   timeoutMs?: number;
+  /** Keep the per-request timings in `raw` (to merge runs with mergeLoadResults). */
+  keepSamples?: boolean;
+}
+
+export interface RawTimings {
+  latencyMs: number[];
+  headersMs: number[];
+  firstByteMs: number[];
+  /** CPU the client used, in ms (user + system). */
+  clientCpuMs: number;
 }
 
 export interface LoadResult {
@@ -52,6 +62,7 @@ export interface LoadResult {
   eventsPerResponse: number;
   responseBytes: number;
   client: { cpuPercentOfOneCore: number; cpuMsPerRequest: number };
+  raw?: RawTimings;
 }
 
 interface Sample {
@@ -180,10 +191,42 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         cpuPercentOfOneCore: round((cpuMs / wallMs) * 100, 1),
         cpuMsPerRequest: round(samples.length ? cpuMs / samples.length : Number.NaN, 3),
       },
+      raw: options.keepSamples
+        ? { latencyMs: good.map((s) => s.latency), headersMs: good.map((s) => s.headers), firstByteMs: good.map((s) => s.firstByte), clientCpuMs: cpuMs }
+        : undefined,
     };
   } finally {
     agent.destroy();
   }
+}
+
+/** Combines runs of the same scenario (made with keepSamples) as if they were one run. */
+export function mergeLoadResults(runs: LoadResult[]): LoadResult {
+  const first = runs[0];
+  if (!first) throw new Error("mergeLoadResults: no runs");
+  const all = (pick: (r: RawTimings) => number[]) => runs.flatMap((r) => (r.raw ? pick(r.raw) : []));
+  const sum = (pick: (r: LoadResult) => number) => runs.reduce((a, r) => a + pick(r), 0);
+  const wallMs = sum((r) => r.wallMs);
+  const ok = sum((r) => r.ok);
+  const completed = sum((r) => r.completed);
+  const cpuMs = sum((r) => r.raw?.clientCpuMs ?? 0);
+  return {
+    concurrency: first.concurrency,
+    requested: sum((r) => r.requested),
+    completed,
+    ok,
+    errors: sum((r) => r.errors),
+    errorSamples: [...new Set(runs.flatMap((r) => r.errorSamples))].slice(0, 3),
+    truncated: runs.some((r) => r.truncated),
+    wallMs: round(wallMs),
+    throughputPerSecond: round((ok / wallMs) * 1000, 1),
+    latencyMs: percentiles(all((r) => r.latencyMs)),
+    headersMs: percentiles(all((r) => r.headersMs)),
+    firstByteMs: percentiles(all((r) => r.firstByteMs)),
+    eventsPerResponse: first.eventsPerResponse,
+    responseBytes: first.responseBytes,
+    client: { cpuPercentOfOneCore: round((cpuMs / wallMs) * 100, 1), cpuMsPerRequest: round(cpuMs / Math.max(1, completed), 3) },
+  };
 }
 
 function parseCli(argv: string[]): LoadOptions {

@@ -4,7 +4,7 @@
  *
  *   npm run bench [-- options]
  *     --ours-only          skip the Go daemon (automatic when it cannot be built or started)
- *     --ours <mode>        tsx (default: what `npm start` runs) | bundle | both
+ *     --ours <mode>        tsx (what `npm start` runs) | bundle (esbuild bundle on plain node) | both (default)
  *     --go-runtime <r>     local (default; falls back to remote when a local install fails) | remote
  *     --no-profile         skip the --cpu-prof run of our daemon
  *     --no-bundles         skip scripts/bundle.mjs and bench/cold-init.mjs
@@ -15,12 +15,12 @@
  * (the CPython both daemons run plugins on; default: a 3.12 found on PATH or under pyenv).
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { packFixture } from "../test/support/fixture-packages.js";
-import { runLoad, type LoadOptions, type LoadResult } from "./load.js";
+import { mergeLoadResults, runLoad, type LoadOptions, type LoadResult } from "./load.js";
 import { buildGoDaemon, ensureServices, goSource, startGoDaemon, type GoBuild } from "./lib/go-daemon.js";
 import { startOurDaemon, type OurMode, type RunningDaemon } from "./lib/our-daemon.js";
 import { benchDir, repoRoot, resultsDir } from "./lib/paths.js";
@@ -40,7 +40,7 @@ import {
   type DaemonEndpoint,
 } from "./lib/plugin-api.js";
 import { cleanupAll, startProcess, waitUntil, type Managed } from "./lib/processes.js";
-import { mergeSamples, MiB, sampleTree, startMemorySampler, type TreeSample } from "./lib/proc.js";
+import { machineCpu, mergeSamples, MiB, sampleTree, startMemorySampler, type MemoryPeak, type TreeSample } from "./lib/proc.js";
 import { profileMarkdown, summariseProfile } from "./lib/profile.js";
 import { startRemotePlugin } from "./lib/remote-plugin.js";
 import { round } from "./lib/stats.js";
@@ -65,7 +65,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { oursOnly: false, ours: ["tsx"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
+  const o: Options = { oursOnly: false, ours: ["tsx", "bundle"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--ours-only") o.oursOnly = true;
@@ -99,23 +99,30 @@ interface Scenario {
   body: string;
   events: number;
   concurrency: number;
+  /** Measured requests per round. */
   requests: number;
   warmup: number;
 }
 
+/**
+ * Each scenario runs ROUNDS times per daemon, interleaved (Go, ours, then ours, Go, ...), and the
+ * rounds are merged: slow drift of the machine (other work, thermal) then hits both alike.
+ */
+const ROUNDS = 2;
+
 function scenarios(quick: boolean): Scenario[] {
   const n = (x: number) => (quick ? Math.max(10, Math.round(x / 5)) : x);
   return [
-    { id: "echo-c1", label: "echo, concurrency 1", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 1, requests: n(500), warmup: n(50) },
-    { id: "echo-c16", label: "echo, concurrency 16", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 16, requests: n(3000), warmup: n(160) },
-    { id: "stream-c1", label: `stream_chunks(${STREAM_COUNT}), concurrency 1`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 1, requests: n(150), warmup: n(10) },
-    { id: "stream-c16", label: `stream_chunks(${STREAM_COUNT}), concurrency 16`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 16, requests: n(640), warmup: n(32) },
+    { id: "echo-c1", label: "echo, concurrency 1", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 1, requests: n(800), warmup: n(80) },
+    { id: "echo-c16", label: "echo, concurrency 16", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 16, requests: n(4000), warmup: n(160) },
+    { id: "stream-c1", label: `stream_chunks(${STREAM_COUNT}), concurrency 1`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 1, requests: n(300), warmup: n(20) },
+    { id: "stream-c16", label: `stream_chunks(${STREAM_COUNT}), concurrency 16`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 16, requests: n(800), warmup: n(32) },
   ];
 }
 const SCENARIO_MAX_MS = 60_000;
 
 // ---------------------------------------------------------------------------------------------
-// Measuring one daemon
+// Measuring the daemons
 
 interface MemorySnapshot {
   daemonRssMiB: number;
@@ -130,6 +137,8 @@ interface ScenarioResult extends LoadResult {
   daemonCpuMsPerRequest: number;
   launcherCpuMsPerRequest: number;
   pluginCpuMsPerRequest: number;
+  /** Per round: throughput, p50 latency, and CPU the rest of the machine used meanwhile. */
+  rounds: Array<{ throughputPerSecond: number; p50Ms: number; otherCpuPercent: number }>;
 }
 
 interface DaemonResult {
@@ -147,6 +156,15 @@ interface Target {
   endpoint: DaemonEndpoint;
   /** Plugin processes outside the daemon's tree (remote-debugging plugin). */
   extraRoots: number[];
+}
+
+/** A daemon that is up, has the plugin, and is being measured. */
+interface Active {
+  result: DaemonResult;
+  target: Target;
+  stop(): Promise<void>;
+  dataDir?: string;
+  runs: Map<string, Array<{ load: LoadResult; before: TreeSample; after: TreeSample; peak: MemoryPeak; otherCpuPercent: number; sent: number }>>;
 }
 
 const sample = (t: Target): TreeSample =>
@@ -182,54 +200,64 @@ async function installPackage(endpoint: DaemonEndpoint, pkg: Uint8Array): Promis
   return { mode: "package", uploadMs: round(uploadMs, 1), taskMs: round(taskMs, 1), runnableMs: round(performance.now() - t0, 1) };
 }
 
-async function measure(target: Target, scenarioList: Scenario[], result: DaemonResult): Promise<void> {
-  const { endpoint } = target;
-  log(`${result.name}: warming up`);
-  for (let i = 0; i < 20; i++) await echoOnce(endpoint);
-  await new Promise((r) => setTimeout(r, 2000));
-  result.idle = snapshot(sample(target));
-  log(`${result.name}: idle RSS daemon ${result.idle.daemonRssMiB} MiB, plugins ${result.idle.pluginRssMiB} MiB (${result.idle.pluginProcesses})`);
+async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise<void> {
+  const { target } = a;
+  const before = sample(target);
+  const cpuBefore = machineCpu();
+  const memory = startMemorySampler(() => sample(target), 100);
+  const load = await runLoad({
+    url: `${target.endpoint.baseUrl}${dispatchPath}`,
+    headers: dispatchHeaders(target.endpoint),
+    body: sc.body,
+    concurrency: sc.concurrency,
+    requests: sc.requests,
+    warmup: sc.warmup,
+    maxDurationMs: SCENARIO_MAX_MS,
+    expectEvents: sc.events,
+    keepSamples: true,
+  });
+  const peak = memory.stop();
+  const after = sample(target);
+  const cpuAfter = machineCpu();
+  // Machine CPU not used by this daemon, its plugins or the load client (ourselves).
+  const ownSeconds =
+    after.daemonCpuSeconds + after.launcherCpuSeconds + after.pluginCpuSeconds - before.daemonCpuSeconds - before.launcherCpuSeconds - before.pluginCpuSeconds;
+  const clientSeconds = (load.raw?.clientCpuMs ?? 0) / 1000;
+  const wallSeconds = (cpuAfter.totalSeconds - cpuBefore.totalSeconds) / cpus().length;
+  const otherSeconds = Math.max(0, cpuAfter.busySeconds - cpuBefore.busySeconds - ownSeconds - clientSeconds);
+  const otherCpuPercent = round((otherSeconds / Math.max(0.001, wallSeconds)) * 100, 1);
+  const list = a.runs.get(sc.id) ?? [];
+  list.push({ load, before, after, peak, otherCpuPercent, sent: load.completed + sc.warmup });
+  a.runs.set(sc.id, list);
+  log(
+    `${a.result.name}: ${sc.label} (round ${roundIndex + 1}): ${load.ok}/${load.completed} ok, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, ` +
+      `${load.throughputPerSecond} req/s, client CPU ${load.client.cpuPercentOfOneCore}%, other CPU ${otherCpuPercent}%` +
+      `${load.errors ? `, errors: ${load.errorSamples.join(" | ")}` : ""}`,
+  );
+}
 
-  for (const sc of scenarioList) {
-    const options: LoadOptions = {
-      url: `${endpoint.baseUrl}${dispatchPath}`,
-      headers: dispatchHeaders(endpoint),
-      body: sc.body,
-      concurrency: sc.concurrency,
-      requests: sc.requests,
-      warmup: sc.warmup,
-      maxDurationMs: SCENARIO_MAX_MS,
-      expectEvents: sc.events,
-    };
-    const before = sample(target);
-    const memory = startMemorySampler(() => sample(target), 100);
-    const load = await runLoad(options);
-    const peak = memory.stop();
-    const after = sample(target);
-    // CPU deltas include the warm-up requests, so divide by everything sent.
-    const sent = load.completed + sc.warmup;
-    const per = (a: number, b: number) => round(((a - b) * 1000) / Math.max(1, sent), 3);
-    result.scenarios[sc.id] = {
+function mergeRuns(a: Active): void {
+  for (const [id, runs] of a.runs) {
+    const load = mergeLoadResults(runs.map((r) => r.load));
+    const sent = runs.reduce((s, r) => s + r.sent, 0);
+    const cpu = (pick: (t: TreeSample) => number) => round((runs.reduce((s, r) => s + pick(r.after) - pick(r.before), 0) * 1000) / Math.max(1, sent), 3);
+    a.result.scenarios[id] = {
       ...load,
-      daemonRssMaxMiB: round(peak.daemonRssMax / MiB, 1),
-      pluginRssMaxMiB: round(peak.pluginRssMax / MiB, 1),
-      daemonCpuMsPerRequest: per(after.daemonCpuSeconds, before.daemonCpuSeconds),
-      launcherCpuMsPerRequest: per(after.launcherCpuSeconds, before.launcherCpuSeconds),
-      pluginCpuMsPerRequest: per(after.pluginCpuSeconds, before.pluginCpuSeconds),
+      daemonRssMaxMiB: round(Math.max(...runs.map((r) => r.peak.daemonRssMax)) / MiB, 1),
+      pluginRssMaxMiB: round(Math.max(...runs.map((r) => r.peak.pluginRssMax)) / MiB, 1),
+      // CPU deltas include the warm-up requests, so they are divided by everything sent.
+      daemonCpuMsPerRequest: cpu((t) => t.daemonCpuSeconds),
+      launcherCpuMsPerRequest: cpu((t) => t.launcherCpuSeconds),
+      pluginCpuMsPerRequest: cpu((t) => t.pluginCpuSeconds),
+      rounds: runs.map((r) => ({ throughputPerSecond: r.load.throughputPerSecond, p50Ms: r.load.latencyMs.p50, otherCpuPercent: r.otherCpuPercent })),
     };
-    log(
-      `${result.name}: ${sc.label}: ${load.ok}/${load.completed} ok, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, ` +
-        `${load.throughputPerSecond} req/s, client CPU ${load.client.cpuPercentOfOneCore}%${load.errors ? `, errors: ${load.errorSamples.join(" | ")}` : ""}`,
-    );
   }
-  await new Promise((r) => setTimeout(r, 2000));
-  result.afterLoad = snapshot(sample(target));
 }
 
 // ---------------------------------------------------------------------------------------------
 // The two daemons
 
-async function runOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, scenarioList: Scenario[], logDir: string) {
+async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, logDir: string): Promise<{ result: DaemonResult; active?: Active }> {
   const result: DaemonResult = { name: mode === "tsx" ? "ours" : "ours (bundled)", describe: "", scenarios: {} };
   let daemon: RunningDaemon | undefined;
   try {
@@ -238,18 +266,18 @@ async function runOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, sce
     const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
     log(`${result.name}: installing echo-tool from its package`);
     result.install = await installPackage(endpoint, pkg);
-    log(`${result.name}: runnable ${(result.install.runnableMs ?? 0) / 1000} s after upload`);
-    await measure({ daemon, endpoint, extraRoots: [] }, scenarioList, result);
+    log(`${result.name}: runnable ${((result.install.runnableMs ?? 0) / 1000).toFixed(2)} s after upload`);
+    const d = daemon;
+    return { result, active: { result, target: { daemon, endpoint, extraRoots: [] }, stop: () => d.stop(), dataDir: daemon.dataDir, runs: new Map() } };
   } catch (err) {
     result.error = err instanceof Error ? err.message : String(err);
     log(`${result.name}: failed: ${result.error}`);
-  } finally {
     await daemon?.stop();
+    return { result };
   }
-  return { result, dataDir: daemon?.dataDir };
 }
 
-async function runGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, scenarioList: Scenario[], workDir: string) {
+async function startGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, workDir: string): Promise<{ result: DaemonResult; active?: Active; build?: GoBuild }> {
   const result: DaemonResult = { name: "go", describe: "", scenarios: {} };
   const src = goSource();
   let build: GoBuild | undefined;
@@ -277,7 +305,7 @@ async function runGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, sc
       log("go: installing echo-tool from its package (local runtime)");
       try {
         result.install = await installPackage(endpoint, pkg);
-        log(`go: runnable ${(result.install.runnableMs ?? 0) / 1000} s after upload`);
+        log(`go: runnable ${((result.install.runnableMs ?? 0) / 1000).toFixed(2)} s after upload`);
       } catch (err) {
         installError = err instanceof Error ? err.message : String(err);
         log(`go: local runtime could not run the plugin (${installError.slice(0, 300)}); falling back to remote debugging`);
@@ -299,15 +327,47 @@ async function runGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, sc
       };
       log(`go: remote plugin ${endpoint.pluginId} connected after ${((performance.now() - t0) / 1000).toFixed(1)} s (venv build included)`);
     }
-    await measure({ daemon, endpoint, extraRoots }, scenarioList, result);
+    const d = daemon;
+    const r = remote;
+    return {
+      result,
+      build,
+      active: {
+        result,
+        target: { daemon, endpoint, extraRoots },
+        stop: async () => {
+          await r?.stop(3000);
+          await d.stop();
+        },
+        runs: new Map(),
+      },
+    };
   } catch (err) {
     result.error = err instanceof Error ? err.message : String(err);
     log(`go: failed: ${result.error.slice(0, 1500)}`);
-  } finally {
     await remote?.stop(3000);
     await daemon?.stop();
+    return { result, build };
   }
-  return { result, build };
+}
+
+/** Idle memory, the interleaved rounds of every scenario, memory after load; then stops them all. */
+async function measureAll(actives: Active[], scenarioList: Scenario[]): Promise<void> {
+  for (const a of actives) for (let i = 0; i < 20; i++) await echoOnce(a.target.endpoint);
+  await new Promise((r) => setTimeout(r, 2000));
+  for (const a of actives) {
+    a.result.idle = snapshot(sample(a.target));
+    log(`${a.result.name}: idle RSS daemon ${a.result.idle.daemonRssMiB} MiB, plugins ${a.result.idle.pluginRssMiB} MiB (${a.result.idle.pluginProcesses})`);
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    const order = r % 2 === 0 ? actives : [...actives].reverse();
+    for (const sc of scenarioList) for (const a of order) await runScenario(a, sc, r);
+  }
+  await new Promise((r) => setTimeout(r, 2000));
+  for (const a of actives) {
+    a.result.afterLoad = snapshot(sample(a.target));
+    mergeRuns(a);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -357,40 +417,47 @@ async function runCeiling(scenarioList: Scenario[], logDir: string) {
 // ---------------------------------------------------------------------------------------------
 // Profile
 
-async function runProfile(toolchain: Toolchain, dataDir: string, scenarioList: Scenario[], logDir: string) {
-  const profileDir = join(resultsDir, "profiles");
+async function runProfile(mode: OurMode, toolchain: Toolchain, dataDir: string, scenarioList: Scenario[], logDir: string) {
+  const profileDir = join(resultsDir, "profiles", mode);
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  const daemon = await startOurDaemon({ mode: "tsx", key: KEY, python: toolchain.python, uv: toolchain.uv, dataDir, cpuProfileDir: profileDir, logDir });
+  const daemon = await startOurDaemon({ mode, key: KEY, python: toolchain.python, uv: toolchain.uv, dataDir, cpuProfileDir: profileDir, logDir });
   const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
   let requests = 0;
+  const nowUs = () => Number(process.hrtime.bigint() / 1000n);
+  let window: { fromUs: number; toUs: number } | undefined;
   try {
     await waitUntil("profiled daemon answers", async () => (await echoOnce(endpoint)).ok, 120_000, 100);
-    for (const sc of scenarioList.filter((s) => s.concurrency > 1)) {
-      const load = await runLoad({
-        url: `${endpoint.baseUrl}${dispatchPath}`,
-        headers: dispatchHeaders(endpoint),
-        body: sc.body,
-        concurrency: sc.concurrency,
-        requests: sc.requests,
-        warmup: sc.warmup,
-        maxDurationMs: SCENARIO_MAX_MS,
-        expectEvents: sc.events,
-      });
-      requests += load.completed + sc.warmup;
+    const loads = scenarioList.filter((s) => s.concurrency > 1);
+    const options = (sc: Scenario, warmupOnly: boolean): LoadOptions => ({
+      url: `${endpoint.baseUrl}${dispatchPath}`,
+      headers: dispatchHeaders(endpoint),
+      body: sc.body,
+      concurrency: sc.concurrency,
+      requests: warmupOnly ? sc.warmup : sc.requests,
+      warmup: 0,
+      maxDurationMs: SCENARIO_MAX_MS,
+      expectEvents: sc.events,
+    });
+    // Warm up (JIT, plugin process start) outside the summarised window.
+    for (const sc of loads) await runLoad(options(sc, true));
+    const fromUs = nowUs();
+    for (const sc of loads) {
+      const load = await runLoad(options(sc, false));
+      requests += load.completed;
       log(`profile: ${sc.label}: ${load.throughputPerSecond} req/s under --cpu-prof`);
     }
+    window = { fromUs, toUs: nowUs() };
   } finally {
     await daemon.stop();
   }
   const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile"));
   const biggest = files.map((f) => join(profileDir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
   if (!biggest) throw new Error("the daemon wrote no .cpuprofile");
-  const summary = summariseProfile(biggest);
-  const md = profileMarkdown(summary, { requests, describe: daemon.describe, when: new Date().toISOString().slice(0, 10), nproc: cpus().length });
-  writeFileSync(join(resultsDir, "profile-summary.md"), md);
-  log(`profile: summary in bench/results/profile-summary.md (raw profile in bench/results/profiles/, not committed)`);
-  return summary;
+  const summary = summariseProfile(biggest, window);
+  if (!summary.windowed) log("profile: could not line up the load window with the profile clock; summarising the whole profile");
+  const title = mode === "tsx" ? "tsx src/local/main.ts (what npm start runs)" : "esbuild bundle of src/local/main.ts";
+  return { summary, markdown: profileMarkdown(summary, { title, requests, describe: daemon.describe }) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -452,6 +519,7 @@ function rows(): Row[] {
     ["daemon CPU per stream100 (c=16)", (r) => s("stream-c16")(r)?.daemonCpuMsPerRequest, "ms"],
     ["plugin CPU per echo (c=16)", (r) => s("echo-c16")(r)?.pluginCpuMsPerRequest, "ms"],
     ["load client CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.client.cpuPercentOfOneCore)), "% core"],
+    ["other processes' CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))), "% core"],
   ];
 }
 
@@ -487,6 +555,7 @@ function table(results: DaemonResult[]): string {
 async function main() {
   const options = parseArgs(process.argv.slice(2));
   const workDir = mkdtempSync(join(tmpdir(), "dify-bench-"));
+  chmodSync(workDir, 0o755); // PostgreSQL runs as its own user and must reach its data directory below
   const logDir = join(workDir, "logs");
   mkdirSync(logDir, { recursive: true });
   mkdirSync(resultsDir, { recursive: true });
@@ -516,28 +585,54 @@ async function main() {
 
   let goBuild: GoBuild | undefined;
   let goSkipped: string | undefined;
+  const actives: Active[] = [];
   if (options.oursOnly) goSkipped = "--ours-only";
   else {
-    const go = await runGo(options, toolchain, pkg, scenarioList, workDir);
+    const go = await startGo(options, toolchain, pkg, workDir);
     goBuild = go.build;
     results.push(go.result);
-    if (go.result.error && Object.keys(go.result.scenarios).length === 0) goSkipped = `Go daemon unavailable: ${go.result.error.slice(0, 500)}`;
+    if (go.active) actives.push(go.active);
+    else goSkipped = `Go daemon unavailable: ${(go.result.error ?? "").slice(0, 500)}`;
   }
-
-  let profileDataDir: string | undefined;
+  const dataDirs = new Map<OurMode, string>();
   for (const mode of options.ours) {
-    const ours = await runOurs(mode, toolchain, pkg, scenarioList, logDir);
+    const ours = await startOurs(mode, toolchain, pkg, logDir);
     results.push(ours.result);
-    if (mode === "tsx" && !ours.result.error) profileDataDir = ours.dataDir;
+    if (ours.active) {
+      actives.push(ours.active);
+      if (ours.active.dataDir) dataDirs.set(mode, ours.active.dataDir);
+    }
+  }
+  try {
+    await measureAll(actives, scenarioList);
+  } finally {
+    for (const a of actives) await a.stop();
   }
 
-  let profile: ReturnType<typeof summariseProfile> | undefined;
-  if (options.profile && profileDataDir) {
-    log("profiling our daemon under load (--cpu-prof)");
-    profile = await runProfile(toolchain, profileDataDir, scenarioList, logDir).catch((err: Error) => {
-      log(`profile failed: ${err.message}`);
-      return undefined;
-    });
+  const profiles: Partial<Record<OurMode, ReturnType<typeof summariseProfile>>> = {};
+  if (options.profile && dataDirs.size) {
+    const sections: string[] = [];
+    for (const [mode, dataDir] of dataDirs) {
+      log(`profiling our daemon (${mode}) under load (--cpu-prof)`);
+      const p = await runProfile(mode, toolchain, dataDir, scenarioList, logDir).catch((err: Error) => {
+        log(`profile failed: ${err.message}`);
+        return undefined;
+      });
+      if (!p) continue;
+      profiles[mode] = p.summary;
+      sections.push(p.markdown);
+    }
+    if (sections.length) {
+      const header = [
+        "# CPU profile of our dispatch path under load",
+        "",
+        `Generated by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)} (${cpus().length} cores), daemon started with \`node --cpu-prof\`.`,
+        "Raw profiles: bench/results/profiles/ (not committed). Function positions are declaration lines found in the source.",
+        "",
+      ];
+      writeFileSync(join(resultsDir, "profile-summary.md"), [...header, ...sections].join("\n"));
+      log("profile: summary in bench/results/profile-summary.md");
+    }
   }
 
   let bundles: Awaited<ReturnType<typeof runBundles>> | undefined;
@@ -556,7 +651,9 @@ async function main() {
     goSkipped,
     results,
     ceiling,
-    profile: profile ? { busyMs: profile.busyMs, byCategory: profile.byCategory, topSelfOurs: profile.topSelfOurs.slice(0, 5) } : undefined,
+    profile: Object.fromEntries(
+      Object.entries(profiles).map(([mode, p]) => [mode, { busyMs: p.busyMs, byCategory: p.byCategory, topSelf: p.topSelf.slice(0, 8), topSelfOurs: p.topSelfOurs.slice(0, 8) }]),
+    ),
     bundles: bundles ? { sizes: bundles.sizes, coldInit: bundles.coldInit, error: bundles.error } : undefined,
     durationSeconds: Math.round((Date.now() - started) / 1000),
   };

@@ -8,7 +8,7 @@
  * With `cpuProfileDir`, the serving node process runs with --cpu-prof and writes its profile there
  * when it exits (SIGTERM makes the daemon exit cleanly).
  */
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
@@ -47,10 +47,15 @@ const BUNDLE = join(buildDir, "local-daemon", "main.mjs");
 
 /** Bundles the local daemon's entry (our code inlined, packages external). */
 export async function bundleLocalDaemon(): Promise<string> {
+  rmSync(join(buildDir, "local-daemon"), { recursive: true, force: true });
   mkdirSync(join(buildDir, "local-daemon"), { recursive: true });
+  // Code splitting keeps the handler modules' dynamic imports real (as in the Lambda bundles).
   await build({
-    entryPoints: [join(repoRoot, "src", "local", "main.ts")],
-    outfile: BUNDLE,
+    entryPoints: { main: join(repoRoot, "src", "local", "main.ts") },
+    outdir: join(buildDir, "local-daemon"),
+    outExtension: { ".js": ".mjs" },
+    chunkNames: "chunks/[name]-[hash]",
+    splitting: true,
     absWorkingDir: repoRoot,
     bundle: true,
     platform: "node",

@@ -195,3 +195,14 @@ export function isAlive(pid: number): boolean {
 }
 
 export const MiB = 1024 * 1024;
+
+/** CPU seconds the whole machine spent busy and in total (all cores) since boot, from /proc/stat. */
+export function machineCpu(): { busySeconds: number; totalSeconds: number } {
+  const line = readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "";
+  const [, ...fields] = line.trim().split(/\s+/);
+  const n = fields.map(Number);
+  // user nice system idle iowait irq softirq steal (guest time is already in user/nice)
+  const idle = (n[3] ?? 0) + (n[4] ?? 0);
+  const total = n.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busySeconds: (total - idle) / clockTicks(), totalSeconds: total / clockTicks() };
+}

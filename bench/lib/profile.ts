@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { relative } from "node:path";
 import { repoRoot } from "./paths.js";
+import { sourceMapFor } from "./source-map.js";
 
 interface ProfileNode {
   id: number;
@@ -44,6 +45,8 @@ export interface FunctionTime {
 
 export interface ProfileSummary {
   durationMs: number;
+  /** True when only the samples taken under load were counted. */
+  windowed: boolean;
   sampledMs: number;
   busyMs: number;
   byCategory: Record<string, number>;
@@ -58,6 +61,32 @@ function packageOf(path: string): string {
   const after = path.slice(path.lastIndexOf("/node_modules/") + "/node_modules/".length);
   const parts = after.split("/");
   return (parts[0]?.startsWith("@") ? `${parts[0]}/${parts[1]}` : parts[0]) ?? "?";
+}
+
+const sources = new Map<string, string[]>();
+/** The 1-based line where `name` is declared in a source file (function, method, or const arrow), if found. */
+function declarationLine(path: string, name: string): number | undefined {
+  if (!name || !/^[A-Za-z_$][\w$]*$/.test(name)) return undefined;
+  let lines = sources.get(path);
+  if (!lines) {
+    try {
+      lines = readFileSync(path, "utf8").split("\n");
+    } catch {
+      lines = [];
+    }
+    sources.set(path, lines);
+  }
+  const patterns = [
+    new RegExp(`\\bfunction\\*?\\s+${name}\\s*[<(]`),
+    new RegExp(`\\b(?:const|let|var)\\s+${name}\\s*=`),
+    new RegExp(`^\\s*(?:(?:public|private|protected|static|async|readonly|override|get|set)\\s+)*\\*?\\s*${name}\\s*[<(]`),
+    new RegExp(`\\b${name}\\s*[:=]\\s*(?:async\\s*)?(?:\\(|function)`),
+  ];
+  for (const re of patterns) {
+    const index = lines.findIndex((l) => re.test(l));
+    if (index !== -1) return index + 1;
+  }
+  return undefined;
 }
 
 function classify(node: ProfileNode): Frame {
@@ -76,20 +105,36 @@ function classify(node: ProfileNode): Frame {
       path = url;
     }
   }
+  // Bundled code: map back to the source through the bundle's source map.
+  const mapped = path.endsWith(".mjs") ? sourceMapFor(path)?.original(lineNumber, node.callFrame.columnNumber) : undefined;
+  if (mapped && !mapped.source.includes("/node_modules/")) {
+    const rel = relative(repoRoot, mapped.source);
+    const where = `${rel}:${mapped.line}`;
+    return { key: `${where}:${name}`, name, where, category: rel.startsWith("..") ? "native" : "ours" };
+  }
+  if (mapped) path = mapped.source;
   if (path.includes("/node_modules/")) {
     const pkg = packageOf(path);
     return { key: `${pkg}:${name}:${lineNumber}`, name, where: pkg, category: "dependency", pkg };
   }
   const rel = relative(repoRoot, path);
   if (!rel.startsWith("..")) {
-    const where = `${rel}:${lineNumber + 1}`;
-    return { key: `${where}:${name}`, name, where, category: "ours" };
+    // Positions are those of tsx's transformed code; name the declaration's line in the source instead.
+    const line = declarationLine(path, functionName);
+    const where = line ? `${rel}:${line}` : rel;
+    return { key: `${rel}:${name}:${line ?? lineNumber}`, name, where, category: "ours" };
   }
   return { key: `${url}:${name}`, name, where: "(outside repo)", category: "native" };
 }
 
-export function summariseProfile(file: string, top = 15): ProfileSummary {
+/**
+ * `window` (CLOCK_MONOTONIC microseconds, the clock of both V8's profile timestamps and
+ * process.hrtime) limits the summary to the samples taken while load was applied, leaving out
+ * start-up (module compilation) and shutdown.
+ */
+export function summariseProfile(file: string, window?: { fromUs: number; toUs: number }, top = 15): ProfileSummary {
   const profile = JSON.parse(readFileSync(file, "utf8")) as CpuProfile;
+  const inWindow = window !== undefined && window.fromUs >= profile.startTime && window.toUs <= profile.endTime;
   const byId = new Map<number, ProfileNode>(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -97,7 +142,10 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
 
   // Self time per node: each sample lasts until the next one.
   const selfUs = new Map<number, number>();
+  let at = profile.startTime;
   for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    if (inWindow && (at < window.fromUs || at > window.toUs)) continue;
     const id = profile.samples[i] as number;
     const dt = profile.timeDeltas[i + 1] ?? 0;
     selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, dt));
@@ -180,7 +228,8 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
       }));
 
   return {
-    durationMs: Math.round((profile.endTime - profile.startTime) / 1000),
+    durationMs: Math.round((inWindow ? window.toUs - window.fromUs : profile.endTime - profile.startTime) / 1000),
+    windowed: inWindow,
     sampledMs: Math.round(sampledUs / 1000),
     busyMs: Math.round(busyUs / 1000),
     byCategory: Object.fromEntries(Object.entries(byCategory).map(([k, v]) => [k, Math.round(v / 1000)])),
@@ -195,7 +244,7 @@ export function summariseProfile(file: string, top = 15): ProfileSummary {
   };
 }
 
-export function profileMarkdown(s: ProfileSummary, context: { requests: number; describe: string; when: string; nproc: number }): string {
+export function profileMarkdown(s: ProfileSummary, context: { title: string; requests: number; describe: string }): string {
   const pct = (ms: number) => `${((ms / s.busyMs) * 100).toFixed(1)}%`;
   const table = (rows: FunctionTime[]) =>
     [
@@ -205,14 +254,13 @@ export function profileMarkdown(s: ProfileSummary, context: { requests: number; 
     ].join("\n");
   const cat = (k: string) => s.byCategory[k] ?? 0;
   return [
-    "# CPU profile of our dispatch path under load",
+    `## ${context.title}`,
     "",
-    `Generated by \`npm run bench\` on ${context.when} (${context.nproc} cores). Daemon: \`${context.describe}\`, started with`,
-    "`--cpu-prof`; load: echo and stream_chunks(count=100) dispatches at concurrency 16 from bench/load.ts.",
-    `Profile ${s.durationMs} ms long, ${s.busyMs} ms busy (not idle), ${context.requests} requests:`,
+    `Daemon: \`${context.describe}\`; load: echo and stream_chunks(count=100) dispatches at concurrency 16 from bench/load.ts.`,
+    `${s.windowed ? "Samples taken while load was applied (start-up and shutdown left out)" : "Whole profile"}: ${s.durationMs} ms, ${s.busyMs} ms busy (not idle), ${context.requests} requests:`,
     `${(s.busyMs / Math.max(1, context.requests)).toFixed(2)} ms of daemon main-thread CPU per request (both kinds mixed).`,
     "",
-    "## Where the busy time goes",
+    "### Where the busy time goes",
     "",
     "| category | ms | % of busy |",
     "|---|---:|---:|",
@@ -226,21 +274,21 @@ export function profileMarkdown(s: ProfileSummary, context: { requests: number; 
     "|---|---:|---:|",
     ...s.byDependency.map((d) => `| ${d.pkg} | ${d.ms} | ${d.percent} |`),
     "",
-    "## Top self-time functions (all code)",
+    "### Top self-time functions (all code)",
     "",
     table(s.topSelf),
     "",
-    "## Top self-time functions in our code",
+    "### Top self-time functions in our code",
     "",
     table(s.topSelfOurs),
     "",
-    "## Our functions with the non-project code they call (self + callees outside src/)",
+    "### Our functions with the non-project code they call (self + callees outside our code)",
     "",
     "Each sample outside our code is charged to the nearest function of ours on its stack.",
     "",
     table(s.topAttributedOurs),
     "",
-    "## Our functions by inclusive time",
+    "### Our functions by inclusive time",
     "",
     table(s.topInclusiveOurs),
     "",
