@@ -23,7 +23,7 @@ import { packFixture } from "../test/support/fixture-packages.js";
 import { mergeLoadResults, runLoad, type LoadOptions, type LoadResult } from "./load.js";
 import { buildGoDaemon, ensureServices, goSource, startGoDaemon, type GoBuild } from "./lib/go-daemon.js";
 import { startOurDaemon, type OurMode, type RunningDaemon } from "./lib/our-daemon.js";
-import { benchDir, repoRoot, resultsDir } from "./lib/paths.js";
+import { benchDir, buildDir, repoRoot, resultsDir } from "./lib/paths.js";
 import {
   debuggingKey,
   dispatchHeaders,
@@ -108,7 +108,7 @@ interface Scenario {
  * Each scenario runs ROUNDS times per daemon, interleaved (Go, ours, then ours, Go, ...), and the
  * rounds are merged: slow drift of the machine (other work, thermal) then hits both alike.
  */
-const ROUNDS = 2;
+const ROUNDS = 3;
 
 function scenarios(quick: boolean): Scenario[] {
   const n = (x: number) => (quick ? Math.max(10, Math.round(x / 5)) : x);
@@ -468,22 +468,36 @@ async function runBundles() {
   const coldInit = join(benchDir, "cold-init.mjs");
   const out: { sizes?: unknown; coldInit?: unknown; sizesTable?: string; coldInitTable?: string; error?: string } = {};
   if (!existsSync(bundleScript)) return { error: "scripts/bundle.mjs not present" };
+  // Own output locations, so the run leaves dist/ and the cold-init script's default output alone.
+  const bundlesDir = join(buildDir, "functions");
+  const coldInitFile = join(buildDir, "cold-init.json");
+  const opts = { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 };
   try {
-    const b = await run(process.execPath, [bundleScript], { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
+    const b = await run(process.execPath, [bundleScript, "--out-dir", bundlesDir], opts);
     out.sizesTable = b.stdout.trim();
-    const sizesFile = join(repoRoot, "dist", "functions", "sizes.json");
+    const sizesFile = join(bundlesDir, "sizes.json");
     if (existsSync(sizesFile)) out.sizes = JSON.parse(readFileSync(sizesFile, "utf8"));
     if (existsSync(coldInit)) {
-      const c = await run(process.execPath, [coldInit], { cwd: repoRoot, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 });
-      out.coldInitTable = c.stdout.trim();
-      const file = join(resultsDir, "cold-init.json");
-      if (existsSync(file)) out.coldInit = JSON.parse(readFileSync(file, "utf8"));
-    }
+      const c = await run(process.execPath, [coldInit, "--bundles-dir", bundlesDir, "--out", coldInitFile], opts);
+      out.coldInitTable = c.stdout.trim().split("\n").filter((l) => !l.includes("written to")).join("\n");
+      if (existsSync(coldInitFile)) out.coldInit = JSON.parse(readFileSync(coldInitFile, "utf8"));
+    } else out.error = "bench/cold-init.mjs not present";
   } catch (err) {
     const e = err as Error & { stderr?: string };
     out.error = `${e.message}\n${e.stderr ?? ""}`.slice(0, 2000);
   }
   return out;
+}
+
+/** Committed results name no machine paths. */
+function scrub(text: string, workDir: string): string {
+  const pairs: Array<[string, string]> = [
+    [workDir, "<run dir>"],
+    [repoRoot, "<repo>"],
+    [tmpdir(), "<tmp>"],
+    [process.env.HOME ?? "\u0000", "~"],
+  ];
+  return pairs.reduce((t, [from, to]) => (from.length > 1 ? t.split(from).join(to) : t), text);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -519,9 +533,11 @@ function rows(): Row[] {
     ["daemon CPU per stream100 (c=16)", (r) => s("stream-c16")(r)?.daemonCpuMsPerRequest, "ms"],
     ["plugin CPU per echo (c=16)", (r) => s("echo-c16")(r)?.pluginCpuMsPerRequest, "ms"],
     ["load client CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.client.cpuPercentOfOneCore)), "% core"],
-    ["other processes' CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))), "% core"],
+    ["other processes' CPU (mean over runs)", (r) => mean(Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))), "% core"],
   ];
 }
+
+const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : Number.NaN);
 
 function fmt(n: number | undefined): string {
   if (n === undefined || !Number.isFinite(n)) return "–";
@@ -642,9 +658,11 @@ async function main() {
   }
 
   const measuredAt = new Date().toISOString();
+  const git = async (args: string[]) => (await run("git", args, { cwd: repoRoot }).catch(() => ({ stdout: "" }))).stdout.trim();
   const report = {
     measuredAt,
     machine,
+    repo: { commit: await git(["rev-parse", "HEAD"]), uncommittedFiles: (await git(["status", "--porcelain", "--untracked-files=no"])).split("\n").filter(Boolean).length },
     options: { ...options, scenarios: scenarioList.map(({ body: _b, ...s }) => s) },
     python: toolchain.pythonVersion,
     goDaemon: goBuild ? { commit: goBuild.commit, go: goBuild.goVersion, buildSeconds: goBuild.buildSeconds, cached: goBuild.cached } : undefined,
@@ -658,8 +676,9 @@ async function main() {
     durationSeconds: Math.round((Date.now() - started) / 1000),
   };
   const stamp = measuredAt.replace(/[:.]/g, "-");
-  writeFileSync(join(resultsDir, `${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
-  writeFileSync(join(resultsDir, "latest.json"), `${JSON.stringify(report, null, 2)}\n`);
+  const json = `${scrub(JSON.stringify(report, null, 2), workDir)}\n`;
+  writeFileSync(join(resultsDir, `${stamp}.json`), json);
+  writeFileSync(join(resultsDir, "latest.json"), json);
 
   const out: string[] = [];
   out.push("");
