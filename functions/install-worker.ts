@@ -1,6 +1,6 @@
 /** Lambda (asynchronous invoke): carries out one install task created by the management API. */
 import middy from "@middy/core";
-import { installJobPayloadSchema } from "../src/adapters/aws/lambda-install-queue.js";
+import { installJobPayloadSchema } from "../src/ports/install-queue.js";
 import { sharedDaemon } from "../src/daemon.js";
 
 export const handler = middy(async (event: unknown): Promise<void> => {

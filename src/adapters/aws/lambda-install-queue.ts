@@ -5,17 +5,9 @@
  * runs in this process instead.
  */
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
-import { z } from "zod";
-import type { InstallJobRef, InstallQueue } from "../../ports/install-queue.js";
+import { installJobPayloadSchema, type InstallJobPayload, type InstallJobRef, type InstallQueue } from "../../ports/install-queue.js";
 import { InProcessInstallQueue } from "../local/in-process-install-queue.js";
 import { sharedLambdaClient } from "./clients.js";
-
-/** The install-worker's event; functions/install-worker.ts validates with it. */
-export const installJobPayloadSchema = z.object({
-  tenantId: z.string().min(1),
-  taskId: z.string().min(1),
-});
-export type InstallJobPayload = z.infer<typeof installJobPayloadSchema>;
 
 export class LambdaInstallQueue implements InstallQueue {
   private readonly local: InProcessInstallQueue | undefined;
