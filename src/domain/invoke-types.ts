@@ -4,7 +4,7 @@
  * with upstream's refusal text (internal/core/io_tunnel/backwards_invocation/task.go).
  */
 import type { InnerApiPath } from "../ports/dify-inner-api.js";
-import type { PluginPermissions } from "./declaration.js";
+import type { PluginPermissions } from "./declaration-facts.js";
 
 export interface InvokeTypeRule {
   /** Undefined for `storage`, which the daemon serves itself. */

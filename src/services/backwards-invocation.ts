@@ -11,7 +11,7 @@
  */
 import { posix } from "node:path";
 import { z } from "zod";
-import { permissionsOf } from "../domain/declaration.js";
+import { permissionsOf } from "../domain/declaration-facts.js";
 import { pluginIdOf } from "../domain/identifier.js";
 import { ruleFor } from "../domain/invoke-types.js";
 import type { DifyInnerApi } from "../ports/dify-inner-api.js";

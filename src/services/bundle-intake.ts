@@ -2,9 +2,8 @@
  * Bundle uploads: lists the bundle's dependencies the way Dify shows them, and stores the
  * packages it carries — all of them or none, so a bad package leaves nothing behind.
  */
-import { githubDependencyValue, marketplaceDependencyValue, parseBundleManifest } from "../domain/bundle.js";
 import { badRequest } from "../domain/errors.js";
-import { readPackage, type PackageLimits } from "../domain/package-archive.js";
+import type { PackageLimits } from "../domain/package-archive.js";
 import type { PackageIntake, PreparedPackage } from "./package-intake.js";
 
 export interface BundleIntakeOptions {
@@ -21,6 +20,11 @@ export class BundleIntake {
 
   async accept(bytes: Uint8Array, verifySignature: boolean): Promise<unknown[]> {
     if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
+    // Loaded on first use, as in PackageIntake: only bundle uploads need the zip reader and the YAML parser.
+    const [{ readPackage }, { githubDependencyValue, marketplaceDependencyValue, parseBundleManifest }] = await Promise.all([
+      import("../domain/package-archive.js"),
+      import("../domain/bundle.js"),
+    ]);
     const archive = await readPackage(bytes, this.options.limits);
     const manifest = archive.file("manifest.yaml");
     if (!manifest) throw badRequest("failed to load bundle manifest: manifest.yaml not found");

@@ -2,7 +2,7 @@
  * Read views over a tenant's installations joined with their declarations: the plugin list and
  * the per-kind provider lists (tools, models, agent strategies, datasources, triggers).
  */
-import { declarationCategory } from "../domain/declaration.js";
+import { declarationCategory } from "../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginCategory, PluginDeclaration } from "../domain/manifest.js";
 import type { Installation, Installations } from "../stores/installations.js";

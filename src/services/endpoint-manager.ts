@@ -6,7 +6,7 @@
  */
 import { randomInt } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
-import { permissionsOf } from "../domain/declaration.js";
+import { permissionsOf } from "../domain/declaration-facts.js";
 import { maskSettings, mergeMaskedSecrets, settingsProblem, type Settings } from "../domain/endpoint-settings.js";
 import { badRequest, internalError, notFound, permissionDenied, pluginNotFound } from "../domain/errors.js";
 import { pluginIdOf } from "../domain/identifier.js";

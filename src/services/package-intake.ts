@@ -2,13 +2,15 @@
  * Turns package bytes into a stored, verified package: read the archive safely, resolve the
  * declaration, compute the identifier like upstream, check the signature, extract assets.
  * Used by uploads, bundle uploads and marketplace/GitHub downloads alike.
+ *
+ * The zip reader and the YAML parser are loaded on the first package read: most handlers
+ * (dispatch, endpoints, backwards invocations) never read one and do not load them.
  */
 import { badRequest } from "../domain/errors.js";
 import { packageChecksum } from "../domain/checksum.js";
-import { loadDeclaration } from "../domain/declaration.js";
 import { formatUniqueIdentifier, isRemoteLike, parseUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
-import { readPackage, type PackageArchive, type PackageLimits } from "../domain/package-archive.js";
+import type { PackageArchive, PackageLimits } from "../domain/package-archive.js";
 import { extractAssets, type PluginAsset } from "../domain/plugin-assets.js";
 import { verifyPackageSignature, type Verification } from "../domain/signature.js";
 import { packageBlobKey, type PackageRecord, type PackageRecords } from "../stores/package-records.js";
@@ -48,7 +50,8 @@ export class PackageIntake {
   /** Everything `accept` checks, without storing anything (bundles store only when all packages pass). */
   async prepare(bytes: Uint8Array, verifySignature: boolean, expectedIdentifier?: string): Promise<PreparedPackage> {
     if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
-    const archive = await readPackage(bytes, this.options.limits);
+    const archive = await this.read(bytes);
+    const { loadDeclaration } = await import("../domain/declaration.js");
     const declaration = loadDeclaration(
       (path) => archive.file(path),
       archive.entries.map((e) => e.name),
@@ -94,7 +97,7 @@ export class PackageIntake {
     const record = await this.packages.get(uniqueIdentifier);
     const bytes = record && (await this.packages.bytes(uniqueIdentifier));
     if (!record || !bytes) throw badRequest("plugin package not found");
-    const archive = await readPackage(bytes, this.options.limits);
+    const archive = await this.read(bytes);
     const signature = verifyPackageSignature(archive, this.options.extraPublicKeysPem);
     return {
       unique_identifier: uniqueIdentifier,
@@ -106,6 +109,11 @@ export class PackageIntake {
   async archiveOf(uniqueIdentifier: string): Promise<PackageArchive> {
     const bytes = await this.packages.bytes(uniqueIdentifier);
     if (!bytes) throw badRequest("plugin package not found");
+    return this.read(bytes);
+  }
+
+  private async read(bytes: Uint8Array): Promise<PackageArchive> {
+    const { readPackage } = await import("../domain/package-archive.js");
     return readPackage(bytes, this.options.limits);
   }
 

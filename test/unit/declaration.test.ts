@@ -3,14 +3,8 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import {
-  declarationCategory,
-  loadDeclaration,
-  memoryBytesOf,
-  permissionsOf,
-  providerNames,
-  runnerOf,
-} from "../../src/domain/declaration.js";
+import { loadDeclaration } from "../../src/domain/declaration.js";
+import { declarationCategory, memoryBytesOf, permissionsOf, providerNames, runnerOf } from "../../src/domain/declaration-facts.js";
 import { DaemonError } from "../../src/domain/errors.js";
 import { extractAssets } from "../../src/domain/plugin-assets.js";
 

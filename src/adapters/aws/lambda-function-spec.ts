@@ -4,7 +4,7 @@
  * rule is unit-tested on its own.
  */
 import { createHash } from "node:crypto";
-import { memoryBytesOf, runnerOf } from "../../domain/declaration.js";
+import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 

@@ -3,7 +3,7 @@
  * plugin unique identifier, shared by all tenants.
  */
 import { rm } from "node:fs/promises";
-import { memoryBytesOf, runnerOf } from "../../domain/declaration.js";
+import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
 import { buildEnvironment, isEnvironmentReady, pluginDirectory } from "./plugin-environment.js";

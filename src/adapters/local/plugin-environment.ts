@@ -10,7 +10,7 @@ import { dirname, join } from "node:path";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
 import type { InstallablePlugin } from "../../ports/plugin-runtime.js";
 import { toolchainCacheDir, type PythonInterpreters } from "./python-interpreters.js";
-import { runnerOf } from "../../domain/declaration.js";
+import { runnerOf } from "../../domain/declaration-facts.js";
 
 const MARKER = join(".venv", "dify", "plugin.json");
 
