@@ -1,5 +1,6 @@
 /** Lambda (response streaming): plugin Lambdas calling back into Dify through the daemon. */
 import { streamingHandler } from "../src/http/apigateway.js";
-import { groupRuntime } from "../src/routes/groups.js";
+import { groupRuntime } from "../src/routes/group-runtime.js";
+import { backwardsInvocationGroup } from "../src/routes/backwards-invocation.js";
 
-export const handler = streamingHandler(groupRuntime("backwards-invocation"));
+export const handler = streamingHandler(groupRuntime(backwardsInvocationGroup));

@@ -6,6 +6,7 @@
  * followed by a blank line, a bare blank line as heartbeat every 25 s, closed after `end`.
  */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
 import { backwardsResponseLine } from "../domain/plugin-protocol.js";
 import { verifySessionCallbackToken } from "../domain/session-token.js";
 import { header, type DaemonRequest } from "../http/daemon-request.js";
@@ -41,6 +42,10 @@ export interface TransactionDeps {
   callbackSecret: () => Promise<string>;
   heartbeatMs?: number;
 }
+
+/** The backwards-invocation handler's routes; callback tokens are signed with the daemon key. */
+export const backwardsInvocationGroup = (d: Daemon): Route[] =>
+  backwardsInvocationRoutes({ sessions: d.pluginSessions, backwards: d.backwards, callbackSecret: d.daemonKey });
 
 export function backwardsInvocationRoutes(deps: TransactionDeps): Route[] {
   return [{ method: "POST", pattern: "/backwards-invocation/transaction", public: true, handler: (req) => transaction(deps, req) }];

@@ -1,45 +1,28 @@
 /**
  * Route groups: each is served by one Lambda handler (functions/<group>.ts) and all of them by
- * the local daemon. The API Gateway routes in infra/ mirror this split.
+ * the local daemon. The API Gateway routes in infra/ mirror this split. A handler imports its
+ * group's routes directly (group-runtime.ts); this module, which loads every group, is for the
+ * local daemon.
  */
-import { sharedDaemon, type Daemon } from "../daemon.js";
-import type { RouteGroupRuntime } from "../http/apigateway.js";
-import { Router, type Route } from "../http/router.js";
-import { assetRoutes } from "./assets.js";
-import { autoUpgradeRoutes } from "./auto-upgrade.js";
-import { backwardsInvocationRoutes } from "./backwards-invocation.js";
-import { endpointRoutes } from "./endpoints.js";
-import { publicEndpointRoutes } from "./public-endpoint.js";
+import type { Daemon } from "../daemon.js";
+import type { Router } from "../http/router.js";
+import { backwardsInvocationGroup } from "./backwards-invocation.js";
 import { dispatchRoutes } from "./dispatch.js";
-import { healthRoutes } from "./health.js";
-import { managementRoutes } from "./management.js";
+import { routerOf, type GroupRoutes } from "./group-runtime.js";
+import { managementGroup } from "./management.js";
+import { publicEndpointGroup } from "./public-endpoint.js";
 
 export type RouteGroup = "management" | "dispatch" | "public-endpoint" | "backwards-invocation";
 
-const builders: Record<RouteGroup, (d: Daemon) => Route[]> = {
-  management: (d) => [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d)],
+const groups: Record<RouteGroup, GroupRoutes> = {
+  management: managementGroup,
   dispatch: dispatchRoutes,
-  "public-endpoint": (d) => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled),
-  "backwards-invocation": (d) =>
-    backwardsInvocationRoutes({ sessions: d.pluginSessions, backwards: d.backwards, callbackSecret: d.daemonKey }),
+  "public-endpoint": publicEndpointGroup,
+  "backwards-invocation": backwardsInvocationGroup,
 };
 
 export const streamingGroups: readonly RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation"];
 
-const routers = new WeakMap<Daemon, Map<RouteGroup, Router>>();
-
 export function routerFor(d: Daemon, group: RouteGroup): Router {
-  let byGroup = routers.get(d);
-  if (!byGroup) routers.set(d, (byGroup = new Map()));
-  let router = byGroup.get(group);
-  if (!router) byGroup.set(group, (router = new Router(builders[group](d))));
-  return router;
-}
-
-/** What a Lambda handler of a group needs, built from the process-wide daemon on first request. */
-export function groupRuntime(group: RouteGroup): () => Promise<RouteGroupRuntime> {
-  return async () => {
-    const d = await sharedDaemon();
-    return { router: routerFor(d, group), daemonKey: d.daemonKey };
-  };
+  return routerOf(d, groups[group]);
 }

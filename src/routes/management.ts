@@ -1,5 +1,6 @@
 /**
- * `/plugin/{tenant_id}/management/*`: uploads, installs, tasks, listings (daemon-api.md §2.1).
+ * `/plugin/{tenant_id}/management/*`: uploads, installs, tasks, listings (daemon-api.md §2.1);
+ * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
 import { badRequest, notFound } from "../domain/errors.js";
@@ -11,6 +12,10 @@ import { parseMultipart } from "../http/multipart.js";
 import type { Route } from "../http/router.js";
 import { Catalog, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
 import type { Daemon } from "../daemon.js";
+import { assetRoutes } from "./assets.js";
+import { autoUpgradeRoutes } from "./auto-upgrade.js";
+import { endpointRoutes } from "./endpoints.js";
+import { healthRoutes } from "./health.js";
 
 const M = "/plugin/:tenant_id/management";
 const uid = z.string().refine(isUniqueIdentifier, { message: "plugin_unique_identifier is not valid" });
@@ -22,6 +27,11 @@ const paged = <T>(items: T[], p: { page: number; page_size: number }) =>
   items.slice((p.page - 1) * p.page_size, p.page * p.page_size);
 
 const tenantOf = (req: DaemonRequest) => req.params.tenant_id ?? "";
+
+/** The management handler's routes: management, endpoint setup, auto-upgrade, assets, health. */
+export function managementGroup(d: Daemon): Route[] {
+  return [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d)];
+}
 
 export function managementRoutes(d: Daemon): Route[] {
   const providerRoutes = (plural: string, singular: string, kind: ProviderKind): Route[] => [

@@ -2,8 +2,12 @@
  * `/e/{hook_id}/{path}` for every method: public plugin endpoints, no daemon key (the hook id is
  * the capability). Absent when PLUGIN_ENDPOINT_ENABLED=false, so calls get upstream's 404.
  */
+import type { Daemon } from "../daemon.js";
 import type { Route } from "../http/router.js";
 import type { EndpointInvoker } from "../services/endpoint-invoker.js";
+
+/** The public-endpoint handler's routes. */
+export const publicEndpointGroup = (d: Daemon): Route[] => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled);
 
 export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean): Route[] {
   if (!enabled) return [];
