@@ -23,7 +23,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HttpMarketplace } from "../src/adapters/http-marketplace.js";
 import { SqliteItemStore } from "../src/adapters/local/sqlite-item-store.js";
-import type { StrategySetting, UpgradeMode, UpgradeStrategy } from "../src/domain/upgrade-policy.js";
+import type { StrategySetting, UpgradeMode, UpgradeStrategy } from "../src/domain/upgrade-strategy.js";
 import type { ItemStore } from "../src/ports/item-store.js";
 import { AutoUpgrade, type CycleReport, type UpgradeStarter } from "../src/services/auto-upgrade.js";
 import { InstallTasks } from "../src/stores/install-tasks.js";

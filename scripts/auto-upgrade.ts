@@ -14,7 +14,7 @@
  * `set` changes only the fields given; a tenant without a strategy starts from Dify's defaults.
  */
 import { z } from "zod";
-import { DEFAULT_STRATEGY, STRATEGY_SETTINGS, UPGRADE_MODES, type UpgradeStrategy } from "../src/domain/upgrade-policy.js";
+import { DEFAULT_STRATEGY, STRATEGY_SETTINGS, UPGRADE_MODES, type UpgradeStrategy } from "../src/domain/upgrade-strategy.js";
 
 const USAGE = `usage:
   auto-upgrade get <tenant_id>

@@ -19,7 +19,7 @@ import { Installer } from "./services/installer.js";
 import { PackageIntake } from "./services/package-intake.js";
 import { BundleIntake } from "./services/bundle-intake.js";
 import { Readmes } from "./services/readmes.js";
-import { AutoUpgrade, installerUpgrades } from "./services/auto-upgrade.js";
+import type { AutoUpgrade } from "./services/auto-upgrade.js";
 import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
 import { Dispatcher } from "./services/dispatcher.js";
 import { BackwardsInvocations } from "./services/backwards-invocation.js";
@@ -57,7 +57,7 @@ export interface Daemon {
   pluginSessions: PluginSessions;
   pluginStorage: PluginStorage;
   upgradeStrategies: UpgradeStrategies;
-  autoUpgrade: AutoUpgrade;
+  autoUpgrade: Pick<AutoUpgrade, "runCycle" | "checkNow" | "status">;
   close(): Promise<void>;
 }
 
@@ -113,15 +113,20 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const endpointStore = new Endpoints(adapters.items);
   const vault = new EndpointSettingsVault(difyInnerApi);
   const upgradeStrategies = new UpgradeStrategies(adapters.items);
-  const autoUpgrade = new AutoUpgrade({
-    strategies: upgradeStrategies,
-    records: new UpgradeRecords(adapters.items),
-    snapshots: new SnapshotCache(adapters.items, config.marketplaceUrl),
-    installations,
-    tasks,
-    marketplace,
-    upgrades: installerUpgrades(installer, marketplace),
-    options: { snapshotCacheSeconds: config.autoUpgrade.snapshotCacheSeconds, leaseSeconds: config.autoUpgrade.leaseSeconds },
+  // Built on first use: only the management and upgrade-check handlers run auto-upgrade, and its
+  // version rules bring in semver.
+  const autoUpgrade = once(async () => {
+    const { AutoUpgrade, installerUpgrades } = await import("./services/auto-upgrade.js");
+    return new AutoUpgrade({
+      strategies: upgradeStrategies,
+      records: new UpgradeRecords(adapters.items),
+      snapshots: new SnapshotCache(adapters.items, config.marketplaceUrl),
+      installations,
+      tasks,
+      marketplace,
+      upgrades: installerUpgrades(installer, marketplace),
+      options: { snapshotCacheSeconds: config.autoUpgrade.snapshotCacheSeconds, leaseSeconds: config.autoUpgrade.leaseSeconds },
+    });
   });
   return {
     config,
@@ -148,9 +153,19 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     pluginSessions,
     pluginStorage,
     upgradeStrategies,
-    autoUpgrade,
+    autoUpgrade: {
+      runCycle: async (input) => (await autoUpgrade()).runCycle(input),
+      checkNow: async (tenantId) => (await autoUpgrade()).checkNow(tenantId),
+      status: async (tenantId) => (await autoUpgrade()).status(tenantId),
+    },
     close: () => adapters.runtime.close(),
   };
+}
+
+/** Runs `build` on the first call; later calls share its result. */
+function once<T>(build: () => Promise<T>): () => Promise<T> {
+  let built: Promise<T> | undefined;
+  return () => (built ??= build());
 }
 
 function innerApi(config: DaemonConfig): DifyInnerApi | undefined {

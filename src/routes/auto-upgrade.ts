@@ -10,7 +10,7 @@ import {
   UPGRADE_MODES,
   excludePlugin,
   type UpgradeStrategy,
-} from "../domain/upgrade-policy.js";
+} from "../domain/upgrade-strategy.js";
 import { bind, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";

@@ -9,17 +9,8 @@
  * cursor; the caller continues from it, in a new invocation on AWS.
  */
 import { v7 as uuidv7 } from "uuid";
-import {
-  absoluteSlotAt,
-  planUpgrades,
-  releaseFromMarketplace,
-  slotOfDay,
-  slotsToRun,
-  slotWindow,
-  UNSET_STRATEGY,
-  type LatestRelease,
-  type UpgradeStrategy,
-} from "../domain/upgrade-policy.js";
+import { planUpgrades, releaseFromMarketplace, type LatestRelease } from "../domain/upgrade-policy.js";
+import { absoluteSlotAt, slotOfDay, slotsToRun, slotWindow, UNSET_STRATEGY, type UpgradeStrategy } from "../domain/upgrade-strategy.js";
 import { logger } from "../logger.js";
 import type { Marketplace } from "../ports/marketplace.js";
 import type { InstallTasks } from "../stores/install-tasks.js";

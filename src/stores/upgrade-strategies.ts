@@ -15,7 +15,7 @@ import {
   UPGRADE_MODES,
   slotOfTimeOfDay,
   type UpgradeStrategy,
-} from "../domain/upgrade-policy.js";
+} from "../domain/upgrade-strategy.js";
 import { ConditionFailedError, type Item, type ItemStore } from "../ports/item-store.js";
 import type { MarketplaceSnapshotEntry } from "../ports/marketplace.js";
 import { keys } from "./keys.js";

@@ -1,23 +1,25 @@
 /** The auto-upgrade policy: strategies, modes, version rules, slots. Pure functions, no I/O. */
 import { describe, expect, it } from "vitest";
 import {
-  absoluteSlotAt,
   compareVersions,
   decideUpgrade,
-  DEFAULT_STRATEGY,
-  excludePlugin,
   parsePluginVersion,
   planUpgrades,
   releaseFromMarketplace,
+  type LatestRelease,
+} from "../../src/domain/upgrade-policy.js";
+import {
+  absoluteSlotAt,
+  DEFAULT_STRATEGY,
+  excludePlugin,
   slotOfDay,
   slotOfTimeOfDay,
   slotsToRun,
   slotWindow,
-  type LatestRelease,
   type StrategySetting,
   type UpgradeMode,
   type UpgradeStrategy,
-} from "../../src/domain/upgrade-policy.js";
+} from "../../src/domain/upgrade-strategy.js";
 
 const SUM = "a".repeat(64);
 const uid = (plugin: string, version: string) => `${plugin}:${version}@${SUM}`;
