@@ -1,5 +1,7 @@
-/** multipart/form-data bodies (package and bundle uploads), parsed with busboy under a size cap. */
-import busboy from "busboy";
+/**
+ * multipart/form-data bodies (package and bundle uploads), parsed with busboy under a size cap.
+ * busboy is loaded on the first upload, like the package reader the upload goes on to.
+ */
 import { badRequest } from "../domain/errors.js";
 import { header, type DaemonRequest } from "./daemon-request.js";
 
@@ -8,11 +10,12 @@ export interface MultipartForm {
   fields: Map<string, string>;
 }
 
-export function parseMultipart(req: DaemonRequest, maxFileBytes: number): Promise<MultipartForm> {
+export async function parseMultipart(req: DaemonRequest, maxFileBytes: number): Promise<MultipartForm> {
   const contentType = header(req, "content-type") ?? "";
   if (!contentType.toLowerCase().startsWith("multipart/form-data")) {
-    return Promise.reject(badRequest("expected a multipart/form-data body").withStatus(400));
+    throw badRequest("expected a multipart/form-data body").withStatus(400);
   }
+  const { default: busboy } = await import("busboy");
   return new Promise((resolve, reject) => {
     const form: MultipartForm = { files: new Map(), fields: new Map() };
     let failure: Error | undefined;
