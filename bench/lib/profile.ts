@@ -55,6 +55,8 @@ export interface ProfileSummary {
   topSelfOurs: FunctionTime[];
   topAttributedOurs: FunctionTime[];
   topInclusiveOurs: FunctionTime[];
+  /** For the hottest frames outside our code: the call paths that lead to them. */
+  callersOfHotFrames: Array<{ name: string; where: string; ms: number; paths: Array<{ ms: number; path: string }> }>;
 }
 
 function packageOf(path: string): string {
@@ -214,6 +216,40 @@ export function summariseProfile(file: string, window?: { fromUs: number; toUs: 
   if (rootId !== undefined) walk(rootId, new Set());
 
   const busyUs = sampledUs - (byCategory.idle ?? 0);
+
+  // Call paths into the hottest frames that are not ours (native writes, Node internals...).
+  const hotOthers = [...selfByKey.values()]
+    .filter((e) => !["ours", "idle", "gc", "program"].includes(e.frame.category))
+    .sort((a, b) => b.us - a.us)
+    .slice(0, 6);
+  const label = (f: Frame) => (f.category === "ours" ? `${f.name} (${f.where})` : f.name);
+  const callersOfHotFrames = hotOthers.map((hot) => {
+    const paths = new Map<string, number>();
+    for (const [id, us] of selfUs) {
+      if (frames.get(id)?.key !== hot.frame.key) continue;
+      const chain: string[] = [];
+      let at = parent.get(id);
+      // Up to the first frame of ours (or 14 frames).
+      while (at !== undefined && chain.length < 14) {
+        const f = frames.get(at) as Frame;
+        if (f.category === "program") break;
+        chain.push(label(f));
+        if (f.category === "ours") break;
+        at = parent.get(at);
+      }
+      const path = chain.join(" ← ");
+      paths.set(path, (paths.get(path) ?? 0) + us);
+    }
+    return {
+      name: hot.frame.name,
+      where: hot.frame.where,
+      ms: Math.round(hot.us / 100) / 10,
+      paths: [...paths.entries()]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 2)
+        .map(([path, us]) => ({ ms: Math.round(us / 100) / 10, path })),
+    };
+  });
   const toRows = (m: Map<string, { frame: Frame; us: number }>, filter: (f: Frame) => boolean): FunctionTime[] =>
     [...m.values()]
       .filter((e) => filter(e.frame))
@@ -241,6 +277,7 @@ export function summariseProfile(file: string, window?: { fromUs: number; toUs: 
     topSelfOurs: toRows(selfByKey, (f) => f.category === "ours"),
     topAttributedOurs: toRows(attributed, () => true),
     topInclusiveOurs: toRows(inclusiveByKey, () => true),
+    callersOfHotFrames,
   };
 }
 
@@ -291,6 +328,15 @@ export function profileMarkdown(s: ProfileSummary, context: { title: string; req
     "### Our functions by inclusive time",
     "",
     table(s.topInclusiveOurs),
+    "",
+    "### Where the hottest frames outside our code are called from",
+    "",
+    "Callers up to the first function of ours (← reads \"called by\"); the two heaviest paths each.",
+    "",
+    ...s.callersOfHotFrames.flatMap((h) => [
+      `- \`${h.name}\` ${h.where} — ${h.ms} ms`,
+      ...h.paths.map((p) => `  - ${p.ms} ms: ${p.path || "(top of stack)"}`),
+    ]),
     "",
   ].join("\n");
 }
