@@ -12,7 +12,7 @@
  * upstream's Dockerfile does before starting the server) into a cache directory outside the
  * repository; skipped when the checkout's commit, working-tree state and Go version are unchanged.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
@@ -94,6 +94,13 @@ export async function buildGoDaemon(src: string, log: (line: string) => void): P
 // PostgreSQL and Redis
 
 function postgresBinDir(): string | undefined {
+  // pg_config names the server's bin directory on most installs; Debian keeps initdb off PATH.
+  try {
+    const dir = execFileSync("pg_config", ["--bindir"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    if (dir && existsSync(join(dir, "initdb"))) return dir;
+  } catch {
+    // no pg_config
+  }
   const base = "/usr/lib/postgresql";
   if (existsSync(base)) {
     const versions = readdirSync(base).filter((v) => existsSync(join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
