@@ -257,11 +257,13 @@ function mergeRuns(a: Active): void {
 // ---------------------------------------------------------------------------------------------
 // The two daemons
 
-async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, logDir: string): Promise<{ result: DaemonResult; active?: Active }> {
+async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, workDir: string, logDir: string): Promise<{ result: DaemonResult; active?: Active }> {
   const result: DaemonResult = { name: mode === "tsx" ? "ours" : "ours (bundled)", describe: "", scenarios: {} };
   let daemon: RunningDaemon | undefined;
   try {
-    daemon = await startOurDaemon({ mode, key: KEY, python: toolchain.python, uv: toolchain.uv, logDir });
+    const dataDir = join(workDir, `ours-${mode}`);
+    mkdirSync(dataDir, { recursive: true });
+    daemon = await startOurDaemon({ mode, key: KEY, python: toolchain.python, uv: toolchain.uv, logDir, dataDir });
     result.describe = daemon.describe;
     const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
     log(`${result.name}: installing echo-tool from its package`);
@@ -612,7 +614,7 @@ async function main() {
   }
   const dataDirs = new Map<OurMode, string>();
   for (const mode of options.ours) {
-    const ours = await startOurs(mode, toolchain, pkg, logDir);
+    const ours = await startOurs(mode, toolchain, pkg, workDir, logDir);
     results.push(ours.result);
     if (ours.active) {
       actives.push(ours.active);
