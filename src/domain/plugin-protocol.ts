@@ -46,18 +46,25 @@ export type SessionMessage = z.infer<typeof sessionMessage>;
  * object on the line is read on its own.
  */
 export function parsePluginEvents(line: string): PluginEvent[] {
+  // The usual case, one event on the line, needs no scan.
+  const single = parseEvent(line);
+  if (single) return [single];
   const events: PluginEvent[] = [];
   for (const text of jsonObjects(line)) {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      continue;
-    }
-    const parsed = pluginEvent.safeParse(json);
-    if (parsed.success) events.push(parsed.data);
+    const event = parseEvent(text);
+    if (event) events.push(event);
   }
   return events;
+}
+
+function parseEvent(text: string): PluginEvent | undefined {
+  if (!text.trimStart().startsWith("{")) return undefined;
+  try {
+    const parsed = pluginEvent.safeParse(JSON.parse(text));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** One event per line (the Lambda bootstrap already splits shared lines). */

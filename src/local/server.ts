@@ -21,6 +21,9 @@ const handlerModules: Record<RouteGroup, () => Promise<{ handler: unknown }>> = 
   "backwards-invocation": () => import("../../functions/backwards-invocation.js"),
 };
 
+/** Handler modules once loaded: a dynamic import per request costs more than the request. */
+const loadedHandlers: Partial<Record<RouteGroup, Promise<unknown>>> = {};
+
 /** Groups tried in order; management last because it answers unknown routes with upstream's 404. */
 const lookupOrder: RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation", "management"];
 const streaming = new Set<RouteGroup>(["dispatch", "public-endpoint", "backwards-invocation"]);
@@ -59,7 +62,7 @@ async function handle(daemon: Daemon, req: IncomingMessage, res: ServerResponse,
   const url = new URL(req.url ?? "/", "http://localhost");
   const group = lookupOrder.find((g) => routerFor(daemon, g).match(req.method ?? "GET", url.pathname)) ?? "management";
   const event = toEvent(req, url, body);
-  const { handler } = await handlerModules[group]();
+  const handler = await (loadedHandlers[group] ??= handlerModules[group]().then((m) => m.handler));
   const context = localContext();
   if (streaming.has(group)) {
     await (handler as StreamingHandler)(event, responseStream(res), context);
@@ -117,7 +120,9 @@ function responseStream(res: ServerResponse): LocalResponseStream {
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {
       sendHead();
-      res.write(chunk, callback);
+      // Take the next chunk as soon as the socket accepts this one; wait only for backpressure.
+      if (res.write(chunk)) callback();
+      else res.once("drain", () => callback());
     },
     final(callback) {
       sendHead();

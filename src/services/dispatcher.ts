@@ -45,14 +45,32 @@ export class Dispatcher {
       context: input.context ?? null,
       data: { ...input.data, user_id: input.userId, type: input.action.type, action: input.action.action },
     };
-    const timeout = AbortSignal.timeout(this.timeoutSeconds * 1000);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const outputs = this.runtime.invoke(input.uniqueIdentifier, request, {
-      signal: combined,
+    // A plain timer, cleared when the session ends: AbortSignal.timeout would keep every
+    // session's listeners alive for the whole execution timeout.
+    const controller = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      controller.abort();
+    }, this.timeoutSeconds * 1000);
+    const onAbort = () => controller.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    const source = this.runtime.invoke(input.uniqueIdentifier, request, {
+      signal: controller.signal,
       tenantId: input.tenantId,
       backwards: this.backwards(input, sessionId),
     });
-    return { outputs, timedOut: () => timeout.aborted };
+    async function* outputs() {
+      try {
+        yield* source;
+      } finally {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        // Ends the plugin session too when the caller stopped reading early (client gone).
+        controller.abort();
+      }
+    }
+    return { outputs: outputs(), timedOut: () => timedOut };
   }
 
   /** The SSE body of a dispatch response. */

@@ -58,18 +58,20 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
-    const dir = pluginDirectory(this.options.workDir, uniqueIdentifier);
-    if (!isEnvironmentReady(dir)) {
-      yield runtimeError("plugin is not installed on this daemon");
-      yield { type: "end" };
-      return;
-    }
+    // A known process means a ready environment; only the first call after a start checks the disk.
     let process = this.processes.get(uniqueIdentifier);
     if (!process) {
+      const dir = pluginDirectory(this.options.workDir, uniqueIdentifier);
+      if (!isEnvironmentReady(dir)) {
+        yield runtimeError("plugin is not installed on this daemon");
+        yield { type: "end" };
+        return;
+      }
       process = this.processFor(uniqueIdentifier, declarationOnDisk(dir));
     }
     yield* process.invoke(request, options);
   }
+
 
   /** The pid serving a plugin, if running (for tests and diagnostics). */
   pidOf(uniqueIdentifier: string): number | undefined {

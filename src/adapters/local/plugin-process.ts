@@ -27,6 +27,7 @@ interface OpenSession {
   request: PluginRequest;
   output: AsyncQueue<SessionOutput>;
   options: InvokeOptions;
+  finish(last?: SessionOutput): void;
 }
 
 const STDERR_TAIL = 2000;
@@ -59,25 +60,30 @@ export class PluginProcess {
 
   invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
     const output = new AsyncQueue<SessionOutput>();
-    const session: OpenSession = { request, output, options };
-    const finish = (last?: SessionOutput) => {
-      if (!this.sessions.has(request.session_id)) return;
-      this.sessions.delete(request.session_id);
-      if (last) output.push(last);
-      output.push({ type: "end" });
-      output.close();
+    const onAbort = () => session.finish();
+    const session: OpenSession = {
+      request,
+      output,
+      options,
+      // The one way a session ends: plugin's `end`, abort, or the process going away.
+      finish: (last) => {
+        if (output.isClosed) return;
+        this.sessions.delete(request.session_id);
+        // A long execution timeout must not keep a finished session reachable until it fires.
+        options.signal.removeEventListener("abort", onAbort);
+        if (last) output.push(last);
+        output.push({ type: "end" });
+        output.close();
+      },
     };
-    options.signal.addEventListener("abort", () => finish(), { once: true });
+    options.signal.addEventListener("abort", onAbort, { once: true });
     this.start().then(
       () => {
-        if (options.signal.aborted) return;
+        if (output.isClosed) return;
         this.sessions.set(request.session_id, session);
         this.write(`${JSON.stringify(request)}\n`);
       },
-      (err: Error) => {
-        this.sessions.set(request.session_id, session);
-        finish(runtimeError(`plugin failed to start: ${err.message}`));
-      },
+      (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
     );
     return output;
   }
@@ -150,13 +156,8 @@ export class PluginProcess {
     }
     const output = toSessionOutput(message);
     if (!output) return;
-    if (output.type === "end") {
-      this.sessions.delete(sessionId);
-      session.output.push(output);
-      session.output.close();
-    } else {
-      session.output.push(output);
-    }
+    if (output.type === "end") session.finish();
+    else session.output.push(output);
   }
 
   private async answerBackwards(session: OpenSession, request: { type: string; backwards_request_id: string; request: Record<string, unknown> }) {
@@ -197,12 +198,7 @@ export class PluginProcess {
     this.child = undefined;
     this.ready = undefined;
     if (!this.stopping) logger.warn({ plugin: this.options.uniqueIdentifier, reason }, "plugin process ended");
-    for (const [id, session] of this.sessions) {
-      this.sessions.delete(id);
-      session.output.push(runtimeError(reason));
-      session.output.push({ type: "end" });
-      session.output.close();
-    }
+    for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
   }
 }
 
