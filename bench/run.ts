@@ -4,7 +4,7 @@
  *
  *   npm run bench [-- options]
  *     --ours-only          skip the Go daemon (automatic when it cannot be built or started)
- *     --ours <mode>        tsx (what `npm start` runs) | bundle (esbuild bundle on plain node) | both (default)
+ *     --ours <mode>        tsx (`npm run dev`) | bundle (what `npm start` runs: scripts/build-local.mjs on plain node) | both (default)
  *     --go-runtime <r>     local (default; falls back to remote when a local install fails) | remote
  *     --no-profile         skip the --cpu-prof run of our daemon
  *     --no-bundles         skip scripts/bundle.mjs and bench/cold-init.mjs
@@ -65,13 +65,13 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { oursOnly: false, ours: ["tsx", "bundle"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
+  const o: Options = { oursOnly: false, ours: ["bundle", "tsx"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--ours-only") o.oursOnly = true;
     else if (a === "--ours") {
       const v = argv[++i];
-      if (v === "both") o.ours = ["tsx", "bundle"];
+      if (v === "both") o.ours = ["bundle", "tsx"];
       else if (v === "tsx" || v === "bundle") o.ours = [v];
       else throw new Error(`--ours expects tsx, bundle or both, got ${v}`);
     } else if (a === "--go-runtime") {
@@ -258,7 +258,7 @@ function mergeRuns(a: Active): void {
 // The two daemons
 
 async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, workDir: string, logDir: string): Promise<{ result: DaemonResult; active?: Active }> {
-  const result: DaemonResult = { name: mode === "tsx" ? "ours" : "ours (bundled)", describe: "", scenarios: {} };
+  const result: DaemonResult = { name: mode === "bundle" ? "ours" : "ours (tsx)", describe: "", scenarios: {} };
   let daemon: RunningDaemon | undefined;
   try {
     const dataDir = join(workDir, `ours-${mode}`);
@@ -458,7 +458,7 @@ async function runProfile(mode: OurMode, toolchain: Toolchain, dataDir: string, 
   if (!biggest) throw new Error("the daemon wrote no .cpuprofile");
   const summary = summariseProfile(biggest, window);
   if (!summary.windowed) log("profile: could not line up the load window with the profile clock; summarising the whole profile");
-  const title = mode === "tsx" ? "tsx src/local/main.ts (what npm start runs)" : "esbuild bundle of src/local/main.ts";
+  const title = mode === "tsx" ? "tsx src/local/main.ts (npm run dev)" : "bundled src/local/main.ts (what npm start runs)";
   return { summary, markdown: profileMarkdown(summary, { title, requests, describe: daemon.describe }) };
 }
 
@@ -690,7 +690,7 @@ async function main() {
   if (goSkipped) out.push(`  Go column omitted: ${goSkipped}`);
   out.push("");
   out.push(table(results));
-  const launcher = results.find((r) => r.name === "ours")?.idle?.launcherRssMiB;
+  const launcher = results.find((r) => r.name === "ours (tsx)")?.idle?.launcherRssMiB;
   if (launcher) out.push(`\n(ours under tsx: the tsx CLI launcher process adds ${launcher} MiB RSS beside the daemon RSS above)`);
   if (ceiling) {
     out.push("\nLoad client ceiling (bench/ceiling-server.ts, canned answers, same client):");

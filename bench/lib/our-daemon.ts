@@ -1,17 +1,17 @@
 /**
  * Starts this project's local daemon for measurement, configured only through the environment
  * like `npm start`:
- *  - "tsx":    `tsx src/local/main.ts`, exactly what `npm start` runs (the tsx CLI launches a node
- *              child with tsx's loader; that child serves HTTP);
- *  - "bundle": src/local/main.ts bundled by esbuild into one ESM file run by plain node
- *              (dependencies stay in node_modules), to show what tsx costs.
+ *  - "bundle": what `npm start` runs: src/local/main.ts bundled by scripts/build-local.mjs and run
+ *              by plain node (dependencies stay in node_modules);
+ *  - "tsx":    `tsx src/local/main.ts` (`npm run dev`), to show what running TypeScript through a
+ *              loader costs.
  * With `cpuProfileDir`, the serving node process runs with --cpu-prof and writes its profile there
  * when it exits (SIGTERM makes the daemon exit cleanly).
  */
+import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { build } from "esbuild";
 import { buildDir, repoRoot } from "./paths.js";
 import { freePort, httpOk, startProcess, waitUntil, type Managed } from "./processes.js";
 import { processTree } from "./proc.js";
@@ -45,27 +45,12 @@ export interface RunningDaemon {
 
 const BUNDLE = join(buildDir, "local-daemon", "main.mjs");
 
-/** Bundles the local daemon's entry (our code inlined, packages external). */
+/** Bundles the local daemon with the same script `npm start` uses. */
 export async function bundleLocalDaemon(): Promise<string> {
-  rmSync(join(buildDir, "local-daemon"), { recursive: true, force: true });
-  mkdirSync(join(buildDir, "local-daemon"), { recursive: true });
-  // Code splitting keeps the handler modules' dynamic imports real (as in the Lambda bundles).
-  await build({
-    entryPoints: { main: join(repoRoot, "src", "local", "main.ts") },
-    outdir: join(buildDir, "local-daemon"),
-    outExtension: { ".js": ".mjs" },
-    chunkNames: "chunks/[name]-[hash]",
-    splitting: true,
-    absWorkingDir: repoRoot,
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node20",
-    packages: "external",
-    sourcemap: "linked",
-    logLevel: "silent",
+  const out = execFileSync(process.execPath, [join(repoRoot, "scripts", "build-local.mjs"), "--out-dir", join(buildDir, "local-daemon")], {
+    encoding: "utf8",
   });
-  return BUNDLE;
+  return out.trim().split("\n").pop() ?? BUNDLE;
 }
 
 export async function startOurDaemon(options: OurDaemonOptions): Promise<RunningDaemon> {
