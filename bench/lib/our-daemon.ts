@@ -75,7 +75,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   if (options.mode === "bundle") {
     command = process.execPath;
     args = [...prof, "--enable-source-maps", await bundleLocalDaemon()];
-    describe = "node bench/.build/local-daemon/main.mjs (esbuild bundle of src/local/main.ts)";
+    describe = "node bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle, as npm start runs it)";
   } else if (prof.length) {
     // The tsx CLI does not pass --cpu-prof on (and NODE_OPTIONS refuses it): run its loader directly.
     command = process.execPath;
