@@ -229,6 +229,68 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     expect(list.data.total).toBe(1);
   });
 
+  it("answers the installation lookups Dify makes", async () => {
+    const ids = await body(await d.call(`${M}/installation/ids?category=tool`));
+    expect(ids.data).toEqual({ plugin_ids: ["fixtures/echo-tool"] });
+    expect((await body(await d.call(`${M}/installation/ids?category=model`))).data).toEqual({ plugin_ids: [] });
+
+    const batch = await body(await d.call(`${M}/installation/fetch/batch`, { method: "POST", json: { plugin_ids: ["fixtures/echo-tool", "fixtures/absent"] } }));
+    expect(batch.data).toHaveLength(1);
+    expect(batch.data[0]).toMatchObject({ plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid, version: "0.0.1" });
+    expect(batch.data[0].declaration.name).toBe("echo-tool");
+
+    const other = `fixtures/echo-tool:9.9.9@${"f".repeat(64)}`;
+    const ghost = `fixtures/ghost:0.0.1@${"a".repeat(64)}`;
+    const missing = await body(await d.call(`${M}/installation/missing`, { method: "POST", json: { plugin_unique_identifiers: [uid, other, ghost] } }));
+    expect(missing.data).toEqual([
+      { plugin_unique_identifier: other, current_identifier: uid },
+      { plugin_unique_identifier: ghost, current_identifier: "" },
+    ]);
+  });
+
+  it("lists installed plugins by category with search and has_more", async () => {
+    const tools = await body(await d.call(`${M}/tool/list?page=1&page_size=10&query=ECHO`));
+    expect(tools.data.list.map((p: any) => p.plugin_id)).toEqual(["fixtures/echo-tool"]);
+    expect(tools.data.has_more).toBe(false);
+    expect((await body(await d.call(`${M}/tool/list?page=1&page_size=10&query=nothing-like-this`))).data.list).toEqual([]);
+    expect((await body(await d.call(`${M}/model/list?page=1&page_size=10`))).data.list).toEqual([]);
+    for (const kind of ["models", "agent_strategies", "datasources", "triggers"]) {
+      expect((await body(await d.call(`${M}/${kind}?page=1&page_size=256`))).data).toEqual([]);
+    }
+  });
+
+  it("serves the README in the requested language, falling back to en_US", async () => {
+    const pkg = await upload(
+      await packFixture("echo-tool", { version: "0.0.6", files: { "README.md": "# Echo", "readme/README_ja_JP.md": "# エコー" } }),
+    );
+    const id = encodeURIComponent(pkg.data.unique_identifier);
+    expect((await body(await d.call(`${M}/fetch/readme?plugin_unique_identifier=${id}&language=ja_JP`))).data).toEqual({ content: "# エコー", language: "ja_JP" });
+    expect((await body(await d.call(`${M}/fetch/readme?plugin_unique_identifier=${id}&language=pt_BR`))).data).toEqual({ content: "# Echo", language: "en_US" });
+  });
+
+  it("deletes install tasks one plugin, one task, or all at a time", async () => {
+    const tenant = "66666666-2222-3333-4444-555555555555";
+    const tasks = `/plugin/${tenant}/management/install/tasks`;
+    const startOne = async () =>
+      (await body(await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [`fixtures/ghost-${Math.random().toString(36).slice(2, 8)}:0.0.1@${"a".repeat(64)}`], source: "github", metas: [{}] } }))).data
+        .task_id as string; // fails at once (no release named), without any download
+    const first = await startOne();
+    await waitForTask(d, tenant, first);
+    const second = await startOne();
+    await waitForTask(d, tenant, second);
+    expect((await body(await d.call(`${tasks}?page=1&page_size=10`))).data.map((t: any) => t.id)).toEqual([second, first]);
+
+    const task = (await body(await d.call(`${tasks}/${first}`))).data;
+    const onlyPlugin = task.plugins[0].plugin_unique_identifier as string;
+    expect((await body(await d.call(`${tasks}/${first}/delete/${onlyPlugin}`, { method: "POST" }))).data).toBe(true);
+    expect((await body(await d.call(`${tasks}/${first}`))).code).toBe(-404);
+
+    expect((await body(await d.call(`${tasks}/${second}/delete`, { method: "POST" }))).data).toBe(true);
+    await waitForTask(d, tenant, await startOne());
+    expect((await body(await d.call(`${tasks}/delete_all`, { method: "POST" }))).data).toBe(true);
+    expect((await body(await d.call(`${tasks}?page=1&page_size=10`))).data).toEqual([]);
+  });
+
   it("answers all_installed for an installed plugin, and never creates a second installation", async () => {
     const again = await install(uid);
     expect(again).toEqual({ all_installed: true, task_id: "" });
