@@ -20,7 +20,7 @@ import { LambdaSandbox } from "../support/lambda-runtime-api.js";
 import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
 import { FakeDifyInnerApi, llmChunks } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { readEvents, startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, readEvents, startTestDaemon, TEST_KEY, type TestDaemon } from "../support/local-daemon.js";
 
 const T = "22222222-aaaa-bbbb-cccc-333333333333";
 const PLUGIN = "fixtures/backwards-tool";
@@ -28,16 +28,7 @@ let d: TestDaemon;
 let inner: FakeDifyInnerApi;
 let uid: string;
 
-async function install(pkg: Uint8Array): Promise<string> {
-  const up = (await (await d.call(`/plugin/${T}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as any;
-  const id = up.data.unique_identifier as string;
-  const started = (await (
-    await d.call(`/plugin/${T}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [id], source: "package" } })
-  ).json()) as any;
-  const task = await waitForTask(d, T, started.data.task_id);
-  expect(task.status, JSON.stringify(task)).toBe("success");
-  return id;
-}
+const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
 
 beforeAll(async () => {
   inner = await new FakeDifyInnerApi().start();

@@ -4,21 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packFixture } from "../support/fixture-packages.js";
-import { readEvents, startTestDaemon, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 
 const T = "99999999-2222-3333-4444-555555555555";
 let d: TestDaemon;
 const uids: Record<string, string> = {};
 
 async function installFixture(name: string) {
-  const up = (await (await d.call(`/plugin/${T}/management/install/upload/package`, { method: "POST", body: uploadForm(await packFixture(name)) })).json()) as any;
-  const uid = up.data.unique_identifier as string;
-  const started = (await (
-    await d.call(`/plugin/${T}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
-  ).json()) as any;
-  const task = await waitForTask(d, T, started.data.task_id);
-  expect(task.status, JSON.stringify(task)).toBe("success");
-  uids[name] = uid;
+  uids[name] = await installPackage(d, T, await packFixture(name));
 }
 
 beforeAll(async () => {

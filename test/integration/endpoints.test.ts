@@ -13,7 +13,7 @@ import { serve } from "../../src/http/pipeline.js";
 import { routerFor } from "../../src/routes/groups.js";
 import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, startTestDaemon, TEST_KEY, type TestDaemon } from "../support/local-daemon.js";
 
 const T = "11111111-aaaa-bbbb-cccc-222222222222";
 const PLUGIN = "fixtures/backwards-tool";
@@ -22,16 +22,7 @@ let inner: FakeDifyInnerApi;
 let uid: string;
 let noEndpointUid: string;
 
-async function install(pkg: Uint8Array): Promise<string> {
-  const up = (await (await d.call(`/plugin/${T}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as any;
-  const id = up.data.unique_identifier as string;
-  const started = (await (
-    await d.call(`/plugin/${T}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [id], source: "package" } })
-  ).json()) as any;
-  const task = await waitForTask(d, T, started.data.task_id);
-  expect(task.status, JSON.stringify(task)).toBe("success");
-  return id;
-}
+const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
 
 beforeAll(async () => {
   inner = await new FakeDifyInnerApi().start();

@@ -83,6 +83,20 @@ export async function waitForTask(d: TestDaemon, tenant: string, taskId: string,
   }
 }
 
+/** Uploads a package and installs it for a tenant, as Dify does; resolves with its identifier once the task succeeded. */
+export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Array): Promise<string> {
+  const up = (await (await d.call(`/plugin/${tenant}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as {
+    data: { unique_identifier: string };
+  };
+  const uid = up.data.unique_identifier;
+  const started = (await (
+    await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
+  ).json()) as { data: { task_id: string } };
+  const task = await waitForTask(d, tenant, started.data.task_id);
+  if (task.status !== "success") throw new Error(`installing ${uid} failed: ${JSON.stringify(task)}`);
+  return uid;
+}
+
 /** Reads an SSE dispatch body into its envelopes. */
 export async function readEvents(res: Response): Promise<Array<{ code: number; message: string; data: unknown }>> {
   const text = await res.text();
