@@ -44,6 +44,18 @@ export function memoryBytesOf(d: PluginDeclaration): number {
   return d.resource.memory;
 }
 
+/**
+ * The least memory any plugin runtime gives a plugin: Lambda's minimum. Real manifests declare as
+ * little as 1 MiB (e.g. the official regex tool) while the Python SDK alone needs ~70 MiB, and the
+ * upstream daemon does not enforce the figure locally, so it is a floor, not a limit, below this.
+ */
+export const MIN_PLUGIN_MEMORY_BYTES = 128 * 1024 * 1024;
+
+/** The memory limit a plugin runs under: its manifest's resource.memory, at least MIN_PLUGIN_MEMORY_BYTES. */
+export function memoryLimitBytesOf(d: PluginDeclaration): number {
+  return Math.max(MIN_PLUGIN_MEMORY_BYTES, memoryBytesOf(d));
+}
+
 export interface PluginPermissions {
   tool: { enabled: boolean };
   model: {

@@ -3,7 +3,7 @@
  * plugin unique identifier, shared by all tenants.
  */
 import { rm } from "node:fs/promises";
-import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
+import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
 import { buildEnvironment, isEnvironmentReady, pluginDirectory } from "./plugin-environment.js";
@@ -90,7 +90,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         uniqueIdentifier,
         directory: pluginDirectory(this.options.workDir, uniqueIdentifier),
         entrypoint: runnerOf(declaration).entrypoint,
-        memoryBytes: memoryBytesOf(declaration),
+        memoryBytes: memoryLimitBytesOf(declaration),
       });
       this.processes.set(uniqueIdentifier, process);
     }
