@@ -3,10 +3,10 @@
  * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
-import { badRequest, notFound } from "../domain/errors.js";
+import { badRequest, identifierError, notFound } from "../domain/errors.js";
 import { withoutPlugin } from "../domain/install-task.js";
 import { isUniqueIdentifier, parseUniqueIdentifier } from "../domain/identifier.js";
-import { bind, pagination, type DaemonRequest } from "../http/daemon-request.js";
+import { bind, header, pagination, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import { parseMultipart } from "../http/multipart.js";
 import type { Route } from "../http/router.js";
@@ -165,6 +165,16 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "GET",
       pattern: `${M}/decode/from_identifier`,
       handler: async (req) => ok(await d.intake.decodeStored(bind(req, identifierQuery).plugin_unique_identifier)),
+    },
+    {
+      method: "GET",
+      pattern: "/v2/invoke/extract",
+      handler: async (req) => {
+        const raw = header(req, "x-plugin-unique-identifier");
+        if (!raw) throw badRequest("X-Plugin-Unique-Identifier header is required").withStatus(400);
+        if (!isUniqueIdentifier(raw)) throw identifierError("invalid plugin unique identifier").withStatus(400);
+        return ok(await d.intake.decodeStored(raw));
+      },
     },
     {
       method: "GET",

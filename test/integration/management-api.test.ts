@@ -102,6 +102,15 @@ describe("uploading packages", () => {
     expect(viaQuery.data.unique_identifier).toBe(env.data.unique_identifier);
   });
 
+  it("extracts a stored package's manifest by unique identifier on the v2 route", async () => {
+    const env = await upload(await packFixture("echo-tool"));
+    const res = await d.call("/v2/invoke/extract", { headers: { "x-plugin-unique-identifier": env.data.unique_identifier } });
+    const extracted = await body(res);
+    expect(extracted.data).toMatchObject({ unique_identifier: env.data.unique_identifier, verification: null });
+    expect(extracted.data.manifest.name).toBe("echo-tool");
+    expect((await d.call("/v2/invoke/extract")).status).toBe(400);
+  });
+
   it("serves the remapped icon as an asset", async () => {
     const env = await upload(await packFixture("echo-tool"));
     const icon = env.data.manifest.icon as string;
