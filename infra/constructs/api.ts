@@ -51,6 +51,48 @@ export const NOT_FOUND_BODY = '{"code":"not_found","message":"route not found"}'
 
 const MAX_STREAM_TIMEOUT = Duration.minutes(15);
 
+/**
+ * A daemon error envelope for answers API Gateway gives itself. Dify reads a dispatch stream's
+ * lines without checking the status, so an envelope (code -500 with the JSON-encoded message)
+ * becomes a typed error there instead of an unparsable line.
+ */
+export function gatewayErrorBody(code: number, errorType: string, message: string): string {
+  return JSON.stringify({ code, message: JSON.stringify({ message, error_type: errorType, args: null }), data: null });
+}
+
+/** API Gateway's own failures that a daemon user can run into, answered in the daemon's shape. */
+export const GATEWAY_ERRORS: Array<{ id: string; type: apigateway.ResponseType; status: string; body: string }> = [
+  {
+    id: "RequestTooLarge",
+    type: apigateway.ResponseType.REQUEST_TOO_LARGE,
+    status: "413",
+    body: gatewayErrorBody(-400, "PluginDaemonBadRequestError", "request body exceeds API Gateway's 10 MB limit"),
+  },
+  {
+    id: "IntegrationTimeout",
+    type: apigateway.ResponseType.INTEGRATION_TIMEOUT,
+    status: "504",
+    body: gatewayErrorBody(-500, "PluginDaemonInternalServerError", "the daemon did not answer within API Gateway's integration timeout"),
+  },
+  {
+    id: "Throttled",
+    type: apigateway.ResponseType.THROTTLED,
+    status: "429",
+    body: gatewayErrorBody(-500, "PluginDaemonInternalServerError", "too many requests: the API's throttling limit was reached"),
+  },
+  {
+    // Most often a request Lambda refuses: an event over its 6 MB limit (uploads above ~4.5 MB).
+    id: "Default5xx",
+    type: apigateway.ResponseType.DEFAULT_5XX,
+    status: "502",
+    body: gatewayErrorBody(
+      -500,
+      "PluginDaemonInternalServerError",
+      "API Gateway could not run the daemon handler (for uploads: packages above about 4.5 MB exceed Lambda's 6 MB request limit)",
+    ),
+  },
+];
+
 /** One JSON line per request, with what tells a slow plugin from a failing handler. */
 function accessLogFormat(): apigateway.AccessLogFormat {
   const f = apigateway.AccessLogField;
@@ -120,6 +162,14 @@ export class Api extends Construct {
       responseHeaders: { "Content-Type": "'application/json'" },
       templates: { "application/json": NOT_FOUND_BODY },
     });
+    for (const error of GATEWAY_ERRORS) {
+      this.restApi.addGatewayResponse(error.id, {
+        type: error.type,
+        statusCode: error.status,
+        responseHeaders: { "Content-Type": "'application/json'" },
+        templates: { "application/json": error.body },
+      });
+    }
 
     // The stage URL is exported as PluginDaemonUrl (without the trailing slash this one has).
     this.restApi.node.tryRemoveChild("Endpoint");

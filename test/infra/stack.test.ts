@@ -390,6 +390,23 @@ describe("api", () => {
     expect(JSON.parse(NOT_FOUND_BODY)).toEqual({ code: "not_found", message: "route not found" });
   });
 
+  it("answers API Gateway's own failures (too large, timeout, throttled, handler not run) in the daemon's error envelope", () => {
+    for (const [type, status, code] of [
+      ["REQUEST_TOO_LARGE", "413", -400],
+      ["INTEGRATION_TIMEOUT", "504", -500],
+      ["THROTTLED", "429", -500],
+      ["DEFAULT_5XX", "502", -500],
+    ] as const) {
+      const [, response] = ofType("AWS::ApiGateway::GatewayResponse").find(([, r]) => r.Properties.ResponseType === type)!;
+      expect(response.Properties.StatusCode).toBe(status);
+      const envelope = JSON.parse(response.Properties.ResponseTemplates["application/json"]);
+      expect(envelope.code).toBe(code);
+      expect(envelope.data).toBeNull();
+      // Dify parses the message as JSON to find the error type.
+      expect(JSON.parse(envelope.message)).toMatchObject({ error_type: expect.stringMatching(/^PluginDaemon/), message: expect.any(String) });
+    }
+  });
+
   it("lets API Gateway invoke exactly the four API handlers, from this API only", () => {
     const fromApi = ofType("AWS::Lambda::Permission").filter(([, p]) => p.Properties.Principal === "apigateway.amazonaws.com");
     const targets = fromApi.map(([, p]) => p.Properties.FunctionName["Fn::GetAtt"][0]).sort();
