@@ -83,6 +83,27 @@ interface StreamingResult {
   body: Readable;
 }
 
+/**
+ * Waits for a stream's first chunk before the response starts. Upstream sends no headers until
+ * the plugin's first output, and Dify's first-token timeout (a read timeout on the response)
+ * relies on that: headers sent early would satisfy it before the model said anything.
+ */
+async function afterFirstChunk<T>(body: AsyncIterable<T>): Promise<AsyncIterable<T>> {
+  const iterator = body[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  return {
+    async *[Symbol.asyncIterator]() {
+      try {
+        if (first.done) return;
+        yield first.value;
+        for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
+      } finally {
+        await iterator.return?.();
+      }
+    },
+  };
+}
+
 /** A response-streaming handler: the body is piped to the client as the plugin produces it. */
 export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
   return middy(
@@ -91,7 +112,7 @@ export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
       const res = await serve(router, toDaemonRequest(event), daemonKey);
       switch (res.kind) {
         case "stream":
-          return { statusCode: res.status, headers: res.headers, body: Readable.from(res.body, { objectMode: false }) };
+          return { statusCode: res.status, headers: res.headers, body: Readable.from(await afterFirstChunk(res.body), { objectMode: false }) };
         case "bytes":
           return { statusCode: res.status, headers: res.headers, body: Readable.from([Buffer.from(res.body)]) };
         case "json":

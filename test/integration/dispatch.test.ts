@@ -84,6 +84,22 @@ describe("streaming results", () => {
     results.forEach((events, i) => expect((events[0]?.data as any).message.text).toBe(`n${i}`));
   });
 
+  it("holds the response headers until the plugin's first output, then streams the rest as it comes", async () => {
+    // Dify's first-token timeout is a read timeout on the response: headers sent early would defeat it.
+    let started = Date.now();
+    const slow = await dispatch("fixtures/misbehaving-tool", "tool/invoke", tool("sleep", { seconds: 1.5 }));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    await readEvents(slow);
+
+    started = Date.now();
+    const res = await dispatch("fixtures/echo-tool", "tool/invoke", { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 4, delay_ms: 500 } });
+    const headersAfter = Date.now() - started;
+    const events = await readEvents(res);
+    expect(events).toHaveLength(4);
+    expect(headersAfter).toBeLessThan(1000);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+  });
+
   it("invokes by unique identifier on the v2 route", async () => {
     const res = await d.call(`/v2/invoke/dispatch/tool/invoke`, {
       method: "POST",
