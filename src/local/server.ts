@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Writable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Daemon } from "../daemon.js";
-import { routerFor, type RouteGroup } from "../routes/groups.js";
+import { routerFor, streamingGroups, type RouteGroup } from "../routes/groups.js";
 import type { LocalResponseStream } from "./awslambda-shim.js";
 import { logger } from "../logger.js";
 
@@ -26,7 +26,7 @@ const loadedHandlers: Partial<Record<RouteGroup, Promise<unknown>>> = {};
 
 /** Groups tried in order; management last because it answers unknown routes with upstream's 404. */
 const lookupOrder: RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation", "management"];
-const streaming = new Set<RouteGroup>(["dispatch", "public-endpoint", "backwards-invocation"]);
+const streaming = new Set<RouteGroup>(streamingGroups);
 
 export interface LocalServerOptions {
   host: string;
