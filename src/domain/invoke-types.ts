@@ -17,6 +17,17 @@ export interface InvokeTypeRule {
   denied: string;
   /** Dify nests this answer once more (`{data: {data: ...}}`); upstream hands the plugin the inner one. */
   nested?: boolean;
+  /**
+   * The request as upstream forwards it after decoding it into its typed struct, where that
+   * matters to Dify: a null the SDK allows becomes the field's zero value.
+   */
+  normalize?: (request: Record<string, unknown>) => Record<string, unknown>;
+}
+
+function withParameterZeroValues(parameter: unknown): unknown {
+  if (!parameter || typeof parameter !== "object") return parameter;
+  const p = parameter as Record<string, unknown>;
+  return { ...p, description: p.description ?? "", required: p.required ?? false };
 }
 
 const denied = (what: string) => `permission denied, you need to enable ${what} access in plugin manifest`;
@@ -74,6 +85,12 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     failure: "invoke parameter extractor failed",
     allowed: (p) => p.node.enabled,
     denied: denied("node"),
+    // The SDK's ParameterConfig allows description and required to be None; Dify's requires a
+    // string and a bool, which upstream's Go struct supplies ("" and false).
+    normalize: (request) => ({
+      ...request,
+      parameters: Array.isArray(request.parameters) ? request.parameters.map(withParameterZeroValues) : request.parameters,
+    }),
   },
   node_question_classifier: {
     path: "invoke/question-classifier",

@@ -95,7 +95,8 @@ export class BackwardsInvocations {
 
     const inner = this.options.inner;
     if (!inner || !rule.path) throw new Refusal(`${rule.failure}: the Dify inner API is not configured on this daemon (DIFY_INNER_API_URL)`);
-    const payload = { ...request.request, tenant_id: session.tenantId, user_id: session.userId, type: request.type };
+    const fields = rule.normalize ? rule.normalize(request.request) : request.request;
+    const payload = { ...fields, tenant_id: session.tenantId, user_id: session.userId, type: request.type };
     try {
       if (rule.streamed) {
         for await (const chunk of inner.stream(rule.path, payload, signal)) yield ["stream", chunk];
