@@ -2,10 +2,15 @@
  * Backwards invocations from real plugin processes (the backwards-tool fixture on the real SDK)
  * through the local daemon to a fake Dify inner API, and the Lambda callback route
  * /backwards-invocation/transaction over real HTTP.
+ *
+ * Every invocation type the SDK can make, except storage (which the daemon keeps itself), is a row
+ * of `relayed` below: the tool the fixture runs, the path and body Dify's inner API received,
+ * whether Dify streams the answer, and what the plugin got back.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { pluginDirectory } from "../../src/adapters/local/plugin-environment.js";
 import { parsePluginLine, toSessionOutput } from "../../src/domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../src/domain/session-token.js";
@@ -24,11 +29,24 @@ import { installPackage, readEvents, startTestDaemon, TEST_KEY, type TestDaemon 
 
 const T = "22222222-aaaa-bbbb-cccc-333333333333";
 const PLUGIN = "fixtures/backwards-tool";
+/** The model provider the fixture's tools name. */
+const PROVIDER = "fixtures/fake-models/fake";
+/** What the fixture sends as an image to multimodal models (base64). */
+const IMAGE = Buffer.from("\x89PNG not really an image", "latin1").toString("base64");
+/** The same plugin packaged under another name with one permission family switched off. */
+const WITHOUT = { "no-model-tool": "model", "no-tool-tool": "tool", "no-app-tool": "app", "no-node-tool": "node" } as const;
 let d: TestDaemon;
 let inner: FakeDifyInnerApi;
 let uid: string;
 
 const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
+
+function manifestWithout(name: string, family: string): string {
+  const manifest = parseYaml(readFileSync(new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url), "utf8"));
+  expect(manifest.resource.permission[family]).toBeDefined();
+  delete manifest.resource.permission[family];
+  return stringifyYaml({ ...manifest, name });
+}
 
 beforeAll(async () => {
   inner = await new FakeDifyInnerApi().start();
@@ -39,12 +57,10 @@ beforeAll(async () => {
     PLUGIN_MAX_EXECUTION_TIMEOUT: "30",
   });
   uid = await install(await packFixture("backwards-tool"));
-  // The same plugin under another name, without model access.
-  const manifest = readFileSync(new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url), "utf8");
-  const restricted = manifest.replace("name: backwards-tool", "name: no-llm-tool").replace(/ {4}model:\n {6}enabled: true\n {6}llm: true\n/, "");
-  expect(restricted).not.toContain("llm: true");
-  await install(await packFixture("backwards-tool", { files: { "manifest.yaml": restricted } }));
-}, 600_000);
+  for (const [name, family] of Object.entries(WITHOUT)) {
+    await install(await packFixture("backwards-tool", { files: { "manifest.yaml": manifestWithout(name, family) } }));
+  }
+}, 900_000);
 afterAll(async () => {
   await d?.stop();
   await inner?.stop();
@@ -67,6 +83,41 @@ const pluginError = (events: Array<{ code: number; message: string }>) => {
   expect(last.code).toBe(-500);
   return (JSON.parse(JSON.parse(last.message).message) as { message: string }).message;
 };
+
+/** A session as the daemon registers it for a Lambda plugin, and the token its callbacks carry. */
+async function lambdaSession(accessType = "tool") {
+  const sessionId = crypto.randomUUID();
+  await d.daemon.pluginSessions.register({
+    session_id: sessionId,
+    tenant_id: T,
+    user_id: "u9",
+    plugin_unique_identifier: uid,
+    access_type: accessType,
+    access_action: "invoke_tool",
+    conversation_id: "c1",
+    message_id: null,
+    app_id: null,
+    endpoint_id: null,
+    context: null,
+  });
+  return { sessionId, token: sessionCallbackToken(sessionId, T, TEST_KEY) };
+}
+
+/** One invoke message posted to /backwards-invocation/transaction as the SDK's HTTP mode does. */
+function transact(sessionId: string, token: string, type: string, request: Record<string, unknown>) {
+  const event = { event: "session", session_id: sessionId, data: { type: "invoke", data: { type, backwards_request_id: "r1", request } } };
+  return fetch(`${d.url}/backwards-invocation/transaction`, {
+    method: "POST",
+    headers: { "Dify-Plugin-Session-ID": sessionId, "X-Dify-Plugin-Callback-Token": token },
+    body: `${JSON.stringify(event)}\n\n`,
+  });
+}
+
+const lines = async (res: Response) =>
+  (await res.text())
+    .split("\n")
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as { session_id: string; event: string; conversation_id: string | null; data: { backwards_request_id: string; event: string; message: string; data: any } });
 
 describe("storage kept by the daemon", () => {
   it("round-trips set, exist, get and delete", async () => {
@@ -129,20 +180,6 @@ describe("calls relayed to Dify's inner API", () => {
     });
   });
 
-  it("answers single-result calls as one struct", async () => {
-    const summary = await callTool("call_unary", { kind: "summary", text: "a long text to summarize" });
-    expect(messages(summary)).toEqual([{ json_object: { summary: "a long tex" } }]);
-    expect(inner.requestsTo("invoke/summary")[0]?.body).toMatchObject({ type: "system_summary", text: "a long text to summarize", tenant_id: T });
-    const app = await callTool("call_unary", { kind: "fetch_app", text: "app-1" });
-    expect(messages(app)).toEqual([{ json_object: { app: { app_id: "app-1", name: "app" } } }]);
-  });
-
-  it("refuses a call the manifest does not permit with upstream's message", async () => {
-    const events = await callTool("call_llm", { prompt: "hi" }, "fixtures/no-llm-tool");
-    expect(pluginError(events)).toContain("permission denied, you need to enable llm access in plugin manifest");
-    expect(inner.requests).toHaveLength(0);
-  });
-
   it("passes Dify's own error on to the plugin", async () => {
     inner.on("invoke/llm", () => ({ chunks: [{ data: null, error: "quota exceeded" }] }));
     const events = await callTool("call_llm", { prompt: "hi" });
@@ -179,42 +216,314 @@ describe("calls relayed to Dify's inner API", () => {
   }, 30_000);
 });
 
+interface RelayedCase {
+  /** The invocation type the SDK sends. */
+  type: string;
+  tool: string;
+  params: Record<string, unknown>;
+  /** Where Dify's inner API received it, and whether Dify streams the answer. */
+  path: string;
+  streamed: boolean;
+  /** Fields of the body Dify received, besides tenant_id, user_id and type. */
+  body: Record<string, unknown>;
+  /** The messages the plugin yielded from what the SDK parsed. */
+  result: unknown[];
+}
+
+const json = (json_object: unknown) => ({ json_object });
+const chatModel = { provider: PROVIDER, model: "fake-chat", mode: "chat", completion_params: { temperature: 0 } };
+const nodeModel = { provider: PROVIDER, name: "fake-chat", mode: "chat", completion_params: { temperature: 0 } };
+
+const relayed: RelayedCase[] = [
+  {
+    type: "llm",
+    tool: "call_llm",
+    params: { prompt: "one two", provider: PROVIDER, model: "fake-chat" },
+    path: "invoke/llm",
+    streamed: true,
+    body: { provider: PROVIDER, model: "fake-chat", model_type: "llm", mode: "chat", prompt_messages: [{ role: "user", content: "one two" }], stream: true },
+    result: [{ text: "one two" }],
+  },
+  {
+    type: "tool",
+    tool: "call_tool",
+    params: { provider: "langgenius/time/time", tool: "now", text: "hello" },
+    path: "invoke/tool",
+    streamed: true,
+    body: { tool_type: "builtin", provider: "langgenius/time/time", tool: "now", tool_parameters: { text: "hello" } },
+    result: [{ text: "tool langgenius/time/time/now says:" }, { text: "hello" }],
+  },
+  {
+    type: "llm_structured_output",
+    tool: "call_model",
+    params: { kind: "llm_structured_output", text: "red green blue" },
+    path: "invoke/llm/structured-output",
+    streamed: true,
+    body: {
+      ...chatModel,
+      model_type: "llm",
+      prompt_messages: [{ role: "user", content: "red green blue" }],
+      structured_output_schema: { type: "object", properties: { words: { type: "array", items: { type: "string" } } } },
+      stream: false,
+    },
+    result: [json({ text: "red green blue", structured_output: { words: ["red", "green", "blue"] }, total_tokens: 4 })],
+  },
+  {
+    type: "text_embedding",
+    tool: "call_model",
+    params: { kind: "text_embedding", text: "a|bb|ccc" },
+    path: "invoke/text-embedding",
+    streamed: false,
+    body: { provider: PROVIDER, model: "fake-embedding", model_type: "text-embedding", texts: ["a", "bb", "ccc"], input_type: "document" },
+    result: [json({ model: "fake-embedding", embeddings: [[1, 0], [2, 1], [3, 2]], tokens: 6 })],
+  },
+  {
+    type: "multimodal_embedding",
+    tool: "call_model",
+    params: { kind: "multimodal_embedding", text: "hello" },
+    path: "invoke/multimodal-embedding",
+    streamed: false,
+    // The SDK's config carries a tenant_id of the plugin's choosing; Dify gets the session's (asserted for every row).
+    body: {
+      provider: PROVIDER,
+      model: "fake-multimodal-embedding",
+      documents: [
+        { content: "hello", content_type: "text" },
+        { content: IMAGE, content_type: "image" },
+      ],
+      input_type: "query",
+    },
+    result: [json({ model: "fake-multimodal-embedding", embeddings: [[5, 0], [IMAGE.length, 1]], tokens: 2 })],
+  },
+  {
+    type: "rerank",
+    tool: "call_model",
+    params: { kind: "rerank", text: "cats purr|dogs bark|dog food" },
+    path: "invoke/rerank",
+    streamed: false,
+    body: { provider: PROVIDER, model: "fake-rerank", model_type: "rerank", query: "dogs", docs: ["cats purr", "dogs bark", "dog food"], score_threshold: 0.1, top_n: 2 },
+    result: [
+      json({
+        model: "fake-rerank",
+        docs: [
+          { index: 1, text: "dogs bark", score: 0.9 },
+          { index: 2, text: "dog food", score: 0.9 },
+        ],
+      }),
+    ],
+  },
+  {
+    type: "multimodal_rerank",
+    tool: "call_model",
+    params: { kind: "multimodal_rerank", text: "text" },
+    path: "invoke/multimodal-rerank",
+    streamed: false,
+    body: {
+      provider: PROVIDER,
+      model: "fake-multimodal-rerank",
+      query: { content: "text", content_type: "text" },
+      docs: [
+        { content: "a text document", content_type: "text" },
+        { content: IMAGE, content_type: "image" },
+      ],
+      score_threshold: null,
+      top_n: 1,
+    },
+    result: [json({ model: "fake-multimodal-rerank", docs: [{ index: 0, text: "a text document", score: 0.9 }] })],
+  },
+  {
+    type: "tts",
+    tool: "call_model",
+    params: { kind: "tts", text: "hello plugin world" },
+    path: "invoke/tts",
+    streamed: true,
+    body: { provider: PROVIDER, model: "fake-tts", model_type: "tts", voice: "alloy", content_text: "hello plugin world" },
+    result: [json({ chunks: 3, audio: "hello plugin world" })],
+  },
+  {
+    type: "speech2text",
+    tool: "call_model",
+    params: { kind: "speech2text", text: "ping" },
+    path: "invoke/speech2text",
+    streamed: false,
+    body: { provider: PROVIDER, model: "fake-whisper", model_type: "speech2text", file: Buffer.from("ping").toString("hex") },
+    result: [json({ transcript: "heard: ping" })],
+  },
+  {
+    type: "moderation",
+    tool: "call_model",
+    params: { kind: "moderation", text: "a bad word" },
+    path: "invoke/moderation",
+    streamed: false,
+    body: { provider: PROVIDER, model: "fake-moderation", model_type: "moderation", text: "a bad word" },
+    result: [json({ flagged: true })],
+  },
+  {
+    type: "app",
+    tool: "call_app",
+    params: { mode: "chat", app_id: "chat-app", text: "hi there" },
+    path: "invoke/app",
+    streamed: true,
+    body: { app_id: "chat-app", query: "hi there", inputs: { tone: "dry" }, response_mode: "streaming", conversation_id: "conv-1", user: null },
+    result: [json({ events: ["message", "message", "message", "message", "message_end"], answer: "You said: hi there" })],
+  },
+  {
+    type: "app",
+    tool: "call_app",
+    params: { mode: "completion", app_id: "completion-app", text: "draft" },
+    path: "invoke/app",
+    streamed: true,
+    body: { app_id: "completion-app", inputs: { text: "draft" }, response_mode: "blocking", user: null },
+    result: [
+      json({
+        result: { event: "message", task_id: "t2", id: "m2", message_id: "m2", mode: "completion", answer: "Completed: draft", metadata: {}, created_at: 1_700_000_000 },
+      }),
+    ],
+  },
+  {
+    type: "app",
+    tool: "call_app",
+    params: { mode: "workflow", app_id: "workflow-app", text: "shout" },
+    path: "invoke/app",
+    streamed: true,
+    body: { app_id: "workflow-app", inputs: { text: "shout" }, response_mode: "streaming", user: null },
+    result: [json({ events: ["workflow_started", "node_finished", "workflow_finished"], outputs: { upper: "SHOUT" } })],
+  },
+  {
+    type: "node_parameter_extractor",
+    tool: "call_node",
+    params: { kind: "parameter_extractor", text: "how warm is Paris in 3 days" },
+    path: "invoke/parameter-extractor",
+    streamed: false,
+    // The fixture leaves one description as None, which the SDK allows and Dify's model does not:
+    // the daemon sends "" as upstream's typed request does.
+    body: {
+      parameters: [
+        { name: "city", type: "string", options: [], description: "The city asked about", required: true },
+        { name: "days", type: "number", options: [], description: "", required: false },
+      ],
+      model: nodeModel,
+      query: "how warm is Paris in 3 days",
+      instruction: "Extract the city and the number of days.",
+    },
+    result: [
+      json({
+        inputs: { query: "how warm is Paris in 3 days" },
+        process_data: { model_mode: "chat", instruction: "Extract the city and the number of days." },
+        outputs: { city: "Paris", days: 3, __is_success: 1, __reason: null },
+      }),
+    ],
+  },
+  {
+    type: "node_question_classifier",
+    tool: "call_node",
+    params: { kind: "question_classifier", text: "will it rain? weather please" },
+    path: "invoke/question-classifier",
+    streamed: false,
+    body: {
+      classes: [
+        { id: "c1", name: "weather" },
+        { id: "c2", name: "other" },
+      ],
+      model: nodeModel,
+      query: "will it rain? weather please",
+      instruction: "",
+    },
+    result: [json({ inputs: { query: "will it rain? weather please" }, process_data: { model_mode: "chat" }, outputs: { class_name: "weather", class_id: "c1" } })],
+  },
+  {
+    type: "upload_file",
+    tool: "upload_file",
+    params: { text: "file body", filename: "note.txt", mimetype: "text/plain" },
+    path: "upload/file/request",
+    streamed: false,
+    body: { filename: "note.txt", mimetype: "text/plain" },
+    // What Dify's /files/upload/for-plugin answered the SDK's post to the signed URL.
+    result: [
+      json({
+        id: "file-1",
+        name: "note.txt",
+        size: 9,
+        extension: "txt",
+        mime_type: "text/plain",
+        type: "document",
+        preview_url: null,
+        app_parameter: { tool_file_id: "file-1", transfer_method: "tool_file", type: "document" },
+      }),
+    ],
+  },
+  {
+    type: "system_summary",
+    tool: "call_unary",
+    params: { kind: "summary", text: "a long text to summarize" },
+    path: "invoke/summary",
+    streamed: false,
+    body: { text: "a long text to summarize", instruction: "be short" },
+    result: [json({ summary: "a long tex" })],
+  },
+  {
+    type: "fetch_app",
+    tool: "call_unary",
+    params: { kind: "fetch_app", text: "app-1" },
+    path: "fetch/app/info",
+    streamed: false,
+    body: { app_id: "app-1" },
+    result: [json({ app: { app_id: "app-1", name: "app" } })],
+  },
+];
+
+const rows = relayed.map((c) => ({ ...c, via: `${c.tool} ${String(c.params.kind ?? c.params.mode ?? "")}`.trim() }));
+
+describe("every invocation type the SDK makes, relayed to Dify's inner API", () => {
+  it.each(rows)("$type via $via → $path", async ({ type, tool, params, path, streamed, body, result }) => {
+    const events = await callTool(tool, params);
+    expect(messages(events), JSON.stringify(events)).toEqual(result);
+    const received = inner.requestsTo(path);
+    expect(received).toHaveLength(1);
+    expect(inner.requests).toHaveLength(1);
+    expect(received[0]!.headers["x-inner-api-key"]).toBe(inner.key);
+    expect(received[0]!.body).toMatchObject({ ...body, tenant_id: T, user_id: "u1", type });
+
+    // The same request from a Lambda plugin's callback: the same body reaches Dify, and the answer
+    // comes back as stream events or one struct.
+    const { tenant_id: _t, user_id: _u, type: _type, ...request } = received[0]!.body;
+    const { sessionId, token } = await lambdaSession();
+    const replayed = await lines(await transact(sessionId, token, type, request));
+    expect(inner.requests[1]?.body).toEqual({ ...received[0]!.body, user_id: "u9" });
+    const kinds = replayed.map((e) => `${e.data.event}:${e.data.message}`);
+    expect(kinds.at(-1)).toBe("end:");
+    expect(new Set(kinds.slice(0, -1))).toEqual(new Set([streamed ? "response:stream" : "response:struct"]));
+    if (!streamed) expect(kinds).toHaveLength(2);
+  });
+
+  it("hands the plugin's file to Dify's signed upload URL", async () => {
+    await callTool("upload_file", { text: "file body", filename: "report.csv", mimetype: "text/csv" });
+    expect(inner.uploads).toHaveLength(1);
+    const [upload] = inner.uploads;
+    expect(upload).toMatchObject({ filename: "report.csv", mimetype: "text/csv", query: { tenant_id: T, user_id: "u1" } });
+    expect(upload!.content.toString()).toBe("file body");
+  });
+});
+
+const refused = [
+  { family: "model", plugin: "no-model-tool", tool: "call_llm", params: { prompt: "hi" }, access: "llm" },
+  { family: "model", plugin: "no-model-tool", tool: "call_model", params: { kind: "text_embedding", text: "a" }, access: "text-embedding" },
+  { family: "tool", plugin: "no-tool-tool", tool: "call_tool", params: { text: "hi" }, access: "tool" },
+  { family: "app", plugin: "no-app-tool", tool: "call_app", params: { mode: "chat", app_id: "chat-app", text: "hi" }, access: "app" },
+  { family: "node", plugin: "no-node-tool", tool: "call_node", params: { kind: "question_classifier", text: "hi" }, access: "node" },
+];
+
+describe("permissions the manifest switches off", () => {
+  it.each(refused)("without $family: $tool is refused with upstream's message for $access", async ({ plugin, tool, params, access }) => {
+    const events = await callTool(tool, params, `fixtures/${plugin}`);
+    expect(pluginError(events)).toContain(`permission denied, you need to enable ${access} access in plugin manifest`);
+    expect(inner.requests).toHaveLength(0);
+  });
+});
+
 describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
-  async function session(accessType = "tool") {
-    const sessionId = crypto.randomUUID();
-    await d.daemon.pluginSessions.register({
-      session_id: sessionId,
-      tenant_id: T,
-      user_id: "u9",
-      plugin_unique_identifier: uid,
-      access_type: accessType,
-      access_action: "invoke_tool",
-      conversation_id: "c1",
-      message_id: null,
-      app_id: null,
-      endpoint_id: null,
-      context: null,
-    });
-    return { sessionId, token: sessionCallbackToken(sessionId, T, TEST_KEY) };
-  }
-
-  function transact(sessionId: string, token: string, type: string, request: Record<string, unknown>) {
-    const event = { event: "session", session_id: sessionId, data: { type: "invoke", data: { type, backwards_request_id: "r1", request } } };
-    return fetch(`${d.url}/backwards-invocation/transaction`, {
-      method: "POST",
-      headers: { "Dify-Plugin-Session-ID": sessionId, "X-Dify-Plugin-Callback-Token": token },
-      body: `${JSON.stringify(event)}\n\n`,
-    });
-  }
-
-  const lines = async (res: Response) =>
-    (await res.text())
-      .split("\n")
-      .filter((l) => l.trim())
-      .map((l) => JSON.parse(l) as { session_id: string; event: string; conversation_id: string | null; data: { backwards_request_id: string; event: string; message: string; data: any } });
-
   it("serves storage for a registered session and frames events as upstream", async () => {
-    const { sessionId, token } = await session();
+    const { sessionId, token } = await lambdaSession();
     const res = await transact(sessionId, token, "storage", { opt: "set", key: "cb", value: Buffer.from("via lambda").toString("hex") });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/event-stream");
@@ -229,7 +538,7 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
   });
 
   it("relays a streamed LLM answer event by event", async () => {
-    const { sessionId, token } = await session();
+    const { sessionId, token } = await lambdaSession();
     const events = await lines(await transact(sessionId, token, "llm", { provider: "p", model: "m", mode: "chat", prompt_messages: [{ role: "user", content: "x y" }] }));
     expect(events.map((e) => e.data.message)).toEqual(["stream", "stream", ""]);
     expect(events.slice(0, 2).map((e) => e.data.data.delta.message.content).join("")).toBe("x y");
@@ -237,12 +546,12 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
   });
 
   it("rejects a tampered callback token and does nothing", async () => {
-    const { sessionId, token } = await session();
+    const { sessionId, token } = await lambdaSession();
     const tampered = `${token.slice(0, -2)}${token.endsWith("AA") ? "BB" : "AA"}`;
     const res = await transact(sessionId, tampered, "storage", { opt: "set", key: "forged", value: "00" });
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ backwards_request_id: "r1", event: "error", data: { error_type: "Unauthorized" } });
-    const other = await session();
+    const other = await lambdaSession();
     expect((await transact(sessionId, other.token, "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(401);
     expect((await transact(sessionId, "", "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(401);
     expect(await d.daemon.pluginStorage.exists(T, PLUGIN, "forged")).toBe(false);
@@ -256,7 +565,7 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
   });
 
   it("sends blank-line heartbeats while Dify is slow to answer", async () => {
-    const { sessionId, token } = await session();
+    const { sessionId, token } = await lambdaSession();
     inner.on("invoke/llm", (body) => ({ chunks: llmChunks(body), delayMs: 350 }));
     const router = new Router(
       backwardsInvocationRoutes({ sessions: d.daemon.pluginSessions, backwards: d.daemon.backwards, callbackSecret: async () => TEST_KEY, heartbeatMs: 100 }),
@@ -284,7 +593,7 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
   });
 
   it("refuses any call back from a session serving a model", async () => {
-    const { sessionId, token } = await session("model");
+    const { sessionId, token } = await lambdaSession("model");
     const events = await lines(await transact(sessionId, token, "storage", { opt: "exist", key: "k" }));
     expect(events.map((e) => [e.data.event, e.data.message])).toEqual([
       ["error", "you can not invoke dify from model"],
@@ -367,6 +676,12 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
       { text: "from lambda" },
       { json_object: { key: "lambda-key", existed: true, value: "from lambda", exists_after_delete: false } },
     ]);
+  }, 120_000);
+
+  it.each(rows)("$type via $via, the SDK calling back over HTTP", async ({ type, tool, params, path, body, result }) => {
+    const events = await collect(run(tool, params));
+    expect(messages(events), JSON.stringify(events)).toEqual(result);
+    expect(inner.requestsTo(path)[0]?.body).toMatchObject({ ...body, tenant_id: T, user_id: "u-lambda", type });
   }, 120_000);
 
   it("relays a streamed LLM answer to the plugin and forgets the session afterwards", async () => {
