@@ -221,6 +221,8 @@ export class Installer {
   }
 }
 
+const NOTE_INTERVAL_MS = 1000;
+
 const isDownloadable = (source: string) => source === "marketplace" || source === "github";
 
 /**
@@ -229,6 +231,7 @@ const isDownloadable = (source: string) => source === "marketplace" || source ==
  */
 class TaskProgress {
   private chain: Promise<void> = Promise.resolve();
+  private lastNoteAt = 0;
 
   constructor(
     private readonly tasks: InstallTasks,
@@ -240,8 +243,15 @@ class TaskProgress {
     return this.chain;
   }
 
-  /** Progress lines only update the message of a running plugin; failures to write them are not fatal. */
+  /**
+   * Progress lines only update the message of a running plugin, at most once a second: an
+   * installer prints hundreds of lines, and each write is a table write. Failures to write them
+   * are not fatal.
+   */
   note(uid: string, line: string): void {
+    const now = Date.now();
+    if (now - this.lastNoteAt < NOTE_INTERVAL_MS) return;
+    this.lastNoteAt = now;
     this.set(uid, "running", line).catch(() => undefined);
   }
 
