@@ -59,7 +59,10 @@ const envSchema = z.object({
   /** Storage cap for plugins whose manifest gives no storage size (upstream name and default). */
   PERSISTENCE_STORAGE_MAX_SIZE: int(104_857_600),
   PLUGIN_ENDPOINT_ENABLED: bool(true),
-  PLUGIN_REMOTE_INSTALLING_ENABLED: bool(false),
+  /** Remote debugging (TCP): on by default for the local daemon, like upstream; AWS has no TCP listener. */
+  PLUGIN_REMOTE_INSTALLING_ENABLED: z.string().optional(),
+  PLUGIN_REMOTE_INSTALLING_HOST: z.string().default("0.0.0.0"),
+  PLUGIN_REMOTE_INSTALLING_PORT: int(5003),
   PYTHON_INTERPRETER_PATH: z.string().optional(),
   UV_PATH: z.string().optional(),
   PIP_MIRROR_URL: z.string().optional(),
@@ -117,7 +120,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     difyInnerApiTimeoutMs: e.DIFY_BACKWARDS_INVOCATION_READ_TIMEOUT,
     pluginStorageMaxBytes: e.PERSISTENCE_STORAGE_MAX_SIZE,
     endpointsEnabled: e.PLUGIN_ENDPOINT_ENABLED,
-    remoteInstallingEnabled: e.PLUGIN_REMOTE_INSTALLING_ENABLED,
+    remoteInstallingEnabled: bool(e.STORE_BACKEND === "local").parse(e.PLUGIN_REMOTE_INSTALLING_ENABLED),
+    remoteInstallingHost: e.PLUGIN_REMOTE_INSTALLING_HOST,
+    remoteInstallingPort: e.PLUGIN_REMOTE_INSTALLING_PORT,
     pythonInterpreterPath: e.PYTHON_INTERPRETER_PATH,
     uvPath: e.UV_PATH,
     pipMirrorUrl: e.PIP_MIRROR_URL,

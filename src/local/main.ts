@@ -2,6 +2,8 @@
 import { sharedDaemon } from "../daemon.js";
 import { logger } from "../logger.js";
 import { startAutoUpgradeTimer } from "../services/auto-upgrade.js";
+import { LocalPluginRuntime } from "../adapters/local/local-plugin-runtime.js";
+import { startRemoteDebuggingServer } from "../adapters/local/remote-debugging-server.js";
 import { startLocalServer } from "./server.js";
 
 const daemon = await sharedDaemon();
@@ -11,6 +13,12 @@ const server = await startLocalServer(daemon, {
   maxBodyBytes: Math.max(daemon.config.packageLimits.maxPackageBytes, daemon.config.maxBundleBytes) + 1024 * 1024,
 });
 logger.info({ url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir: daemon.config.dataDir }, "plugin daemon listening");
+const { remoteInstallingEnabled, remoteInstallingHost: rHost, remoteInstallingPort: rPort } = daemon.config;
+const debugging =
+  remoteInstallingEnabled && daemon.runtime instanceof LocalPluginRuntime
+    ? await startRemoteDebuggingServer(daemon, daemon.runtime, { host: rHost, port: rPort })
+    : undefined;
+if (debugging) logger.info({ address: `${rHost}:${rPort}` }, "remote debugging server listening");
 // The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.
 const autoUpgrade = daemon.config.autoUpgrade.enabled ? startAutoUpgradeTimer(daemon.autoUpgrade) : undefined;
 
@@ -18,6 +26,7 @@ const shutdown = async (signal: string) => {
   logger.info({ signal }, "shutting down");
   autoUpgrade?.stop();
   server.close();
+  debugging?.close();
   await daemon.close();
   process.exit(0);
 };

@@ -14,6 +14,7 @@ import { Catalog, type InstalledPlugin, type ProviderKind } from "../services/ca
 import type { Daemon } from "../daemon.js";
 import { assetRoutes } from "./assets.js";
 import { autoUpgradeRoutes } from "./auto-upgrade.js";
+import { debuggingRoutes } from "./debugging.js";
 import { endpointRoutes } from "./endpoints.js";
 import { healthRoutes } from "./health.js";
 
@@ -28,9 +29,9 @@ const paged = <T>(items: T[], p: { page: number; page_size: number }) =>
 
 const tenantOf = (req: DaemonRequest) => req.params.tenant_id ?? "";
 
-/** The management handler's routes: management, endpoint setup, auto-upgrade, assets, health. */
+/** The management handler's routes: management, endpoint setup, auto-upgrade, assets, health, debugging key. */
 export function managementGroup(d: Daemon): Route[] {
-  return [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d)];
+  return [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d), ...debuggingRoutes(d)];
 }
 
 export function managementRoutes(d: Daemon): Route[] {

@@ -48,6 +48,9 @@ export const keys = {
   /** One partition per tenant and plugin: every stored key plus the usage counter the size cap checks. */
   storageEntry: (tenantId: string, pluginId: string, key: string) => ({ pk: `STORAGE#${tenantId}#${pluginId}`, sk: `KEY#${key}` }),
   storageUsage: (tenantId: string, pluginId: string) => ({ pk: `STORAGE#${tenantId}#${pluginId}`, sk: "USAGE" }),
+  /** A tenant's remote-debugging key, and the lookup from a key to its tenant (upstream's id2key / key2id). */
+  debuggingKey: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "DEBUGGING#KEY" }),
+  debuggingKeyLookup: (key: string) => ({ pk: `DEBUGGING_KEY#${key}`, sk: "DEBUGGING_KEY" }),
   /** Plugin sessions that call back over HTTP (Lambda runtime), expiring after 30 minutes. */
   pluginSession: (sessionId: string) => ({ pk: `SESSION#${sessionId}`, sk: "SESSION" }),
 };

@@ -7,6 +7,7 @@ import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js"
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
 import { buildEnvironment, isEnvironmentReady, pluginDirectory } from "./plugin-environment.js";
+import type { PluginConnection } from "./plugin-connection.js";
 import { PluginProcess } from "./plugin-process.js";
 import { PythonInterpreters } from "./python-interpreters.js";
 import { readdirSync, readFileSync } from "node:fs";
@@ -26,6 +27,8 @@ export class LocalPluginRuntime implements PluginRuntime {
   private readonly interpreters: PythonInterpreters;
   private readonly processes = new Map<string, PluginProcess>();
   private readonly building = new Map<string, Promise<string>>();
+  /** Plugins connected over the remote-debugging socket, by their remote identifier. */
+  private readonly remotes = new Map<string, PluginConnection>();
 
   constructor(private readonly options: LocalPluginRuntimeOptions) {
     this.interpreters = new PythonInterpreters(options.pythonPath);
@@ -47,7 +50,17 @@ export class LocalPluginRuntime implements PluginRuntime {
     progress("plugin is ready");
   }
 
+  /** Routes a remote-debugging plugin's sessions to its socket while it is connected. */
+  attachRemote(uniqueIdentifier: string, connection: PluginConnection): void {
+    this.remotes.set(uniqueIdentifier, connection);
+  }
+
+  detachRemote(uniqueIdentifier: string, connection: PluginConnection): void {
+    if (this.remotes.get(uniqueIdentifier) === connection) this.remotes.delete(uniqueIdentifier);
+  }
+
   async isInstalled(uniqueIdentifier: string): Promise<boolean> {
+    if (this.remotes.has(uniqueIdentifier)) return true;
     return isEnvironmentReady(pluginDirectory(this.options.workDir, uniqueIdentifier));
   }
 
@@ -58,6 +71,11 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+    const remote = this.remotes.get(uniqueIdentifier);
+    if (remote) {
+      yield* remote.invoke(request, options);
+      return;
+    }
     // A known process means a ready environment; only the first call after a start checks the disk.
     let process = this.processes.get(uniqueIdentifier);
     if (!process) {

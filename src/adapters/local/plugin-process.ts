@@ -8,10 +8,9 @@ import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { backwardsResponseLine, parsePluginEvents, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
-import { AsyncQueue } from "../../shared/async-queue.js";
+import { PluginConnection } from "./plugin-connection.js";
 
 export interface PluginProcessOptions {
   uniqueIdentifier: string;
@@ -23,13 +22,6 @@ export interface PluginProcessOptions {
   heartbeatTimeoutMs?: number;
 }
 
-interface OpenSession {
-  request: PluginRequest;
-  output: AsyncQueue<SessionOutput>;
-  options: InvokeOptions;
-  finish(last?: SessionOutput): void;
-}
-
 const STDERR_TAIL = 2000;
 /** How often resident memory and heartbeats are checked: a plugin can overshoot its limit for this long. */
 const WATCHDOG_INTERVAL_MS = 250;
@@ -37,13 +29,16 @@ const WATCHDOG_INTERVAL_MS = 250;
 export class PluginProcess {
   private child: ChildProcessWithoutNullStreams | undefined;
   private ready: Promise<void> | undefined;
-  private readonly sessions = new Map<string, OpenSession>();
+  /** Sessions over the current child's stdin/stdout. */
+  private readonly connection: PluginConnection;
   private stderrTail = "";
   private lastHeartbeat = 0;
   private watchdog: NodeJS.Timeout | undefined;
   private stopping = false;
 
-  constructor(private readonly options: PluginProcessOptions) {}
+  constructor(private readonly options: PluginProcessOptions) {
+    this.connection = new PluginConnection(options.uniqueIdentifier, (line) => this.child?.stdin.write(line));
+  }
 
   /** Starts the process if needed and resolves once it is ready. */
   start(): Promise<void> {
@@ -59,33 +54,7 @@ export class PluginProcess {
   }
 
   invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
-    const output = new AsyncQueue<SessionOutput>();
-    const onAbort = () => session.finish();
-    const session: OpenSession = {
-      request,
-      output,
-      options,
-      // The one way a session ends: plugin's `end`, abort, or the process going away.
-      finish: (last) => {
-        if (output.isClosed) return;
-        this.sessions.delete(request.session_id);
-        // A long execution timeout must not keep a finished session reachable until it fires.
-        options.signal.removeEventListener("abort", onAbort);
-        if (last) output.push(last);
-        output.push({ type: "end" });
-        output.close();
-      },
-    };
-    options.signal.addEventListener("abort", onAbort, { once: true });
-    this.start().then(
-      () => {
-        if (output.isClosed) return;
-        this.sessions.set(request.session_id, session);
-        this.write(`${JSON.stringify(request)}\n`);
-      },
-      (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
-    );
-    return output;
+    return this.connection.invoke(request, options, this.start());
   }
 
   async stop(): Promise<void> {
@@ -120,21 +89,13 @@ export class PluginProcess {
         child.kill("SIGKILL");
       }, this.options.readyTimeoutMs ?? 120_000);
       const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-      lines.on("line", (line) => {
-        for (const event of parsePluginEvents(line)) {
-          if (event.event === "heartbeat") {
-            this.lastHeartbeat = Date.now();
-            clearTimeout(readyTimer);
-            resolve();
-          } else if (event.event === "session") {
-            this.route(event.session_id, event.data);
-          } else if (event.event === "log") {
-            logger.info({ plugin: this.options.uniqueIdentifier, level: event.data.level }, event.data.message);
-          } else {
-            logger.warn({ plugin: this.options.uniqueIdentifier, data: event.data }, "plugin reported an error");
-          }
-        }
-      });
+      lines.on("line", (line) =>
+        this.connection.handleLine(line, () => {
+          this.lastHeartbeat = Date.now();
+          clearTimeout(readyTimer);
+          resolve();
+        }),
+      );
       child.on("exit", (code, signal) => {
         clearTimeout(readyTimer);
         clearInterval(this.watchdog);
@@ -145,36 +106,6 @@ export class PluginProcess {
       this.watchdog = setInterval(() => void this.checkHealth(child), WATCHDOG_INTERVAL_MS);
       this.watchdog.unref();
     });
-  }
-
-  private route(sessionId: string, message: Parameters<typeof toSessionOutput>[0]): void {
-    const session = this.sessions.get(sessionId);
-    if (!session) return;
-    if (message.type === "invoke") {
-      void this.answerBackwards(session, message.data);
-      return;
-    }
-    const output = toSessionOutput(message);
-    if (!output) return;
-    if (output.type === "end") session.finish();
-    else session.output.push(output);
-  }
-
-  private async answerBackwards(session: OpenSession, request: { type: string; backwards_request_id: string; request: Record<string, unknown> }) {
-    try {
-      for await (const event of session.options.backwards(request)) {
-        this.write(backwardsResponseLine(session.request, event));
-      }
-    } catch (err) {
-      const message = err instanceof Error ? err.message : String(err);
-      for (const event of ["error", "end"] as const) {
-        this.write(backwardsResponseLine(session.request, { backwards_request_id: request.backwards_request_id, event, message, data: null }));
-      }
-    }
-  }
-
-  private write(line: string): void {
-    this.child?.stdin.write(line);
   }
 
   /** Memory limit (resident set size against the manifest's resource.memory) and liveness. */
@@ -198,7 +129,7 @@ export class PluginProcess {
     this.child = undefined;
     this.ready = undefined;
     if (!this.stopping) logger.warn({ plugin: this.options.uniqueIdentifier, reason }, "plugin process ended");
-    for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
+    this.connection.closeAll(reason);
   }
 }
 

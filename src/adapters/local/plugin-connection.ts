@@ -1,0 +1,100 @@
+/**
+ * The SDK's full-duplex JSON-lines protocol over any line transport (a child's stdio, a debugging
+ * socket): session requests out, session messages in, routed by session id; backwards
+ * invocations are answered on the same transport. The owner feeds it lines and says when the
+ * transport is gone.
+ */
+import { backwardsResponseLine, parsePluginEvents, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
+import { logger } from "../../logger.js";
+import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
+import { AsyncQueue } from "../../shared/async-queue.js";
+
+interface OpenSession {
+  request: PluginRequest;
+  output: AsyncQueue<SessionOutput>;
+  options: InvokeOptions;
+  finish(last?: SessionOutput): void;
+}
+
+export class PluginConnection {
+  private readonly sessions = new Map<string, OpenSession>();
+
+  constructor(
+    private readonly uniqueIdentifier: string,
+    private readonly write: (line: string) => void,
+  ) {}
+
+  /**
+   * Runs one session once `ready` resolves (a failed `ready` ends it with that error). Ends on
+   * the plugin's `end`, on abort, or when the transport closes.
+   */
+  invoke(request: PluginRequest, options: InvokeOptions, ready: Promise<void> = Promise.resolve()): AsyncIterable<SessionOutput> {
+    const output = new AsyncQueue<SessionOutput>();
+    const onAbort = () => session.finish();
+    const session: OpenSession = {
+      request,
+      output,
+      options,
+      finish: (last) => {
+        if (output.isClosed) return;
+        this.sessions.delete(request.session_id);
+        // A long execution timeout must not keep a finished session reachable until it fires.
+        options.signal.removeEventListener("abort", onAbort);
+        if (last) output.push(last);
+        output.push({ type: "end" });
+        output.close();
+      },
+    };
+    options.signal.addEventListener("abort", onAbort, { once: true });
+    ready.then(
+      () => {
+        if (output.isClosed) return;
+        this.sessions.set(request.session_id, session);
+        this.write(`${JSON.stringify(request)}\n`);
+      },
+      (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
+    );
+    return output;
+  }
+
+  /** Handles one line from the plugin; `onHeartbeat` runs for each heartbeat in it. */
+  handleLine(line: string, onHeartbeat: () => void): void {
+    for (const event of parsePluginEvents(line)) {
+      if (event.event === "heartbeat") onHeartbeat();
+      else if (event.event === "session") this.route(event.session_id, event.data);
+      else if (event.event === "log") logger.info({ plugin: this.uniqueIdentifier, level: event.data.level }, event.data.message);
+      else logger.warn({ plugin: this.uniqueIdentifier, data: event.data }, "plugin reported an error");
+    }
+  }
+
+  /** The transport is gone: every open session ends with `reason`. */
+  closeAll(reason: string): void {
+    for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
+  }
+
+  private route(sessionId: string, message: Parameters<typeof toSessionOutput>[0]): void {
+    const session = this.sessions.get(sessionId);
+    if (!session) return;
+    if (message.type === "invoke") {
+      void this.answerBackwards(session, message.data);
+      return;
+    }
+    const output = toSessionOutput(message);
+    if (!output) return;
+    if (output.type === "end") session.finish();
+    else session.output.push(output);
+  }
+
+  private async answerBackwards(session: OpenSession, request: { type: string; backwards_request_id: string; request: Record<string, unknown> }) {
+    try {
+      for await (const event of session.options.backwards(request)) {
+        this.write(backwardsResponseLine(session.request, event));
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      for (const event of ["error", "end"] as const) {
+        this.write(backwardsResponseLine(session.request, { backwards_request_id: request.backwards_request_id, event, message, data: null }));
+      }
+    }
+  }
+}

@@ -1,0 +1,261 @@
+/**
+ * Dify's remote debugging (daemon-api.md §2.4, plugin-runtime.md §2.6): a plugin started with
+ * INSTALL_METHOD=remote dials this TCP server, sends a handshake with its tenant's debugging key,
+ * then its declarations and icon assets, then `end`. From then on the socket speaks the stdio
+ * session protocol in both directions. While connected the plugin is installed for the tenant
+ * with runtime_type "remote"; when the socket closes the installation goes away again.
+ */
+import { createHash } from "node:crypto";
+import { createServer, type Server, type Socket } from "node:net";
+import { v4 as uuidv4 } from "uuid";
+import { formatUniqueIdentifier } from "../../domain/identifier.js";
+import { pluginDeclarationObjectSchema, type PluginDeclaration } from "../../domain/manifest.js";
+import { extractAssets } from "../../domain/plugin-assets.js";
+import type { Daemon } from "../../daemon.js";
+import { logger } from "../../logger.js";
+import { DebuggingKeys } from "../../stores/debugging-keys.js";
+import { packageBlobKey } from "../../stores/package-records.js";
+import type { Installation } from "../../stores/installations.js";
+import { PluginConnection } from "./plugin-connection.js";
+
+export interface RemoteAttachable {
+  attachRemote(uniqueIdentifier: string, connection: PluginConnection): void;
+  detachRemote(uniqueIdentifier: string, connection: PluginConnection): void;
+}
+
+export interface RemoteDebuggingOptions {
+  host: string;
+  port: number;
+  /** Upstream closes a connection that has not completed its handshake after 10 s. */
+  handshakeTimeoutMs?: number;
+  /** Upstream closes a connection silent (no heartbeat) for 60 s. */
+  idleTimeoutMs?: number;
+}
+
+const MAX_ASSET_BYTES = 50 * 1024 * 1024;
+const MAX_LINE_BYTES = 64 * 1024 * 1024;
+const DECLARATION_KINDS = {
+  tool_declaration: "tool",
+  model_declaration: "model",
+  endpoint_declaration: "endpoint",
+  agent_strategy_declaration: "agent_strategy",
+  datasource_declaration: "datasource",
+  trigger_declaration: "trigger",
+} as const;
+
+export async function startRemoteDebuggingServer(daemon: Daemon, runtime: RemoteAttachable, options: RemoteDebuggingOptions): Promise<Server> {
+  const debuggingKeys = new DebuggingKeys(daemon.items);
+  const server = createServer((socket) => {
+    void new RemotePlugin(daemon, runtime, debuggingKeys, socket, options).run();
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return server;
+}
+
+/** One plugin connection: registration first, then sessions. */
+class RemotePlugin {
+  private tenantId: string | undefined;
+  private manifest: Record<string, unknown> | undefined;
+  private readonly providers: Partial<Record<(typeof DECLARATION_KINDS)[keyof typeof DECLARATION_KINDS], unknown>> = {};
+  private readonly assets = new Map<string, Buffer[]>();
+  private assetBytes = 0;
+  private connection: PluginConnection | undefined;
+  private installation: Installation | undefined;
+  private lastActive = Date.now();
+  private closed = false;
+  /** Registration messages are handled one at a time, in order (the key lookup is async). */
+  private pending: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly daemon: Daemon,
+    private readonly runtime: RemoteAttachable,
+    private readonly debuggingKeys: DebuggingKeys,
+    private readonly socket: Socket,
+    private readonly options: RemoteDebuggingOptions,
+  ) {}
+
+  async run(): Promise<void> {
+    const { socket } = this;
+    socket.setNoDelay(true);
+    const handshakeTimer = setTimeout(() => {
+      if (!this.tenantId) socket.destroy();
+    }, this.options.handshakeTimeoutMs ?? 10_000);
+    const idleTimeout = this.options.idleTimeoutMs ?? 60_000;
+    const idle = setInterval(() => {
+      if (Date.now() - this.lastActive > idleTimeout) socket.destroy();
+    }, Math.min(idleTimeout, 5_000));
+    idle.unref();
+    let buffered = "";
+    socket.setEncoding("utf8");
+    socket.on("data", (chunk: string) => {
+      buffered += chunk;
+      if (buffered.length > MAX_LINE_BYTES) return this.fail("message too large");
+      let newline: number;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        if (line.trim() !== "") this.onLine(line);
+      }
+    });
+    socket.on("error", () => undefined);
+    socket.on("close", () => {
+      clearTimeout(handshakeTimer);
+      clearInterval(idle);
+      this.closed = true;
+      void this.pending.then(() => this.disconnect());
+    });
+  }
+
+  private onLine(line: string): void {
+    this.lastActive = Date.now();
+    if (this.connection) {
+      this.connection.handleLine(line, () => undefined);
+      return;
+    }
+    this.pending = this.pending.then(() => this.register(line)).catch((err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
+  }
+
+  /** Closes with a message line, as upstream does when registration fails. */
+  private fail(message: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.end(`${message}\n`);
+    this.socket.destroySoon();
+  }
+
+  private async register(line: string): Promise<void> {
+    if (this.closed || this.connection) return;
+    let message: { type?: unknown; data?: unknown };
+    try {
+      message = JSON.parse(line) as typeof message;
+      if (typeof message !== "object" || message === null || typeof message.type !== "string") throw new Error();
+    } catch {
+      throw new Error("handshake failed, invalid handshake message");
+    }
+    const { type, data } = message as { type: string; data: unknown };
+    if (type === "handshake") {
+      if (this.tenantId) throw new Error("handshake already completed");
+      const key = (data as { key?: unknown } | null)?.key;
+      if (typeof key !== "string" || key === "") throw new Error("handshake failed, invalid handshake message");
+      const tenantId = await this.debuggingKeys.tenantOf(key);
+      if (!tenantId) throw new Error("handshake failed, invalid key");
+      this.tenantId = tenantId;
+      return;
+    }
+    // Upstream ignores registration messages before a completed handshake's key is known only by
+    // failing them later; here nothing but the handshake is accepted first.
+    if (!this.tenantId) throw new Error("handshake failed, invalid handshake message");
+    if (type === "manifest_declaration") {
+      if (this.manifest) throw new Error("declaration already registered");
+      if (typeof data !== "object" || data === null) throw new Error("handshake failed, invalid plugin declaration");
+      this.manifest = data as Record<string, unknown>;
+    } else if (type in DECLARATION_KINDS) {
+      const kind = DECLARATION_KINDS[type as keyof typeof DECLARATION_KINDS];
+      if (kind in this.providers) throw new Error(`${kind} declaration already registered`);
+      const list = Array.isArray(data) ? data : [];
+      this.providers[kind] = list[0];
+    } else if (type === "asset_chunk") {
+      const chunk = data as { filename?: unknown; data?: unknown } | null;
+      if (typeof chunk?.filename !== "string" || typeof chunk.data !== "string") throw new Error("transfer assets failed, invalid asset chunk");
+      const bytes = Buffer.from(chunk.data, "base64");
+      this.assetBytes += bytes.length;
+      if (this.assetBytes > MAX_ASSET_BYTES) throw new Error("assets too large, at most 50MB");
+      const parts = this.assets.get(chunk.filename) ?? [];
+      parts.push(bytes);
+      this.assets.set(chunk.filename, parts);
+    } else if (type === "end") {
+      await this.complete();
+    }
+  }
+
+  private async complete(): Promise<void> {
+    const tenantId = this.tenantId as string;
+    if (Object.keys(this.providers).length === 0) throw new Error("no registration transferred, cannot initialize");
+    const parsed = pluginDeclarationObjectSchema.safeParse(withoutNulls({ ...this.manifest, ...this.providers, verified: false }));
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new Error(`register failed, invalid manifest detected: ${issue?.path.join(".")}: ${issue?.message}`);
+    }
+    const files = new Map([...this.assets].map(([name, parts]) => [`_assets/${name}`, new Uint8Array(Buffer.concat(parts))]));
+    const { declaration, assets } = extractAssets(parsed.data as PluginDeclaration, (path) => files.get(path));
+    // Upstream's identity for a debugging runtime: the declaration's `author/name:version`, with
+    // the checksum of the declaration and the tenant (so two tenants never share one).
+    const checksum = createHash("sha256").update(JSON.stringify(declaration)).update(tenantId).digest("hex");
+    const uid = formatUniqueIdentifier({ author: declaration.author, name: declaration.name, version: declaration.version, checksum });
+    const pluginId = `${declaration.author}/${declaration.name}`;
+
+    const existing = await this.daemon.installations.get(tenantId, pluginId);
+    if (existing && existing.installation.runtime_type !== "remote") throw new Error(`plugin ${pluginId} is already installed for this tenant`);
+    await this.daemon.packages.save(
+      {
+        unique_identifier: uid,
+        plugin_id: pluginId,
+        declaration,
+        verified: false,
+        verification: null,
+        package_key: packageBlobKey(uid),
+        created_at: new Date().toISOString(),
+      },
+      new Uint8Array(),
+      assets.map((a) => ({ id: a.id, data: a.data })),
+    );
+    if (this.closed) return;
+    const connection = new PluginConnection(uid, (line) => {
+      if (!this.socket.destroyed) this.socket.write(line);
+    });
+    this.runtime.attachRemote(uid, connection);
+    this.connection = connection;
+    const now = new Date().toISOString();
+    const installation: Installation = {
+      id: uuidv4(),
+      tenant_id: tenantId,
+      plugin_id: pluginId,
+      plugin_unique_identifier: uid,
+      runtime_type: "remote",
+      source: "remote",
+      meta: {},
+      endpoints_setups: 0,
+      endpoints_active: 0,
+      created_at: now,
+      updated_at: now,
+    };
+    // A leftover of an earlier debugging connection of the same plugin is replaced.
+    if (existing) await this.daemon.installations.replace(existing, { ...installation, id: existing.installation.id, created_at: existing.installation.created_at });
+    else if (!(await this.daemon.installations.create(installation))) throw new Error(`plugin ${pluginId} is already installed for this tenant`);
+    this.installation = existing ? { ...installation, id: existing.installation.id } : installation;
+    logger.info({ plugin: uid, tenant: tenantId }, "remote debugging plugin connected");
+  }
+
+  private async disconnect(): Promise<void> {
+    const { connection, installation } = this;
+    if (!connection || !installation) return;
+    this.runtime.detachRemote(installation.plugin_unique_identifier, connection);
+    connection.closeAll("remote plugin disconnected");
+    try {
+      const current = await this.daemon.installations.get(installation.tenant_id, installation.plugin_id);
+      if (current?.installation.plugin_unique_identifier === installation.plugin_unique_identifier) {
+        await this.daemon.installations.remove(current.installation);
+      }
+    } catch (err) {
+      logger.warn({ plugin: installation.plugin_unique_identifier, err }, "removing the remote debugging installation failed");
+    }
+    logger.info({ plugin: installation.plugin_unique_identifier }, "remote debugging plugin disconnected");
+  }
+}
+
+/** The SDK sends unset optional fields as null; the declaration schema wants them absent. */
+function withoutNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutNulls);
+  if (typeof value !== "object" || value === null) return value;
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== null)
+      .map(([k, v]) => [k, withoutNulls(v)]),
+  );
+}

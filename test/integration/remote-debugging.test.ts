@@ -1,0 +1,117 @@
+/**
+ * Remote debugging against the real local daemon and the real SDK: a plugin started with
+ * INSTALL_METHOD=remote dials the debugging server with its tenant's key, shows up as a "remote"
+ * installation, serves dispatches over the socket, and disappears when it exits.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import type { AddressInfo, Server } from "node:net";
+import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
+import { startRemoteDebuggingServer } from "../../src/adapters/local/remote-debugging-server.js";
+import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
+import { buildSdkVenv, type SdkVenv } from "../support/lambda-sandboxes.js";
+
+const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool", import.meta.url));
+const TENANT = "5b0a3f4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
+
+let d: TestDaemon;
+let debugging: Server;
+let venv: SdkVenv;
+let port: number;
+
+function startPlugin(key: string): ChildProcess {
+  const child = spawn(venv.python, ["-m", "main"], {
+    cwd: ECHO_TOOL,
+    env: { PATH: process.env.PATH, INSTALL_METHOD: "remote", REMOTE_INSTALL_URL: `127.0.0.1:${port}`, REMOTE_INSTALL_KEY: key, PYTHONUNBUFFERED: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return child;
+}
+
+async function listed(): Promise<Array<{ plugin_id: string; runtime_type: string; plugin_unique_identifier: string }>> {
+  const body = (await (await d.call(`/plugin/${TENANT}/management/list?page=1&page_size=100`)).json()) as {
+    data: { list: Array<{ plugin_id: string; runtime_type: string; plugin_unique_identifier: string }> };
+  };
+  return body.data.list;
+}
+
+async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+beforeAll(async () => {
+  venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
+  d = await startTestDaemon({ PLUGIN_REMOTE_INSTALLING_ENABLED: "true" });
+  if (!(d.daemon.runtime instanceof LocalPluginRuntime)) throw new Error("expected the local runtime");
+  debugging = await startRemoteDebuggingServer(d.daemon, d.daemon.runtime, { host: "127.0.0.1", port: 0 });
+  port = (debugging.address() as AddressInfo).port;
+}, 600_000);
+
+afterAll(async () => {
+  debugging?.close();
+  await d?.stop();
+  venv?.remove();
+});
+
+describe("remote debugging", () => {
+  it("gives a tenant one stable key", async () => {
+    const first = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { code: number; data: { key: string } };
+    const second = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    expect(first.code).toBe(0);
+    expect(first.data.key).toMatch(/.{16,}/);
+    expect(second.data.key).toBe(first.data.key);
+    const other = (await (await d.call(`/plugin/other-tenant/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    expect(other.data.key).not.toBe(first.data.key);
+  });
+
+  it("installs a connected SDK plugin as remote, dispatches to it, and removes it when it exits", async () => {
+    const { data } = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    const plugin = startPlugin(data.key);
+    try {
+      const entry = await until(async () => (await listed()).find((p) => p.plugin_id === "fixtures/echo-tool"));
+      expect(entry.runtime_type).toBe("remote");
+      expect(entry.plugin_unique_identifier).toMatch(/^fixtures\/echo-tool:0\.0\.1@[a-f0-9]{64}$/);
+
+      const tools = (await (await d.call(`/plugin/${TENANT}/management/tools?page=1&page_size=10`)).json()) as {
+        data: Array<{ provider: string; declaration: { identity: { icon: string } } }>;
+      };
+      const echo = tools.data.find((t) => t.provider === "echo");
+      expect(echo?.declaration.identity.icon).toMatch(/^[a-f0-9]{64}\.svg$/);
+      const icon = await d.call(`/plugin/${TENANT}/asset/${echo?.declaration.identity.icon}`);
+      expect(await icon.text()).toContain("<svg");
+
+      const res = await d.call(`/plugin/${TENANT}/dispatch/tool/invoke`, {
+        method: "POST",
+        headers: { "x-plugin-id": "fixtures/echo-tool" },
+        json: {
+          user_id: "u1",
+          data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "over tcp" } },
+        },
+      });
+      const events = await readEvents(res);
+      expect(events.every((e) => e.code === 0)).toBe(true);
+      expect(JSON.stringify(events)).toContain("over tcp");
+    } finally {
+      plugin.kill("SIGKILL");
+    }
+    await until(async () => ((await listed()).some((p) => p.plugin_id === "fixtures/echo-tool") ? undefined : true), 30_000);
+  }, 120_000);
+
+  it("does not register a plugin that presents a wrong key", async () => {
+    const plugin = startPlugin("not-a-key");
+    const exited = new Promise<void>((resolve) => plugin.once("exit", () => resolve()));
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+    expect((await listed()).some((p) => p.plugin_id === "fixtures/echo-tool")).toBe(false);
+    plugin.kill("SIGKILL");
+  }, 30_000);
+});
