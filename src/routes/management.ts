@@ -3,7 +3,7 @@
  * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
-import { badRequest, identifierError, notFound } from "../domain/errors.js";
+import { badRequest, identifierError, internalError, notFound } from "../domain/errors.js";
 import { withoutPlugin } from "../domain/install-task.js";
 import { isUniqueIdentifier, parseUniqueIdentifier } from "../domain/identifier.js";
 import { bind, header, pagination, type DaemonRequest } from "../http/daemon-request.js";
@@ -136,8 +136,9 @@ export function managementRoutes(d: Daemon): Route[] {
       pattern: `${M}/install/tasks/:task_id`,
       handler: async (req) => {
         const stored = await d.tasks.get(tenantOf(req), req.params.task_id ?? "");
-        // Dify treats "record not found" as the missing-task signal.
-        if (!stored) throw notFound("record not found");
+        // Upstream wraps the database's "record not found" in an internal error (-500); Dify keys
+        // on the message.
+        if (!stored) throw internalError("record not found");
         return ok(stored.task);
       },
     },
@@ -155,7 +156,8 @@ export function managementRoutes(d: Daemon): Route[] {
       handler: async (req) => {
         const tenant = tenantOf(req);
         const stored = await d.tasks.get(tenant, req.params.task_id ?? "");
-        if (!stored) throw notFound("record not found");
+        // Upstream treats a task that is already gone as nothing to do.
+        if (!stored) return ok(true);
         const rest = withoutPlugin(stored.task, (req.params.identifier ?? "").replace(/^\//, ""), new Date());
         if (!rest) await d.tasks.delete(tenant, stored.task.id);
         else await d.tasks.save(stored, rest);
@@ -197,7 +199,7 @@ export function managementRoutes(d: Daemon): Route[] {
       handler: async (req) => {
         const q = bind(req, z.object({ plugin_unique_identifier: uid, language: z.string().optional() }));
         const readme = await d.readmes.find(q.plugin_unique_identifier, q.language ?? "en_US");
-        if (!readme) throw notFound("readme not found");
+        if (!readme) throw notFound("no readme content available for this plugin");
         return ok(readme);
       },
     },

@@ -277,6 +277,13 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     expect((await body(await d.call(`${M}/fetch/readme?plugin_unique_identifier=${id}&language=pt_BR`))).data).toEqual({ content: "# Echo", language: "en_US" });
   });
 
+  it("answers a package without a README with upstream's -404", async () => {
+    const pkg = await upload(await packFixture("echo-tool", { version: "0.0.7" }));
+    const env = await body(await d.call(`${M}/fetch/readme?plugin_unique_identifier=${encodeURIComponent(pkg.data.unique_identifier)}&language=en_US`));
+    expect(env.code).toBe(-404);
+    expect(errorOf(env)).toMatchObject({ error_type: "PluginDaemonNotFoundError", message: "no readme content available for this plugin" });
+  });
+
   it("deletes install tasks one plugin, one task, or all at a time", async () => {
     const tenant = "66666666-2222-3333-4444-555555555555";
     const tasks = `/plugin/${tenant}/management/install/tasks`;
@@ -292,7 +299,9 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     const task = (await body(await d.call(`${tasks}/${first}`))).data;
     const onlyPlugin = task.plugins[0].plugin_unique_identifier as string;
     expect((await body(await d.call(`${tasks}/${first}/delete/${onlyPlugin}`, { method: "POST" }))).data).toBe(true);
-    expect((await body(await d.call(`${tasks}/${first}`))).code).toBe(-404);
+    expect((await body(await d.call(`${tasks}/${first}`))).code).toBe(-500);
+    // a task that is already gone: upstream answers true, not an error
+    expect((await body(await d.call(`${tasks}/${first}/delete/${onlyPlugin}`, { method: "POST" })))).toMatchObject({ code: 0, data: true });
 
     expect((await body(await d.call(`${tasks}/${second}/delete`, { method: "POST" }))).data).toBe(true);
     await waitForTask(d, tenant, await startOne());
@@ -331,10 +340,12 @@ describe("installing, listing, dispatching, upgrading and uninstalling", () => {
     expect(errorOf(await body(res)).error_type).toBe("PluginNotFoundError");
   });
 
-  it("reports a missing task like upstream", async () => {
-    const env = await body(await d.call(`${M}/install/tasks/0190f0f0-0000-7000-8000-000000000000`));
-    expect(env.code).toBe(-404);
-    expect(errorOf(env).message).toBe("record not found");
+  it("reports a missing task like upstream: -500 internal error wrapping the database's 'record not found'", async () => {
+    const res = await d.call(`${M}/install/tasks/0190f0f0-0000-7000-8000-000000000000`);
+    expect(res.status).toBe(200);
+    const env = await body(res);
+    expect(env.code).toBe(-500);
+    expect(errorOf(env)).toMatchObject({ error_type: "PluginDaemonInternalServerError", message: "record not found" });
   });
 
   it("refuses to install a package that was never uploaded", async () => {
