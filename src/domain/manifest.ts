@@ -9,6 +9,7 @@
  * loose: fields we do not model travel through untouched so nothing Dify reads is dropped.
  */
 import { z } from "zod";
+import { PARAMETER_TEMPLATES } from "./parameter-templates.js";
 
 /**
  * A plain YAML scalar whose typed value would not print back as written (`3.10`, `1.0`, `0.60`).
@@ -151,42 +152,6 @@ export const toolProviderFileSchema = z.preprocess(
 // ---------------------------------------------------------------------------------------------
 // Models
 
-/** Built-in parameter rules a model's `use_template` refers to (upstream PARAMETER_RULE_TEMPLATE). */
-const PARAMETER_TEMPLATES: Record<string, Partial<ParameterRule>> = {
-  temperature: {
-    type: "float", default: 0, min: 0, max: 1, precision: 2,
-    help: { en_US: "Sampling randomness: lower values give more focused, repeatable output." },
-  },
-  top_p: {
-    type: "float", default: 1, min: 0, max: 1, precision: 2,
-    help: { en_US: "Nucleus sampling: only tokens within this cumulative probability are considered." },
-  },
-  top_k: {
-    type: "int", default: 50, min: 1, max: 100, precision: 0,
-    help: { en_US: "Only the k most likely tokens are considered at each step." },
-  },
-  presence_penalty: {
-    type: "float", default: 0, min: 0, max: 1, precision: 2,
-    help: { en_US: "Penalizes tokens that have already appeared, encouraging new topics." },
-  },
-  frequency_penalty: {
-    type: "float", default: 0, min: 0, max: 1, precision: 2,
-    help: { en_US: "Penalizes tokens in proportion to how often they have appeared." },
-  },
-  max_tokens: {
-    type: "int", default: 64, min: 1, max: 2048, precision: 0,
-    help: { en_US: "Upper limit on the length of the generated output." },
-  },
-  response_format: {
-    type: "string", options: ["JSON", "XML"],
-    help: { en_US: "Ask the model to answer in a given format, such as JSON or XML." },
-  },
-  json_schema: {
-    type: "string",
-    help: { en_US: "A JSON schema the model's answer should follow." },
-  },
-};
-
 const parameterRuleFields = z.looseObject({
   name: text(z.string().min(1).max(255)),
   use_template: text().optional(),
@@ -221,7 +186,7 @@ export const parameterRuleSchema = parameterRuleFields.transform((rule, ctx): Pa
     ctx.addIssue({ code: "custom", path: ["type"], message: "is required when use_template is not set" });
     return z.NEVER;
   }
-  return { ...filled, label, options: filled.options ?? [] };
+  return { ...filled, label, required: filled.required ?? false, options: filled.options ?? [] };
 });
 
 /** Prices are decimals; upstream sends them as canonical decimal strings ("0.6", "0.000001"). */

@@ -170,6 +170,7 @@ describe("loadDeclaration: a model provider", () => {
       name: "reasoning",
       label: { en_US: "Reasoning effort" },
       type: "string",
+      required: false,
       options: ["low", "high"],
     });
   });

@@ -169,7 +169,14 @@ describe("parameterRuleSchema", () => {
       use_template: "top_p",
       label: { en_US: "Top P" },
       type: "float",
-      help: expect.objectContaining({ en_US: expect.any(String) }),
+      // upstream's four-language help text, word for word
+      help: {
+        en_US: "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
+        zh_Hans: "通过核心采样控制多样性：0.5表示考虑了一半的所有可能性加权选项。",
+        ja_JP: "核サンプリングを通じて多様性を制御します：0.5は、すべての可能性加权オプションの半分を考慮します。",
+        pt_BR: "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
+      },
+      required: false,
       default: 1,
       min: 0,
       max: 0.9,
