@@ -39,7 +39,7 @@ export interface PluginDaemonSettings {
   readonly logLevel: string;
   /** Run the daemon's auto-upgrade check every 15 minutes (AUTO_UPGRADE_ENABLED and the schedule rule). Context `autoUpgrade`. */
   readonly autoUpgrade: boolean;
-  /** Build the plugin layer with layers/build-layer.sh (`script`) or package layers/plugin-runtime as is (`copy`). Context `pluginLayerBuild`. */
+  /** `copy`: the plugin layer is the bootstrap alone (no Python needed; plugins ship the SDK); `script`: layers/build-layer.sh adds the SDK. Context `pluginLayerBuild`. */
   readonly pluginLayerBuild: "script" | "copy";
 }
 
@@ -57,7 +57,7 @@ export const DEFAULT_SETTINGS = {
   logRetentionDays: 30,
   logLevel: "info",
   autoUpgrade: true,
-  pluginLayerBuild: "script",
+  pluginLayerBuild: "copy",
 } as const;
 
 /** Function names are ≤ 64 chars; the daemon appends an identifier hash, so the prefix must stay short. */

@@ -83,6 +83,8 @@ export class PluginDaemonStack extends Stack {
         MAX_PLUGIN_PACKAGE_SIZE: String(s.maxPluginPackageSize),
         PLUGIN_MAX_EXECUTION_TIMEOUT: String(s.pluginMaxExecutionTimeout),
         PLUGIN_ARCH: s.pluginArch,
+        // Counted against each plugin function's 250 MB unzipped quota before it is created.
+        PLUGIN_LAYER_BYTES: String(this.pluginRuntime.layerUnzippedBytes),
         AUTO_UPGRADE_ENABLED: String(s.autoUpgrade),
         LOG_LEVEL: s.logLevel,
       },

@@ -1,7 +1,7 @@
 /**
  * What the daemon needs to run each plugin as its own Python Lambda function:
- * - the plugin layer (`/opt/dify-plugin-bootstrap` exec wrapper + `/opt/python` Dify plugin SDK),
- *   built without Docker by `layers/build-layer.sh <outdir> <arch>`;
+ * - the plugin layer: the `/opt/dify-plugin-bootstrap` exec wrapper and its Python package in
+ *   `/opt/python` (plus the Dify plugin SDK when built by `layers/build-layer.sh`), without Docker;
  * - the execution role every plugin function runs with (CloudWatch Logs only: plugins reach Dify
  *   through the daemon's backwards-invocation URL, never through AWS APIs);
  * - the plugin builder, a Python function that turns a stored package into a Lambda code zip
@@ -10,9 +10,9 @@
  *   the plugin function name prefix.
  */
 import { spawnSync } from "node:child_process";
-import { cpSync, existsSync, readdirSync, rmSync } from "node:fs";
-import { join, relative } from "node:path";
-import { Annotations, ArnFormat, AssetHashType, DockerImage, Duration, FileSystem, RemovalPolicy, Size, Stack } from "aws-cdk-lib";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { isAbsolute, join, relative } from "node:path";
+import { ArnFormat, AssetHashType, DockerImage, Duration, FileSystem, RemovalPolicy, Size, Stack, Stage } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
@@ -28,7 +28,7 @@ export interface PluginRuntimeProps {
   readonly functionPrefix: string;
   readonly arch: PluginArch;
   readonly packageBucket: PackageBucket;
-  /** `script` runs build-layer.sh (falling back to `copy` when it is missing or fails); `copy` packages plugin-runtime/ as is. @default "script" */
+  /** `copy`: the bootstrap alone, no Python needed; `script`: build-layer.sh adds the SDK (a failure fails the synth). @default "copy" */
   readonly layerBuild?: "script" | "copy";
   /** Python version the layer and plugin functions target. @default "3.12" (what the Dify plugin SDK and upstream daemon use) */
   readonly pythonVersion?: "3.12" | "3.13";
@@ -38,7 +38,60 @@ export interface PluginRuntimeProps {
   readonly layerBuildTimeout?: Duration;
 }
 
-const FALLBACK = "packaging plugin-runtime/ as is: that layer has no Dify plugin SDK and cannot run plugins";
+const COPY_HINT =
+  "install a Python >= 3.12 with pip and PyPI access for the SDK layer, or synth with -c pluginLayerBuild=copy " +
+  "(the bootstrap alone: plugins bring the SDK in their own code, no Python needed here)";
+
+/** Where Lambda finds the exec wrapper (/opt/dify-plugin-bootstrap) and its Python package (/opt/python). */
+export const LAYER_BOOTSTRAP = "dify-plugin-bootstrap";
+export const LAYER_BOOTSTRAP_PACKAGE = join("python", "dify_lambda_bootstrap");
+
+/**
+ * The bootstrap-only layer: `dify-plugin-bootstrap` (executable) and `python/dify_lambda_bootstrap/`,
+ * the same layout build-layer.sh produces, without the SDK. Plain file copies: no Python needed.
+ */
+export function assembleBootstrapLayer(runtimeDir: string, outputDir: string): void {
+  copyFileSync(join(runtimeDir, "bootstrap"), join(outputDir, LAYER_BOOTSTRAP));
+  chmodSync(join(outputDir, LAYER_BOOTSTRAP), 0o755);
+  const packageDir = join(outputDir, LAYER_BOOTSTRAP_PACKAGE);
+  mkdirSync(packageDir, { recursive: true });
+  const source = join(runtimeDir, "dify_lambda_bootstrap");
+  for (const name of readdirSync(source)) {
+    if (name.endsWith(".py")) copyFileSync(join(source, name), join(packageDir, name));
+  }
+}
+
+/** Every plugin function's exec wrapper points at the layer's bootstrap: refuse a layer without it. */
+function checkLayerLayout(layerDir: string): void {
+  const wrapper = join(layerDir, LAYER_BOOTSTRAP);
+  const entry = join(layerDir, LAYER_BOOTSTRAP_PACKAGE, "__main__.py");
+  if (!existsSync(wrapper) || (statSync(wrapper).mode & 0o111) === 0) {
+    throw new Error(`PluginRuntime: the layer has no executable ${LAYER_BOOTSTRAP} (/opt/${LAYER_BOOTSTRAP}); it would start no plugin`);
+  }
+  if (!existsSync(entry)) {
+    throw new Error(`PluginRuntime: the layer has no ${LAYER_BOOTSTRAP_PACKAGE}/__main__.py; it would start no plugin`);
+  }
+}
+
+/** Size of a layer's staged asset directory (staging runs when the layer is constructed). */
+function stagedBytes(layer: lambda.LayerVersion): number {
+  const asset = layer.node.tryFindChild("Code") as { assetPath?: string } | undefined;
+  const outdir = Stage.of(layer)?.outdir;
+  if (!asset?.assetPath || !outdir) return 0;
+  const path = isAbsolute(asset.assetPath) ? asset.assetPath : join(outdir, asset.assetPath);
+  return existsSync(path) ? directoryBytes(path) : 0;
+}
+
+/** Bytes of every file below `dir`: what the layer takes of a function's 250 MB unzipped quota. */
+export function directoryBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) total += directoryBytes(path);
+    else if (entry.isFile()) total += statSync(path).size;
+  }
+  return total;
+}
 
 /** What plugin-management handlers may do to plugin functions. */
 const RUNTIME_MANAGEMENT_ACTIONS = [
@@ -59,6 +112,8 @@ const RUNTIME_MANAGEMENT_ACTIONS = [
 
 export class PluginRuntime extends Construct {
   readonly layer: lambda.LayerVersion;
+  /** Unzipped bytes of the layer, which count against each plugin function's 250 MB. */
+  readonly layerUnzippedBytes: number;
   readonly pluginRole: iam.Role;
   readonly builder: lambda.Function;
   readonly functionPrefix: string;
@@ -82,6 +137,7 @@ export class PluginRuntime extends Construct {
       compatibleRuntimes: [pythonRuntime],
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    this.layerUnzippedBytes = stagedBytes(this.layer);
 
     this.pluginFunctionArns = [
       stack.formatArn({ service: "lambda", resource: "function", resourceName: `${props.functionPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
@@ -142,49 +198,51 @@ export class PluginRuntime extends Construct {
   }
 
   /**
-   * The layer is built on the host (no Docker). The asset hash covers the build inputs and the
-   * architecture, so an unchanged layer is not rebuilt when cdk.out already holds it.
+   * The layer is assembled on the host (no Docker). `copy` lays out the bootstrap alone, from
+   * plugin-runtime/, with no Python needed: plugins bring the SDK in their own code zip (the
+   * builder installs their requirements, which name dify_plugin), so it is shipped once.
+   * `script` runs build-layer.sh, which adds the SDK as well; a failed build fails the synth,
+   * because a layer without /opt/dify-plugin-bootstrap starts no plugin at all.
+   * The asset hash covers the build inputs and the architecture, so an unchanged layer is not
+   * rebuilt when cdk.out already holds it.
    */
   private layerCode(props: PluginRuntimeProps, pythonVersion: string): lambda.Code {
     const layersDir = props.layersDir;
     const runtimeDir = join(layersDir, "plugin-runtime");
     const script = join(layersDir, "build-layer.sh");
-    const mode = props.layerBuild ?? "script";
+    const mode = props.layerBuild ?? "copy";
     const timeout = props.layerBuildTimeout ?? Duration.minutes(15);
     if (!existsSync(runtimeDir)) throw new Error(`PluginRuntime: ${runtimeDir} is missing`);
+    if (mode === "script" && !existsSync(script)) {
+      throw new Error(`PluginRuntime: ${relative(process.cwd(), script)} is missing; ${COPY_HINT}`);
+    }
     const fingerprint = FileSystem.fingerprint(layersDir, {
       exclude: ["build", "plugin-builder", "**/__pycache__", "*.pyc", "**/.venv"],
       extraHash: `${props.arch}:${pythonVersion}:${mode}`,
     });
-    const warn = (message: string) => {
-      process.stderr.write(`[PluginRuntime] warning: ${message}\n`);
-      Annotations.of(this).addWarningV2("plugin-runtime:layer-build", message);
-    };
 
     return lambda.Code.fromAsset(layersDir, {
       assetHashType: AssetHashType.CUSTOM,
       assetHash: fingerprint,
       bundling: {
-        // Never pulled: local bundling below always succeeds (worst case by copying).
+        // Never pulled: local bundling below either succeeds or throws.
         image: DockerImage.fromRegistry("public.ecr.aws/sam/build-python3.12"),
         local: {
           tryBundle(outputDir: string): boolean {
-            if (mode === "script") {
-              if (!existsSync(script)) {
-                warn(`${relative(process.cwd(), script)} not found; ${FALLBACK}`);
-              } else {
-                const run = spawnSync("bash", [script, outputDir, props.arch, pythonVersion], {
-                  // The script's stdout must not mix with `cdk synth` output.
-                  stdio: ["ignore", process.stderr, process.stderr],
-                  timeout: timeout.toMilliseconds(),
-                });
-                if (run.status === 0 && readdirSync(outputDir).length > 0) return true;
+            if (mode === "copy") {
+              assembleBootstrapLayer(runtimeDir, outputDir);
+            } else {
+              const run = spawnSync("bash", [script, outputDir, props.arch, pythonVersion], {
+                // The script's stdout must not mix with `cdk synth` output.
+                stdio: ["ignore", process.stderr, process.stderr],
+                timeout: timeout.toMilliseconds(),
+              });
+              if (run.status !== 0) {
                 const why = run.error ? run.error.message : `exit status ${run.status ?? run.signal}`;
-                warn(`build-layer.sh failed (${why}); ${FALLBACK}`);
-                for (const entry of readdirSync(outputDir)) rmSync(join(outputDir, entry), { recursive: true, force: true });
+                throw new Error(`PluginRuntime: build-layer.sh failed (${why}); ${COPY_HINT}`);
               }
             }
-            cpSync(runtimeDir, outputDir, { recursive: true });
+            checkLayerLayout(outputDir);
             return true;
           },
         },

@@ -1,22 +1,24 @@
 /**
- * How the plugin layer is built: by layers/build-layer.sh when it works, otherwise by packaging
- * plugin-runtime/ as is with a warning, so `cdk synth` still works offline.
+ * How the plugin layer is built: the bootstrap alone by default (`copy`, no Python needed), or by
+ * layers/build-layer.sh (`script`), whose failure fails the synth: a layer without
+ * /opt/dify-plugin-bootstrap would deploy and start no plugin.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, Stack } from "aws-cdk-lib";
-import { Annotations, Match } from "aws-cdk-lib/assertions";
 import type { Asset } from "aws-cdk-lib/aws-s3-assets";
 import { describe, expect, it } from "vitest";
 import { PackageBucket } from "../../infra/constructs/package-bucket.js";
-import { PluginRuntime } from "../../infra/constructs/plugin-runtime.js";
+import { directoryBytes, PluginRuntime } from "../../infra/constructs/plugin-runtime.js";
+import { layersDir as realLayersDir } from "./synth.js";
 
-/** A layers/ directory with the given build script (or none). */
+/** A layers/ directory with a minimal plugin-runtime/ and the given build script (or none). */
 function layersDir(script?: string): string {
   const dir = mkdtempSync(join(tmpdir(), "layers-"));
-  mkdirSync(join(dir, "plugin-runtime"));
+  mkdirSync(join(dir, "plugin-runtime", "dify_lambda_bootstrap"), { recursive: true });
   writeFileSync(join(dir, "plugin-runtime", "bootstrap"), "#!/bin/sh\n");
+  writeFileSync(join(dir, "plugin-runtime", "dify_lambda_bootstrap", "__main__.py"), "print('hi')\n");
   mkdirSync(join(dir, "plugin-builder"));
   writeFileSync(join(dir, "plugin-builder", "handler.py"), "def handler(event, context):\n    return {}\n");
   if (script !== undefined) {
@@ -25,6 +27,16 @@ function layersDir(script?: string): string {
   }
   return dir;
 }
+
+/** A script that lays out a proper layer (as build-layer.sh does), recording its arguments. */
+const GOOD_SCRIPT = `#!/usr/bin/env bash
+set -e
+echo "$@" > "$1/args"
+here="$(dirname "$0")"
+install -m 0755 "$here/plugin-runtime/bootstrap" "$1/dify-plugin-bootstrap"
+mkdir -p "$1/python/dify_lambda_bootstrap" "$1/python/dify_plugin"
+cp "$here/plugin-runtime/dify_lambda_bootstrap/__main__.py" "$1/python/dify_lambda_bootstrap/"
+`;
 
 function synthRuntime(dir: string, layerBuild?: "script" | "copy") {
   const app = new App({ outdir: mkdtempSync(join(tmpdir(), "runtime-cdk-")) });
@@ -37,41 +49,52 @@ function synthRuntime(dir: string, layerBuild?: "script" | "copy") {
     layerBuild,
   });
   const asset = runtime.layer.node.tryFindChild("Code") as Asset;
-  return { stack, layerDir: join(app.outdir, asset.assetPath) };
+  return { runtime, layerDir: join(app.outdir, asset.assetPath) };
 }
 
-const warnings = (stack: Stack) => Annotations.fromStack(stack).findWarning("*", Match.stringLikeRegexp("plugin-runtime/ as is"));
+const executable = (path: string) => (statSync(path).mode & 0o111) !== 0;
 
 describe("plugin layer build", () => {
-  it("runs build-layer.sh with the output directory, architecture and Python version", () => {
-    const dir = layersDir('#!/usr/bin/env bash\nset -e\necho "$@" > "$1/args"\nmkdir -p "$1/python"\n');
-    const { stack, layerDir } = synthRuntime(dir);
+  it("by default lays out the bootstrap alone, where the exec wrapper points, without running any script", () => {
+    const dir = layersDir('#!/usr/bin/env bash\ntouch "$1/from-script"\n');
+    const { runtime, layerDir } = synthRuntime(dir);
+    expect(executable(join(layerDir, "dify-plugin-bootstrap"))).toBe(true);
+    expect(readFileSync(join(layerDir, "python", "dify_lambda_bootstrap", "__main__.py"), "utf8")).toBe("print('hi')\n");
+    expect(existsSync(join(layerDir, "from-script"))).toBe(false);
+    // The layer's size is known to the daemon, for the 250 MB check before CreateFunction.
+    expect(runtime.layerUnzippedBytes).toBe(directoryBytes(layerDir));
+    expect(runtime.layerUnzippedBytes).toBeGreaterThan(0);
+  });
+
+  it("lays out the real bootstrap: every module of dify_lambda_bootstrap, no SDK (plugins ship it)", () => {
+    const { runtime, layerDir } = synthRuntime(realLayersDir, "copy");
+    for (const module of ["__main__.py", "plugin_process.py", "session.py", "backwards.py", "runtime_api.py", "ndjson.py", "log.py"]) {
+      expect(existsSync(join(layerDir, "python", "dify_lambda_bootstrap", module)), module).toBe(true);
+    }
+    expect(existsSync(join(layerDir, "python", "dify_plugin"))).toBe(false);
+    // Kilobytes, not the ~56 MB the SDK would take of every plugin's 250 MB.
+    expect(runtime.layerUnzippedBytes).toBeLessThan(200_000);
+  });
+
+  it("runs build-layer.sh in script mode with the output directory, architecture and Python version", () => {
+    const { layerDir } = synthRuntime(layersDir(GOOD_SCRIPT), "script");
     const [out, arch, python] = readFileSync(join(layerDir, "args"), "utf8").trim().split(" ");
     expect(out).toMatch(/-building$/);
     expect([arch, python]).toEqual(["arm64", "3.12"]);
-    expect(existsSync(join(layerDir, "bootstrap"))).toBe(false);
-    expect(warnings(stack)).toEqual([]);
+    expect(executable(join(layerDir, "dify-plugin-bootstrap"))).toBe(true);
   });
 
-  it("falls back to plugin-runtime/ as is, with a warning, when the script fails", () => {
+  it("fails the synth when build-layer.sh fails (e.g. no Python >= 3.12), naming copy mode as the way out", () => {
     const dir = layersDir('#!/usr/bin/env bash\necho partial > "$1/partial"\nexit 3\n');
-    const { stack, layerDir } = synthRuntime(dir);
-    expect(existsSync(join(layerDir, "bootstrap"))).toBe(true);
-    expect(existsSync(join(layerDir, "partial"))).toBe(false);
-    expect(warnings(stack)).toHaveLength(1);
+    expect(() => synthRuntime(dir, "script")).toThrow(/build-layer\.sh failed \(exit status 3\).*pluginLayerBuild=copy/);
   });
 
-  it("falls back, with a warning, when there is no script", () => {
-    const { stack, layerDir } = synthRuntime(layersDir());
-    expect(existsSync(join(layerDir, "bootstrap"))).toBe(true);
-    expect(warnings(stack)).toHaveLength(1);
+  it("fails the synth when the script succeeds but leaves no bootstrap", () => {
+    const dir = layersDir('#!/usr/bin/env bash\nmkdir -p "$1/python"\n');
+    expect(() => synthRuntime(dir, "script")).toThrow(/no executable dify-plugin-bootstrap .*start no plugin/);
   });
 
-  it("packages plugin-runtime/ as is without running the script in copy mode", () => {
-    const dir = layersDir('#!/usr/bin/env bash\ntouch "$1/from-script"\n');
-    const { stack, layerDir } = synthRuntime(dir, "copy");
-    expect(existsSync(join(layerDir, "bootstrap"))).toBe(true);
-    expect(existsSync(join(layerDir, "from-script"))).toBe(false);
-    expect(warnings(stack)).toEqual([]);
+  it("fails the synth in script mode when there is no script", () => {
+    expect(() => synthRuntime(layersDir(), "script")).toThrow(/build-layer\.sh is missing/);
   });
 });
