@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Prints the directory that holds PostgreSQL's server programs (initdb, pg_ctl), installing
+# Debian's postgresql package first when none is found. Only the Go daemon migration test needs
+# a PostgreSQL server (test/support/postgres.ts starts a throwaway one from these programs).
+#
+# The package is installed without its default cluster (create_main_cluster = false), so the
+# install starts no server of its own; apt's output goes to stderr, stdout is only the path.
+set -euo pipefail
+
+find_bindir() {
+  local dir
+  dir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)"
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
+    echo "$dir"
+    return 0
+  fi
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return 0
+  fi
+  return 1
+}
+
+if find_bindir; then exit 0; fi
+
+echo "PostgreSQL server programs not found: installing Debian's postgresql package" >&2
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+  $sudo mkdir -p /etc/postgresql-common
+  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
+fi
+export DEBIAN_FRONTEND=noninteractive
+install_postgresql() { $sudo apt-get install -y --no-install-recommends postgresql >&2; }
+# A fresh machine has no package lists yet; refresh them only when the first attempt fails.
+install_postgresql || { $sudo apt-get update >&2 && install_postgresql; }
+
+find_bindir || { echo "postgresql was installed but initdb/pg_ctl are still not found" >&2; exit 1; }
