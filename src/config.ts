@@ -67,6 +67,12 @@ const envSchema = z.object({
   UV_PATH: z.string().optional(),
   PIP_MIRROR_URL: z.string().optional(),
   PYTHON_ENV_INIT_TIMEOUT: int(120),
+  /** Local plugins run under max(manifest resource.memory, this floor); official manifests declare 1 MiB. */
+  PLUGIN_MEMORY_FLOOR_MB: int(1024),
+  /** Seconds a local plugin may go without a heartbeat before it is restarted (upstream: 120 s). */
+  PLUGIN_HEARTBEAT_TIMEOUT: int(120),
+  /** Seconds an upgraded or removed plugin's in-flight calls may take to finish before it is stopped. */
+  PLUGIN_DRAIN_TIMEOUT: int(60),
   PLUGIN_FUNCTION_PREFIX: z.string().default("dify-plugin-"),
   PLUGIN_ROLE_ARN: z.string().optional(),
   PLUGIN_LAYER_ARN: z.string().optional(),
@@ -127,6 +133,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     uvPath: e.UV_PATH,
     pipMirrorUrl: e.PIP_MIRROR_URL,
     pythonEnvInitTimeoutSeconds: e.PYTHON_ENV_INIT_TIMEOUT,
+    pluginMemoryFloorBytes: e.PLUGIN_MEMORY_FLOOR_MB * 1024 * 1024,
+    pluginHeartbeatTimeoutSeconds: e.PLUGIN_HEARTBEAT_TIMEOUT,
+    pluginDrainTimeoutSeconds: e.PLUGIN_DRAIN_TIMEOUT,
     pluginFunctionPrefix: e.PLUGIN_FUNCTION_PREFIX,
     pluginRoleArn: e.PLUGIN_ROLE_ARN,
     pluginLayerArn: e.PLUGIN_LAYER_ARN,

@@ -14,6 +14,7 @@ import type { Installation } from "./stores/installations.js";
 import { InstallTasks } from "./stores/install-tasks.js";
 import { Installations } from "./stores/installations.js";
 import { PackageRecords } from "./stores/package-records.js";
+import { RuntimeClaims } from "./stores/runtime-claims.js";
 import { Catalog } from "./services/catalog.js";
 import { Installer } from "./services/installer.js";
 import { PackageIntake } from "./services/package-intake.js";
@@ -72,7 +73,11 @@ export interface Adapters {
   queue: (runTask: (tenantId: string, taskId: string) => Promise<void>) => InstallQueue;
 }
 
+/** A removal of a shared runtime (draining its calls, deleting a function) that takes longer than this died. */
+const REMOVAL_LEASE_MS = 10 * 60_000;
+
 export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
+  const installTimeoutMs = config.installTimeoutMinutes * 60_000;
   const packages = new PackageRecords(adapters.items, adapters.blobs);
   const intake = new PackageIntake(packages, {
     limits: config.packageLimits,
@@ -97,6 +102,8 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     marketplace,
     queue,
     runtimeType: adapters.runtimeType,
+    claims: new RuntimeClaims(adapters.items, { installLeaseMs: installTimeoutMs, removalLeaseMs: REMOVAL_LEASE_MS }),
+    installTimeoutMs,
   });
   const difyInnerApi = innerApi(config);
   const pluginSessions = new PluginSessions(adapters.items);
@@ -199,6 +206,9 @@ export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
       uvPath: config.uvPath,
       pipMirrorUrl: config.pipMirrorUrl,
       envInitTimeoutSeconds: config.pythonEnvInitTimeoutSeconds,
+      memoryFloorBytes: config.pluginMemoryFloorBytes,
+      heartbeatTimeoutMs: config.pluginHeartbeatTimeoutSeconds * 1000,
+      drainTimeoutMs: config.pluginDrainTimeoutSeconds * 1000,
     }),
     runtimeType: "local",
     daemonKey: async () => key,

@@ -45,15 +45,17 @@ export function memoryBytesOf(d: PluginDeclaration): number {
 }
 
 /**
- * The least memory any plugin runtime gives a plugin: Lambda's minimum. Real manifests declare as
- * little as 1 MiB (e.g. the official regex tool) while the Python SDK alone needs ~70 MiB, and the
- * upstream daemon does not enforce the figure locally, so it is a floor, not a limit, below this.
+ * The memory a plugin runs under: its manifest's resource.memory, raised to a floor. Real
+ * manifests declare as little as 1 MiB (107 official plugins do) while the Python SDK alone needs
+ * ~70 MiB and plugins with pandas or numpy idle at 150-250 MiB; the upstream daemon does not
+ * enforce the figure locally at all. So the declaration is honoured only above the floor, and the
+ * floor (one per runtime: the local daemon's is configurable, Lambda's buys CPU for a cold start)
+ * is what stops a runaway plugin.
  */
-export const MIN_PLUGIN_MEMORY_BYTES = 128 * 1024 * 1024;
+export const DEFAULT_PLUGIN_MEMORY_FLOOR_BYTES = 1024 * 1024 * 1024;
 
-/** The memory limit a plugin runs under: its manifest's resource.memory, at least MIN_PLUGIN_MEMORY_BYTES. */
-export function memoryLimitBytesOf(d: PluginDeclaration): number {
-  return Math.max(MIN_PLUGIN_MEMORY_BYTES, memoryBytesOf(d));
+export function memoryLimitBytesOf(d: PluginDeclaration, floorBytes = DEFAULT_PLUGIN_MEMORY_FLOOR_BYTES): number {
+  return Math.max(floorBytes, memoryBytesOf(d));
 }
 
 export interface PluginPermissions {

@@ -94,3 +94,15 @@ export function withoutPlugin(task: InstallTask, uniqueIdentifier: string, now: 
     updated_at: now.toISOString(),
   };
 }
+
+/** Fails every plugin of the task that has not settled, with `message` (an interrupted or overdue install). */
+export function abandon(task: InstallTask, message: string, now: Date): InstallTask {
+  return task.plugins
+    .filter((p) => p.status === "pending" || p.status === "running")
+    .reduce((t, p) => updatePlugin(t, p.plugin_unique_identifier, "failed", message, now), task);
+}
+
+/** A task still unfinished this long after it was created will not finish: its worker is gone. */
+export function isOverdue(task: InstallTask, now: Date, limitMs: number): boolean {
+  return !isTerminal(task) && now.getTime() - Date.parse(task.created_at) > limitMs;
+}

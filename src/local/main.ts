@@ -7,6 +7,10 @@ import { startRemoteDebuggingServer } from "../adapters/local/remote-debugging-s
 import { startLocalServer } from "./server.js";
 
 const daemon = await sharedDaemon();
+// A previous run that died mid-install left half-built plugins and unfinished tasks behind.
+await daemon.runtime.recover?.();
+const interrupted = await daemon.installer.failInterrupted();
+if (interrupted > 0) logger.warn({ tasks: interrupted }, "failed the install tasks a previous daemon run left unfinished");
 const server = await startLocalServer(daemon, {
   host: daemon.config.host,
   port: daemon.config.port,

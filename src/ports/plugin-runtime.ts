@@ -66,14 +66,20 @@ export interface InvokeOptions {
 }
 
 export interface PluginRuntime {
-  /** Makes the plugin runnable; idempotent. Progress lines become the install task's message. */
-  install(plugin: InstallablePlugin, progress: (message: string) => void): Promise<void>;
+  /**
+   * Makes the plugin runnable and proves it starts; idempotent. Progress lines become the install
+   * task's message. An aborted `signal` (the install timeout) stops the work and rejects; a failed
+   * install leaves nothing that `isInstalled` would count.
+   */
+  install(plugin: InstallablePlugin, progress: (message: string) => void, signal?: AbortSignal): Promise<void>;
   /** Whether `install` completed for this identifier (and the runtime still exists). */
   isInstalled(uniqueIdentifier: string): Promise<boolean>;
   /** Frees the runtime once no tenant uses the identifier; removing a missing runtime is not an error. */
   remove(uniqueIdentifier: string): Promise<void>;
   /** Runs one session; yields until (and including) `end`. */
   invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput>;
+  /** Clears what a previous process of this daemon left behind when it died (half-built runtimes). */
+  recover?(): Promise<void>;
   /** Stops processes / releases resources (local daemon shutdown). */
   close(): Promise<void>;
 }

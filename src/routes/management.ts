@@ -120,7 +120,7 @@ export function managementRoutes(d: Daemon): Route[] {
     {
       method: "GET",
       pattern: `${M}/install/tasks`,
-      handler: async (req) => ok(paged(await d.tasks.list(tenantOf(req)), bind(req, page))),
+      handler: async (req) => ok(paged(await d.installer.tasks(tenantOf(req)), bind(req, page))),
     },
     {
       method: "POST",
@@ -135,7 +135,7 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "GET",
       pattern: `${M}/install/tasks/:task_id`,
       handler: async (req) => {
-        const stored = await d.tasks.get(tenantOf(req), req.params.task_id ?? "");
+        const stored = await d.installer.task(tenantOf(req), req.params.task_id ?? "");
         // Upstream wraps the database's "record not found" in an internal error (-500); Dify keys
         // on the message.
         if (!stored) throw internalError("record not found");

@@ -7,7 +7,7 @@
 import { v7 as uuidv7, v4 as uuidv4 } from "uuid";
 import { badRequest, notFound } from "../domain/errors.js";
 import { parseUniqueIdentifier } from "../domain/identifier.js";
-import { newInstallTask, updatePlugin, type InstallTask, type TaskStatus } from "../domain/install-task.js";
+import { abandon, isOverdue, newInstallTask, updatePlugin, type InstallTask, type TaskStatus } from "../domain/install-task.js";
 import { logger } from "../logger.js";
 import type { InstallQueue } from "../ports/install-queue.js";
 import { ConditionFailedError } from "../ports/item-store.js";
@@ -16,6 +16,8 @@ import type { PluginRuntime } from "../ports/plugin-runtime.js";
 import type { InstallTasks, InstallJob, StoredTask } from "../stores/install-tasks.js";
 import type { Installation, Installations, StoredInstallation } from "../stores/installations.js";
 import type { PackageRecords } from "../stores/package-records.js";
+import type { RuntimeClaims } from "../stores/runtime-claims.js";
+import { untilAborted } from "../shared/until-aborted.js";
 import type { PackageIntake } from "./package-intake.js";
 
 export interface InstallStart {
@@ -32,7 +34,14 @@ export interface InstallerDeps {
   marketplace: Marketplace;
   queue: InstallQueue;
   runtimeType: Installation["runtime_type"];
+  claims: RuntimeClaims;
+  /** PLUGIN_INSTALL_TIMEOUT: one plugin's install is stopped and failed after this long. */
+  installTimeoutMs: number;
 }
+
+/** Tasks are reported failed this long after their install timeout if nothing ended them. */
+const OVERDUE_GRACE_MS = 60_000;
+const INTERRUPTED = "the plugin daemon stopped while this install was running; install the plugin again";
 
 export class Installer {
   constructor(private readonly deps: InstallerDeps) {}
@@ -88,22 +97,75 @@ export class Installer {
 
   /** Carries out a task created by installFromIdentifiers/upgrade (called by the install queue). */
   async runTask(tenantId: string, taskId: string): Promise<void> {
-    let stored = await this.deps.tasks.get(tenantId, taskId);
+    const stored = await this.deps.tasks.get(tenantId, taskId);
     if (!stored) return;
     const progress = new TaskProgress(this.deps.tasks, stored);
     for (const plugin of stored.job.plugins) {
       const uid = plugin.unique_identifier;
+      const timeout = new AbortController();
+      const minutes = this.deps.installTimeoutMs / 60_000;
+      const timer = setTimeout(() => timeout.abort(new Error(`install timed out after ${minutes} minutes (PLUGIN_INSTALL_TIMEOUT)`)), this.deps.installTimeoutMs);
       try {
         await progress.set(uid, "running", "starting");
-        const message = await this.installOne(tenantId, stored.job, plugin, (line) => progress.note(uid, line));
-        await progress.set(uid, "success", message);
+        const outcome = await untilAborted(
+          this.installOne(tenantId, stored.job, plugin, (line) => progress.note(uid, line), timeout.signal),
+          timeout.signal,
+        );
+        await progress.set(uid, "success", outcome.message);
+        // The old version of an upgrade drains and goes after the task already says success.
+        await outcome.afterwards?.();
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         logger.warn({ tenantId, taskId, uid, err: message }, "plugin install failed");
         await progress.set(uid, "failed", message);
+      } finally {
+        clearTimeout(timer);
       }
     }
     await progress.flush();
+  }
+
+  /**
+   * A task as Dify reads it: one that outlived its install timeout (its worker died with a
+   * Lambda timeout or a daemon crash) reads as failed instead of running forever.
+   */
+  async task(tenantId: string, taskId: string): Promise<StoredTask | undefined> {
+    const stored = await this.deps.tasks.get(tenantId, taskId);
+    if (!stored || !isOverdue(stored.task, new Date(), this.deps.installTimeoutMs + OVERDUE_GRACE_MS)) return stored;
+    return this.failTask(stored, `the install did not finish within ${this.deps.installTimeoutMs / 60_000} minutes (PLUGIN_INSTALL_TIMEOUT); its worker stopped`);
+  }
+
+  async tasks(tenantId: string): Promise<InstallTask[]> {
+    const limit = this.deps.installTimeoutMs + OVERDUE_GRACE_MS;
+    const now = new Date();
+    return Promise.all(
+      (await this.deps.tasks.list(tenantId)).map(async (task) =>
+        isOverdue(task, now, limit) ? ((await this.task(tenantId, task.id))?.task ?? task) : task,
+      ),
+    );
+  }
+
+  /**
+   * At start-up of a daemon that runs installs in-process: every task still unfinished was
+   * interrupted by the previous process's death and is failed with a message that says so.
+   */
+  async failInterrupted(): Promise<number> {
+    const active = await this.deps.tasks.active();
+    await Promise.all(active.map((stored) => this.failTask(stored, INTERRUPTED)));
+    return active.length;
+  }
+
+  private async failTask(stored: StoredTask, message: string): Promise<StoredTask> {
+    const unsettled = stored.task.plugins.filter((p) => p.status === "pending" || p.status === "running");
+    try {
+      const saved = await this.deps.tasks.save(stored, abandon(stored.task, message, new Date()));
+      await Promise.all(unsettled.map((p) => this.deps.claims.settle(p.plugin_unique_identifier, stored.task.tenant_id)));
+      return saved;
+    } catch (err) {
+      if (!(err instanceof ConditionFailedError)) throw err;
+      // Someone wrote it meanwhile (its worker is alive after all): theirs is the truth.
+      return (await this.deps.tasks.get(stored.task.tenant_id, stored.task.id)) ?? stored;
+    }
   }
 
   private async startTask(tenantId: string, job: InstallJob): Promise<string> {
@@ -136,10 +198,11 @@ export class Installer {
     job: InstallJob,
     plugin: InstallJob["plugins"][number],
     note: (line: string) => void,
-  ): Promise<string> {
+    signal: AbortSignal,
+  ): Promise<{ message: string; afterwards?: () => Promise<void> }> {
     const id = parseUniqueIdentifier(plugin.unique_identifier);
     const existing = await this.deps.installations.get(tenantId, id.pluginId);
-    if (job.kind === "install" && existing) return "installed";
+    if (job.kind === "install" && existing) return { message: "installed" };
     if (job.kind === "upgrade") {
       if (!existing || existing.installation.plugin_unique_identifier !== plugin.original_unique_identifier) {
         throw notFound("plugin installation not found");
@@ -148,34 +211,43 @@ export class Installer {
     await this.ensurePackage(id.raw, job.source, plugin.meta, note);
     const record = await this.deps.packages.get(id.raw);
     if (!record) throw badRequest(`plugin package ${id.raw} not found`);
-    if (!(await this.deps.runtime.isInstalled(id.raw))) {
-      const archive = await this.deps.intake.archiveOf(id.raw);
-      await this.deps.runtime.install({ uniqueIdentifier: id.raw, declaration: record.declaration, archive }, note);
+    // The claim keeps an uninstall in another tenant from removing the runtime this install relies on.
+    await this.deps.claims.claim(id.raw, tenantId);
+    try {
+      if (!(await this.deps.runtime.isInstalled(id.raw))) {
+        const archive = await this.deps.intake.archiveOf(id.raw);
+        await this.deps.runtime.install({ uniqueIdentifier: id.raw, declaration: record.declaration, archive }, note, signal);
+      }
+      // A timed-out install must not write an installation after its task said it failed.
+      signal.throwIfAborted();
+      const now = new Date().toISOString();
+      if (job.kind === "upgrade" && existing) {
+        const previous = await this.swap(existing, id.raw, job.source, plugin.meta, now);
+        return { message: "upgraded", afterwards: () => this.releaseIfUnused(previous) };
+      }
+      const installation: Installation = {
+        id: uuidv4(),
+        tenant_id: tenantId,
+        plugin_id: id.pluginId,
+        plugin_unique_identifier: id.raw,
+        runtime_type: this.deps.runtimeType,
+        source: job.source,
+        meta: plugin.meta,
+        endpoints_setups: 0,
+        endpoints_active: 0,
+        created_at: now,
+        updated_at: now,
+      };
+      // Losing this race to a concurrent install of the same plugin is fine: it is installed.
+      await this.deps.installations.create(installation);
+      return { message: "installed" };
+    } finally {
+      await this.deps.claims.settle(id.raw, tenantId);
     }
-    const now = new Date().toISOString();
-    if (job.kind === "upgrade" && existing) {
-      await this.swap(existing, id.raw, job.source, plugin.meta, now);
-      return "upgraded";
-    }
-    const installation: Installation = {
-      id: uuidv4(),
-      tenant_id: tenantId,
-      plugin_id: id.pluginId,
-      plugin_unique_identifier: id.raw,
-      runtime_type: this.deps.runtimeType,
-      source: job.source,
-      meta: plugin.meta,
-      endpoints_setups: 0,
-      endpoints_active: 0,
-      created_at: now,
-      updated_at: now,
-    };
-    // Losing this race to a concurrent install of the same plugin is fine: it is installed.
-    await this.deps.installations.create(installation);
-    return "installed";
   }
 
-  private async swap(current: StoredInstallation, uid: string, source: string, meta: Record<string, unknown>, now: string) {
+  /** Switches the installation to `uid`; returns the identifier it had. */
+  private async swap(current: StoredInstallation, uid: string, source: string, meta: Record<string, unknown>, now: string): Promise<string> {
     const previous = current.installation.plugin_unique_identifier;
     try {
       await this.deps.installations.replace(current, {
@@ -189,7 +261,7 @@ export class Installer {
       if (err instanceof ConditionFailedError) throw badRequest("the installation changed during the upgrade, try again");
       throw err;
     }
-    await this.releaseIfUnused(previous);
+    return previous;
   }
 
   private async ensurePackage(uid: string, source: string, meta: Record<string, unknown>, note: (l: string) => void) {
@@ -211,12 +283,16 @@ export class Installer {
     await this.deps.intake.accept(bytes, false, uid);
   }
 
+  /** Removes the shared runtime once no tenant has it installed or is installing it. */
   private async releaseIfUnused(uid: string): Promise<void> {
-    if ((await this.deps.packages.users(uid)).length > 0) return;
+    const removal = await this.deps.claims.beginRemovalIfUnused(uid);
+    if (!removal) return;
     try {
       await this.deps.runtime.remove(uid);
     } catch (err) {
       logger.warn({ uid, err: (err as Error).message }, "failed to remove an unused plugin runtime");
+    } finally {
+      await this.deps.claims.removalDone(uid, removal);
     }
   }
 }

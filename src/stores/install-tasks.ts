@@ -3,7 +3,7 @@
  * success); failed ones stay until Dify deletes them, so the user can read the message.
  */
 import { z } from "zod";
-import type { InstallTask } from "../domain/install-task.js";
+import { isTerminal, type InstallTask } from "../domain/install-task.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
 
@@ -60,7 +60,11 @@ export class InstallTasks {
 
   async create(task: InstallTask, job: InstallJob): Promise<void> {
     await this.items.write([
-      { op: "put", item: { ...keys.installTask(task.tenant_id, task.id), data: { task, job } }, condition: { kind: "notExists" } },
+      {
+        op: "put",
+        item: { ...keys.installTask(task.tenant_id, task.id), ...activeIndex(task), data: { task, job } },
+        condition: { kind: "notExists" },
+      },
     ]);
   }
 
@@ -69,6 +73,13 @@ export class InstallTasks {
     if (!item) return undefined;
     const data = z.object({ task: installTaskSchema, job: installJobSchema }).parse(item.data);
     return { task: data.task as InstallTask, job: data.job, version: item.version ?? 0 };
+  }
+
+  /** Every task, of any tenant, that is not finished yet. */
+  async active(): Promise<StoredTask[]> {
+    const items = await this.items.query(keys.activeInstallTasks, { index: "gsi1" });
+    const found = await Promise.all(items.map((i) => this.get((i.data as { task: InstallTask }).task.tenant_id, (i.data as { task: InstallTask }).task.id)));
+    return found.filter((t): t is StoredTask => t !== undefined && !isTerminal(t.task));
   }
 
   /** Newest first. */
@@ -83,7 +94,7 @@ export class InstallTasks {
     await this.items.write([
       {
         op: "put",
-        item: { ...keys.installTask(task.tenant_id, task.id), data: { task, job: stored.job }, version: stored.version, expiresAt },
+        item: { ...keys.installTask(task.tenant_id, task.id), ...activeIndex(task), data: { task, job: stored.job }, version: stored.version, expiresAt },
         condition: { kind: "versionIs", version: stored.version },
       },
     ]);
@@ -94,3 +105,6 @@ export class InstallTasks {
     await this.items.write([{ op: "delete", key: keys.installTask(tenantId, taskId) }]);
   }
 }
+
+/** Unfinished tasks carry the index entry; a finished task's put drops it. */
+const activeIndex = (task: InstallTask) => (isTerminal(task) ? {} : keys.activeInstallTask(task.tenant_id, task.id));

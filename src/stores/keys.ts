@@ -33,6 +33,8 @@ export const keys = {
   /** One item per tenant using a package: the package's reference count, queryable per package. */
   packageUse: (uid: string, tenantId: string) => ({ pk: `PACKAGE#${uid}`, sk: `USE#${tenantId}` }),
   packageUsePrefix: "USE#",
+  /** Installs in progress and a removal in progress of the package's shared runtime (runtime-claims.ts). */
+  runtimeClaims: (uid: string) => ({ pk: `PACKAGE#${uid}`, sk: "RUNTIME_CLAIMS" }),
   /** Keyed by plugin id: a tenant has at most one installation of a plugin, enforced by the key. */
   installation: (tenantId: string, pluginId: string) => ({ pk: `TENANT#${tenantId}`, sk: `INSTALLATION#${pluginId}` }),
   installationPrefix: "INSTALLATION#",
@@ -40,6 +42,9 @@ export const keys = {
   /** Task ids are UUIDv7, so sort-key order is creation order. */
   installTask: (tenantId: string, taskId: string) => ({ pk: `TENANT#${tenantId}`, sk: `TASK#${taskId}` }),
   installTaskPrefix: "TASK#",
+  /** Index entry of a task that is not finished yet, so a restarted daemon finds the ones it interrupted. */
+  activeInstallTask: (tenantId: string, taskId: string) => ({ gsi1pk: "INSTALL_TASKS#ACTIVE", gsi1sk: `${tenantId}#${taskId}` }),
+  activeInstallTasks: "INSTALL_TASKS#ACTIVE",
   tenant: (tenantId: string) => `TENANT#${tenantId}`,
   /** Endpoint ids are UUIDv7, so sort-key order is creation order; the hook id finds one through gsi1. */
   endpoint: (tenantId: string, endpointId: string) => ({ pk: `TENANT#${tenantId}`, sk: `ENDPOINT#${endpointId}` }),

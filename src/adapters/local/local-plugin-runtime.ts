@@ -2,11 +2,11 @@
  * The local daemon's plugin runtime: one virtualenv and one long-lived Python process per
  * plugin unique identifier, shared by all tenants.
  */
-import { rm } from "node:fs/promises";
+import { readdir, rm } from "node:fs/promises";
 import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
-import { buildEnvironment, isEnvironmentReady, pluginDirectory } from "./plugin-environment.js";
+import { buildEnvironment, isEnvironmentReady, pluginDirectory, STAGING_MARK } from "./plugin-environment.js";
 import type { PluginConnection } from "./plugin-connection.js";
 import { PluginProcess } from "./plugin-process.js";
 import { PythonInterpreters } from "./python-interpreters.js";
@@ -21,12 +21,18 @@ export interface LocalPluginRuntimeOptions {
   uvPath?: string;
   pipMirrorUrl?: string;
   envInitTimeoutSeconds: number;
+  /** Plugins run under max(manifest memory, this floor). */
+  memoryFloorBytes?: number;
+  heartbeatTimeoutMs?: number;
+  /** How long a replaced or removed plugin's in-flight calls may run before it is stopped. */
+  drainTimeoutMs?: number;
 }
 
 export class LocalPluginRuntime implements PluginRuntime {
   private readonly interpreters: PythonInterpreters;
   private readonly processes = new Map<string, PluginProcess>();
   private readonly building = new Map<string, Promise<string>>();
+  private readonly locks = new Map<string, Promise<unknown>>();
   /** Plugins connected over the remote-debugging socket, by their remote identifier. */
   private readonly remotes = new Map<string, PluginConnection>();
 
@@ -34,20 +40,42 @@ export class LocalPluginRuntime implements PluginRuntime {
     this.interpreters = new PythonInterpreters(options.pythonPath);
   }
 
-  async install(plugin: InstallablePlugin, progress: (message: string) => void): Promise<void> {
+  async install(plugin: InstallablePlugin, progress: (message: string) => void, signal?: AbortSignal): Promise<void> {
     const uid = plugin.uniqueIdentifier;
-    // Two tenants installing the same new plugin at once share one build.
-    let build = this.building.get(uid);
-    if (!build) {
-      build = buildEnvironment(plugin, { ...this.options, interpreters: this.interpreters }, progress).finally(() =>
-        this.building.delete(uid),
-      );
-      this.building.set(uid, build);
+    await this.exclusively(uid, async () => {
+      // Two tenants installing the same new plugin at once share one build.
+      let build = this.building.get(uid);
+      if (!build) {
+        build = buildEnvironment(plugin, { ...this.options, interpreters: this.interpreters }, progress, signal).finally(() =>
+          this.building.delete(uid),
+        );
+        this.building.set(uid, build);
+      }
+      await build;
+      progress("starting plugin");
+      try {
+        await this.processFor(uid, plugin.declaration).start();
+      } catch (err) {
+        // A plugin that cannot start is not installed: a retry builds it again from scratch.
+        await this.discard(uid);
+        throw err;
+      }
+      progress("plugin is ready");
+    });
+  }
+
+  /**
+   * Clears what a daemon that died mid-install left behind: half-built plugin directories
+   * (their installer processes ended with the daemon, see child-processes.ts).
+   */
+  async recover(): Promise<void> {
+    const authors = await readdir(this.options.workDir).catch(() => [] as string[]);
+    for (const author of authors) {
+      const entries = await readdir(join(this.options.workDir, author)).catch(() => [] as string[]);
+      for (const entry of entries.filter((e) => e.includes(STAGING_MARK))) {
+        await rm(join(this.options.workDir, author, entry), { recursive: true, force: true });
+      }
     }
-    await build;
-    progress("starting plugin");
-    await this.processFor(uid, plugin.declaration).start();
-    progress("plugin is ready");
   }
 
   /** Routes a remote-debugging plugin's sessions to its socket while it is connected. */
@@ -64,10 +92,28 @@ export class LocalPluginRuntime implements PluginRuntime {
     return isEnvironmentReady(pluginDirectory(this.options.workDir, uniqueIdentifier));
   }
 
+  /** Drains the plugin's in-flight calls (bounded), stops it and deletes its directory. */
   async remove(uniqueIdentifier: string): Promise<void> {
-    await this.processes.get(uniqueIdentifier)?.stop();
+    await this.exclusively(uniqueIdentifier, () => this.discard(uniqueIdentifier, this.options.drainTimeoutMs ?? 60_000));
+  }
+
+  private async discard(uniqueIdentifier: string, drainMs = 0): Promise<void> {
+    const process = this.processes.get(uniqueIdentifier);
     this.processes.delete(uniqueIdentifier);
+    await process?.stop(drainMs);
     await rm(pluginDirectory(this.options.workDir, uniqueIdentifier), { recursive: true, force: true });
+  }
+
+  /** Install and remove of one identifier run one at a time, so a removal never deletes a build in progress. */
+  private async exclusively<T>(uniqueIdentifier: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.locks.get(uniqueIdentifier) ?? Promise.resolve();
+    const mine = previous.catch(() => undefined).then(work);
+    const settled = mine.catch(() => undefined);
+    this.locks.set(uniqueIdentifier, settled);
+    void settled.then(() => {
+      if (this.locks.get(uniqueIdentifier) === settled) this.locks.delete(uniqueIdentifier);
+    });
+    return mine;
   }
 
   async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
@@ -96,6 +142,11 @@ export class LocalPluginRuntime implements PluginRuntime {
     return this.processes.get(uniqueIdentifier)?.pid;
   }
 
+  /** Each known plugin's supervisor state ("running", "restarting", "crash-loop", …). */
+  states(): Record<string, string> {
+    return Object.fromEntries([...this.processes].map(([uid, p]) => [uid, p.state]));
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
     this.processes.clear();
@@ -108,7 +159,8 @@ export class LocalPluginRuntime implements PluginRuntime {
         uniqueIdentifier,
         directory: pluginDirectory(this.options.workDir, uniqueIdentifier),
         entrypoint: runnerOf(declaration).entrypoint,
-        memoryBytes: memoryLimitBytesOf(declaration),
+        memoryBytes: memoryLimitBytesOf(declaration, this.options.memoryFloorBytes),
+        heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
       });
       this.processes.set(uniqueIdentifier, process);
     }

@@ -18,6 +18,9 @@ interface OpenSession {
 
 export class PluginConnection {
   private readonly sessions = new Map<string, OpenSession>();
+  /** Set once the transport is gone: later sessions end at once with it. */
+  private closedReason: string | undefined;
+  private idleWaiters: Array<() => void> = [];
 
   constructor(
     private readonly uniqueIdentifier: string,
@@ -38,6 +41,7 @@ export class PluginConnection {
       finish: (last) => {
         if (output.isClosed) return;
         this.sessions.delete(request.session_id);
+        if (this.sessions.size === 0) this.notifyIdle();
         // A long execution timeout must not keep a finished session reachable until it fires.
         options.signal.removeEventListener("abort", onAbort);
         if (last) output.push(last);
@@ -49,6 +53,7 @@ export class PluginConnection {
     ready.then(
       () => {
         if (output.isClosed) return;
+        if (this.closedReason !== undefined) return session.finish(runtimeError(this.closedReason));
         this.sessions.set(request.session_id, session);
         this.write(`${JSON.stringify(request)}\n`);
       },
@@ -69,7 +74,26 @@ export class PluginConnection {
 
   /** The transport is gone: every open session ends with `reason`. */
   closeAll(reason: string): void {
+    this.closedReason = reason;
     for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
+    this.notifyIdle();
+  }
+
+  /** Sessions still open on this transport. */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  /** Resolves once no session is open (at once if none is). */
+  whenIdle(): Promise<void> {
+    if (this.sessions.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private notifyIdle(): void {
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
   }
 
   private route(sessionId: string, message: Parameters<typeof toSessionOutput>[0]): void {

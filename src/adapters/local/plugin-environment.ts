@@ -3,7 +3,6 @@
  * requirements. Built in a temporary directory and renamed into place, so a failed build
  * leaves nothing half-made behind; a marker file says the environment is complete.
  */
-import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -11,6 +10,7 @@ import { parseUniqueIdentifier } from "../../domain/identifier.js";
 import type { InstallablePlugin } from "../../ports/plugin-runtime.js";
 import { toolchainCacheDir, type PythonInterpreters } from "./python-interpreters.js";
 import { runnerOf } from "../../domain/declaration-facts.js";
+import { scrubbedEnvironment, signalGroup, spawnWatchedGroup } from "./child-processes.js";
 
 const MARKER = join(".venv", "dify", "plugin.json");
 
@@ -30,16 +30,34 @@ export function pluginDirectory(workDir: string, uniqueIdentifier: string): stri
 
 export const isEnvironmentReady = (dir: string): boolean => existsSync(join(dir, MARKER));
 
+/** Half-built directories carry this in their name; recover() removes them after a crash. */
+export const STAGING_MARK = ".building-";
+
+/**
+ * How a plugin's dependencies are installed, chosen as upstream chooses
+ * (internal/core/local_runtime/setup_python_environment.go @ bdb5642a, detectDependencyFileType and
+ * prepareSyncArgs): pyproject.toml with `uv sync --no-dev`, `--frozen` when the package ships a
+ * uv.lock so exactly the locked versions are installed; requirements.txt with `uv pip install -r`;
+ * with a mirror configured, requirements.txt wins so lock URLs of another index do not apply.
+ */
+export function dependencyPlan(files: { pyproject: boolean; uvLock: boolean; requirements: boolean }, mirror: boolean) {
+  if (files.requirements && (mirror || !files.pyproject)) return { method: "uv pip install -r requirements.txt", file: "requirements.txt" } as const;
+  if (files.pyproject) return { method: files.uvLock ? "uv sync --frozen (uv.lock)" : "uv sync (pyproject.toml)", file: "pyproject.toml", frozen: files.uvLock } as const;
+  return undefined;
+}
+
 export async function buildEnvironment(
   plugin: InstallablePlugin,
   options: PluginEnvironmentOptions,
   progress: (message: string) => void,
+  signal?: AbortSignal,
 ): Promise<string> {
   const dir = pluginDirectory(options.workDir, plugin.uniqueIdentifier);
   if (isEnvironmentReady(dir)) return dir;
   const runner = runnerOf(plugin.declaration);
   const python = await options.interpreters.select(runner.version);
-  const staging = `${dir}.building-${process.pid}-${Date.now()}`;
+  const staging = `${dir}${STAGING_MARK}${process.pid}-${Date.now()}`;
+  const run = (command: string, args: string[]) => runInstaller(python.path, command, args, staging, options, progress, signal);
   try {
     progress("unpacking plugin");
     for (const entry of plugin.archive.entries) {
@@ -51,19 +69,23 @@ export async function buildEnvironment(
     await mkdir(join(staging, "_assets"), { recursive: true });
     const uv = options.uvPath ?? defaultUv();
     progress(`creating virtualenv with Python ${python.major}.${python.minor}`);
-    if (uv) await runInstaller(uv, ["venv", "--python", python.path, ".venv"], staging, options, progress);
-    else await runInstaller(python.path, ["-m", "venv", ".venv"], staging, options, progress);
-    const requirements = existsSync(join(staging, "requirements.txt"))
-      ? "requirements.txt"
-      : existsSync(join(staging, "pyproject.toml"))
-        ? "pyproject.toml"
-        : undefined;
-    if (requirements) {
-      progress(`installing dependencies from ${requirements}`);
+    if (uv) await run(uv, ["venv", "--python", python.path, ".venv"]);
+    else await run(python.path, ["-m", "venv", ".venv"]);
+    const has = (name: string) => existsSync(join(staging, name));
+    const plan = dependencyPlan({ pyproject: has("pyproject.toml"), uvLock: has("uv.lock"), requirements: has("requirements.txt") }, Boolean(options.pipMirrorUrl));
+    if (plan) {
+      progress(`installing dependencies: ${plan.method}`);
       const mirror = options.pipMirrorUrl ? ["-i", options.pipMirrorUrl] : [];
       const venvPython = join(staging, ".venv", "bin", "python");
-      if (uv) await runInstaller(uv, ["pip", "install", "--python", venvPython, "-r", requirements, ...mirror], staging, options, progress);
-      else await runInstaller(venvPython, ["-m", "pip", "install", "-r", requirements, ...mirror], staging, options, progress);
+      try {
+        if (plan.file === "pyproject.toml") {
+          if (!uv) throw new Error("pyproject.toml plugins need uv (set UV_PATH)");
+          await run(uv, ["sync", "--no-dev", ...(plan.frozen ? ["--frozen"] : []), "--python", venvPython, ...mirror]);
+        } else if (uv) await run(uv, ["pip", "install", "--python", venvPython, "-r", plan.file, ...mirror]);
+        else await run(venvPython, ["-m", "pip", "install", "-r", plan.file, ...mirror]);
+      } catch (err) {
+        throw new Error(`installing dependencies with ${plan.method} failed: ${(err as Error).message}`);
+      }
     }
     await mkdir(join(staging, ".venv", "dify"), { recursive: true });
     await writeFile(join(staging, MARKER), JSON.stringify({ unique_identifier: plugin.uniqueIdentifier, python: python.path }));
@@ -82,28 +104,39 @@ function defaultUv(): string | undefined {
   return existsSync(cached) ? cached : undefined;
 }
 
-/** Runs an installer step; its output tail becomes the error message when it fails. */
+/**
+ * Runs an installer step in its own process group under the group watcher, with the scrubbed
+ * environment plugins get; its output tail becomes the error message when it fails. Silence for
+ * PYTHON_ENV_INIT_TIMEOUT or an aborted `signal` stops the whole group.
+ */
 function runInstaller(
+  python: string,
   command: string,
   args: string[],
   cwd: string,
   options: PluginEnvironmentOptions,
   progress: (message: string) => void,
+  signal?: AbortSignal,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      cwd,
-      env: { ...process.env, VIRTUAL_ENV: join(cwd, ".venv"), UV_CACHE_DIR: join(toolchainCacheDir(), "uv-cache") },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    if (signal?.aborted) return reject(new Error(String(signal.reason ?? "install aborted")));
+    const env = scrubbedEnvironment({ VIRTUAL_ENV: join(cwd, ".venv"), UV_CACHE_DIR: join(toolchainCacheDir(), "uv-cache") });
+    for (const name of ["UV_INDEX_NEXUS_USERNAME", "UV_INDEX_NEXUS_PASSWORD", "REQUESTS_CA_BUNDLE", "UV_PYTHON_INSTALL_DIR"]) {
+      if (process.env[name] !== undefined) env[name] = process.env[name];
+    }
+    const child = spawnWatchedGroup(python, command, args, cwd, env);
     let tail = "";
     let idle: NodeJS.Timeout;
+    let stoppedBecause: string | undefined;
+    const stop = (why: string) => {
+      stoppedBecause ??= why;
+      signalGroup(child.pid, "SIGKILL");
+    };
+    const onAbort = () => stop(String(signal?.reason ?? "install aborted"));
+    signal?.addEventListener("abort", onAbort, { once: true });
     const arm = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => {
-        child.kill("SIGKILL");
-        tail += `\ninstaller printed nothing for ${options.envInitTimeoutSeconds}s and was stopped`;
-      }, options.envInitTimeoutSeconds * 1000);
+      idle = setTimeout(() => stop(`installer printed nothing for ${options.envInitTimeoutSeconds}s and was stopped`), options.envInitTimeoutSeconds * 1000);
     };
     const onOutput = (chunk: Buffer) => {
       arm();
@@ -111,17 +144,22 @@ function runInstaller(
       const last = chunk.toString("utf8").trim().split("\n").pop();
       if (last) progress(last.slice(0, 200));
     };
+    const done = () => {
+      clearTimeout(idle);
+      signal?.removeEventListener("abort", onAbort);
+    };
     arm();
     child.stdout.on("data", onOutput);
     child.stderr.on("data", onOutput);
     child.on("error", (err) => {
-      clearTimeout(idle);
+      done();
       reject(new Error(`failed to run ${command}: ${err.message}`));
     });
     child.on("close", (code) => {
-      clearTimeout(idle);
-      if (code === 0) resolve();
-      else reject(new Error(`failed to install plugin dependencies (${args.slice(0, 2).join(" ")} exited ${code}): ${tail.trim()}`));
+      done();
+      if (code === 0 && !stoppedBecause) return resolve();
+      const step = `${args.slice(0, 2).join(" ")} exited ${code}`;
+      reject(new Error(`${stoppedBecause ? `${stoppedBecause} (${step})` : step}: ${tail.trim()}`));
     });
   });
 }

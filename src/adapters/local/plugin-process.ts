@@ -1,16 +1,22 @@
 /**
- * One long-lived Python process running a plugin over stdio, shared by all tenants and
- * sessions. Sessions are multiplexed by session id; backwards invocations are answered on
- * stdin. Readiness is the first heartbeat; a process that stops heartbeating, exits, or grows
- * past its memory limit ends its open sessions with an error and is started again on demand.
+ * A supervised plugin: one long-lived Python process at a time running the plugin over stdio,
+ * shared by all tenants and sessions. Each child ("generation") has its own connection,
+ * heartbeat clock and stderr: nothing of a dead child carries over to the next. A child that
+ * exits, stops heartbeating or grows past its memory limit ends its open sessions with an error
+ * naming the plugin and is started again by itself after a short backoff; one that keeps
+ * crashing is left stopped for a cooldown and calls get the crash-loop error with its last
+ * stderr lines. Stopping drains: in-flight calls may finish (bounded) before the child goes.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
+import { CrashHistory, defaultRestartPolicy, type RestartPolicy } from "../../domain/restart-policy.js";
+import { runtimeError } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
+import { createInterface } from "node:readline";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
+import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
+import { untilAborted } from "../../shared/until-aborted.js";
 
 export interface PluginProcessOptions {
   uniqueIdentifier: string;
@@ -18,127 +24,223 @@ export interface PluginProcessOptions {
   entrypoint: string;
   memoryBytes: number;
   readyTimeoutMs?: number;
-  /** The process is restarted if it goes this long without a heartbeat (upstream: 120 s). */
+  /** A child is restarted if it goes this long without a heartbeat (upstream: 120 s). */
   heartbeatTimeoutMs?: number;
+  restartPolicy?: RestartPolicy;
 }
 
-const STDERR_TAIL = 2000;
+const STDERR_TAIL = 4000;
 /** How often resident memory and heartbeats are checked: a plugin can overshoot its limit for this long. */
 const WATCHDOG_INTERVAL_MS = 250;
+/** A plugin using this share of its limit is logged once, so the operator sees it coming. */
+const MEMORY_WARNING_SHARE = 0.8;
+const STOP_GRACE_MS = 3000;
+
+/** One child process and everything that belongs to it alone. */
+interface Generation {
+  child: ReturnType<typeof spawnGroupLeader>;
+  connection: PluginConnection;
+  ready: Promise<Generation>;
+  startedAt: number;
+  lastHeartbeat: number;
+  stderrTail: string;
+  /** Why the daemon ended it (memory, heartbeat, stop), if it did. */
+  endedBy?: string;
+  warnedMemory: boolean;
+  watchdog: NodeJS.Timeout;
+}
 
 export class PluginProcess {
-  private child: ChildProcessWithoutNullStreams | undefined;
-  private ready: Promise<void> | undefined;
-  /** Sessions over the current child's stdin/stdout. */
-  private readonly connection: PluginConnection;
-  private stderrTail = "";
-  private lastHeartbeat = 0;
-  private watchdog: NodeJS.Timeout | undefined;
-  private stopping = false;
+  private current: Generation | undefined;
+  private readonly crashes: CrashHistory;
+  private restartTimer: NodeJS.Timeout | undefined;
+  private crashLoop: { untilMs: number; reason: string } | undefined;
+  private stopped = false;
 
   constructor(private readonly options: PluginProcessOptions) {
-    this.connection = new PluginConnection(options.uniqueIdentifier, (line) => this.child?.stdin.write(line));
+    this.crashes = new CrashHistory(options.restartPolicy ?? defaultRestartPolicy);
   }
 
-  /** Starts the process if needed and resolves once it is ready. */
-  start(): Promise<void> {
-    this.ready ??= this.spawn().catch((err: unknown) => {
-      this.ready = undefined;
-      throw err;
-    });
-    return this.ready;
+  /** Starts the plugin if needed and resolves once it is ready. */
+  async start(): Promise<void> {
+    await this.ready();
   }
 
   get pid(): number | undefined {
-    return this.child?.pid;
+    return this.current?.child.pid;
   }
 
-  invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
-    return this.connection.invoke(request, options, this.start());
+  /** "running", "starting", "restarting", "crash-loop" or "stopped" (for diagnostics and health). */
+  get state(): string {
+    if (this.stopped) return "stopped";
+    if (this.crashLoop && Date.now() < this.crashLoop.untilMs) return "crash-loop";
+    if (this.restartTimer) return "restarting";
+    if (!this.current) return "stopped";
+    return this.current.lastHeartbeat > 0 ? "running" : "starting";
   }
 
-  async stop(): Promise<void> {
-    this.stopping = true;
-    clearInterval(this.watchdog);
-    const child = this.child;
-    if (!child || child.exitCode !== null) return;
+  async *invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+    let generation: Generation;
+    try {
+      generation = await untilAborted(this.ready(), options.signal);
+    } catch (err) {
+      if (options.signal.aborted) return;
+      yield runtimeError((err as Error).message);
+      yield { type: "end" };
+      return;
+    }
+    yield* generation.connection.invoke(request, options);
+  }
+
+  /**
+   * Stops the plugin for good (upgrade, uninstall, daemon shutdown): no new calls, in-flight
+   * calls get up to `drainMs` to finish, then the whole process group is stopped.
+   */
+  async stop(drainMs = 0): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    const generation = this.current;
+    if (!generation) return;
+    if (drainMs > 0 && generation.connection.openSessions > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([generation.connection.whenIdle(), new Promise((r) => (timer = setTimeout(r, drainMs)))]);
+      clearTimeout(timer);
+    }
+    await this.end(generation, `plugin ${this.options.uniqueIdentifier} was stopped (upgraded, uninstalled or shut down) before the call finished`);
+  }
+
+  private ready(): Promise<Generation> {
+    const uid = this.options.uniqueIdentifier;
+    if (this.stopped) return Promise.reject(new Error(`plugin ${uid} is stopped (upgraded or uninstalled); call it again`));
+    if (this.current) return this.current.ready;
+    if (this.crashLoop) {
+      if (Date.now() < this.crashLoop.untilMs) {
+        const seconds = Math.ceil((this.crashLoop.untilMs - Date.now()) / 1000);
+        return Promise.reject(new Error(`plugin ${uid} keeps crashing and is stopped for ${seconds}s more; last error: ${this.crashLoop.reason}`));
+      }
+      this.crashLoop = undefined;
+    }
+    // A call during the backoff does not wait for it: it starts the plugin now.
+    clearTimeout(this.restartTimer);
+    this.restartTimer = undefined;
+    return this.spawn().ready;
+  }
+
+  private spawn(): Generation {
+    const { directory, entrypoint, uniqueIdentifier } = this.options;
+    const child = spawnGroupLeader(join(directory, ".venv", "bin", "python"), ["-m", entrypoint], directory, scrubbedEnvironment({ INSTALL_METHOD: "local", PYTHONUNBUFFERED: "1" }));
+    const readyTimeoutMs = this.options.readyTimeoutMs ?? 120_000;
+    let resolveReady!: (g: Generation) => void;
+    let rejectReady!: (err: Error) => void;
+    const generation: Generation = {
+      child,
+      connection: new PluginConnection(uniqueIdentifier, (line) => child.stdin.write(line)),
+      ready: new Promise<Generation>((resolve, reject) => {
+        resolveReady = resolve;
+        rejectReady = reject;
+      }),
+      startedAt: Date.now(),
+      lastHeartbeat: 0,
+      stderrTail: "",
+      warnedMemory: false,
+      watchdog: setInterval(() => void this.checkHealth(generation), WATCHDOG_INTERVAL_MS),
+    };
+    generation.watchdog.unref();
+    // Nobody may be waiting yet; the rejection still reaches every later caller of ready().
+    generation.ready.catch(() => undefined);
+    this.current = generation;
+
+    child.stderr.on("data", (chunk: Buffer) => {
+      generation.stderrTail = (generation.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL);
+    });
+    child.stdin.on("error", () => undefined);
+    const readyTimer = setTimeout(() => {
+      generation.endedBy = `plugin did not become ready within ${readyTimeoutMs / 1000}s`;
+      signalGroup(child.pid, "SIGKILL");
+    }, readyTimeoutMs);
+    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
+    lines.on("line", (line) =>
+      generation.connection.handleLine(line, () => {
+        if (generation.lastHeartbeat === 0) {
+          clearTimeout(readyTimer);
+          resolveReady(generation);
+        }
+        generation.lastHeartbeat = Date.now();
+      }),
+    );
+    child.on("error", (err) => {
+      generation.endedBy = `plugin process could not be started: ${err.message}`;
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(readyTimer);
+      clearInterval(generation.watchdog);
+      const reason = this.exitReason(generation, code, signal);
+      rejectReady(new Error(`plugin ${uniqueIdentifier} failed to start: ${reason}`));
+      this.onExit(generation, reason);
+    });
+    return generation;
+  }
+
+  private exitReason(generation: Generation, code: number | null, signal: NodeJS.Signals | null): string {
+    const how = generation.endedBy ?? `plugin process exited (${signal ?? `code ${code}`})`;
+    const stderr = lastLines(generation.stderrTail);
+    return stderr ? `${how}; last stderr lines:\n${stderr}` : how;
+  }
+
+  private onExit(generation: Generation, reason: string): void {
+    generation.connection.closeAll(`plugin ${this.options.uniqueIdentifier}: ${reason}`);
+    if (this.current !== generation) return;
+    this.current = undefined;
+    if (this.stopped) return;
+    const decision = this.crashes.crashed(Date.now());
+    if (decision.kind === "crash-loop") {
+      this.crashLoop = { untilMs: decision.untilMs, reason };
+      logger.error({ plugin: this.options.uniqueIdentifier, reason }, "plugin keeps crashing: stopped until its cooldown ends");
+      return;
+    }
+    logger.warn({ plugin: this.options.uniqueIdentifier, reason, restartInMs: decision.delayMs }, "plugin process ended; restarting it");
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.stopped && !this.current) this.spawn();
+    }, decision.delayMs);
+    this.restartTimer.unref();
+  }
+
+  /** Memory limit (resident set of the process group's leader against the limit) and liveness. */
+  private async checkHealth(generation: Generation): Promise<void> {
+    const { child } = generation;
+    if (generation !== this.current || child.exitCode !== null || !child.pid || generation.endedBy) return;
+    const rss = await residentBytes(child.pid);
+    const limit = this.options.memoryBytes;
+    const mib = (bytes: number) => Math.round(bytes / 1048576);
+    if (rss !== undefined && rss > limit) {
+      generation.endedBy = `plugin exceeded its memory limit (${mib(rss)} MiB > ${mib(limit)} MiB) and was stopped`;
+      signalGroup(child.pid, "SIGKILL");
+      return;
+    }
+    if (rss !== undefined && rss > limit * MEMORY_WARNING_SHARE && !generation.warnedMemory) {
+      generation.warnedMemory = true;
+      logger.warn({ plugin: this.options.uniqueIdentifier, rssMiB: mib(rss), limitMiB: mib(limit) }, "plugin is near its memory limit");
+    }
+    const heartbeatTimeout = this.options.heartbeatTimeoutMs ?? 120_000;
+    if (generation.lastHeartbeat && Date.now() - generation.lastHeartbeat > heartbeatTimeout) {
+      generation.endedBy = `plugin sent no heartbeat for ${heartbeatTimeout / 1000}s and was stopped`;
+      signalGroup(child.pid, "SIGKILL");
+    }
+  }
+
+  private async end(generation: Generation, reason: string): Promise<void> {
+    const { child } = generation;
+    generation.endedBy ??= reason;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
     child.stdin.end();
-    child.kill("SIGTERM");
-    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    signalGroup(child.pid, "SIGTERM");
+    const timer = setTimeout(() => signalGroup(child.pid, "SIGKILL"), STOP_GRACE_MS);
     await exited;
     clearTimeout(timer);
   }
-
-  private spawn(): Promise<void> {
-    const { directory, entrypoint } = this.options;
-    const child = spawn(join(directory, ".venv", "bin", "python"), ["-m", entrypoint], {
-      cwd: directory,
-      env: pluginEnvironment(),
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    this.child = child;
-    this.stderrTail = "";
-    child.stderr.on("data", (chunk: Buffer) => {
-      this.stderrTail = (this.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL);
-    });
-    child.stdin.on("error", () => undefined);
-    return new Promise((resolve, reject) => {
-      const readyTimer = setTimeout(() => {
-        reject(new Error(`plugin did not become ready within ${(this.options.readyTimeoutMs ?? 120_000) / 1000}s`));
-        child.kill("SIGKILL");
-      }, this.options.readyTimeoutMs ?? 120_000);
-      const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-      lines.on("line", (line) =>
-        this.connection.handleLine(line, () => {
-          this.lastHeartbeat = Date.now();
-          clearTimeout(readyTimer);
-          resolve();
-        }),
-      );
-      child.on("exit", (code, signal) => {
-        clearTimeout(readyTimer);
-        clearInterval(this.watchdog);
-        const reason = `plugin process exited (${signal ?? `code ${code}`})${this.stderrTail ? `: ${lastLines(this.stderrTail)}` : ""}`;
-        reject(new Error(reason));
-        this.onExit(child, reason);
-      });
-      this.watchdog = setInterval(() => void this.checkHealth(child), WATCHDOG_INTERVAL_MS);
-      this.watchdog.unref();
-    });
-  }
-
-  /** Memory limit (resident set size against the manifest's resource.memory) and liveness. */
-  private async checkHealth(child: ChildProcessWithoutNullStreams): Promise<void> {
-    if (child !== this.child || child.exitCode !== null || !child.pid) return;
-    const rss = await residentBytes(child.pid);
-    if (rss !== undefined && rss > this.options.memoryBytes) {
-      this.stderrTail += `\nplugin exceeded its memory limit (${Math.round(rss / 1048576)} MiB > ${Math.round(this.options.memoryBytes / 1048576)} MiB) and was stopped`;
-      child.kill("SIGKILL");
-      return;
-    }
-    const heartbeatTimeout = this.options.heartbeatTimeoutMs ?? 120_000;
-    if (this.lastHeartbeat && Date.now() - this.lastHeartbeat > heartbeatTimeout) {
-      this.stderrTail += `\nno heartbeat for ${heartbeatTimeout / 1000}s`;
-      child.kill("SIGKILL");
-    }
-  }
-
-  private onExit(child: ChildProcessWithoutNullStreams, reason: string): void {
-    if (child !== this.child) return;
-    this.child = undefined;
-    this.ready = undefined;
-    if (!this.stopping) logger.warn({ plugin: this.options.uniqueIdentifier, reason }, "plugin process ended");
-    this.connection.closeAll(reason);
-  }
-}
-
-/** Only what a plugin needs from the daemon's environment: never the daemon's own secrets. */
-function pluginEnvironment(): NodeJS.ProcessEnv {
-  const pass = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE"];
-  const env: NodeJS.ProcessEnv = { INSTALL_METHOD: "local", PYTHONUNBUFFERED: "1" };
-  for (const name of pass) if (process.env[name] !== undefined) env[name] = process.env[name];
-  return env;
 }
 
 async function residentBytes(pid: number): Promise<number | undefined> {
