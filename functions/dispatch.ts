@@ -1,6 +1,13 @@
-/** Lambda (response streaming): plugin invocations, `/plugin/{tenant}/dispatch/*` and `/v2/invoke/dispatch/*`. */
+/**
+ * Lambda (response streaming): plugin invocations, `/plugin/{tenant}/dispatch/*` and
+ * `/v2/invoke/dispatch/*`, and the raw-bytes answers (assets, extract-asset), which API Gateway
+ * hands to Dify as bytes only from a streaming integration (infra/constructs/api.ts).
+ */
 import { streamingHandler } from "../src/http/apigateway.js";
-import { groupRuntime } from "../src/routes/group-runtime.js";
+import { assetRoutes } from "../src/routes/assets.js";
+import { groupRuntime, type GroupRoutes } from "../src/routes/group-runtime.js";
 import { dispatchRoutes } from "../src/routes/dispatch.js";
 
-export const handler = streamingHandler(groupRuntime(dispatchRoutes));
+const routes: GroupRoutes = (d) => [...dispatchRoutes(d), ...assetRoutes(d)];
+
+export const handler = streamingHandler(groupRuntime(routes));

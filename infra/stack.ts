@@ -86,6 +86,9 @@ export class PluginDaemonStack extends Stack {
         // Counted against each plugin function's 250 MB unzipped quota before it is created.
         PLUGIN_LAYER_BYTES: String(this.pluginRuntime.layerUnzippedBytes),
         AUTO_UPGRADE_ENABLED: String(s.autoUpgrade),
+        // fetch/manifest downloads marketplace packages itself, so Dify never uploads them through
+        // API Gateway (src/adapters/aws/marketplace-prefetch.ts).
+        FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
         LOG_LEVEL: s.logLevel,
       },
     });
@@ -124,7 +127,7 @@ export class PluginDaemonStack extends Stack {
   /** What each handler touches, and nothing else. */
   private grantHandlerPermissions(): void {
     const fn = this.handlers.functions;
-    const { packages, assets, pluginCode } = PACKAGE_BUCKET_PREFIXES;
+    const { packages, assets, pluginCode, pluginStorage } = PACKAGE_BUCKET_PREFIXES;
 
     // management: uploads/decodes packages, serves assets, manages endpoints (encrypted through
     // Dify's inner API), uninstalls plugin functions, starts install tasks.
@@ -140,8 +143,9 @@ export class PluginDaemonStack extends Stack {
     // the session callback tokens plugin functions present when they call back.
 
     // dispatch: resolves the installation, records the session for backwards invocation, streams
-    // the plugin function's answer.
+    // the plugin function's answer; serves assets (assets/) and files of stored packages (packages/).
     this.table.grantReadWriteData(fn.dispatch);
+    this.packages.grantObjects(fn.dispatch, { prefixes: [packages, assets], read: true });
     this.daemonKey.grantRead(fn.dispatch);
     this.pluginRuntime.grantInvokePlugins(fn.dispatch);
 
@@ -152,8 +156,9 @@ export class PluginDaemonStack extends Stack {
     this.pluginRuntime.grantInvokePlugins(fn["public-endpoint"]);
 
     // backwards-invocation: looks up the session and calls Dify's inner API; plugin storage
-    // lives in the table.
+    // lives in the table, values over 64 KiB under plugin-storage/ in the bucket.
     this.table.grantReadWriteData(fn["backwards-invocation"]);
+    this.packages.grantObjects(fn["backwards-invocation"], { prefixes: [pluginStorage], read: true, write: true, delete: true });
     this.daemonKey.grantRead(fn["backwards-invocation"]);
     this.difyInnerApi.grantReadApiKey(fn["backwards-invocation"]);
 

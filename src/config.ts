@@ -80,6 +80,19 @@ const envSchema = z.object({
   INSTALL_WORKER_FUNCTION: z.string().optional(),
   DAEMON_PUBLIC_URL: z.string().optional(),
   PLUGIN_ARCH: z.enum(["arm64", "x86_64"]).default("arm64"),
+  /** AWS: unzipped bytes of the plugin layer (set by the CDK stack), counted against Lambda's 250 MB. */
+  PLUGIN_LAYER_BYTES: int(0),
+  /** AWS: plugin functions get at least this much memory (and the CPU share that comes with it). */
+  PLUGIN_MIN_MEMORY_MB: int(1024),
+  /** AWS: VPC placement of plugin functions (comma-separated ids); none when empty. */
+  PLUGIN_SUBNET_IDS: list,
+  PLUGIN_SECURITY_GROUP_IDS: list,
+  /** AWS: `fetch/manifest` downloads an unknown identifier from the marketplace (so Dify does not upload it). */
+  FETCH_MISSING_MARKETPLACE_PACKAGES: z.string().optional(),
+  /** Streams silent this long get a blank keep-alive line (API Gateway cuts streams idle for 5 minutes). */
+  STREAM_KEEPALIVE_MS: int(60_000),
+  /** Before a stream's first chunk the response is held back (Dify's first-token timeout) at most this long. */
+  STREAM_FIRST_CHUNK_WAIT_MS: int(240_000),
   LOG_LEVEL: z.string().default("info"),
   /** The daemon's own auto-upgrade check (docs/auto-upgrade.md); turn Dify's off when this is on. */
   AUTO_UPGRADE_ENABLED: bool(true),
@@ -143,6 +156,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     installWorkerFunction: e.INSTALL_WORKER_FUNCTION,
     daemonPublicUrl: e.DAEMON_PUBLIC_URL,
     pluginArch: e.PLUGIN_ARCH,
+    pluginLayerBytes: e.PLUGIN_LAYER_BYTES,
+    pluginMinMemoryMiB: e.PLUGIN_MIN_MEMORY_MB,
+    pluginVpc: { subnetIds: e.PLUGIN_SUBNET_IDS, securityGroupIds: e.PLUGIN_SECURITY_GROUP_IDS },
+    fetchMissingMarketplacePackages: bool(e.STORE_BACKEND === "aws").parse(e.FETCH_MISSING_MARKETPLACE_PACKAGES),
+    streamKeepAlive: { idleMs: e.STREAM_KEEPALIVE_MS, firstChunkWaitMs: e.STREAM_FIRST_CHUNK_WAIT_MS },
     logLevel: e.LOG_LEVEL,
     autoUpgrade: {
       enabled: e.AUTO_UPGRADE_ENABLED,

@@ -7,6 +7,11 @@
  *   STREAM, which invokes the function with InvokeWithResponseStream and allows integration
  *   timeouts up to 15 minutes without a quota increase.
  * - Everything else is buffered (29 s integration timeout, 10 MB payload).
+ * - Request bodies reach Lambda as text unless their Content-Type is a binary media type (then
+ *   base64, 4/3 larger, inside Lambda's 6 MB event). So JSON dispatch bodies keep almost all of the
+ *   6 MB, and only uploads and binary webhook bodies pay for base64. Binary answers (assets) go
+ *   through the streaming dispatch function: streamed responses are passed through as bytes
+ *   whatever the binary media types.
  * - No API Gateway API keys or authorizers: Dify sends the daemon key as `X-Api-Key` and the
  *   handlers check it (API keys would claim that header); `/e/*` is public by design and
  *   backwards invocation is authenticated by its session id, as upstream.
@@ -24,7 +29,7 @@ import { acknowledge } from "../nag.js";
 export interface ApiRouteTargets {
   /** Buffered: management, endpoint setup, assets, debugging, extract, health, and the 404 catch-all. */
   readonly management: lambda.IFunction;
-  /** Streaming: plugin invocation. */
+  /** Streaming: plugin invocation, and the raw-bytes answers (assets, extract-asset). */
   readonly dispatch: lambda.IFunction;
   /** Streaming: public plugin endpoints `/e/{hook_id}/...`. */
   readonly publicEndpoint: lambda.IFunction;
@@ -45,6 +50,26 @@ export interface ApiProps {
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
 }
+
+/**
+ * Content types whose request bodies API Gateway base64-encodes for Lambda: what is not text.
+ * Anything else (JSON above all) reaches the handler as a UTF-8 string. "API Gateway uses the
+ * first Accept header from clients to determine if a response should return binary media" and
+ * streaming integrations need no binary media types at all
+ * (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-payload-encodings.html),
+ * which is why binary answers are served by a streaming route instead of a `*` + `/*` entry here.
+ */
+export const BINARY_MEDIA_TYPES = [
+  "multipart/form-data",
+  "application/octet-stream",
+  "application/zip",
+  "application/x-zip-compressed",
+  "application/gzip",
+  "application/pdf",
+  "image/*",
+  "audio/*",
+  "video/*",
+] as const;
 
 /** Upstream's answer for unknown routes (a string `code`, unlike the envelope). */
 export const NOT_FOUND_BODY = '{"code":"not_found","message":"route not found"}';
@@ -81,14 +106,15 @@ export const GATEWAY_ERRORS: Array<{ id: string; type: apigateway.ResponseType; 
     body: gatewayErrorBody(-500, "PluginDaemonInternalServerError", "too many requests: the API's throttling limit was reached"),
   },
   {
-    // Most often a request Lambda refuses: an event over its 6 MB limit (uploads above ~4.5 MB).
+    // Most often a request Lambda refuses: an event over its 6 MB limit (uploads above ~4.4 MB,
+    // JSON bodies above ~6 MB).
     id: "Default5xx",
     type: apigateway.ResponseType.DEFAULT_5XX,
     status: "502",
     body: gatewayErrorBody(
       -500,
       "PluginDaemonInternalServerError",
-      "API Gateway could not run the daemon handler (for uploads: packages above about 4.5 MB exceed Lambda's 6 MB request limit)",
+      "API Gateway could not run the daemon handler (the request may exceed Lambda's 6 MB limit: uploads above about 4.4 MB, JSON bodies above about 6 MB)",
     ),
   },
 ];
@@ -136,9 +162,8 @@ export class Api extends Construct {
     this.restApi = new apigateway.RestApi(this, "RestApi", {
       description: "Dify plugin daemon",
       endpointTypes: [apigateway.EndpointType.REGIONAL],
-      // Every body reaches the handlers base64-encoded and binary answers (assets) go out as bytes;
-      // the handlers decode `isBase64Encoded` themselves. Covers multipart package uploads.
-      binaryMediaTypes: ["*/*"],
+      // The handlers decode `isBase64Encoded` themselves, so either form works; see BINARY_MEDIA_TYPES.
+      binaryMediaTypes: [...BINARY_MEDIA_TYPES],
       // API Gateway needs an account-level role to write logs; retained because it is shared by
       // every REST API in the account and region.
       cloudWatchRole: true,
@@ -197,10 +222,12 @@ export class Api extends Construct {
     root.addProxy({ defaultIntegration: management, anyMethod: true });
 
     const tenant = root.addResource("plugin").addResource("{tenant_id}");
-    for (const group of ["management", "endpoint", "asset", "debugging"]) {
+    for (const group of ["management", "endpoint", "debugging"]) {
       tenant.addResource(group).addProxy({ defaultIntegration: management, anyMethod: true });
     }
-    tenant.addResource("extract-asset").addMethod("ANY", management);
+    // Raw bytes: a buffered route would hand Dify base64 text (its Accept is */*, no binary type).
+    tenant.addResource("asset").addProxy({ defaultIntegration: dispatch, anyMethod: true });
+    tenant.addResource("extract-asset").addMethod("ANY", dispatch);
     tenant.addResource("dispatch").addResource("{proxy+}").addMethod("POST", dispatch);
 
     const invoke = root.addResource("v2").addResource("invoke");

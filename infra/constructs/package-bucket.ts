@@ -1,6 +1,6 @@
 /**
- * The bucket holding plugin packages (`packages/`), extracted assets (`assets/`) and the Lambda
- * code zips built for plugins (`plugin-code/`). Private, encrypted, TLS-only, versioned, retained.
+ * The bucket holding plugin packages (`packages/`), extracted assets (`assets/`), the Lambda
+ * code zips built for plugins (`plugin-code/`) and large plugin storage values (`plugin-storage/`). Private, encrypted, TLS-only, versioned, retained.
  */
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
@@ -20,6 +20,8 @@ export const PACKAGE_BUCKET_PREFIXES = {
   packages: "packages/",
   assets: "assets/",
   pluginCode: "plugin-code/",
+  /** Plugin storage values over 64 KiB (src/stores/plugin-storage.ts). */
+  pluginStorage: "plugin-storage/",
 } as const;
 
 export interface ObjectAccess {

@@ -10,6 +10,7 @@ import { bind, header, pagination, type DaemonRequest } from "../http/daemon-req
 import { ok } from "../http/daemon-response.js";
 import { parseMultipart } from "../http/multipart.js";
 import type { Route } from "../http/router.js";
+import { storedOrFetched } from "../adapters/aws/marketplace-prefetch.js";
 import { Catalog, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
 import type { Daemon } from "../daemon.js";
 import { assetRoutes } from "./assets.js";
@@ -183,7 +184,8 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "GET",
       pattern: `${M}/fetch/manifest`,
       handler: async (req) => {
-        const record = await d.packages.get(bind(req, identifierQuery).plugin_unique_identifier);
+        // On AWS an unknown identifier is fetched from the marketplace here, so Dify does not upload it.
+        const record = await storedOrFetched(d, bind(req, identifierQuery).plugin_unique_identifier);
         if (!record) throw badRequest("plugin not found");
         return ok(record.declaration);
       },

@@ -13,6 +13,11 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
 import { itemTableDefinition } from "../support/aws-resources.js";
+import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
+import type { BlobStore } from "../../src/ports/blob-store.js";
+import { assetBlobKey, packageBlobKey } from "../../src/stores/package-records.js";
+import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
 import { HANDLER_NAMES, type HandlerName } from "../../infra/constructs/handlers.js";
 import { NOT_FOUND_BODY } from "../../infra/constructs/api.js";
 import { bundleHandlers, logicalId, repoRoot, synthDaemon, type SynthesizedDaemon } from "./synth.js";
@@ -311,8 +316,9 @@ describe("api", () => {
     ["ANY", "/{proxy+}", "management", false],
     ["ANY", "/plugin/{tenant_id}/management/{proxy+}", "management", false],
     ["ANY", "/plugin/{tenant_id}/endpoint/{proxy+}", "management", false],
-    ["ANY", "/plugin/{tenant_id}/asset/{proxy+}", "management", false],
-    ["ANY", "/plugin/{tenant_id}/extract-asset", "management", false],
+    // Raw bytes: only streamed answers reach Dify as bytes whatever its Accept header.
+    ["ANY", "/plugin/{tenant_id}/asset/{proxy+}", "dispatch", true],
+    ["ANY", "/plugin/{tenant_id}/extract-asset", "dispatch", true],
     ["ANY", "/plugin/{tenant_id}/debugging/{proxy+}", "management", false],
     ["ANY", "/v2/invoke/extract", "management", false],
     ["GET", "/health/check", "management", false],
@@ -356,10 +362,20 @@ describe("api", () => {
     }
   });
 
-  it("is a Regional REST API passing every body through as binary", () => {
+  it("is a Regional REST API that base64-encodes only binary request bodies: JSON reaches the handlers as text", () => {
     const apis = ofType("AWS::ApiGateway::RestApi");
     expect(apis).toHaveLength(1);
-    expect(apis[0]![1].Properties).toMatchObject({ BinaryMediaTypes: ["*/*"], EndpointConfiguration: { Types: ["REGIONAL"] } });
+    const api = apis[0]![1].Properties;
+    expect(api.EndpointConfiguration).toEqual({ Types: ["REGIONAL"] });
+    const binary = (contentType: string) =>
+      (api.BinaryMediaTypes as string[]).some((entry) => {
+        const [t, s] = entry.split("/");
+        const [ct, cs] = contentType.split("/");
+        return (t === "*" || t === ct) && (s === "*" || s === cs);
+      });
+    // Base64 would take a third of Lambda's 6 MB event from every JSON body (a 3.3 MB inline image).
+    for (const text of ["application/json", "text/plain", "application/x-www-form-urlencoded"]) expect(binary(text), text).toBe(false);
+    for (const bytes of ["multipart/form-data", "application/octet-stream", "image/png", "application/zip"]) expect(binary(bytes), bytes).toBe(true);
   });
 
   it("logs access as JSON, logs errors, and throttles the stage", () => {
@@ -457,7 +473,7 @@ describe("iam", () => {
     const prefix = "difypluginda-plugin-";
     // Each pattern has its written reason at the code that grants it (infra/nag.ts allowWildcards).
     const allowed = [
-      new RegExp(`^<${bucket}\\.Arn>/(packages|assets|plugin-code)/\\*$`),
+      new RegExp(`^<${bucket}\\.Arn>/(packages|assets|plugin-code|plugin-storage)/\\*$`),
       new RegExp(`^arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:${prefix}\\*$`),
       new RegExp(`^arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/lambda/${prefix}\\*(:log-stream:\\*)?$`),
       new RegExp(`^<${fnId["install-worker"]}\\.Arn>:\\*$`),
@@ -554,6 +570,40 @@ describe("iam", () => {
       for (const r of grants(roleOf(fnId[name]), "secretsmanager:GetSecretValue")) expect([daemonKey, innerKey]).toContainEqual(r);
     }
     expect(grants(roleOf(fnId["install-worker"]), "secretsmanager:GetSecretValue")).toEqual([]);
+  });
+
+  it("lets each handler read, write and delete exactly the bucket keys its code produces", async () => {
+    // The keys, from the code that makes them; a large storage value through PluginStorage itself.
+    const uid = `langgenius/openai:0.0.20@${"a".repeat(64)}`;
+    const stored: string[] = [];
+    const recording: BlobStore = { put: async (k) => void stored.push(k), get: async () => undefined, exists: async () => false, delete: async () => undefined };
+    await new PluginStorage(new SqliteItemStore({ filename: ":memory:" }), recording).set("t1", "org/p", "big", new Uint8Array(INLINE_MAX_BYTES + 1), 2 ** 30);
+    const key = { package: packageBlobKey(uid), asset: assetBlobKey("0123abcd.svg"), code: pluginCodeKey(uid, "python3.12", "arm64"), storage: stored[0]! };
+    expect(key.storage).toBeDefined();
+
+    type Access = "s3:GetObject" | "s3:PutObject" | "s3:DeleteObject";
+    const uses: Array<[runner: HandlerName | "builder", keyOf: keyof typeof key, Access[], why: string]> = [
+      ["management", "package", ["s3:GetObject", "s3:PutObject"], "upload, decode, marketplace fetch on fetch/manifest"],
+      ["management", "asset", ["s3:PutObject"], "assets extracted at upload"],
+      ["dispatch", "asset", ["s3:GetObject"], "GET /asset/{id}"],
+      ["dispatch", "package", ["s3:GetObject"], "extract-asset"],
+      ["backwards-invocation", "storage", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "plugin storage over 64 KiB"],
+      ["install-worker", "package", ["s3:GetObject", "s3:PutObject"], "marketplace and GitHub installs"],
+      ["install-worker", "asset", ["s3:PutObject"], "assets of downloaded packages"],
+      ["install-worker", "code", ["s3:GetObject", "s3:DeleteObject"], "CreateFunction reads the zip with the caller's permissions"],
+      ["upgrade-check", "package", ["s3:PutObject"], "upgrades download the new package"],
+      ["builder", "package", ["s3:GetObject"], "the package to build"],
+      ["builder", "code", ["s3:PutObject"], "the built zip"],
+    ];
+    const bucket = `<${logicalId(daemon.stack, daemon.stack.packages.bucket)}.Arn>/`;
+    const covers = (pattern: string, objectKey: string) =>
+      pattern.startsWith(bucket) && new RegExp(`^${pattern.slice(bucket.length).split("*").map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*")}$`).test(objectKey);
+    for (const [runner, keyOf, actions, why] of uses) {
+      const role = roleOf(fnId[runner]);
+      for (const action of actions) {
+        expect(grants(role, action).some((p) => covers(p, key[keyOf])), `${runner} ${action} ${key[keyOf]} (${why})`).toBe(true);
+      }
+    }
   });
 
   it("scopes the plugin builder to reading packages/ and writing plugin-code/", () => {

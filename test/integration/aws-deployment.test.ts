@@ -44,6 +44,7 @@ import {
   proxyResultBody,
   restApiEvent,
   streamingResponse,
+  type RestApiSettings,
   type RestRequest,
   type StreamedAnswer,
 } from "../support/apigateway-events.js";
@@ -52,6 +53,9 @@ import { FakeLambdaService, type FakeFunction } from "../support/fake-lambda-ser
 import { packFixture } from "../support/fixture-packages.js";
 import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
 import { buildPackage } from "../support/package-builder.js";
+import { echoToolPackage, FakeMarketplace, syntheticIdentifier } from "../support/fake-marketplace.js";
+import { BINARY_MEDIA_TYPES } from "../../infra/constructs/api.js";
+import { LAMBDA_MAX_REQUEST_BYTES } from "../../src/adapters/aws/lambda-function-spec.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
 const TENANT = "6f1c2a9e-4b7d-4e21-9a3f-0c5d8e7b1a42";
@@ -62,6 +66,8 @@ const PREFIX = "dify-plugin-";
 const ROLE_ARN = "arn:aws:iam::123456789012:role/dify-daemon-plugin";
 const LAYER_ARN = "arn:aws:lambda:us-east-1:123456789012:layer:dify-plugin-runtime:7";
 const PUBLIC_URL = `https://${DAEMON_API.apiId}.execute-api.${DAEMON_API.region}.amazonaws.com/${DAEMON_API.stage}`;
+/** The API as infra/constructs/api.ts deploys it: its binary media types decide which bodies arrive base64-encoded. */
+const DEPLOYED_API: RestApiSettings = { ...DAEMON_API, binaryMediaTypes: BINARY_MEDIA_TYPES };
 const DAEMON_KEY = `key-${crypto.randomUUID()}`;
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -83,6 +89,7 @@ let bucket: string;
 let secretArn: string;
 let venv: SdkVenv;
 let fake: FakeLambdaService;
+let market: FakeMarketplace;
 let pool: SandboxPool;
 let codeRoot: string;
 let management: BufferedHandler;
@@ -146,6 +153,7 @@ beforeAll(async () => {
   await Promise.all([createTestTable(dynamo, table), createTestBucket(s3, bucket)]);
   secretArn = (await secrets.send(new CreateSecretCommand({ Name: `dify-daemon-key-${crypto.randomUUID()}`, SecretString: DAEMON_KEY }))).ARN!;
 
+  market = await FakeMarketplace.start();
   venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
   codeRoot = mkdtempSync(join(tmpdir(), "lambda-task-roots-"));
   fake = await FakeLambdaService.start({
@@ -178,6 +186,8 @@ beforeAll(async () => {
     DAEMON_PUBLIC_URL: PUBLIC_URL,
     FORCE_VERIFYING_SIGNATURE: "false",
     PLUGIN_MAX_EXECUTION_TIMEOUT: "120",
+    MARKETPLACE_API_URL: market.url,
+    FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
     LOG_LEVEL: "warn",
   });
   delete process.env.SERVER_KEY;
@@ -202,6 +212,7 @@ afterAll(async () => {
   await fake?.idle();
   await pool?.stop();
   await fake?.close();
+  await market?.close();
   venv?.remove();
   if (codeRoot) rmSync(codeRoot, { recursive: true, force: true });
   if (s3 && bucket) {
@@ -223,8 +234,16 @@ afterAll(async () => {
 
 const withKey = (headers: RestRequest["headers"] = {}, key = DAEMON_KEY) => ({ "X-Api-Key": key, ...headers });
 
-async function callManagement(request: RestRequest, api = DAEMON_API): Promise<{ status: number; envelope: Envelope; event: APIGatewayProxyEvent }> {
+/** What Lambda checks before it runs a handler: the whole event within its 6 MB synchronous request limit. */
+function lambdaEvent(request: RestRequest, api = DEPLOYED_API): APIGatewayProxyEvent {
   const event = restApiEvent(request, api);
+  const bytes = Buffer.byteLength(JSON.stringify(event));
+  if (bytes > LAMBDA_MAX_REQUEST_BYTES) throw new Error(`Lambda refuses the event: ${bytes} bytes > ${LAMBDA_MAX_REQUEST_BYTES} (API Gateway answers 502)`);
+  return event;
+}
+
+async function callManagement(request: RestRequest, api = DEPLOYED_API): Promise<{ status: number; envelope: Envelope; event: APIGatewayProxyEvent }> {
+  const event = lambdaEvent(request, api);
   const result = await management(event, lambdaContext("dify-daemon-management"));
   return { status: result.statusCode, envelope: JSON.parse(proxyResultBody(result).toString("utf8")) as Envelope, event };
 }
@@ -235,7 +254,7 @@ const postJson = (path: string, body: unknown) =>
 
 async function callDispatch(request: RestRequest): Promise<StreamedAnswer> {
   const { stream, answer } = streamingResponse();
-  await dispatch(restApiEvent(request), stream, lambdaContext("dify-daemon-dispatch"));
+  await dispatch(lambdaEvent(request), stream, lambdaContext("dify-daemon-dispatch"));
   return answer;
 }
 
@@ -324,10 +343,10 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       headers: withKey({ "Content-Type": "application/json" }),
       body: JSON.stringify({ plugin_unique_identifier: uid }),
     };
-    // The deployed API (binary media type */*) base64-encodes it; an API without it passes text.
-    for (const api of [DAEMON_API, { ...DAEMON_API, binaryMediaTypes: ["multipart/form-data"] }]) {
+    // The deployed API passes JSON as text; an API with binary media type */* would base64-encode it.
+    for (const api of [DEPLOYED_API, { ...DAEMON_API, binaryMediaTypes: ["*/*"] }]) {
       const decoded = await callManagement(request, api);
-      expect(decoded.event.isBase64Encoded).toBe(api === DAEMON_API);
+      expect(decoded.event.isBase64Encoded).toBe(api !== DEPLOYED_API);
       expect(decoded.event.body).not.toBeNull();
       expect(decoded.status).toBe(200);
       expect(decoded.envelope).toMatchObject({ code: 0, data: { unique_identifier: uid, manifest: { name: "echo-tool", verified: false } } });
@@ -446,6 +465,47 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     });
     expect(events(v2).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
     expect(pool.running.size).toBe(1);
+  });
+
+  it("carries a 5 MB JSON dispatch body as text inside Lambda's 6 MB event, to the plugin and back", async () => {
+    // Base64 (binary media type */*) would have made this a 6.7 MB event, which Lambda refuses.
+    const padding = "x".repeat(5 * 1024 * 1024);
+    const request: RestRequest = {
+      method: "POST",
+      path: `/plugin/${TENANT}/dispatch/tool/invoke`,
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
+      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 2, padding } } }),
+    };
+    expect(lambdaEvent(request).isBase64Encoded).toBe(false);
+    expect(() => lambdaEvent(request, { ...DAEMON_API, binaryMediaTypes: ["*/*"] })).toThrow(/Lambda refuses the event/);
+    const answer = await callDispatch(request);
+    expect(events(answer).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1"]);
+    // The plugin function got the whole parameter: its invocation payload stayed under 6 MB too.
+    const payload = fake.callsOf("InvokeWithResponseStream").at(-1)!.body as { request: { data: { tool_parameters: { padding: string } } } };
+    expect(payload.request.data.tool_parameters.padding).toHaveLength(padding.length);
+  });
+
+  it("downloads a marketplace identifier it does not have when Dify asks fetch/manifest, so Dify never uploads it", async () => {
+    // Dify's install_from_marketplace_pkg: fetch/manifest first, download + upload only when that fails.
+    const pkg = await echoToolPackage("0.0.2", "market-tool");
+    const marketUid = await market.publish(pkg);
+    const fetched = await getJson("/fetch/manifest", { plugin_unique_identifier: marketUid });
+    expect(fetched.envelope, JSON.stringify(fetched.envelope)).toMatchObject({ code: 0, data: { name: "market-tool", version: "0.0.2" } });
+    const object = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: packageBlobKey(marketUid) }));
+    expect(object.ContentLength).toBe(pkg.byteLength);
+    // What Dify calls next works on the stored package.
+    const decoded = await callManagement({
+      method: "GET",
+      path: `${M}/decode/from_identifier`,
+      headers: withKey({ "Content-Type": "application/json" }),
+      body: JSON.stringify({ plugin_unique_identifier: marketUid }),
+    });
+    expect(decoded.envelope).toMatchObject({ code: 0, data: { unique_identifier: marketUid } });
+
+    // Neither stored nor on the marketplace: the same "not found" as before, so Dify's fallback still runs.
+    const unknown = await getJson("/fetch/manifest", { plugin_unique_identifier: syntheticIdentifier("fixtures/nowhere", "1.0.0") });
+    expect(unknown.envelope.code).not.toBe(0);
+    expect(unknown.envelope.message).toMatch(/plugin not found/);
   });
 
   it("uninstalls: the plugin function is deleted and the installation item is gone", async () => {
