@@ -12,11 +12,23 @@ import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:c
  * backend) runs with exactly what the plugin itself runs with.
  */
 export function scrubbedEnvironment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const pass = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "SSL_CERT_FILE"];
   const env: NodeJS.ProcessEnv = { ...extra };
-  for (const name of pass) if (process.env[name] !== undefined) env[name] = process.env[name];
+  for (const name of PASSED_THROUGH) if (process.env[name] !== undefined) env[name] = process.env[name];
   return env;
 }
+
+/**
+ * The machine's settings a plugin or installer needs to reach package indexes and APIs: locale,
+ * proxies, the CA bundle of a TLS-inspecting proxy, index mirrors (upstream's uv environment
+ * passes the same kind: internal/core/local_runtime/setup_python_environment.go @ bdb5642a).
+ */
+const PASSED_THROUGH = [
+  "PATH", "HOME", "LANG", "LC_ALL", "TZ",
+  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
+  "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "UV_NATIVE_TLS",
+  "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_FIND_LINKS", "PIP_CERT",
+  "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_NEXUS_USERNAME", "UV_INDEX_NEXUS_PASSWORD",
+];
 
 /**
  * A watcher that stays the group's parent: when the daemon goes (its parent pid changes, as it

@@ -121,9 +121,6 @@ function runInstaller(
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new Error(String(signal.reason ?? "install aborted")));
     const env = scrubbedEnvironment({ VIRTUAL_ENV: join(cwd, ".venv"), UV_CACHE_DIR: join(toolchainCacheDir(), "uv-cache") });
-    for (const name of ["UV_INDEX_NEXUS_USERNAME", "UV_INDEX_NEXUS_PASSWORD", "REQUESTS_CA_BUNDLE", "UV_PYTHON_INSTALL_DIR"]) {
-      if (process.env[name] !== undefined) env[name] = process.env[name];
-    }
     const child = spawnWatchedGroup(python, command, args, cwd, env);
     let tail = "";
     let idle: NodeJS.Timeout;
