@@ -21,7 +21,16 @@ import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-ar
 import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
 import { fixturesDir, packFixture } from "../support/fixture-packages.js";
 import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
-import { startPostgres, type TestPostgres } from "../support/postgres.js";
+import { startPostgres, POSTGRES_PASSWORD, POSTGRES_USER, type TestPostgres } from "../support/postgres.js";
+import { createTestBucket, createTestTable, uniqueResourceName } from "../support/aws-resources.js";
+import { createDynamoDbClient, createS3Client } from "../../src/adapters/aws/clients.js";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
+import { DynamoDbItemStore } from "../../src/adapters/aws/dynamodb-item-store.js";
+import { S3BlobStore } from "../../src/adapters/aws/s3-blob-store.js";
+import { Endpoints } from "../../src/stores/endpoints.js";
+import { Installations } from "../../src/stores/installations.js";
+import { PackageRecords } from "../../src/stores/package-records.js";
+import { PluginStorage } from "../../src/stores/plugin-storage.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const goFixtures = fileURLToPath(new URL("../fixtures/go-daemon", import.meta.url));
@@ -397,4 +406,50 @@ describe("migrate from-go", () => {
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toEqual({ error: `endpoints row ${rowId}: settings: not a JSON object` });
   });
+});
+
+describe("migrate from-go on AWS", () => {
+  it("reads the Go daemon's S3 storage with its own settings and writes the stack's table and bucket", async () => {
+    const endpoint = process.env.AWS_ENDPOINT_URL!;
+    const goBucket = uniqueResourceName("go-storage");
+    const table = uniqueResourceName("migrated");
+    const bucket = uniqueResourceName("migrated");
+    const s3 = createS3Client();
+    await Promise.all([createTestBucket(s3, goBucket), createTestBucket(s3, bucket), createTestTable(createDynamoDbClient(), table)]);
+    for (const key of listFiles(storageRoot)) {
+      await s3.send(new PutObjectCommand({ Bucket: goBucket, Key: key, Body: readFileSync(join(storageRoot, key)) }));
+    }
+    // The Go daemon's own .env, as its operator has it.
+    const goEnv = join(work, "go-daemon.env");
+    writeFileSync(goEnv, [
+      "# the Go daemon's settings", "DB_TYPE=postgresql", "DB_HOST=127.0.0.1", `DB_PORT=${postgres.port}`, `DB_USERNAME=${POSTGRES_USER}`,
+      `DB_PASSWORD="${POSTGRES_PASSWORD}"`, `DB_DATABASE=${DB}`, "PLUGIN_STORAGE_TYPE=aws_s3", `PLUGIN_STORAGE_OSS_BUCKET=${goBucket}`,
+      `S3_ENDPOINT=${endpoint}`, "S3_USE_PATH_STYLE=true", "AWS_ACCESS_KEY=test", "AWS_SECRET_KEY=test", "AWS_REGION=us-east-1",
+    ].join("\n"));
+    const run = () => cli(["--go-env", goEnv, "--target", "aws", "--table", table, "--bucket", bucket, "--json"]);
+
+    const first = await run();
+    expect(first.code, first.stderr).toBe(0);
+    const report = JSON.parse(first.stdout) as Report;
+    expect(report.counts).toMatchObject({
+      packages: { migrated: 3 }, installations: { migrated: 5 }, endpoints: { migrated: 3 }, storage: { migrated: 4 },
+    });
+    // Lambda functions are built by --prepare (or the first install); until then the report says so.
+    expect(report.runtimes.every((r) => !r.ready)).toBe(true);
+
+    const items = new DynamoDbItemStore({ tableName: table });
+    const installations = await new Installations(items).list(A);
+    expect(installations.map((i) => [i.id, i.runtime_type]).sort()).toEqual([[id.echoA, "serverless"], [id.llmA, "serverless"], [id.storeA, "serverless"]].sort());
+    expect((await new PackageRecords(items, new S3BlobStore({ bucket })).bytes(uid.store))?.byteLength).toBeGreaterThan(0);
+    expect(await new Endpoints(items).findByHook("hookbbbbbbbbbbb1")).toMatchObject({ id: id.hookB1, tenant_id: B, settings: { greeting: "hi tenant b" } });
+    const storage = new PluginStorage(items, new S3BlobStore({ bucket }));
+    expect(Buffer.compare((await storage.get(A, "fixtures/backwards-tool", "big"))!, bigValue)).toBe(0);
+    expect((await storage.get(A, "fixtures/backwards-tool", "nested/deep"))?.toString()).toBe("nested value");
+
+    const second = await run();
+    expect(second.code, second.stderr).toBe(0);
+    const again = JSON.parse(second.stdout) as Report;
+    expect(Object.values(again.counts).every((c) => c.migrated === 0)).toBe(true);
+    expect(again.counts).toMatchObject({ packages: { present: 3 }, installations: { present: 5 }, endpoints: { present: 3 }, storage: { present: 4 } });
+  }, 120_000);
 });
