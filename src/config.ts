@@ -48,7 +48,8 @@ const envSchema = z.object({
   THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED: bool(false),
   THIRD_PARTY_SIGNATURE_VERIFICATION_PUBLIC_KEYS: list,
   PLUGIN_MAX_EXECUTION_TIMEOUT: int(600),
-  PLUGIN_INSTALL_TIMEOUT: int(15),
+  /** Minutes (upstream's unit); fractions allowed. */
+  PLUGIN_INSTALL_TIMEOUT: z.coerce.number().positive().default(15),
   MARKETPLACE_API_URL: z.string().url().default("https://marketplace.dify.ai"),
   GITHUB_API_URL: z.string().url().default("https://github.com"),
   DIFY_INNER_API_URL: z.string().optional(),

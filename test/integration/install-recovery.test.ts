@@ -39,7 +39,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function startDaemon(): Promise<RunningDaemon> {
+async function startDaemon(extraEnv: Record<string, string> = {}): Promise<RunningDaemon> {
   const port = await freePort();
   const child = spawn(process.execPath, ["--import", "tsx", "src/local/main.ts"], {
     env: {
@@ -54,6 +54,7 @@ async function startDaemon(): Promise<RunningDaemon> {
       PYTHON_INTERPRETER_PATH: inject("pythonPath"),
       UV_PATH: inject("uvPath"),
       LOG_LEVEL: "warn",
+      ...extraEnv,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -163,6 +164,28 @@ describe("install-time code", () => {
       expect(message).not.toContain(name);
     }
     expect(message).not.toContain("ENV-PROBE secret");
+    d.process.kill("SIGTERM");
+  });
+});
+
+describe("the install timeout", () => {
+  it("stops an install that runs past PLUGIN_INSTALL_TIMEOUT, kills its installer and fails the task", async () => {
+    const pidFile = join(dataDir, "slow-probe.pid");
+    const d = await startDaemon({ PLUGIN_INSTALL_TIMEOUT: "0.05" });
+    const started = Date.now();
+    const taskId = await startInstall(
+      d,
+      await packFixture("build-probe-tool", { version: "0.0.3", files: { "probe/pid_file": pidFile, "probe/sleep_seconds": "120" } }),
+    );
+    const failed = await until(async () => {
+      const t = await task(d, taskId);
+      return t.status === "failed" ? t : undefined;
+    }, 30_000, "timed-out task failed");
+    expect(failed.plugins[0]!.message).toContain("install timed out after 0.05 minutes (PLUGIN_INSTALL_TIMEOUT)");
+    expect(Date.now() - started).toBeLessThan(15_000);
+    const probePid = Number(readFileSync(pidFile, "utf8"));
+    await until(() => (alive(probePid) ? undefined : true), 5000, "build backend stopped");
+    await until(() => (stagingDirs().length === 0 ? true : undefined), 5000, "staging directory removed");
     d.process.kill("SIGTERM");
   });
 });
