@@ -4,6 +4,7 @@
  * in-flight calls, and an install racing an uninstall of the same package in another tenant.
  */
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { packFixture } from "../support/fixture-packages.js";
@@ -32,11 +33,11 @@ async function call(tenant: string, data: Record<string, unknown> = whoami()) {
 }
 
 /** The pid and version that answered, or the error message. */
-async function whoAnswered(tenant: string, seconds = 0): Promise<{ pid?: number; version?: string; error?: string }> {
+async function whoAnswered(tenant: string, seconds = 0): Promise<{ pid?: number; version?: string; six?: string; error?: string }> {
   const events = await call(tenant, whoami(seconds));
   const last = events.at(-1)!;
   if (last.code !== 0) return { error: JSON.parse(last.message).message as string };
-  const json = events.map((e) => (e.data as { type?: string; message?: { json_object?: { pid: number; version: string } } })).find((m) => m?.type === "json");
+  const json = events.map((e) => (e.data as { type?: string; message?: { json_object?: { pid: number; version: string; six?: string } } })).find((m) => m?.type === "json");
   return json!.message!.json_object!;
 }
 
@@ -148,6 +149,18 @@ describe("installs", () => {
       expect(Date.now() - started).toBeGreaterThan(300);
     }
     expect(await installationOf(B)).toBeUndefined();
+  });
+
+  it("installs exactly what a shipped uv.lock pins (uv sync --frozen), as upstream does", async () => {
+    const lockDir = fileURLToPath(new URL("../fixtures/uv-lock/", import.meta.url));
+    // pyproject.toml asks for six>=1.0 (today 1.17); the lock pins 1.16.0.
+    const pkg = await packFixture("lifecycle-tool", {
+      version: "0.5.0",
+      files: { "pyproject.toml": readFileSync(`${lockDir}pyproject.toml`), "uv.lock": readFileSync(`${lockDir}uv.lock`) },
+    });
+    await installPackage(d, B, pkg);
+    expect(await whoAnswered(B)).toMatchObject({ version: "0.5.0", six: "1.16.0" });
+    await uninstall(B);
   });
 
   it("lets an upgrade's in-flight calls to the old version finish before it stops", async () => {
