@@ -25,6 +25,8 @@ const goEnvSchema = z.object({
   DB_USERNAME: withDefault("postgres"),
   DB_PASSWORD: withDefault(""),
   DB_DATABASE: withDefault("dify_plugin"),
+  /** Dify's docker/.env names the plugin daemon's database here (its compose passes it as DB_DATABASE). */
+  DB_PLUGIN_DATABASE: withDefault(""),
   DB_SSL_MODE: withDefault("disable"),
   PLUGIN_STORAGE_TYPE: withDefault("local"),
   PLUGIN_STORAGE_LOCAL_ROOT: withDefault("storage"),
@@ -122,7 +124,7 @@ function postgresUrl(e: z.infer<typeof goEnvSchema>): string {
   url.port = e.DB_PORT;
   url.username = e.DB_USERNAME;
   url.password = e.DB_PASSWORD;
-  url.pathname = `/${e.DB_DATABASE}`;
+  url.pathname = `/${e.DB_PLUGIN_DATABASE || e.DB_DATABASE}`;
   if (e.DB_SSL_MODE === "require") url.searchParams.set("sslmode", "require");
   return url.toString();
 }
