@@ -43,6 +43,17 @@ const envSchema = z.object({
   MAX_PLUGIN_PACKAGE_SIZE: int(52_428_800),
   MAX_BUNDLE_PACKAGE_SIZE: int(629_145_600),
   MAX_PACKAGE_ENTRIES: int(10_000),
+  /** Cap on every other request body (JSON, forms, endpoint calls): upstream reads endpoint bodies up to 10 MiB. */
+  MAX_REQUEST_BODY_SIZE: int(10_485_760),
+  /** Deepest nesting of objects/arrays accepted in a JSON body. */
+  MAX_JSON_DEPTH: int(512),
+  /** Package and bundle uploads the local daemon reads at the same time; more are refused with 503. */
+  MAX_CONCURRENT_UPLOADS: int(2),
+  /** Milliseconds a request body may stay silent before the local daemon answers 408. */
+  REQUEST_BODY_IDLE_TIMEOUT: int(30_000),
+  /** Longest line a plugin may write (stdout, debugging socket): upstream names and default (5 MiB). */
+  PLUGIN_RUNTIME_MAX_BUFFER_SIZE: int(5_242_880),
+  PLUGIN_STDIO_MAX_BUFFER_SIZE: int(5_242_880),
   FORCE_VERIFYING_SIGNATURE: bool(true),
   ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES: bool(true),
   THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED: bool(false),
@@ -125,6 +136,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       maxEntries: e.MAX_PACKAGE_ENTRIES,
     },
     maxBundleBytes: e.MAX_BUNDLE_PACKAGE_SIZE,
+    requestLimits: requestLimitsOf(e),
+    maxConcurrentUploads: Math.max(1, e.MAX_CONCURRENT_UPLOADS),
+    requestBodyIdleTimeoutMs: e.REQUEST_BODY_IDLE_TIMEOUT,
+    pluginLineMaxBytes: pluginLineMaxBytesOf(e),
     forceVerifyingSignature: e.FORCE_VERIFYING_SIGNATURE,
     enforceLanggeniusSignatures: e.ENFORCE_LANGGENIUS_PLUGIN_SIGNATURES,
     thirdPartyPublicKeyPaths: e.THIRD_PARTY_SIGNATURE_VERIFICATION_ENABLED
@@ -169,4 +184,33 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
       leaseSeconds: Math.max(60, e.AUTO_UPGRADE_LEASE_SECONDS),
     },
   };
+}
+
+type Env = z.infer<typeof envSchema>;
+
+const requestLimitsOf = (e: Pick<Env, "MAX_REQUEST_BODY_SIZE" | "MAX_JSON_DEPTH">) => ({
+  maxBodyBytes: e.MAX_REQUEST_BODY_SIZE,
+  maxJsonDepth: e.MAX_JSON_DEPTH,
+});
+
+// Upstream's GetLocalRuntimeMaxBufferSize: the legacy stdio name wins when set to something else
+// than its default (internal/types/app/config.go, bdb5642).
+const pluginLineMaxBytesOf = (e: Pick<Env, "PLUGIN_RUNTIME_MAX_BUFFER_SIZE" | "PLUGIN_STDIO_MAX_BUFFER_SIZE">) =>
+  e.PLUGIN_STDIO_MAX_BUFFER_SIZE !== 5_242_880 && e.PLUGIN_STDIO_MAX_BUFFER_SIZE !== 0
+    ? e.PLUGIN_STDIO_MAX_BUFFER_SIZE
+    : e.PLUGIN_RUNTIME_MAX_BUFFER_SIZE;
+
+const requestLimitsSchema = envSchema.pick({ MAX_REQUEST_BODY_SIZE: true, MAX_JSON_DEPTH: true });
+const lineLimitSchema = envSchema.pick({ PLUGIN_RUNTIME_MAX_BUFFER_SIZE: true, PLUGIN_STDIO_MAX_BUFFER_SIZE: true });
+
+/** The JSON body limits, for code that sees no daemon (request binding); loadConfig validated them. */
+export function requestLimits(env: NodeJS.ProcessEnv = process.env): { maxBodyBytes: number; maxJsonDepth: number } {
+  const parsed = requestLimitsSchema.safeParse(env);
+  return requestLimitsOf(parsed.success ? parsed.data : requestLimitsSchema.parse({}));
+}
+
+/** The plugin output line cap, for code that sees no daemon (a plugin process's connection). */
+export function pluginLineMaxBytes(env: NodeJS.ProcessEnv = process.env): number {
+  const parsed = lineLimitSchema.safeParse(env);
+  return pluginLineMaxBytesOf(parsed.success ? parsed.data : lineLimitSchema.parse({}));
 }

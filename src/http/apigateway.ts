@@ -17,6 +17,18 @@ export interface RouteGroupRuntime {
   daemonKey: DaemonKeySource;
 }
 
+/**
+ * Bodies the local daemon hands over as they arrived: API Gateway must carry a body as a
+ * (base64) string in the event, but in-process there is no reason to encode it and decode it again.
+ */
+const localBodies = new WeakMap<APIGatewayProxyEvent, Buffer | Readable>();
+
+/** Attaches the raw body (a Buffer, or the request stream for uploads) to a locally built event. */
+export function withLocalBody(event: APIGatewayProxyEvent, body: Buffer | Readable): APIGatewayProxyEvent {
+  localBodies.set(event, body);
+  return event;
+}
+
 export function toDaemonRequest(event: APIGatewayProxyEvent): DaemonRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(event.headers ?? {})) {
@@ -31,7 +43,14 @@ export function toDaemonRequest(event: APIGatewayProxyEvent): DaemonRequest {
       if (value !== undefined) query.append(name, value);
     }
   }
-  const body = event.body ? Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8") : Buffer.alloc(0);
+  const local = localBodies.get(event);
+  const body = local
+    ? Buffer.isBuffer(local)
+      ? local
+      : Buffer.alloc(0)
+    : event.body
+      ? Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8")
+      : Buffer.alloc(0);
   return {
     method: event.httpMethod.toUpperCase(),
     path: event.path,
@@ -39,6 +58,7 @@ export function toDaemonRequest(event: APIGatewayProxyEvent): DaemonRequest {
     query,
     headers,
     body,
+    ...(local && !Buffer.isBuffer(local) && { bodyStream: local }),
     sourceIp: event.requestContext?.identity?.sourceIp,
   };
 }
@@ -49,7 +69,18 @@ async function drain(body: AsyncIterable<Uint8Array | string>): Promise<Buffer> 
   return Buffer.concat(parts);
 }
 
-export async function toProxyResult(res: DaemonResponse): Promise<APIGatewayProxyResult> {
+/** Raw response bytes of results answered to a locally built event (no base64 on the way out either). */
+const localResults = new WeakMap<APIGatewayProxyResult, Uint8Array>();
+
+/** The raw bytes of a `bytes` result built for the local daemon, if it is one. */
+export const localResultBytes = (result: APIGatewayProxyResult): Uint8Array | undefined => localResults.get(result);
+
+export async function toProxyResult(res: DaemonResponse, local = false): Promise<APIGatewayProxyResult> {
+  if (local && res.kind === "bytes") {
+    const result = { statusCode: res.status, headers: res.headers, body: "" };
+    localResults.set(result, res.body);
+    return result;
+  }
   switch (res.kind) {
     case "json":
       return {
@@ -73,7 +104,7 @@ export async function toProxyResult(res: DaemonResponse): Promise<APIGatewayProx
 export function bufferedHandler(ready: () => Promise<RouteGroupRuntime>) {
   return middy(async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const { router, daemonKey } = await ready();
-    return toProxyResult(await serve(router, toDaemonRequest(event), daemonKey));
+    return toProxyResult(await serve(router, toDaemonRequest(event), daemonKey), localBodies.has(event));
   });
 }
 

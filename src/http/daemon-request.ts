@@ -2,8 +2,10 @@
  * The transport-neutral view of an HTTP request that route handlers see, whether it came
  * through API Gateway or the local daemon's HTTP server.
  */
+import type { Readable } from "node:stream";
 import { z } from "zod";
 import { DaemonError } from "../domain/errors.js";
+import { parseJsonBody } from "./json-body.js";
 
 export interface DaemonRequest {
   method: string;
@@ -15,6 +17,11 @@ export interface DaemonRequest {
   /** Header names lower-cased. */
   headers: Record<string, string>;
   body: Buffer;
+  /**
+   * Set instead of `body` for package and bundle uploads on the local daemon: the request body
+   * as it arrives, read by the multipart parser under the route's cap (`body` is then empty).
+   */
+  bodyStream?: Readable;
   /** Caller's address, for logs and endpoint requests. */
   sourceIp?: string;
 }
@@ -39,12 +46,7 @@ export function bind<T extends z.ZodType>(req: DaemonRequest, schema: T): z.infe
   const contentType = (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (req.body.length > 0) {
     if (contentType === "application/json") {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(req.body.toString("utf8"));
-      } catch {
-        throw new BindError("request body is not valid JSON");
-      }
+      const parsed = parseJsonBody(req.body);
       if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) Object.assign(fields, parsed);
     } else if (contentType === "application/x-www-form-urlencoded") {
       addParams(new URLSearchParams(req.body.toString("utf8")));

@@ -8,20 +8,27 @@ import { asDaemonError, DaemonError, unauthorized } from "../domain/errors.js";
 import { logger } from "../logger.js";
 import { header, type DaemonRequest } from "./daemon-request.js";
 import { fail, json, type DaemonResponse } from "./daemon-response.js";
+import { checkJsonBody } from "./json-body.js";
 import type { Router } from "./router.js";
 
 export type DaemonKeySource = () => Promise<string>;
 
+/** Upstream's NoRoute answer: note `code` is a string here. */
+export const routeNotFound = (): DaemonResponse => json({ code: "not_found", message: "route not found" }, 404);
+
 export async function serve(router: Router, req: DaemonRequest, daemonKey: DaemonKeySource): Promise<DaemonResponse> {
-  const match = router.match(req.method, req.path);
-  // Upstream's NoRoute answer: note `code` is a string here.
-  if (!match) return json({ code: "not_found", message: "route not found" }, 404);
-  req.params = match.params;
   try {
-    if (!match.route.public && !keyMatches(header(req, "x-api-key"), await daemonKey())) {
+    const route = router.find(req.method, req.path);
+    if (!route) return routeNotFound();
+    if (!route.public && !keyMatches(header(req, "x-api-key"), await daemonKey())) {
       return fail(unauthorized(), 401);
     }
-    return await match.route.handler(req);
+    // Inside the try: parameters that do not decode are a 400 like any other bad input.
+    req.params = router.match(req.method, req.path)?.params ?? {};
+    // Every JSON body the daemon reads is checked here, whichever handler parses it; a public
+    // endpoint's body is the plugin's to read, passed on as bytes.
+    if (req.body.length > 0 && isJson(req) && !route.pattern.startsWith("/e/")) checkJsonBody(req.body);
+    return await route.handler(req);
   } catch (thrown) {
     // Errors the daemon meant to answer are not news; anything else is a bug worth a log line.
     if (!(thrown instanceof DaemonError)) logger.error({ err: thrown, path: req.path }, "unexpected error");
@@ -30,7 +37,10 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
   }
 }
 
-function keyMatches(given: string | undefined, expected: string): boolean {
+const isJson = (req: DaemonRequest) => (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase() === "application/json";
+
+/** Constant-time comparison of the caller's X-Api-Key with the daemon key. */
+export function keyMatches(given: string | undefined, expected: string): boolean {
   if (!given || !expected) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(expected);

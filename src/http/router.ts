@@ -2,6 +2,7 @@
  * A small route table: `:name` matches one path segment, a trailing `*name` matches the rest.
  * Each Lambda handler serves one group of routes; the local daemon serves all groups.
  */
+import { badRequest } from "../domain/errors.js";
 import type { DaemonRequest } from "./daemon-request.js";
 import type { DaemonResponse } from "./daemon-response.js";
 
@@ -18,6 +19,8 @@ export interface Route {
 interface CompiledRoute extends Route {
   regex: RegExp;
   names: string[];
+  /** Which names are single segments (`:name`); the others are `*rest`. */
+  segment: boolean[];
 }
 
 export interface RouteMatch {
@@ -32,16 +35,42 @@ export class Router {
     this.routes = routes.map(compile);
   }
 
+  /** The route serving a request, without reading its parameters (never throws). */
+  find(method: string, path: string): Route | undefined {
+    return this.lookup(method, path)?.route;
+  }
+
+  /**
+   * The route and its decoded parameters. A parameter that is not valid percent-encoding, or a
+   * single-segment parameter that decodes to a path (`/`, NUL, `.`, `..`), is the caller's
+   * mistake: a 400, never an exception that escapes as a bare 500.
+   */
   match(method: string, path: string): RouteMatch | undefined {
+    const found = this.lookup(method, path);
+    if (!found) return undefined;
+    const { route, groups } = found;
+    const params: Record<string, string> = {};
+    route.names.forEach((name, i) => {
+      const raw = groups[i] ?? "";
+      let value: string;
+      try {
+        value = decodeURIComponent(raw);
+      } catch {
+        throw badRequest(`malformed percent-escape in path parameter ${name}`).withStatus(400);
+      }
+      if (route.segment[i] && (value.includes("/") || value.includes("\0") || value === "." || value === "..")) {
+        throw badRequest(`invalid path parameter ${name}`).withStatus(400);
+      }
+      params[name] = value;
+    });
+    return { route, params };
+  }
+
+  private lookup(method: string, path: string): { route: CompiledRoute; groups: string[] } | undefined {
     for (const route of this.routes) {
       if (route.method !== "*" && route.method !== method) continue;
       const m = route.regex.exec(path);
-      if (!m) continue;
-      const params: Record<string, string> = {};
-      route.names.forEach((name, i) => {
-        params[name] = decodeURIComponent(m[i + 1] ?? "");
-      });
-      return { route, params };
+      if (m) return { route, groups: m.slice(1) };
     }
     return undefined;
   }
@@ -49,19 +78,22 @@ export class Router {
 
 function compile(route: Route): CompiledRoute {
   const names: string[] = [];
+  const segment: boolean[] = [];
   const source = route.pattern
     .split("/")
-    .map((segment) => {
-      if (segment.startsWith(":")) {
-        names.push(segment.slice(1));
+    .map((part) => {
+      if (part.startsWith(":")) {
+        names.push(part.slice(1));
+        segment.push(true);
         return "([^/]+)";
       }
-      if (segment.startsWith("*")) {
-        names.push(segment.slice(1));
+      if (part.startsWith("*")) {
+        names.push(part.slice(1));
+        segment.push(false);
         return "?(.*)";
       }
-      return segment.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+      return part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     })
     .join("/");
-  return { ...route, names, regex: new RegExp(`^${source}/?$`) };
+  return { ...route, names, segment, regex: new RegExp(`^${source}/?$`) };
 }

@@ -4,18 +4,17 @@ import { logger } from "../logger.js";
 import { startAutoUpgradeTimer } from "../services/auto-upgrade.js";
 import { LocalPluginRuntime } from "../adapters/local/local-plugin-runtime.js";
 import { startRemoteDebuggingServer } from "../adapters/local/remote-debugging-server.js";
+import { installSafetyNet } from "./safety-net.js";
 import { startLocalServer } from "./server.js";
 
+installSafetyNet();
 const daemon = await sharedDaemon();
 // A previous run that died mid-install left half-built plugins and unfinished tasks behind.
 await daemon.runtime.recover?.();
 const interrupted = await daemon.installer.failInterrupted();
 if (interrupted > 0) logger.warn({ tasks: interrupted }, "failed the install tasks a previous daemon run left unfinished");
-const server = await startLocalServer(daemon, {
-  host: daemon.config.host,
-  port: daemon.config.port,
-  maxBodyBytes: Math.max(daemon.config.packageLimits.maxPackageBytes, daemon.config.maxBundleBytes) + 1024 * 1024,
-});
+// Each route has its own body cap now (body-policy.ts), checked before the body is read.
+const server = await startLocalServer(daemon, { host: daemon.config.host, port: daemon.config.port });
 logger.info({ url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir: daemon.config.dataDir }, "plugin daemon listening");
 const { remoteInstallingEnabled, remoteInstallingHost: rHost, remoteInstallingPort: rPort } = daemon.config;
 const debugging =

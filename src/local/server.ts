@@ -1,15 +1,30 @@
 /**
  * The local daemon's HTTP server: each request becomes the API Gateway event the Lambda
  * handlers receive on AWS and goes to the same handler module, buffered or streaming.
+ *
+ * Before a byte of the body is read the route is known and the daemon key checked: unknown
+ * routes get upstream's 404 and callers without the key a 401 at once. The body is then read
+ * under its route's cap (body-policy.ts) and handed over as it arrived (a Buffer, or the request
+ * stream for uploads), not base64-encoded into the event and decoded again.
  */
 import "./awslambda-shim.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import { Writable } from "node:stream";
+import type { Socket } from "node:net";
+import { Writable, type Readable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Daemon } from "../daemon.js";
+import { DaemonError, internalError, unauthorized } from "../domain/errors.js";
+import { localResultBytes, withLocalBody } from "../http/apigateway.js";
+import { fail, type DaemonResponse } from "../http/daemon-response.js";
+import { errorEnvelope } from "../http/envelope.js";
+import { keyMatches, routeNotFound } from "../http/pipeline.js";
+import type { Route } from "../http/router.js";
+import { logger } from "../logger.js";
 import { routerFor, streamingGroups, type RouteGroup } from "../routes/groups.js";
 import type { LocalResponseStream } from "./awslambda-shim.js";
-import { logger } from "../logger.js";
+import { bodyPolicyFor, type BodyPolicy } from "./body-policy.js";
+import { declaredLength, guardedBody, readBody, type BodyFailure } from "./request-body.js";
+import { runInRequestScope } from "./request-scope.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 type StreamingHandler = (event: APIGatewayProxyEvent, stream: LocalResponseStream, context: Context) => Promise<void>;
@@ -24,26 +39,31 @@ const handlerModules: Record<RouteGroup, () => Promise<{ handler: unknown }>> = 
 /** Handler modules once loaded: a dynamic import per request costs more than the request. */
 const loadedHandlers: Partial<Record<RouteGroup, Promise<unknown>>> = {};
 
-/** Groups tried in order; management last because it answers unknown routes with upstream's 404. */
+/** Groups tried in order; management last (it holds the catch-all health and asset routes). */
 const lookupOrder: RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation", "management"];
 const streaming = new Set<RouteGroup>(streamingGroups);
 
 export interface LocalServerOptions {
   host: string;
   port: number;
-  /** Requests with bodies above this are refused before reaching a handler. */
-  maxBodyBytes: number;
+  /** An upper bound on every route's body cap (the routes' own caps come from the configuration). */
+  maxBodyBytes?: number;
+}
+
+interface ServerState {
+  daemon: Daemon;
+  options: LocalServerOptions;
+  uploadsInFlight: number;
 }
 
 export async function startLocalServer(daemon: Daemon, options: LocalServerOptions): Promise<Server> {
-  const server = createServer((req, res) => {
-    handle(daemon, req, res, options).catch((err: unknown) => {
-      logger.error({ err }, "request failed");
-      if (!res.headersSent) res.writeHead(500, { "content-type": "application/json" });
-      res.end();
-    });
-  });
+  const state: ServerState = { daemon, options, uploadsInFlight: 0 };
+  const server = createServer((req, res) => serveRequest(state, req, res, false));
+  // `Expect: 100-continue` (curl sends it for large bodies): refuse before the client sends the body.
+  server.on("checkContinue", (req, res) => serveRequest(state, req, res, true));
+  server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   server.keepAliveTimeout = 65_000;
+  // Streams may run for the whole execution timeout; slow bodies are bounded by the idle timeout.
   server.requestTimeout = 0;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -52,43 +72,184 @@ export async function startLocalServer(daemon: Daemon, options: LocalServerOptio
   return server;
 }
 
-async function handle(daemon: Daemon, req: IncomingMessage, res: ServerResponse, options: LocalServerOptions) {
-  const body = await readBody(req, options.maxBodyBytes);
-  if (!body) {
-    res.writeHead(413, { "content-type": "application/json" });
-    res.end(JSON.stringify({ code: -400, message: JSON.stringify({ message: "request body too large", error_type: "PluginDaemonBadRequestError", args: null }), data: null }));
-    return;
-  }
-  const url = new URL(req.url ?? "/", "http://localhost");
-  const group = lookupOrder.find((g) => routerFor(daemon, g).match(req.method ?? "GET", url.pathname)) ?? "management";
-  const event = toEvent(req, url, body);
-  const handler = await (loadedHandlers[group] ??= handlerModules[group]().then((m) => m.handler));
-  const context = localContext();
-  if (streaming.has(group)) {
-    await (handler as StreamingHandler)(event, responseStream(res), context);
-  } else {
-    const result = await (handler as BufferedHandler)(event, context);
-    res.writeHead(result.statusCode, result.headers as Record<string, string>);
-    res.end(result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body);
-  }
-}
-
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    let tooLarge = false;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) tooLarge = true;
-      else parts.push(chunk);
+function serveRequest(state: ServerState, req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void {
+  const started = performance.now();
+  const method = req.method ?? "GET";
+  const target = req.url ?? "/";
+  res.once("close", () => logRequest(method, target, res, req, started));
+  const scope = {
+    method,
+    path: target.split("?")[0] ?? "/",
+    fail: (err: unknown) => failRequest(res, err),
+  };
+  runInRequestScope(scope, () => {
+    handle(state, req, res, method, target, expectsContinue).catch((err: unknown) => {
+      logger.error({ err, method, path: scope.path }, "request failed");
+      failRequest(res, err);
     });
-    req.on("end", () => resolve(tooLarge ? undefined : Buffer.concat(parts)));
-    req.on("error", reject);
   });
 }
 
-function toEvent(req: IncomingMessage, url: URL, body: Buffer): APIGatewayProxyEvent {
+async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse, method: string, target: string, expectsContinue: boolean) {
+  const { daemon, options } = state;
+  const url = parseTarget(target);
+  if (!url) return refuse(req, res, fail(badInput("malformed request target"), 400));
+  const found = findRoute(daemon, method, url.pathname);
+  if (!found) return refuse(req, res, routeNotFound());
+  if (!found.route.public && !keyMatches(headerValue(req, "x-api-key"), await daemon.daemonKey())) {
+    return refuse(req, res, fail(unauthorized(), 401));
+  }
+  const policy = bodyPolicyFor(found.route, daemon.config, options.maxBodyBytes);
+  const declared = declaredLength(req);
+  if (declared !== undefined && declared > policy.maxBytes) return refuse(req, res, tooLarge(policy));
+  if (policy.upload) {
+    const max = daemon.config.maxConcurrentUploads;
+    if (state.uploadsInFlight >= max) {
+      const busy = new DaemonError("PluginDaemonInternalServerError", `server is busy: ${max} uploads in progress, at most ${max} at a time; try again later`);
+      return refuse(req, res, { ...fail(busy, 503), headers: { "retry-after": "1" } });
+    }
+    state.uploadsInFlight += 1;
+    res.once("close", () => (state.uploadsInFlight -= 1));
+  }
+  if (expectsContinue) res.writeContinue();
+
+  const idleMs = daemon.config.requestBodyIdleTimeoutMs;
+  let body: Buffer | Readable;
+  if (policy.upload) {
+    body = guardedBody(req, policy.maxBytes, idleMs, { tooLarge: policy.tooLargeMessage });
+  } else {
+    const read = await readBody(req, policy.maxBytes, idleMs);
+    if (!read.ok) return refuseBody(req, res, read.failure, policy);
+    body = read.body;
+  }
+
+  const event = withLocalBody(toEvent(req, url), body);
+  const handler = await (loadedHandlers[found.group] ??= handlerModules[found.group]().then((m) => m.handler));
+  const context = localContext();
+  if (streaming.has(found.group)) {
+    await (handler as StreamingHandler)(event, responseStream(req, res), context);
+  } else {
+    const result = await (handler as BufferedHandler)(event, context);
+    res.writeHead(result.statusCode, result.headers as Record<string, string>);
+    discardUnread(req);
+    res.end(localResultBytes(result) ?? (result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body));
+  }
+}
+
+function findRoute(daemon: Daemon, method: string, path: string): { group: RouteGroup; route: Route } | undefined {
+  for (const group of lookupOrder) {
+    const route = routerFor(daemon, group).find(method, path);
+    if (route) return { group, route };
+  }
+  return undefined;
+}
+
+/** The path and query of the request line; a leading `//` stays a path, never a host. */
+function parseTarget(target: string): URL | undefined {
+  try {
+    return new URL(`http://localhost${target.startsWith("/") ? "" : "/"}${target}`);
+  } catch {
+    return undefined;
+  }
+}
+
+const badInput = (message: string) => new DaemonError("PluginDaemonBadRequestError", message);
+
+const tooLarge = (policy: BodyPolicy): DaemonResponse => fail(badInput(policy.tooLargeMessage), 413);
+
+function refuseBody(req: IncomingMessage, res: ServerResponse, failure: BodyFailure, policy: BodyPolicy): void {
+  if (failure === "too-large") return refuse(req, res, tooLarge(policy));
+  // A stalled client gets its answer and the connection closes: it was not sending anyway.
+  if (failure === "timeout") return refuse(req, res, fail(badInput("request body timed out: nothing arrived for a while"), 408), { close: true });
+  // The client went away: nobody to answer.
+  res.destroy();
+}
+
+/** What is still discarded of a body answered early before its connection is cut. */
+const DISCARD_MAX_BYTES = 16 * 1024 * 1024;
+const DISCARD_MAX_MS = 5_000;
+
+/**
+ * Answers without reading (the rest of) the body. Clients that read while they send (curl,
+ * fetch, httpx) see the answer at once; the body still on its way is discarded, not stored, up
+ * to a few MiB or seconds, and then the connection is cut. Cutting at once would reset the
+ * connection under an answer the client has not read yet.
+ */
+function refuse(req: IncomingMessage, res: ServerResponse, response: DaemonResponse, options: { close?: boolean } = {}): void {
+  if (res.headersSent) return void res.destroy();
+  const body = response.kind === "json" ? JSON.stringify(response.body) : "";
+  res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", ...response.headers, ...(options.close && { connection: "close" }) });
+  if (!options.close) discardUnread(req);
+  res.end(body);
+}
+
+/** After an answer given before the body was read to its end: discard the rest, within bounds. */
+function discardUnread(req: IncomingMessage): void {
+  if (!req.complete && !req.destroyed) discardRest(req);
+}
+
+function discardRest(req: IncomingMessage): void {
+  const socket = req.socket;
+  let discarded = 0;
+  const cut = () => socket.destroy();
+  const timer = setTimeout(cut, DISCARD_MAX_MS);
+  timer.unref();
+  req.on("data", (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > DISCARD_MAX_BYTES) cut();
+  });
+  req.once("end", () => clearTimeout(timer));
+  socket.once("close", () => clearTimeout(timer));
+  req.resume();
+}
+
+/** An error no handler answered: upstream's envelope with -500, or a cut stream if the answer already started. */
+function failRequest(res: ServerResponse, err: unknown): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const message = err instanceof DaemonError ? err.message : "internal server error";
+  res.writeHead(500, { "content-type": "application/json; charset=utf-8", connection: "close" });
+  res.end(JSON.stringify(errorEnvelope(internalError(message))));
+}
+
+/** Requests Node's parser refuses (bad request line, oversized headers) still get an envelope. */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (!socket.writable || err.code === "ECONNRESET") return void socket.destroy();
+  const [status, text, message] =
+    err.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", "request headers too large"]
+      : err.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", "request timed out"]
+        : [400, "Bad Request", "malformed HTTP request"];
+  const body = JSON.stringify(errorEnvelope(badInput(message)));
+  socket.end(
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/** One line per request, as upstream's gin logger writes it (method, path, status, latency). */
+function logRequest(method: string, target: string, res: ServerResponse, req: IncomingMessage, started: number): void {
+  const status = res.headersSent ? res.statusCode : 0;
+  const entry = {
+    method,
+    path: target,
+    status,
+    latency_ms: Math.round(performance.now() - started),
+    client_ip: req.socket.remoteAddress,
+    ...(!res.writableFinished && { aborted: true }),
+  };
+  if (status >= 500) logger.error(entry, "HTTP request");
+  else logger.info(entry, "HTTP request");
+}
+
+const headerValue = (req: IncomingMessage, name: string): string | undefined => {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+};
+
+function toEvent(req: IncomingMessage, url: URL): APIGatewayProxyEvent {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
@@ -105,17 +266,20 @@ function toEvent(req: IncomingMessage, url: URL, body: Buffer): APIGatewayProxyE
     multiValueQueryStringParameters,
     pathParameters: null,
     stageVariables: null,
-    body: body.length ? body.toString("base64") : null,
-    isBase64Encoded: true,
+    // The body travels beside the event (withLocalBody), not base64-encoded inside it.
+    body: null,
+    isBase64Encoded: false,
     requestContext: { identity: { sourceIp: req.socket.remoteAddress ?? "" } } as APIGatewayProxyEvent["requestContext"],
   };
 }
 
 /** Sends status and headers with the first body bytes, so a stream that errors early can still choose them. */
-function responseStream(res: ServerResponse): LocalResponseStream {
+function responseStream(req: IncomingMessage, res: ServerResponse): LocalResponseStream {
   let prelude: { statusCode?: number; headers?: Record<string, string> } = {};
   const sendHead = () => {
-    if (!res.headersSent) res.writeHead(prelude.statusCode ?? 200, prelude.headers ?? {});
+    if (res.headersSent) return;
+    res.writeHead(prelude.statusCode ?? 200, prelude.headers ?? {});
+    discardUnread(req);
   };
   const stream = new Writable({
     write(chunk: Buffer, _encoding, callback) {

@@ -8,6 +8,7 @@ import { backwardsResponseLine, parsePluginEvents, runtimeError, toSessionOutput
 import { logger } from "../../logger.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { AsyncQueue } from "../../shared/async-queue.js";
+import type { OversizedLine } from "../../shared/bounded-lines.js";
 
 interface OpenSession {
   request: PluginRequest;
@@ -54,11 +55,19 @@ export class PluginConnection {
       () => {
         if (output.isClosed) return;
         if (this.closedReason !== undefined) return session.finish(runtimeError(this.closedReason));
+        // A request that cannot be serialised (the edge refuses deep JSON; this is the net under
+        // it) ends its session instead of throwing where nothing catches it.
+        let line: string;
+        try {
+          line = `${JSON.stringify(request)}\n`;
+        } catch (err) {
+          return session.finish(runtimeError(`the request could not be sent to the plugin: ${(err as Error).message}`));
+        }
         this.sessions.set(request.session_id, session);
-        this.write(`${JSON.stringify(request)}\n`);
+        this.write(line);
       },
       (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
-    );
+    ).catch((err: unknown) => session.finish(runtimeError(`the request could not be sent to the plugin: ${String(err)}`)));
     return output;
   }
 
@@ -70,6 +79,19 @@ export class PluginConnection {
       else if (event.event === "log") logger.info({ plugin: this.uniqueIdentifier, level: event.data.level }, event.data.message);
       else logger.warn({ plugin: this.uniqueIdentifier, data: event.data }, "plugin reported an error");
     }
+  }
+
+  /**
+   * The transport skipped a line longer than its cap. The session it belonged to ends with an
+   * error naming the cap; a session message whose head names no session ends every open session
+   * (which one would never get its answer); anything else (a log, a stray print) is only logged.
+   */
+  handleOversizedLine({ head, limit }: OversizedLine): void {
+    const reason = `plugin output line exceeds the maximum of ${limit} bytes (PLUGIN_RUNTIME_MAX_BUFFER_SIZE) and was dropped`;
+    const sessionId = /"session_id"\s*:\s*"([^"\\]{1,256})"/.exec(head)?.[1];
+    logger.warn({ plugin: this.uniqueIdentifier, limit, session: sessionId }, "plugin output line too long");
+    if (sessionId) this.sessions.get(sessionId)?.finish(runtimeError(reason));
+    else if (/"event"\s*:\s*"session"/.test(head)) for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
   }
 
   /** The transport is gone: every open session ends with `reason`. */

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { CrashHistory, defaultRestartPolicy, type RestartPolicy } from "../../domain/restart-policy.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
-import { createInterface } from "node:readline";
+import { pluginLineMaxBytes } from "../../config.js";
+import { readBoundedLines } from "../../shared/bounded-lines.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
@@ -27,6 +28,8 @@ export interface PluginProcessOptions {
   /** A child is restarted if it goes this long without a heartbeat (upstream: 120 s). */
   heartbeatTimeoutMs?: number;
   restartPolicy?: RestartPolicy;
+  /** A plugin with no call for this long is stopped until its next call (0: never). */
+  idleTimeoutMs?: number;
 }
 
 const STDERR_TAIL = 4000;
@@ -44,8 +47,12 @@ interface Generation {
   startedAt: number;
   lastHeartbeat: number;
   stderrTail: string;
-  /** Why the daemon ended it (memory, heartbeat, stop), if it did. */
+  /** Why the daemon ended it (memory, heartbeat, stop, idle), if it did. */
   endedBy?: string;
+  /** Ended because nobody called it for a while: not a crash, nothing to restart. */
+  idled?: boolean;
+  /** Last time a call started or was still open. */
+  lastActivity: number;
   warnedMemory: boolean;
   watchdog: NodeJS.Timeout;
 }
@@ -70,12 +77,12 @@ export class PluginProcess {
     return this.current?.child.pid;
   }
 
-  /** "running", "starting", "restarting", "crash-loop" or "stopped" (for diagnostics and health). */
+  /** "running", "starting", "restarting", "crash-loop", "idle" or "stopped" (for diagnostics and health). */
   get state(): string {
     if (this.stopped) return "stopped";
     if (this.crashLoop && Date.now() < this.crashLoop.untilMs) return "crash-loop";
     if (this.restartTimer) return "restarting";
-    if (!this.current) return "stopped";
+    if (!this.current) return "idle";
     return this.current.lastHeartbeat > 0 ? "running" : "starting";
   }
 
@@ -89,6 +96,7 @@ export class PluginProcess {
       yield { type: "end" };
       return;
     }
+    generation.lastActivity = Date.now();
     yield* generation.connection.invoke(request, options);
   }
 
@@ -142,6 +150,7 @@ export class PluginProcess {
       }),
       startedAt: Date.now(),
       lastHeartbeat: 0,
+      lastActivity: Date.now(),
       stderrTail: "",
       warnedMemory: false,
       watchdog: setInterval(() => void this.checkHealth(generation), WATCHDOG_INTERVAL_MS),
@@ -159,15 +168,18 @@ export class PluginProcess {
       generation.endedBy = `plugin did not become ready within ${readyTimeoutMs / 1000}s`;
       signalGroup(child.pid, "SIGKILL");
     }, readyTimeoutMs);
-    const lines = createInterface({ input: child.stdout, crlfDelay: Infinity });
-    lines.on("line", (line) =>
-      generation.connection.handleLine(line, () => {
-        if (generation.lastHeartbeat === 0) {
-          clearTimeout(readyTimer);
-          resolveReady(generation);
-        }
-        generation.lastHeartbeat = Date.now();
-      }),
+    readBoundedLines(
+      child.stdout,
+      pluginLineMaxBytes(),
+      (line) =>
+        generation.connection.handleLine(line, () => {
+          if (generation.lastHeartbeat === 0) {
+            clearTimeout(readyTimer);
+            resolveReady(generation);
+          }
+          generation.lastHeartbeat = Date.now();
+        }),
+      (oversized) => generation.connection.handleOversizedLine(oversized),
     );
     child.on("error", (err) => {
       generation.endedBy = `plugin process could not be started: ${err.message}`;
@@ -192,7 +204,7 @@ export class PluginProcess {
     generation.connection.closeAll(`plugin ${this.options.uniqueIdentifier}: ${reason}`);
     if (this.current !== generation) return;
     this.current = undefined;
-    if (this.stopped) return;
+    if (this.stopped || generation.idled) return;
     const decision = this.crashes.crashed(Date.now());
     if (decision.kind === "crash-loop") {
       this.crashLoop = { untilMs: decision.untilMs, reason };
@@ -222,6 +234,15 @@ export class PluginProcess {
     if (rss !== undefined && rss > limit * MEMORY_WARNING_SHARE && !generation.warnedMemory) {
       generation.warnedMemory = true;
       logger.warn({ plugin: this.options.uniqueIdentifier, rssMiB: mib(rss), limitMiB: mib(limit) }, "plugin is near its memory limit");
+    }
+    const now = Date.now();
+    if (generation.connection.openSessions > 0) generation.lastActivity = now;
+    const idleTimeout = this.options.idleTimeoutMs ?? 0;
+    if (idleTimeout > 0 && generation.lastHeartbeat > 0 && now - generation.lastActivity > idleTimeout) {
+      // Stopped while nothing is open; the next call starts it again (and waits for it).
+      generation.idled = true;
+      void this.end(generation, "plugin stopped after being idle");
+      return;
     }
     const heartbeatTimeout = this.options.heartbeatTimeoutMs ?? 120_000;
     if (generation.lastHeartbeat && Date.now() - generation.lastHeartbeat > heartbeatTimeout) {

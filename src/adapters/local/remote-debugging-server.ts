@@ -16,6 +16,7 @@ import { logger } from "../../logger.js";
 import { DebuggingKeys } from "../../stores/debugging-keys.js";
 import { packageBlobKey } from "../../stores/package-records.js";
 import type { Installation } from "../../stores/installations.js";
+import { readBoundedLines } from "../../shared/bounded-lines.js";
 import { PluginConnection } from "./plugin-connection.js";
 
 export interface RemoteAttachable {
@@ -33,7 +34,12 @@ export interface RemoteDebuggingOptions {
 }
 
 const MAX_ASSET_BYTES = 50 * 1024 * 1024;
-const MAX_LINE_BYTES = 64 * 1024 * 1024;
+/**
+ * The SDK's handshake is one short line (`{"type":"handshake","data":{"key":…}}`). Upstream's
+ * codec buffers without a cap (internal/core/debugging_runtime/codec.go, bdb5642), so an
+ * unauthenticated peer could make it hold any amount; here a pre-handshake line stops at 64 KiB.
+ */
+const HANDSHAKE_MAX_LINE_BYTES = 64 * 1024;
 const DECLARATION_KINDS = {
   tool_declaration: "tool",
   model_declaration: "model",
@@ -71,6 +77,7 @@ class RemotePlugin {
   private closed = false;
   /** Registration messages are handled one at a time, in order (the key lookup is async). */
   private pending: Promise<void> = Promise.resolve();
+  private stopReading: () => void = () => undefined;
 
   constructor(
     private readonly daemon: Daemon,
@@ -91,18 +98,19 @@ class RemotePlugin {
       if (Date.now() - this.lastActive > idleTimeout) socket.destroy();
     }, Math.min(idleTimeout, 5_000));
     idle.unref();
-    let buffered = "";
-    socket.setEncoding("utf8");
-    socket.on("data", (chunk: string) => {
-      buffered += chunk;
-      if (buffered.length > MAX_LINE_BYTES) return this.fail("message too large");
-      let newline: number;
-      while ((newline = buffered.indexOf("\n")) >= 0) {
-        const line = buffered.slice(0, newline);
-        buffered = buffered.slice(newline + 1);
+    // Until the handshake names a tenant a line may be tiny; then as long as a plugin's stdout line.
+    const lineLimit = () => (this.tenantId ? this.daemon.config.pluginLineMaxBytes : HANDSHAKE_MAX_LINE_BYTES);
+    this.stopReading = readBoundedLines(
+      socket,
+      lineLimit,
+      (line) => {
         if (line.trim() !== "") this.onLine(line);
-      }
-    });
+      },
+      (oversized) => {
+        if (this.connection) this.connection.handleOversizedLine(oversized);
+        else this.fail(`${this.tenantId ? "registration" : "handshake"} failed, message too large (at most ${oversized.limit} bytes)`);
+      },
+    );
     socket.on("error", () => undefined);
     socket.on("close", () => {
       clearTimeout(handshakeTimer);
@@ -125,6 +133,9 @@ class RemotePlugin {
   private fail(message: string): void {
     if (this.closed) return;
     this.closed = true;
+    // Nothing more is read: a peer that keeps sending costs no memory until the socket is gone.
+    this.stopReading();
+    this.socket.resume();
     this.socket.end(`${message}\n`);
     this.socket.destroySoon();
   }

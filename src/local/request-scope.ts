@@ -1,0 +1,20 @@
+/**
+ * The request a piece of code runs for, carried through callbacks and promises
+ * (AsyncLocalStorage), so an error that escapes every handler can still be logged with its
+ * request and fail that request instead of the process.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+export interface RequestScope {
+  method: string;
+  path: string;
+  /** Ends the request with an internal error (or cuts its stream if the answer already started). */
+  fail(err: unknown): void;
+}
+
+const storage = new AsyncLocalStorage<RequestScope>();
+
+export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T => storage.run(scope, fn);
+
+/** The request whose callback is running, if any. */
+export const currentRequest = (): RequestScope | undefined => storage.getStore();
