@@ -4,7 +4,8 @@ import { bind } from "../http/daemon-request.js";
 import { bytes } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
-import { badRequest } from "../domain/errors.js";
+import { internalError } from "../domain/errors.js";
+import type { PackageArchive } from "../domain/package-archive.js";
 import type { Daemon } from "../daemon.js";
 
 export function assetRoutes(d: Daemon): Route[] {
@@ -18,11 +19,20 @@ export function assetRoutes(d: Daemon): Route[] {
     {
       method: "GET",
       pattern: "/plugin/:tenant_id/extract-asset",
+      // Dify's web UI strips `./_assets/` from a README image and asks for the rest: upstream looks
+      // it up among the package's assets (the files under `_assets/`, named without that prefix),
+      // answers a name it does not have with an empty 200, and only a package it cannot read with
+      // HTTP 500 (controllers/plugins.go ExtractPluginAsset, plugin_manager/manager.go
+      // ExtractPluginAsset, langgenius/dify-plugin-daemon@bdb5642a).
       handler: async (req) => {
         const q = bind(req, z.object({ plugin_unique_identifier: z.string().refine(isUniqueIdentifier), file_path: z.string().min(1) }));
-        const file = (await d.intake.archiveOf(q.plugin_unique_identifier)).file(q.file_path);
-        if (!file) throw badRequest(`file ${q.file_path} not found in the package`);
-        return bytes(file);
+        let archive: PackageArchive;
+        try {
+          archive = await d.intake.archiveOf(q.plugin_unique_identifier);
+        } catch (err) {
+          throw internalError(err instanceof Error ? err.message : String(err)).withStatus(500);
+        }
+        return bytes(archive.file(`_assets/${q.file_path}`) ?? new Uint8Array());
       },
     },
   ];

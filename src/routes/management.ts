@@ -3,27 +3,31 @@
  * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
-import { badRequest, identifierError, internalError, notFound } from "../domain/errors.js";
+import { badRequest, identifierError, internalError, notFound, pluginNotFound } from "../domain/errors.js";
 import { withoutPlugin } from "../domain/install-task.js";
-import { isUniqueIdentifier, parseUniqueIdentifier } from "../domain/identifier.js";
+import { isUniqueIdentifier, parseUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
+import { PLUGIN_TAGS } from "../domain/manifest.js";
 import { bind, header, pagination, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
-import { parseMultipart } from "../http/multipart.js";
 import type { Route } from "../http/router.js";
 import { storedOrFetched } from "../adapters/aws/marketplace-prefetch.js";
-import { Catalog, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
+import { Catalog, LISTING_LANGUAGES, PLUGIN_CATEGORIES, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
 import type { Daemon } from "../daemon.js";
 import { assetRoutes } from "./assets.js";
 import { autoUpgradeRoutes } from "./auto-upgrade.js";
 import { debuggingRoutes } from "./debugging.js";
 import { endpointRoutes } from "./endpoints.js";
 import { healthRoutes } from "./health.js";
+import { uploadedFile } from "./uploaded-file.js";
 
 const M = "/plugin/:tenant_id/management";
 const uid = z.string().refine(isUniqueIdentifier, { message: "plugin_unique_identifier is not valid" });
 const identifierQuery = z.object({ plugin_unique_identifier: uid });
 const page = z.object(pagination());
-const categories = ["tool", "model", "extension", "agent-strategy", "datasource", "trigger"] as const;
+const categories = PLUGIN_CATEGORIES;
+const isCategory = (c: string | undefined): c is (typeof categories)[number] => categories.includes(c as (typeof categories)[number]);
+/** Upstream's answer to a category outside the list, after binding (HTTP 200, -400). */
+const invalidCategory = () => badRequest("invalid plugin category");
 
 const paged = <T>(items: T[], p: { page: number; page_size: number }) =>
   items.slice((p.page - 1) * p.page_size, p.page * p.page_size);
@@ -36,7 +40,10 @@ export function managementGroup(d: Daemon): Route[] {
 }
 
 export function managementRoutes(d: Daemon): Route[] {
-  const providerRoutes = (plural: string, singular: string, kind: ProviderKind): Route[] => [
+  // Upstream has no singular route for models, and answers an unknown provider with
+  // PluginNotFoundError (a datasource without installation: the database's "record not found");
+  // internal/service/manage_plugin.go GetTool/GetAgentStrategy/GetDatasource, trigger.go GetTrigger.
+  const providerRoutes = (plural: string, singular: string | undefined, kind: ProviderKind): Route[] => [
     {
       method: "GET",
       pattern: `${M}/${plural}`,
@@ -48,17 +55,22 @@ export function managementRoutes(d: Daemon): Route[] {
         return ok(paged(rows, p));
       },
     },
-    {
-      method: "GET",
-      pattern: `${M}/${singular}`,
-      handler: async (req) => {
-        const q = bind(req, z.object({ plugin_id: z.string().min(1), provider: z.string().min(1) }));
-        const plugin = await d.catalog.installedPlugin(tenantOf(req), q.plugin_id);
-        const row = plugin && Catalog.providerEntry(plugin, kind);
-        if (!row || row.provider !== q.provider) throw badRequest(`${singular.replace("_", " ")} not found`);
-        return ok(row);
-      },
-    },
+    ...(singular === undefined
+      ? []
+      : [
+          {
+            method: "GET",
+            pattern: `${M}/${singular}`,
+            handler: async (req: DaemonRequest) => {
+              const q = bind(req, z.object({ plugin_id: z.string().min(1), provider: z.string().min(1) }));
+              const plugin = await d.catalog.installedPlugin(tenantOf(req), q.plugin_id);
+              const row = plugin && Catalog.providerEntry(plugin, kind);
+              if (!row && kind === "datasource") throw internalError("record not found");
+              if (!row || row.provider !== q.provider) throw pluginNotFound();
+              return ok(row);
+            },
+          },
+        ]),
   ];
 
   return [
@@ -66,20 +78,16 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "POST",
       pattern: `${M}/install/upload/package`,
       handler: async (req) => {
-        const form = await parseMultipart(req, d.config.packageLimits.maxPackageBytes);
-        const file = form.files.get("dify_pkg");
-        if (!file) throw badRequest("dify_pkg is required").withStatus(400);
-        return ok(await d.intake.accept(file, form.fields.get("verify_signature") === "true"));
+        const upload = await uploadedFile(req, "dify_pkg", d.config.packageLimits.maxPackageBytes);
+        return ok(await d.intake.accept(upload.file, upload.fields.get("verify_signature") === "true"));
       },
     },
     {
       method: "POST",
       pattern: `${M}/install/upload/bundle`,
       handler: async (req) => {
-        const form = await parseMultipart(req, d.config.maxBundleBytes);
-        const file = form.files.get("dify_bundle");
-        if (!file) throw badRequest("dify_bundle is required").withStatus(400);
-        return ok(await d.bundles.accept(file, form.fields.get("verify_signature") === "true"));
+        const upload = await uploadedFile(req, "dify_bundle", d.config.maxBundleBytes);
+        return ok(await d.bundles.accept(upload.file, upload.fields.get("verify_signature") === "true"));
       },
     },
     {
@@ -95,7 +103,7 @@ export function managementRoutes(d: Daemon): Route[] {
           }),
         );
         if (body.metas && body.metas.length !== body.plugin_unique_identifiers.length) {
-          throw badRequest("the length of metas must equal the length of plugin_unique_identifiers");
+          throw badRequest("the number of metas must be equal to the number of plugin unique identifiers");
         }
         return ok(await d.installer.installFromIdentifiers(tenantOf(req), body.plugin_unique_identifiers, body.source, body.metas ?? []));
       },
@@ -113,6 +121,13 @@ export function managementRoutes(d: Daemon): Route[] {
             meta: z.record(z.string(), z.unknown()).nullish(),
           }),
         );
+        // Upstream's checks, in its order and words (controllers/plugins.go, service/install_plugin.go UpgradePlugin).
+        const original = body.original_plugin_unique_identifier;
+        const next = body.new_plugin_unique_identifier;
+        if (original === next) throw badRequest("original and new plugin unique identifier are the same");
+        if (pluginIdOf(original) !== pluginIdOf(next)) throw badRequest("original and new plugin id are different");
+        const current = await d.installations.get(tenantOf(req), pluginIdOf(original));
+        if (current?.installation.plugin_unique_identifier !== original) throw notFound("plugin installation not found for this tenant");
         return ok(
           await d.installer.upgrade(tenantOf(req), body.original_plugin_unique_identifier, body.new_plugin_unique_identifier, body.source, body.meta ?? {}),
         );
@@ -156,11 +171,15 @@ export function managementRoutes(d: Daemon): Route[] {
       pattern: `${M}/install/tasks/:task_id/delete/*identifier`,
       handler: async (req) => {
         const tenant = tenantOf(req);
+        // Upstream validates the identifier before looking at the task (HTTP 200, -400).
+        const identifier = (req.params.identifier ?? "").replace(/^\/+/, "");
+        if (!isUniqueIdentifier(identifier)) throw badRequest(`plugin_unique_identifier is not valid: ${identifier}`);
         const stored = await d.tasks.get(tenant, req.params.task_id ?? "");
         // Upstream treats a task that is already gone as nothing to do.
         if (!stored) return ok(true);
-        const rest = withoutPlugin(stored.task, (req.params.identifier ?? "").replace(/^\//, ""), new Date());
-        if (!rest) await d.tasks.delete(tenant, stored.task.id);
+        const rest = withoutPlugin(stored.task, identifier, new Date());
+        // ...and deletes the task once every plugin left in it succeeded (install_task_service.go).
+        if (!rest || rest.plugins.every((p) => p.status === "success")) await d.tasks.delete(tenant, stored.task.id);
         else await d.tasks.save(stored, rest);
         return ok(true);
       },
@@ -193,7 +212,9 @@ export function managementRoutes(d: Daemon): Route[] {
     {
       method: "GET",
       pattern: `${M}/fetch/identifier`,
-      handler: async (req) => ok((await d.packages.get(bind(req, identifierQuery).plugin_unique_identifier)) !== undefined),
+      // Upstream's `plugins` table: true once a tenant has the plugin installed, not when only its
+      // package is stored (internal/service/decode_service.go FetchPluginFromIdentifier).
+      handler: async (req) => ok((await d.packages.users(bind(req, identifierQuery).plugin_unique_identifier)).length > 0),
     },
     {
       method: "GET",
@@ -227,9 +248,12 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "GET",
       pattern: `${M}/installation/ids`,
       handler: async (req) => {
-        const q = bind(req, z.object({ category: z.enum(categories).optional() }));
+        // Required upstream; a value outside the list passes binding and is refused by the service.
+        const q = bind(req, z.object({ category: z.string().min(1) }));
+        const category = q.category;
+        if (!isCategory(category)) throw invalidCategory();
         const ids = (await d.catalog.installed(tenantOf(req)))
-          .filter((p) => !q.category || Catalog.category(p) === q.category)
+          .filter((p) => Catalog.providesCategory(p, category))
           .map((p) => p.installation.plugin_id);
         return ok({ plugin_ids: [...new Set(ids)] });
       },
@@ -281,7 +305,7 @@ export function managementRoutes(d: Daemon): Route[] {
         return ok(rows);
       },
     },
-    ...providerRoutes("models", "model", "model"),
+    ...providerRoutes("models", undefined, "model"),
     ...providerRoutes("tools", "tool", "tool"),
     ...providerRoutes("agent_strategies", "agent_strategy", "agent_strategy"),
     ...providerRoutes("datasources", "datasource", "datasource"),
@@ -304,25 +328,23 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "GET",
       pattern: `${M}/:category/list`,
       handler: async (req) => {
-        const category = req.params.category;
-        if (!categories.includes(category as (typeof categories)[number])) throw badRequest(`unknown category ${category}`).withStatus(400);
+        const tag = z.enum(PLUGIN_TAGS);
         const q = bind(
           req,
           z.object({
             ...pagination(),
             query: z.string().max(256).optional(),
-            tags: z.union([z.string(), z.array(z.string())]).optional(),
+            tags: z.union([tag, z.array(tag).max(128)]).optional(),
+            language: z.enum(LISTING_LANGUAGES).optional(),
           }),
         );
-        const tags = q.tags === undefined ? [] : ([] as string[]).concat(q.tags);
-        const needle = q.query?.toLowerCase();
-        const matching = (await d.catalog.installed(tenantOf(req))).filter((p) => {
-          if (Catalog.category(p) !== category) return false;
-          if (tags.length && !tags.some((t) => (p.declaration.tags ?? []).some((tag) => tag === t))) return false;
-          if (!needle) return true;
-          const text = JSON.stringify([p.installation.plugin_id, p.declaration.name, p.declaration.label, p.declaration.description]);
-          return text.toLowerCase().includes(needle);
-        });
+        // Checked after binding, as upstream's service does (HTTP 200, -400).
+        const category = req.params.category;
+        if (!isCategory(category)) throw invalidCategory();
+        const filters = { query: q.query, tags: q.tags === undefined ? [] : ([] as string[]).concat(q.tags), language: q.language };
+        const matching = (await d.catalog.installed(tenantOf(req))).filter(
+          (p) => Catalog.category(p) === category && Catalog.matchesListFilters(p, filters),
+        );
         const list = paged(matching, q).map(Catalog.listEntry);
         return ok({ list, has_more: q.page * q.page_size < matching.length });
       },

@@ -17,6 +17,27 @@ export interface InstalledPlugin {
 /** The provider kinds Dify lists, keyed by the declaration field that holds them. */
 export type ProviderKind = "tool" | "model" | "agent_strategy" | "datasource" | "trigger";
 
+export const PLUGIN_CATEGORIES = ["tool", "model", "extension", "agent-strategy", "datasource", "trigger"] as const;
+
+/** The languages `/:category/list` searches in (upstream validates `oneof=en_US zh_Hans ja_JP pt_BR`). */
+export const LISTING_LANGUAGES = ["en_US", "zh_Hans", "ja_JP", "pt_BR"] as const;
+
+/** Where upstream keeps each category's installations: a provider table, except for extensions. */
+const CATEGORY_PROVIDER: Record<PluginCategory, ProviderKind | undefined> = {
+  tool: "tool",
+  model: "model",
+  "agent-strategy": "agent_strategy",
+  datasource: "datasource",
+  trigger: "trigger",
+  extension: undefined,
+};
+
+export interface ListFilters {
+  query?: string;
+  tags: string[];
+  language?: string;
+}
+
 export class Catalog {
   constructor(
     private readonly installations: Installations,
@@ -69,9 +90,47 @@ export class Catalog {
     return declarationCategory(p.declaration);
   }
 
+  /**
+   * Whether `installation/ids?category=` lists the plugin: upstream reads the category's provider
+   * table (a plugin with a tool provider counts as a tool whatever else it declares), and derives
+   * extensions from the declaration (internal/service/manage_plugin.go ListInstalledPluginIDs).
+   */
+  static providesCategory(p: InstalledPlugin, category: PluginCategory): boolean {
+    const kind = CATEGORY_PROVIDER[category];
+    return kind ? Catalog.providerEntry(p, kind) !== undefined : Catalog.category(p) === category;
+  }
+
+  /**
+   * `/:category/list` filters as upstream's pluginMatchesCategoryListFilters: any requested tag,
+   * then the query, case-insensitive, in the plugin id, the name, or the label or description in
+   * the requested language (en_US when that text is empty or the language unknown).
+   */
+  static matchesListFilters(p: InstalledPlugin, filters: ListFilters): boolean {
+    const tags = p.declaration.tags ?? [];
+    if (filters.tags.length && !filters.tags.some((t) => tags.some((tag) => tag === t))) return false;
+    if (!filters.query) return true;
+    const needle = filters.query.toLowerCase();
+    const candidates = [
+      p.installation.plugin_id,
+      p.declaration.name,
+      localized(p.declaration.label, filters.language),
+      localized(p.declaration.description, filters.language),
+    ];
+    return candidates.some((text) => text.toLowerCase().includes(needle));
+  }
+
   private async join(installation: Installation): Promise<InstalledPlugin | undefined> {
     const record = await this.packages.get(installation.plugin_unique_identifier);
     if (!record) return undefined;
     return { installation, declaration: record.declaration, verified: record.verified };
   }
+}
+
+/** upstream localizedPluginListText: the language's text, else en_US. */
+function localized(text: unknown, language: string | undefined): string {
+  const texts = (text ?? {}) as Record<string, unknown>;
+  const field = language === "ja_JP" || language === "zh_Hans" || language === "pt_BR" ? language : "en_US";
+  const value = texts[field];
+  if (typeof value === "string" && value !== "") return value;
+  return typeof texts.en_US === "string" ? texts.en_US : "";
 }

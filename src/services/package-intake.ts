@@ -92,16 +92,24 @@ export class PackageIntake {
     return this.packages.save(prepared.record, prepared.bytes, prepared.assets);
   }
 
-  /** Re-reads a stored package and re-checks its signature (decode/from_identifier). */
+  /**
+   * Decodes a stored package again and re-checks its signature (decode/from_identifier,
+   * /v2/invoke/extract): the manifest as the package declares it, icons not remapped to asset
+   * ids, as upstream's zip decoder returns it (internal/service/decode_service.go).
+   */
   async decodeStored(uniqueIdentifier: string): Promise<DecodedPackage> {
-    const record = await this.packages.get(uniqueIdentifier);
-    const bytes = record && (await this.packages.bytes(uniqueIdentifier));
-    if (!record || !bytes) throw badRequest("plugin package not found");
+    const bytes = await this.packages.bytes(uniqueIdentifier);
+    if (!bytes) throw badRequest("plugin package not found");
     const archive = await this.read(bytes);
+    const { loadDeclaration } = await import("../domain/declaration.js");
+    const declaration = loadDeclaration(
+      (path) => archive.file(path),
+      archive.entries.map((e) => e.name),
+    );
     const signature = verifyPackageSignature(archive, this.options.extraPublicKeysPem);
     return {
       unique_identifier: uniqueIdentifier,
-      manifest: { ...record.declaration, verified: signature.verified },
+      manifest: { ...declaration, verified: signature.verified },
       verification: signature.verification,
     };
   }

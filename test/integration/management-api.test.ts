@@ -92,7 +92,8 @@ describe("uploading packages", () => {
     expect(env.data.verification).toBeNull();
 
     const uid = encodeURIComponent(env.data.unique_identifier);
-    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${uid}`))).data).toBe(true);
+    // Stored is not installed: upstream says true only once some tenant has the plugin installed.
+    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${uid}`))).data).toBe(false);
     expect((await body(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${uid}`))).data.name).toBe("echo-tool");
     // Dify sends a JSON body on this GET; the query parameter works too.
     const viaBody = await rawRequest(d.url, "GET", `${M}/decode/from_identifier`, JSON.stringify({ plugin_unique_identifier: env.data.unique_identifier }));
@@ -176,7 +177,7 @@ describe("uploading bundles", () => {
     expect(env.data[2].type).toBe("package");
     const uid = env.data[2].value.unique_identifier as string;
     expect(uid).toMatch(/^fixtures\/fake-llm:0\.0\.1@/);
-    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${encodeURIComponent(uid)}`))).data).toBe(true);
+    expect((await body(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`))).data.name).toBe("fake-llm");
   });
 
   it("stores none of a bundle's packages when one of them is bad", async () => {
@@ -192,7 +193,7 @@ describe("uploading bundles", () => {
     expect(env.code).toBe(-400);
     const checksum = packageChecksum((await readPackage(good, DEFAULT_PACKAGE_LIMITS)).entries);
     const goodUid = encodeURIComponent(`fixtures/fake-llm:0.0.5@${checksum}`);
-    expect((await body(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${goodUid}`))).data).toBe(false);
+    expect((await body(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${goodUid}`))).code).toBe(-400);
   });
 });
 

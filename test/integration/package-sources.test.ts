@@ -24,7 +24,8 @@ afterAll(async () => {
 });
 
 const json = async (res: Response) => (await res.json()) as { code: number; message: string; data: any };
-const stored = async (uid: string) => (await json(await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${encodeURIComponent(uid)}`))).data as boolean;
+/** Whether the daemon has the package (fetch/identifier says whether a tenant has it installed). */
+const stored = async (uid: string) => (await json(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`))).code === 0;
 
 let tenants = 0;
 /** Each install in its own tenant: a tenant that already has the plugin (any version) answers all_installed. */

@@ -34,8 +34,9 @@ const upload = async (pkg: Uint8Array) =>
     data: any;
   };
 const total = async () => ((await (await d.call(`${M}/list?page=1&page_size=10`)).json()) as any).data.total as number;
+/** Whether the daemon has the package (fetch/identifier says whether a tenant has it installed). */
 const stored = async (uid: string) =>
-  ((await (await d.call(`${M}/fetch/identifier?plugin_unique_identifier=${encodeURIComponent(uid)}`)).json()) as any).data as boolean;
+  ((await (await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`)).json()) as any).code === 0;
 
 describe("signature enforcement (default on)", () => {
   it("refuses an unsigned package", async () => {
