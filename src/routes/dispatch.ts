@@ -4,12 +4,14 @@
  */
 import { z } from "zod";
 import { actionFor } from "../domain/dispatch-actions.js";
-import { badRequest, DaemonError, pluginNotFound } from "../domain/errors.js";
+import { badRequest, DaemonError } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
 import { bind, header, type DaemonRequest } from "../http/daemon-request.js";
 import { eventStream, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { Daemon } from "../daemon.js";
+import { installedIdentifier } from "./dispatch-target.js";
+import { modelPollingRoutes } from "./model-polling.js";
 
 const dispatchBody = z.object({
   user_id: z.string().nullish(),
@@ -22,10 +24,16 @@ const dispatchBody = z.object({
   context: z.record(z.string(), z.unknown()).nullish(),
 });
 
+/** gin's NoRoute answer: an unknown path is refused before any header or body is looked at. */
+const routeNotFound = () => json({ code: "not_found", message: "route not found" }, 404);
+
+/** Actions upstream serves on `/plugin/{tenant}/dispatch` only (internal/server/http_server.go invokeGroup). */
+const notOnV2 = new Set(["model/polling/start", "model/polling/check"]);
+
 export function dispatchRoutes(d: Daemon): Route[] {
   const dispatch = async (req: DaemonRequest, tenantId: string, uniqueIdentifier: string) => {
     const action = actionFor(req.params.action ?? "");
-    if (!action) return json({ code: "not_found", message: "route not found" }, 404);
+    if (!action) return routeNotFound();
     const body = bind(req, dispatchBody);
     return eventStream(
       d.dispatcher.stream({
@@ -44,25 +52,21 @@ export function dispatchRoutes(d: Daemon): Route[] {
   };
 
   return [
+    ...modelPollingRoutes(d),
     {
       method: "POST",
       pattern: "/plugin/:tenant_id/dispatch/*action",
       handler: async (req) => {
-        const pluginId = header(req, "x-plugin-id");
-        if (!pluginId) throw badRequest("plugin_id is required").withStatus(400);
-        const tenantId = req.params.tenant_id ?? "";
-        const stored = await d.installations.get(tenantId, pluginId);
-        if (!stored) throw pluginNotFound().withStatus(404);
-        if (!isUniqueIdentifier(stored.installation.plugin_unique_identifier)) {
-          throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);
-        }
-        return dispatch(req, tenantId, stored.installation.plugin_unique_identifier);
+        if (!actionFor(req.params.action ?? "")) return routeNotFound();
+        return dispatch(req, req.params.tenant_id ?? "", await installedIdentifier(d, req));
       },
     },
     {
       method: "POST",
       pattern: "/v2/invoke/dispatch/*action",
       handler: async (req) => {
+        const action = req.params.action ?? "";
+        if (!actionFor(action) || notOnV2.has(action)) return routeNotFound();
         const uid = header(req, "x-plugin-unique-identifier");
         if (!uid) throw badRequest("X-Plugin-Unique-Identifier header is required").withStatus(400);
         if (!isUniqueIdentifier(uid)) throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);
