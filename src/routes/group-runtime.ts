@@ -6,6 +6,7 @@
 import { sharedDaemon, type Daemon } from "../daemon.js";
 import type { RouteGroupRuntime } from "../http/apigateway.js";
 import { Router, type Route } from "../http/router.js";
+import { counted } from "./request-activity.js";
 
 /** Builds a group's routes on a daemon. */
 export type GroupRoutes = (d: Daemon) => Route[];
@@ -16,7 +17,7 @@ export function routerOf(d: Daemon, routes: GroupRoutes): Router {
   let byGroup = routers.get(d);
   if (!byGroup) routers.set(d, (byGroup = new Map()));
   let router = byGroup.get(routes);
-  if (!router) byGroup.set(routes, (router = new Router(routes(d))));
+  if (!router) byGroup.set(routes, (router = new Router(routes(d).map(counted))));
   return router;
 }
 
