@@ -72,7 +72,7 @@ export interface MigrationPlan {
 export const describeInstallation = (row: InstallationRow) =>
   `plugin_installations row ${row.id} (tenant ${row.tenant_id}, ${row.plugin_unique_identifier})`;
 export const describeEndpoint = (row: EndpointRow) => `endpoints row ${row.id} (tenant ${row.tenant_id}, hook ${row.hook_id})`;
-const describeProvider = (kind: ProviderKind, row: ProviderRow) =>
+export const describeProvider = (kind: ProviderKind, row: ProviderRow) =>
   `${providerTables[kind]} row ${row.id} (tenant ${row.tenant_id}, provider ${row.provider})`;
 
 /** One upstream installation as ours; ids, source and meta kept. Counters start at zero: each migrated endpoint counts itself. */

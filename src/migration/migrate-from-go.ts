@@ -9,7 +9,7 @@
  * 4. with --prepare, prepare each plugin's runtime as an install would.
  * A dry run does 1, 2 and the existence checks of 3, and writes nothing.
  */
-import { describeEndpoint, describeInstallation, describeStorageKey, planMigration, providerMismatch, type Kind, type Skip } from "./mapping.js";
+import { describeEndpoint, describeInstallation, describeProvider, describeStorageKey, planMigration, providerMismatch, type Kind, type Skip } from "./mapping.js";
 import type { TenantStorageRow } from "./go-rows.js";
 import { providerTables } from "./go-rows.js";
 import { assignStorageKeys, packageKeys, tenantStoragePrefix, type GoStorageLayout } from "./go-storage-layout.js";
@@ -114,7 +114,7 @@ export async function migrateFromGo(sources: MigrationSources, target: Migration
     }
     if (write) {
       const bytes = await sources.storage.read(key);
-      if (!bytes) throw new MigrationError(`${describeRows(plan, planned.rowIds[0]!)}: package file ${key} disappeared during the migration`);
+      if (!bytes) throw new MigrationError(`${describeRow(plan, planned.rowIds[0]!)}: package file ${key} disappeared during the migration`);
       await target.savePackage(await checkPackage(target, bytes, uid, key, planned.rowIds[0]!, plan));
     }
     done("packages", "packages", i + 1, plan.packages.length, uid, "migrated");
@@ -143,7 +143,7 @@ export async function migrateFromGo(sources: MigrationSources, target: Migration
   const byInstallation = new Map(plan.installations.map((p) => [p.installation.id, p.row.id]));
   for (const [i, { kind, row, installation }] of plan.providers.entries()) {
     const table = providerTables[kind];
-    const item = `${table} row ${row.id} (tenant ${row.tenant_id}, provider ${row.provider})`;
+    const item = describeProvider(kind, row);
     const mismatch = providerMismatch(kind, row, declarations.get(installation.plugin_unique_identifier)!);
     const owner = outcomeOf.get(byInstallation.get(installation.id)!);
     if (mismatch || owner === "skipped") {
@@ -233,7 +233,7 @@ async function runtimeStatuses(
   return statuses;
 }
 
-function describeRows(plan: ReturnType<typeof planMigration>, rowId: string): string {
+function describeRow(plan: ReturnType<typeof planMigration>, rowId: string): string {
   const planned = plan.installations.find((p) => p.row.id === rowId);
   return planned ? describeInstallation(planned.row) : `plugin_installations row ${rowId}`;
 }
@@ -245,7 +245,7 @@ async function readPackage(sources: MigrationSources, uid: string, rowId: string
     if (bytes) return { key, bytes };
   }
   throw new MigrationError(
-    `${describeRows(plan, rowId)}: package not found in ${sources.storage.description} (looked for ${keys.join(" and ")}); ` +
+    `${describeRow(plan, rowId)}: package not found in ${sources.storage.description} (looked for ${keys.join(" and ")}); ` +
       "check --storage-root/--storage-bucket and PLUGIN_PACKAGE_CACHE_PATH/PLUGIN_INSTALLED_PATH",
   );
 }
@@ -258,6 +258,6 @@ async function checkPackage(target: MigrationTarget, bytes: Uint8Array, uid: str
     // The intake words a mismatch for downloads; here it means the file is not the package its row names.
     const mismatch = /^downloaded package is (\S+), expected/.exec(detail);
     if (mismatch) detail = `its files make it ${mismatch[1]} (the checksum does not match the identifier)`;
-    throw new MigrationError(`${describeRows(plan, rowId)}: package ${key} cannot be carried over: ${detail}`);
+    throw new MigrationError(`${describeRow(plan, rowId)}: package ${key} cannot be carried over: ${detail}`);
   }
 }

@@ -408,6 +408,26 @@ describe("migrate from-go", () => {
   });
 });
 
+describe("migrate from-go with an older Go daemon's database", () => {
+  it("keeps the newer of two installations of one plugin in a tenant (before upstream's unique index) and says so", async () => {
+    const old = "dify_plugin_old";
+    await postgres.createDatabase(old);
+    await postgres.exec(old, `${schema}\nDROP INDEX "idx_tenant_plugin";`);
+    const [older, newer] = [uuidv7(), uuidv7()];
+    const row = (rowId: string, minute: number) => insert("plugin_installations", {
+      id: rowId, ...stamps(minute), tenant_id: A, plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid.echo,
+      runtime_type: "local", endpoints_setups: 0, endpoints_active: 0, source: "marketplace", meta: "{}",
+    });
+    await postgres.exec(old, [row(older, 1), row(newer, 2)].join("\n"));
+    const result = await cli([...sourceArgs(old), "--target", "local", "--data-dir", join(work, "old-data"), "--dry-run"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain("Dry run: nothing was written.");
+    expect(result.stdout).toMatch(/installations\s+1\s+0\s+1\n/);
+    expect(result.stdout).toContain(`plugin_installations row ${older} (tenant ${A}, ${uid.echo}): duplicate installation of fixtures/echo-tool in this tenant; kept the newer row ${newer}`);
+    expect(result.stderr).toContain(`[checking packages 1/1] ${uid.echo}: checked (plugin_packages/${uid.echo})`);
+  });
+});
+
 describe("migrate from-go on AWS", () => {
   it("reads the Go daemon's S3 storage with its own settings and writes the stack's table and bucket", async () => {
     const endpoint = process.env.AWS_ENDPOINT_URL!;

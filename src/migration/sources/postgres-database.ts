@@ -99,8 +99,8 @@ export class PostgresGoDatabase implements GoDatabase {
         counts,
       };
     } finally {
-      // Nothing to keep: the transaction only read.
-      await this.client.query("ROLLBACK");
+      // Nothing to keep: the transaction only read. A broken connection must not hide the first error.
+      await this.client.query("ROLLBACK").catch(() => undefined);
     }
   }
 
