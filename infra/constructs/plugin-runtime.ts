@@ -175,12 +175,13 @@ export class PluginRuntime extends Construct {
     builderLogs.grantWrite(builderRole);
     this.builder = new lambda.Function(this, "Builder", {
       role: builderRole,
-      description: "Builds a plugin's Lambda code zip (pip for the Lambda platform) from its stored package",
+      description: "Builds a plugin's Lambda code zip (its uv.lock or requirements for the Lambda platform) from its stored package",
       runtime: pythonRuntime,
-      architecture: lambda.Architecture.ARM_64,
+      // The plugins' architecture: source distributions are only built on the platform they run on.
+      architecture: lambdaArch,
       handler: "handler.handler",
       code: lambda.Code.fromAsset(join(props.layersDir, "plugin-builder"), { exclude: ["__pycache__", "*.pyc", "tests"] }),
-      // pip resolves and unpacks wheels: CPU and /tmp bound.
+      // uv/pip resolve, download, build and unpack: CPU and /tmp bound.
       memorySize: 2048,
       ephemeralStorageSize: Size.gibibytes(4),
       timeout: Duration.minutes(15),

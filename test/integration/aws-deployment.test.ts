@@ -386,8 +386,8 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     const fn = functions[0]!;
     expect(fn.configuration).toMatchObject({
       Runtime: "python3.12",
-      // resource.memory 134217728 bytes = 128 MiB.
-      MemorySize: 128,
+      // resource.memory 134217728 bytes = 128 MiB, raised to the 1024 MB floor (CPU for a cold start).
+      MemorySize: 1024,
       Timeout: 120,
       Architectures: ["arm64"],
       Role: ROLE_ARN,
@@ -425,7 +425,7 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       data: { id: installationId, plugin_unique_identifier: uid, runtime_type: "serverless" },
     });
     const runtime = await documents.send(new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }));
-    expect(runtime.Item?.data).toMatchObject({ function_name: pluginFunctionName(PREFIX, uid), memory_mib: 128 });
+    expect(runtime.Item?.data).toMatchObject({ function_name: pluginFunctionName(PREFIX, uid), memory_mib: 1024 });
   });
 
   it("streams a tool invocation from the plugin function as data: envelopes", async () => {

@@ -11,7 +11,11 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CreateSecretCommand } from "@aws-sdk/client-secrets-manager";
 import type { LambdaClient } from "@aws-sdk/client-lambda";
+import { App, Stack } from "aws-cdk-lib";
+import type { Asset } from "aws-cdk-lib/aws-s3-assets";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
+import { PackageBucket } from "../../infra/constructs/package-bucket.js";
+import { PluginRuntime } from "../../infra/constructs/plugin-runtime.js";
 import { createLambdaClient } from "../../src/adapters/aws/clients.js";
 import { LambdaInstallQueue } from "../../src/adapters/aws/lambda-install-queue.js";
 import { installJobPayloadSchema } from "../../src/ports/install-queue.js";
@@ -84,6 +88,7 @@ function testConfig(overrides: Record<string, string> = {}): DaemonConfig {
     PLUGIN_ARCH: "arm64",
     DAEMON_PUBLIC_URL: "https://daemon.example.com",
     PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
+    PLUGIN_LAYER_BYTES: "60000",
     ...overrides,
   });
 }
@@ -166,7 +171,7 @@ function runtime(config = testConfig()): LambdaPluginRuntime {
 
 describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", () => {
   it("builds the code, then creates the function from the manifest and records it once active", async () => {
-    const plugin = await echoTool({ memory: 268_435_456 });
+    const plugin = await echoTool({ memory: 2048 * MIB });
     const rt = runtime();
     const progress: string[] = [];
     expect(await rt.isInstalled(plugin.uniqueIdentifier)).toBe(false);
@@ -184,6 +189,8 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
         output_key: codeKey,
         arch: "arm64",
         python_version: "3.12",
+        // Lambda's 250 MB unzipped, less the layer (PLUGIN_LAYER_BYTES).
+        max_unzipped_bytes: 262_144_000 - 60_000,
       },
     });
     const name = pluginFunctionName("dify-plugin-", plugin.uniqueIdentifier);
@@ -194,7 +201,7 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
       Role: "arn:aws:iam::123456789012:role/dify-plugin",
       Layers: [{ Arn: "arn:aws:lambda:us-east-1:123456789012:layer:dify-plugin:3" }],
       Architectures: ["arm64"],
-      MemorySize: 256,
+      MemorySize: 2048,
       Timeout: 600,
       State: "Active",
       Environment: {
@@ -213,16 +220,29 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
     expect(progress.join("\n")).toMatch(/building plugin code for python3.12 \(arm64\)[\s\S]*waiting for the function to become active[\s\S]*is ready \(created\)/);
   });
 
-  it.each([
-    { what: "64 MiB is raised to Lambda's 128 MB", resource: { memory: 64 * MIB }, memory: 128, timeout: 600 },
-    { what: "20 GiB is capped at 10240 MB", resource: { memory: 20 * 1024 * MIB }, memory: 10_240, timeout: 600 },
-    { what: "resource.timeout (seconds) is used when declared", resource: { memory: 512 * MIB, timeout: 120 }, memory: 512, timeout: 120 },
-  ])("sizes the function from the manifest: $what", async ({ resource, memory, timeout }) => {
+  it.each<{ what: string; resource: Record<string, number>; env: Record<string, string>; memory: number; timeout: number }>([
+    // Official manifests declare 1 MiB: at 128 MB (1/14 of a vCPU) the SDK alone imports for half a minute.
+    { what: "1 MiB (as official manifests declare) is raised to the 1024 MB floor", resource: { memory: MIB }, env: {}, memory: 1024, timeout: 600 },
+    { what: "the floor follows PLUGIN_MIN_MEMORY_MB", resource: { memory: MIB }, env: { PLUGIN_MIN_MEMORY_MB: "512" }, memory: 512, timeout: 600 },
+    { what: "20 GiB is capped at 10240 MB", resource: { memory: 20 * 1024 * MIB }, env: {}, memory: 10_240, timeout: 600 },
+    { what: "resource.timeout (seconds) is used when declared", resource: { memory: 1536 * MIB, timeout: 120 }, env: {}, memory: 1536, timeout: 120 },
+  ])("sizes the function from the manifest: $what", async ({ resource, env, memory, timeout }) => {
     const plugin = await echoTool(resource);
-    await runtime().install(plugin, () => undefined);
+    await runtime(testConfig(env)).install(plugin, () => undefined);
     const fn = fake.functions.get(pluginFunctionName("dify-plugin-", plugin.uniqueIdentifier))!;
     expect(fn.configuration.MemorySize).toBe(memory);
     expect(fn.configuration.Timeout).toBe(timeout);
+  });
+
+  it("fails an install whose built code would not fit next to the layer in 250 MB, before CreateFunction", async () => {
+    builder = (event) => ({ code_key: (event as { output_key: string }).output_key, size_bytes: 90_000_000, unzipped_bytes: 262_100_000 });
+    const plugin = await echoTool();
+    const rt = runtime();
+    await expect(rt.install(plugin, () => undefined)).rejects.toThrow(
+      /plugin code is too large for AWS Lambda: 250\.0 MiB unzipped, and with the 0\.1 MiB layer a function may hold 250\.0 MiB/,
+    );
+    expect(fake.callsOf("CreateFunction")).toHaveLength(0);
+    expect(await rt.isInstalled(plugin.uniqueIdentifier)).toBe(false);
   });
 
   it("caps the timeout at Lambda's 900 s when PLUGIN_MAX_EXECUTION_TIMEOUT is longer", async () => {
@@ -249,7 +269,7 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
 
     expect(fake.callsOf("CreateFunction")).toHaveLength(1);
     expect(fake.callsOf("UpdateFunctionCode")).toHaveLength(1);
-    expect(fake.callsOf("UpdateFunctionConfiguration")[0]?.body).toMatchObject({ MemorySize: 256, Timeout: 300, Runtime: "python3.12" });
+    expect(fake.callsOf("UpdateFunctionConfiguration")[0]?.body).toMatchObject({ MemorySize: 1024, Timeout: 300, Runtime: "python3.12" });
     const fn = fake.functions.get(pluginFunctionName("dify-plugin-", plugin.uniqueIdentifier))!;
     expect(fn.configuration).toMatchObject({ Timeout: 300, LastUpdateStatus: "Successful" });
     expect(progress.at(-1)).toMatch(/is ready \(updated\)/);
@@ -493,6 +513,8 @@ def beat():
         time.sleep(5)
 
 print("stub plugin starting (not a protocol line)", flush=True)
+# a plugin importing a heavy SDK at a small CPU share: ready only after a while
+time.sleep(float(os.environ.get("STUB_BOOT_SECONDS") or 0))
 threading.Thread(target=beat, daemon=True).start()
 while True:
     raw = sys.stdin.readline()
@@ -579,6 +601,34 @@ describe(
       expect(next.map((o) => o.type)).toEqual(["stream", "end"]);
     });
 
+    it("finishes init before the plugin is ready and waits for its first heartbeat in the first invocation", async () => {
+      // Lambda's init phase lasts at most 10 s; a plugin booting longer must not be waited for there.
+      await envs.stop();
+      envs = sandboxes({ taskRoot, runtimePython: bootstrapPython, pluginPython: bootstrapPython, env: { STUB_BOOT_SECONDS: "3" } });
+      fake.stream = envs.handler;
+      const started = Date.now();
+      const outputs = await collect(rt.invoke(plugin.uniqueIdentifier, request({ words: ["late"] }), invokeOptions()));
+      expect(outputs.map((o) => o.type)).toEqual(["stream", "end"]);
+      const sandbox = [...envs.running.values()][0]!;
+      expect(sandbox.api.firstNextAt! - sandbox.startedAt).toBeLessThan(2_000);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
+    });
+
+    it("fails the first invocation, not init, when the plugin is not ready within the startup timeout", async () => {
+      await envs.stop();
+      envs = sandboxes({
+        taskRoot,
+        runtimePython: bootstrapPython,
+        pluginPython: bootstrapPython,
+        env: { STUB_BOOT_SECONDS: "30", DIFY_PLUGIN_STARTUP_TIMEOUT: "1" },
+      });
+      fake.stream = envs.handler;
+      const outputs = await collect(rt.invoke(plugin.uniqueIdentifier, request({ words: ["never"] }), invokeOptions()));
+      expect(outputs[0]).toMatchObject({ type: "error", data: { error_type: "PluginRuntimeError", message: expect.stringMatching(/did not become ready \(no heartbeat\) within 1 s/) } });
+      expect(outputs[1]).toEqual({ type: "end" });
+      expect([...envs.running.values()][0]!.api.initError).toBeUndefined();
+    });
+
     it("reports the runtime dying mid-invocation as Lambda does (InvokeComplete error)", async () => {
       const sandboxStarted = collect(rt.invoke(plugin.uniqueIdentifier, request({ words: ["warm"] }), invokeOptions()));
       await sandboxStarted;
@@ -625,6 +675,56 @@ describe(
       expect(texts).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
       expect(outputs.at(-1)).toEqual({ type: "end" });
     }, 120_000);
+
+    it("runs a plugin from what a deployment holds: the default (copy) layer and the builder's code zip, the SDK only in the zip", async () => {
+      // The layer as `cdk synth` stages it by default: the bootstrap alone, laid out without Python.
+      const app = new App({ outdir: mkdtempSync(join(tmpdir(), "layer-cdk-")) });
+      const stack = new Stack(app, "Layer");
+      const pluginRuntime = new PluginRuntime(stack, "PluginRuntime", {
+        layersDir: fileURLToPath(new URL("../../layers/", import.meta.url)),
+        functionPrefix: "test-plugin-",
+        arch: "arm64",
+        packageBucket: new PackageBucket(stack, "Packages"),
+      });
+      const layer = join(app.outdir, (pluginRuntime.layer.node.tryFindChild("Code") as Asset).assetPath);
+      // The code zip as layers/plugin-builder makes it for this machine, unpacked as Lambda does.
+      const taskRoot = mkdtempSync(join(tmpdir(), "built-echo-"));
+      const pkg = join(taskRoot, "..", `${taskRoot.split("/").at(-1)}.difypkg`);
+      writeFileSync(pkg, await buildPackage(filesOf(ECHO_TOOL)));
+      const driver = [
+        "import json, sys, tempfile, zipfile",
+        "sys.path.insert(0, sys.argv[1])",
+        "import handler",
+        "work = tempfile.mkdtemp()",
+        "r = handler.build(sys.argv[2], work + '/code.zip', sys.argv[3], '3.12', work)",
+        "assert 'error' not in r, r",
+        "zipfile.ZipFile(work + '/code.zip').extractall(sys.argv[4])",
+        "print(json.dumps(r['method']))",
+      ].join("\n");
+      const arch = process.arch === "arm64" ? "arm64" : "x86_64";
+      const method = execFileSync(inject("pythonPath"), ["-c", driver, fileURLToPath(new URL("../../layers/plugin-builder/", import.meta.url)), pkg, arch, taskRoot], {
+        encoding: "utf8",
+        env: { ...process.env, UV_PATH: inject("uvPath") },
+        timeout: 300_000,
+      });
+      expect(JSON.parse(method)).toBe("requirements.txt (resolved now), uv pip install");
+      try {
+        // The managed runtime's own interpreter (no SDK of its own) runs bootstrap and plugin, as in Lambda.
+        envs = sandboxes({ bootstrap: join(layer, "dify-plugin-bootstrap"), taskRoot, runtimePython: inject("pythonPath") });
+        fake.stream = envs.handler;
+        const plugin = await echoTool();
+        const rt = runtime();
+        await rt.install(plugin, () => undefined);
+        const outputs = await collect(
+          rt.invoke(plugin.uniqueIdentifier, request({ provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 2 } }), invokeOptions()),
+        );
+        const texts = outputs.flatMap((o) => (o.type === "stream" ? [(o.data as { message?: { text?: string } }).message?.text] : []));
+        expect(texts, JSON.stringify(outputs)).toEqual(["chunk-0", "chunk-1"]);
+      } finally {
+        rmSync(taskRoot, { recursive: true, force: true });
+        rmSync(pkg, { force: true });
+      }
+    }, 400_000);
   },
 );
 

@@ -39,6 +39,8 @@ export class LambdaRuntimeApi {
   private nextWaiter: ((inv: Invocation) => void) | undefined;
   /** Set once the runtime reported an initialisation error. */
   initError: { errorType: string; errorMessage: string } | undefined;
+  /** When the runtime first asked for an invocation (Date.now()): the end of its init phase, in Lambda's terms. */
+  firstNextAt: number | undefined;
 
   private constructor(private readonly server: Server) {}
 
@@ -130,6 +132,7 @@ export class LambdaRuntimeApi {
   }
 
   private async next(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.firstNextAt ??= Date.now();
     const inv =
       this.queued.shift() ??
       (await new Promise<Invocation | undefined>((resolve) => {
@@ -221,6 +224,9 @@ export class LambdaSandbox {
   private log = "";
   readonly exited: Promise<void>;
   private alive = true;
+
+  /** When the runtime process was started (Date.now()). */
+  readonly startedAt = Date.now();
 
   private constructor(
     readonly api: LambdaRuntimeApi,

@@ -19,6 +19,8 @@ import { LambdaSandbox } from "./lambda-runtime-api.js";
 export const LAYER_BOOTSTRAP = fileURLToPath(new URL("../../layers/plugin-runtime/bootstrap", import.meta.url));
 
 export interface SandboxPoolOptions {
+  /** The exec wrapper Lambda starts (/opt/dify-plugin-bootstrap); default: the source tree's. */
+  bootstrap?: string;
   /** LAMBDA_TASK_ROOT of a function: one directory for all, or derived from the function (e.g. its code unpacked). */
   taskRoot: string | ((fn: FakeFunction) => Promise<string>);
   /** The managed runtime's interpreter: Lambda starts the exec wrapper with it as the first argument. */
@@ -46,7 +48,7 @@ export function sandboxes(options: SandboxPoolOptions): SandboxPool {
   const start = async (fn: FakeFunction): Promise<LambdaSandbox> => {
     const taskRoot = typeof options.taskRoot === "string" ? options.taskRoot : await options.taskRoot(fn);
     const sandbox = await LambdaSandbox.start({
-      command: LAYER_BOOTSTRAP,
+      command: options.bootstrap ?? LAYER_BOOTSTRAP,
       // Lambda runs the exec wrapper with the managed runtime's command line, interpreter first.
       args: [options.runtimePython, "-m", "awslambdaric", "bootstrap.handler"],
       taskRoot,

@@ -65,9 +65,9 @@ class PluginManager:
         self.env = env
         self.process: Optional[PluginProcess] = None
         self.starts = 0
-        self.last_start_seconds = 0.0
 
-    def ensure(self, timeout: float) -> PluginProcess:
+    def launch(self) -> PluginProcess:
+        """Starts the plugin if it is not running, without waiting for it to be ready."""
         if self.process is not None and self.process.alive():
             return self.process
         if self.process is not None:
@@ -76,10 +76,18 @@ class PluginManager:
             log("INFO", "restarting plugin process")
         process = PluginProcess(self.python, self.entrypoint, self.cwd, self.env)
         self.starts += 1
-        began = time.monotonic()
-        process.start(timeout)
-        self.last_start_seconds = time.monotonic() - began
+        process.spawn()
         self.process = process
+        return process
+
+    def ensure(self, timeout: float) -> PluginProcess:
+        """A running plugin that has sent its first heartbeat, waiting at most `timeout` for it."""
+        process = self.launch()
+        try:
+            process.wait_ready(timeout)
+        except PluginStartError:
+            self.process = None
+            raise
         return process
 
     def alive(self) -> bool:
@@ -151,14 +159,12 @@ def handle(api: RuntimeAPI, manager: PluginManager, inv: Invocation, startup_tim
         # the handler may still be running (there is no cancel message): start clean
         manager.discard()
     if not manager.alive():
-        # restart now, after the response went out, so the next invocation finds a warm
-        # plugin -- unless that could overrun this invocation's deadline
-        remaining = inv.remaining_seconds()
-        if remaining is None or remaining > 2 * manager.last_start_seconds + 1:
-            try:
-                manager.ensure(startup_timeout if remaining is None else min(startup_timeout, remaining - 0.5))
-            except PluginStartError as e:
-                log("WARNING", "%s (will retry at the next invocation)" % e)
+        # restart now, after the response went out, so the plugin boots before the next
+        # invocation (which waits for its heartbeat); nothing here waits for it
+        try:
+            manager.launch()
+        except PluginStartError as e:
+            log("WARNING", "%s (will retry at the next invocation)" % e)
 
 
 def main() -> int:
@@ -175,8 +181,13 @@ def main() -> int:
     api = RuntimeAPI(address)
     manager = PluginManager(python, entrypoint, task_root, child_env(task_root))
     log("INFO", "dify plugin bootstrap: task root %s, plugin python %s" % (task_root, python))
+    # Lambda's init phase lasts at most 10 s ("Lambda retries the Init phase at the time of the
+    # first function invocation with the configured function timeout" when it overruns,
+    # https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtime-environment.html). The plugin
+    # is only spawned here; the first invocation waits for its first heartbeat, bounded by the
+    # startup timeout and the invocation's own deadline.
     try:
-        manager.ensure(startup_timeout)
+        manager.launch()
     except PluginStartError as e:
         log("ERROR", str(e))
         api.init_error("PluginStartError", str(e))

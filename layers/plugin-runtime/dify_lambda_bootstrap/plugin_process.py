@@ -70,6 +70,11 @@ class PluginProcess:
 
     def start(self, timeout: float) -> None:
         """Spawns the child and waits for its first heartbeat."""
+        self.spawn()
+        self.wait_ready(timeout)
+
+    def spawn(self) -> None:
+        """Starts the child without waiting for it: it boots while the caller does other work."""
         self.started_at = time.monotonic()
         try:
             self._proc = subprocess.Popen(
@@ -88,6 +93,14 @@ class PluginProcess:
         threading.Thread(target=self._stderr_loop, name="plugin-stderr", daemon=True).start()
         threading.Thread(target=self._stdout_loop, name="plugin-stdout", daemon=True).start()
 
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def wait_ready(self, timeout: float) -> None:
+        """Waits for the first heartbeat; kills the child if it does not come in time."""
+        if self._ready.is_set():
+            return
         deadline = time.monotonic() + timeout
         while not self._ready.is_set():
             if self._exited.is_set():
@@ -101,8 +114,9 @@ class PluginProcess:
                     "plugin did not become ready (no heartbeat) within %.0f s%s"
                     % (timeout, (": " + self.stderr_tail()) if self.stderr_tail() else ""))
             self._ready.wait(min(left, 0.05))
-        self.ready_at = time.monotonic()
-        log("INFO", "plugin ready in %.0f ms" % ((self.ready_at - self.started_at) * 1000))
+        if not self.ready_at:
+            self.ready_at = time.monotonic()
+            log("INFO", "plugin ready in %.0f ms" % ((self.ready_at - self.started_at) * 1000))
 
     def alive(self) -> bool:
         return self._proc is not None and not self._exited.is_set() and self._proc.poll() is None

@@ -15,6 +15,8 @@ export const LAMBDA_MAX_TIMEOUT_SECONDS = 900;
 export const LAMBDA_MAX_FUNCTION_NAME = 64;
 /** Synchronous (and streaming) invoke request payload limit. */
 export const LAMBDA_MAX_REQUEST_BYTES = 6_291_456;
+/** Function code and layers together, unzipped (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html). */
+export const LAMBDA_MAX_UNZIPPED_BYTES = 262_144_000;
 
 /** Where the plugin layer puts its exec wrapper (layers/plugin-runtime/bootstrap). */
 export const PLUGIN_BOOTSTRAP_PATH = "/opt/dify-plugin-bootstrap";
@@ -85,11 +87,22 @@ export function lambdaPythonRuntime(requested: string): LambdaPythonRuntime {
   return fit.runtime;
 }
 
-/** `resource.memory` (bytes) as Lambda MemorySize: MiB rounded up, within Lambda's bounds. */
-export function memorySizeMiB(bytes: number): number {
+/**
+ * The least memory a plugin function gets, whatever its manifest says (official manifests declare
+ * 1 MiB). Lambda gives CPU in proportion to memory, a full vCPU at 1,769 MB
+ * (https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html); importing the SDK
+ * (gevent, pydantic, flask, httpx) takes about 2 s of CPU, so at 128 MB (1/14 of a vCPU) a cold
+ * start takes half a minute, and at 1,024 MB about 3.5 s. The runtime raises it with
+ * PLUGIN_MIN_MEMORY_MB.
+ */
+export const DEFAULT_PLUGIN_MIN_MEMORY_MIB = 1024;
+
+/** `resource.memory` (bytes) as Lambda MemorySize: MiB rounded up, at least `floorMiB`, within Lambda's bounds. */
+export function memorySizeMiB(bytes: number, floorMiB = DEFAULT_PLUGIN_MIN_MEMORY_MIB): number {
+  const floor = Math.max(LAMBDA_MIN_MEMORY_MIB, floorMiB);
   const mib = Math.ceil(bytes / (1024 * 1024));
-  if (!Number.isFinite(mib)) return LAMBDA_MIN_MEMORY_MIB;
-  return Math.min(LAMBDA_MAX_MEMORY_MIB, Math.max(LAMBDA_MIN_MEMORY_MIB, mib));
+  if (!Number.isFinite(mib)) return Math.min(LAMBDA_MAX_MEMORY_MIB, floor);
+  return Math.min(LAMBDA_MAX_MEMORY_MIB, Math.max(floor, mib));
 }
 
 /**
@@ -132,6 +145,10 @@ export interface PluginFunctionSettings {
   functionPrefix: string;
   arch: LambdaArch;
   executionTimeoutSeconds: number;
+  /** @default DEFAULT_PLUGIN_MIN_MEMORY_MIB */
+  minMemoryMiB?: number;
+  /** Subnets and security groups plugin functions run in; no VPC when either list is empty. */
+  vpc?: { subnetIds: readonly string[]; securityGroupIds: readonly string[] };
 }
 
 /** Everything about a plugin's function that follows from its declaration and the daemon settings. */
@@ -145,6 +162,7 @@ export interface PluginFunctionSpec {
   environment: Record<string, string>;
   tags: Record<string, string>;
   description: string;
+  vpc?: { subnetIds: string[]; securityGroupIds: string[] };
 }
 
 export function pluginFunctionSpec(
@@ -158,7 +176,7 @@ export function pluginFunctionSpec(
     functionName: pluginFunctionName(settings.functionPrefix, uniqueIdentifier),
     runtime,
     arch: settings.arch,
-    memorySizeMiB: memorySizeMiB(memoryBytesOf(declaration)),
+    memorySizeMiB: memorySizeMiB(memoryBytesOf(declaration), settings.minMemoryMiB),
     timeoutSeconds: functionTimeoutSeconds(declaration, settings.executionTimeoutSeconds),
     codeKey: pluginCodeKey(uniqueIdentifier, runtime, settings.arch),
     environment: {
@@ -169,5 +187,8 @@ export function pluginFunctionSpec(
     tags: pluginFunctionTags(uniqueIdentifier),
     // Descriptions are limited to 256 characters.
     description: `Dify plugin ${uniqueIdentifier}`.slice(0, 256),
+    ...(settings.vpc && settings.vpc.subnetIds.length > 0 && settings.vpc.securityGroupIds.length > 0
+      ? { vpc: { subnetIds: [...settings.vpc.subnetIds], securityGroupIds: [...settings.vpc.securityGroupIds] } }
+      : {}),
   };
 }

@@ -15,16 +15,27 @@ export interface BuildRequest {
   arch: LambdaArch;
   /** "3.12" / "3.13": the runtime the function will use, not the manifest's request. */
   python_version: string;
+  /** What the code may take unzipped: Lambda's 250 MB less the layer. The builder fails a bigger build, naming its largest packages. */
+  max_unzipped_bytes?: number;
+  /** Package index for the plugin's dependencies (PIP_MIRROR_URL); PyPI when unset. */
+  index_url?: string;
 }
 
 export interface BuiltCode {
   codeKey: string;
   sizeBytes: number;
+  /** Undefined from a builder that does not report it. */
+  unzippedBytes: number | undefined;
   logTail: string;
 }
 
 const buildResult = z.union([
-  z.object({ code_key: z.string().min(1), size_bytes: z.number().nonnegative(), log_tail: z.string().nullish() }),
+  z.object({
+    code_key: z.string().min(1),
+    size_bytes: z.number().nonnegative(),
+    unzipped_bytes: z.number().nonnegative().nullish(),
+    log_tail: z.string().nullish(),
+  }),
   z.object({ error: z.string(), log_tail: z.string().nullish() }),
 ]);
 
@@ -54,7 +65,12 @@ export async function buildPluginCode(lambda: LambdaClient, builderFunction: str
     const tail = result.data.log_tail ? `\n${result.data.log_tail}` : "";
     throw internalError(`plugin build failed: ${result.data.error}${tail}`);
   }
-  return { codeKey: result.data.code_key, sizeBytes: result.data.size_bytes, logTail: result.data.log_tail ?? "" };
+  return {
+    codeKey: result.data.code_key,
+    sizeBytes: result.data.size_bytes,
+    unzippedBytes: result.data.unzipped_bytes ?? undefined,
+    logTail: result.data.log_tail ?? "",
+  };
 }
 
 function parseJson(text: string): unknown {

@@ -98,9 +98,12 @@ function checkOwner(fn: GetFunctionCommandOutput, deployment: FunctionDeployment
   }
 }
 
-function configuration(d: FunctionDeployment) {
+function configuration(d: FunctionDeployment, change: "create" | "update") {
   const { spec } = d;
+  // An update without VpcConfig would leave a function in the VPC it was moved out of.
+  const vpc = spec.vpc ?? (change === "update" ? { subnetIds: [], securityGroupIds: [] } : undefined);
   return {
+    ...(vpc && { VpcConfig: { SubnetIds: vpc.subnetIds, SecurityGroupIds: vpc.securityGroupIds } }),
     FunctionName: spec.functionName,
     Description: spec.description,
     Runtime: spec.runtime,
@@ -118,7 +121,7 @@ async function createFunction(lambda: LambdaClient, d: FunctionDeployment, progr
   progress(`creating Lambda function ${spec.functionName} (${spec.runtime}, ${spec.arch}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`);
   await lambda.send(
     new CreateFunctionCommand({
-      ...configuration(d),
+      ...configuration(d, "create"),
       Architectures: [spec.arch],
       Code: { S3Bucket: d.code.bucket, S3Key: d.code.key },
       PackageType: "Zip",
@@ -151,7 +154,7 @@ async function updateFunction(lambda: LambdaClient, d: FunctionDeployment, progr
   );
   await waitUpdated(lambda, spec.functionName, wait);
   progress(`updating the configuration of Lambda function ${spec.functionName} (${spec.runtime}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`);
-  await whenSettled(lambda, spec.functionName, wait, () => lambda.send(new UpdateFunctionConfigurationCommand(configuration(d))));
+  await whenSettled(lambda, spec.functionName, wait, () => lambda.send(new UpdateFunctionConfigurationCommand(configuration(d, "update"))));
   await waitUpdated(lambda, spec.functionName, wait);
 }
 

@@ -15,7 +15,7 @@ import type { ItemStore } from "../../ports/item-store.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
 import { packageBlobKey } from "../../stores/package-records.js";
 import { createLambdaClient, sharedLambdaClient } from "./clients.js";
-import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, pluginFunctionName, pluginFunctionSpec } from "./lambda-function-spec.js";
+import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, LAMBDA_MAX_UNZIPPED_BYTES, pluginFunctionName, pluginFunctionSpec } from "./lambda-function-spec.js";
 import { buildPluginCode } from "./lambda-plugin-builder.js";
 import { DEFAULT_WAIT, deleteFunction, deployFunction, isNotFound, type WaitSettings } from "./lambda-plugin-functions.js";
 import { sessionOutputs } from "./lambda-session-stream.js";
@@ -91,8 +91,11 @@ export class LambdaPluginRuntime implements PluginRuntime {
       functionPrefix: config.pluginFunctionPrefix,
       arch: config.pluginArch,
       executionTimeoutSeconds: config.executionTimeoutSeconds,
+      minMemoryMiB: config.pluginMinMemoryMiB,
+      vpc: config.pluginVpc,
     });
     const lambda = this.control();
+    const codeBudget = LAMBDA_MAX_UNZIPPED_BYTES - config.pluginLayerBytes;
 
     progress(`building plugin code for ${spec.runtime} (${spec.arch})`);
     const built = await buildPluginCode(lambda, builder, {
@@ -101,8 +104,17 @@ export class LambdaPluginRuntime implements PluginRuntime {
       output_key: spec.codeKey,
       arch: spec.arch,
       python_version: spec.runtime.replace(/^python/, ""),
+      max_unzipped_bytes: codeBudget,
+      ...(config.pipMirrorUrl ? { index_url: config.pipMirrorUrl } : {}),
     });
-    progress(`plugin code built: ${built.sizeBytes} bytes`);
+    progress(`plugin code built: ${built.sizeBytes} bytes zipped, ${built.unzippedBytes ?? "?"} bytes unzipped`);
+    // Lambda would refuse it at CreateFunction with a bare "unzipped size must be smaller than" error.
+    if (built.unzippedBytes !== undefined && built.unzippedBytes > codeBudget) {
+      throw internalError(
+        `plugin code is too large for AWS Lambda: ${mib(built.unzippedBytes)} MiB unzipped, and with the ${mib(config.pluginLayerBytes)} MiB layer ` +
+          `a function may hold ${mib(LAMBDA_MAX_UNZIPPED_BYTES)} MiB; plugins with dependencies this large need a container image runtime`,
+      );
+    }
 
     const outcome = await deployFunction(
       lambda,
@@ -209,6 +221,8 @@ export class LambdaPluginRuntime implements PluginRuntime {
     }
   }
 }
+
+const mib = (bytes: number): string => (bytes / (1024 * 1024)).toFixed(1);
 
 function required(value: string | undefined, name: string): string {
   if (!value) throw internalError(`${name} must be set to install plugins on AWS Lambda`);
