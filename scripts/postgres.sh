@@ -26,13 +26,12 @@ if find_bindir; then exit 0; fi
 echo "PostgreSQL server programs not found: installing Debian's postgresql package" >&2
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
-  $sudo mkdir -p /etc/postgresql-common
-  echo "create_main_cluster = false" | $sudo tee /etc/postgresql-common/createcluster.conf >/dev/null
-fi
 export DEBIAN_FRONTEND=noninteractive
-install_postgresql() { $sudo apt-get install -y --no-install-recommends postgresql >&2; }
+apt_install() { $sudo apt-get install -y --no-install-recommends "$@" >&2; }
 # A fresh machine has no package lists yet; refresh them only when the first attempt fails.
-install_postgresql || { $sudo apt-get update >&2 && install_postgresql; }
+apt_install postgresql-common || { $sudo apt-get update >&2 && apt_install postgresql-common; }
+# Like the official postgres image: no default cluster, so installing the server starts none.
+$sudo sed -ri 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*$/create_main_cluster = false/' /etc/postgresql-common/createcluster.conf
+apt_install postgresql
 
 find_bindir || { echo "postgresql was installed but initdb/pg_ctl are still not found" >&2; exit 1; }
