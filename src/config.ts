@@ -85,6 +85,10 @@ const envSchema = z.object({
   PLUGIN_HEARTBEAT_TIMEOUT: int(120),
   /** Seconds an upgraded or removed plugin's in-flight calls may take to finish before it is stopped. */
   PLUGIN_DRAIN_TIMEOUT: int(60),
+  /** Seconds without a call after which a local plugin process is stopped until its next call (0: never). */
+  PLUGIN_IDLE_TIMEOUT: int(600),
+  /** Plugin ids (author/name) the local daemon starts with itself and never stops for idleness. */
+  PLUGIN_KEEP_WARM: list,
   PLUGIN_FUNCTION_PREFIX: z.string().default("dify-plugin-"),
   PLUGIN_ROLE_ARN: z.string().optional(),
   PLUGIN_LAYER_ARN: z.string().optional(),
@@ -165,6 +169,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     pluginMemoryFloorBytes: e.PLUGIN_MEMORY_FLOOR_MB * 1024 * 1024,
     pluginHeartbeatTimeoutSeconds: e.PLUGIN_HEARTBEAT_TIMEOUT,
     pluginDrainTimeoutSeconds: e.PLUGIN_DRAIN_TIMEOUT,
+    pluginIdleTimeoutSeconds: e.PLUGIN_IDLE_TIMEOUT,
+    pluginKeepWarm: e.PLUGIN_KEEP_WARM,
     pluginFunctionPrefix: e.PLUGIN_FUNCTION_PREFIX,
     pluginRoleArn: e.PLUGIN_ROLE_ARN,
     pluginLayerArn: e.PLUGIN_LAYER_ARN,

@@ -209,6 +209,8 @@ export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
       memoryFloorBytes: config.pluginMemoryFloorBytes,
       heartbeatTimeoutMs: config.pluginHeartbeatTimeoutSeconds * 1000,
       drainTimeoutMs: config.pluginDrainTimeoutSeconds * 1000,
+      idleTimeoutMs: config.pluginIdleTimeoutSeconds * 1000,
+      keepWarm: config.pluginKeepWarm,
     }),
     runtimeType: "local",
     daemonKey: async () => key,

@@ -6,7 +6,9 @@ import { readdir, rm } from "node:fs/promises";
 import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
-import { buildEnvironment, isEnvironmentReady, pluginDirectory, STAGING_MARK } from "./plugin-environment.js";
+import { buildEnvironment, environmentIdentifier, isEnvironmentReady, pluginDirectory, STAGING_MARK } from "./plugin-environment.js";
+import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import { logger } from "../../logger.js";
 import type { PluginConnection } from "./plugin-connection.js";
 import { PluginProcess } from "./plugin-process.js";
 import { PythonInterpreters } from "./python-interpreters.js";
@@ -24,6 +26,10 @@ export interface LocalPluginRuntimeOptions {
   /** Plugins run under max(manifest memory, this floor). */
   memoryFloorBytes?: number;
   heartbeatTimeoutMs?: number;
+  /** A plugin with no call for this long is stopped until its next call (0: never). */
+  idleTimeoutMs?: number;
+  /** Plugin ids (author/name) started with the daemon and never stopped for idleness. */
+  keepWarm?: readonly string[];
   /** How long a replaced or removed plugin's in-flight calls may run before it is stopped. */
   drainTimeoutMs?: number;
 }
@@ -65,8 +71,10 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   /**
-   * Clears what a daemon that died mid-install left behind: half-built plugin directories
-   * (their installer processes ended with the daemon, see child-processes.ts).
+   * At daemon start: clears what a daemon that died mid-install left behind (half-built plugin
+   * directories; their installer processes ended with it, see child-processes.ts) and starts the
+   * plugins kept warm. Every other plugin starts on its first call, so start-up does not grow
+   * with the number of installed plugins.
    */
   async recover(): Promise<void> {
     const authors = await readdir(this.options.workDir).catch(() => [] as string[]);
@@ -75,7 +83,20 @@ export class LocalPluginRuntime implements PluginRuntime {
       for (const entry of entries.filter((e) => e.includes(STAGING_MARK))) {
         await rm(join(this.options.workDir, author, entry), { recursive: true, force: true });
       }
+      if (!this.options.keepWarm?.length) continue;
+      for (const entry of entries.filter((e) => !e.includes(STAGING_MARK))) {
+        const dir = join(this.options.workDir, author, entry);
+        const uid = environmentIdentifier(dir);
+        if (!uid || !this.isKeptWarm(uid)) continue;
+        this.processFor(uid, declarationOnDisk(dir))
+          .start()
+          .catch((err: Error) => logger.warn({ plugin: uid, err: err.message }, "a plugin kept warm did not start"));
+      }
     }
+  }
+
+  private isKeptWarm(uniqueIdentifier: string): boolean {
+    return this.options.keepWarm?.includes(parseUniqueIdentifier(uniqueIdentifier).pluginId) ?? false;
   }
 
   /** Routes a remote-debugging plugin's sessions to its socket while it is connected. */
@@ -161,6 +182,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         entrypoint: runnerOf(declaration).entrypoint,
         memoryBytes: memoryLimitBytesOf(declaration, this.options.memoryFloorBytes),
         heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
+        idleTimeoutMs: this.isKeptWarm(uniqueIdentifier) ? 0 : this.options.idleTimeoutMs,
       });
       this.processes.set(uniqueIdentifier, process);
     }

@@ -3,7 +3,7 @@
  * requirements. Built in a temporary directory and renamed into place, so a failed build
  * leaves nothing half-made behind; a marker file says the environment is complete.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
@@ -29,6 +29,16 @@ export function pluginDirectory(workDir: string, uniqueIdentifier: string): stri
 }
 
 export const isEnvironmentReady = (dir: string): boolean => existsSync(join(dir, MARKER));
+
+/** The unique identifier a ready plugin directory was built for (undefined when it is not ready). */
+export function environmentIdentifier(dir: string): string | undefined {
+  try {
+    const marker = JSON.parse(readFileSync(join(dir, MARKER), "utf8")) as { unique_identifier?: unknown };
+    return typeof marker.unique_identifier === "string" ? marker.unique_identifier : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Half-built directories carry this in their name; recover() removes them after a crash. */
 export const STAGING_MARK = ".building-";
@@ -80,13 +90,17 @@ export async function buildEnvironment(
       try {
         if (plan.file === "pyproject.toml") {
           if (!uv) throw new Error("pyproject.toml plugins need uv (set UV_PATH)");
-          await run(uv, ["sync", "--no-dev", ...(plan.frozen ? ["--frozen"] : []), "--python", venvPython, ...mirror]);
-        } else if (uv) await run(uv, ["pip", "install", "--python", venvPython, "-r", plan.file, ...mirror]);
+          await run(uv, ["sync", "--no-dev", ...(plan.frozen ? ["--frozen"] : []), "--compile-bytecode", "--python", venvPython, ...mirror]);
+        } else if (uv) await run(uv, ["pip", "install", "--compile-bytecode", "--python", venvPython, "-r", plan.file, ...mirror]);
         else await run(venvPython, ["-m", "pip", "install", "-r", plan.file, ...mirror]);
       } catch (err) {
         throw new Error(`installing dependencies with ${plan.method} failed: ${(err as Error).message}`);
       }
     }
+    // Bytecode compiled now (dependencies above, the plugin's own code here) is what makes a
+    // plugin's first start fast; upstream precompiles too (setup_python_environment.go preCompile).
+    progress("compiling plugin code");
+    await run(join(staging, ".venv", "bin", "python"), ["-m", "compileall", "-q", "-x", "/\\.venv/", "."]).catch(() => undefined);
     await mkdir(join(staging, ".venv", "dify"), { recursive: true });
     await writeFile(join(staging, MARKER), JSON.stringify({ unique_identifier: plugin.uniqueIdentifier, python: python.path }));
     await rm(dir, { recursive: true, force: true });

@@ -241,6 +241,8 @@ export class PluginProcess {
     if (idleTimeout > 0 && generation.lastHeartbeat > 0 && now - generation.lastActivity > idleTimeout) {
       // Stopped while nothing is open; the next call starts it again (and waits for it).
       generation.idled = true;
+      // Detached first, so a call arriving while it exits starts a new process instead.
+      this.current = undefined;
       void this.end(generation, "plugin stopped after being idle");
       return;
     }

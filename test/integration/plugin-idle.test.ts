@@ -1,0 +1,86 @@
+/**
+ * Installed-but-idle plugins cost nothing locally: a plugin process stops after
+ * PLUGIN_IDLE_TIMEOUT without calls and starts again on the next call (calls arriving during the
+ * start wait for it), except the plugins in PLUGIN_KEEP_WARM, which the daemon also starts with itself.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
+import { packFixture } from "../support/fixture-packages.js";
+import { installPackage, readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
+
+const T = "33333333-aaaa-4000-8000-000000000001";
+const IDLE_S = 2;
+let d: TestDaemon;
+let runtime: LocalPluginRuntime;
+let lifecycle: string;
+let echo: string;
+
+beforeAll(async () => {
+  d = await startTestDaemon({ PLUGIN_IDLE_TIMEOUT: String(IDLE_S), PLUGIN_KEEP_WARM: "fixtures/echo-tool" });
+  runtime = d.daemon.runtime as LocalPluginRuntime;
+  lifecycle = await installPackage(d, T, await packFixture("lifecycle-tool"));
+  echo = await installPackage(d, T, await packFixture("echo-tool"));
+}, 300_000);
+afterAll(async () => {
+  await d?.stop();
+});
+
+async function whoami(): Promise<number> {
+  const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+    method: "POST",
+    headers: { "x-plugin-id": "fixtures/lifecycle-tool" },
+    json: { user_id: "u", data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} } },
+  });
+  const events = await readEvents(res);
+  const json = events.map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } }).find((m) => m?.type === "json");
+  if (!json) throw new Error(`no answer: ${JSON.stringify(events.at(-1))}`);
+  return json.message!.json_object!.pid;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("idle plugins", () => {
+  it("stops a plugin after the idle timeout and starts it again on the next call", async () => {
+    const first = await whoami();
+    await sleep(IDLE_S * 1000 + 1000);
+    expect(runtime.states()[lifecycle]).toBe("idle");
+    expect(existsSync(`/proc/${first}`)).toBe(false);
+    const started = Date.now();
+    const second = await whoami();
+    const firstCallMs = Date.now() - started;
+    expect(second).not.toBe(first);
+    console.log(`first call after idle: ${firstCallMs} ms`);
+  });
+
+  it("lets calls that arrive during the start wait for it and share one process", async () => {
+    await sleep(IDLE_S * 1000 + 1000);
+    expect(runtime.states()[lifecycle]).toBe("idle");
+    const pids = await Promise.all(Array.from({ length: 5 }, () => whoami()));
+    expect(new Set(pids).size).toBe(1);
+  });
+
+  it("keeps a plugin of PLUGIN_KEEP_WARM running however long it is idle", async () => {
+    await sleep(IDLE_S * 1000 + 1000);
+    expect(runtime.states()[echo]).toBe("running");
+  });
+
+  it("starts the kept-warm plugins with the daemon, and no other", async () => {
+    const restarted = new LocalPluginRuntime({
+      workDir: join(d.dataDir, "plugins"),
+      pythonPath: inject("pythonPath"),
+      uvPath: inject("uvPath"),
+      envInitTimeoutSeconds: 60,
+      keepWarm: ["fixtures/echo-tool"],
+    });
+    try {
+      await restarted.recover();
+      const deadline = Date.now() + 30_000;
+      while (restarted.states()[echo] !== "running" && Date.now() < deadline) await sleep(50);
+      expect(restarted.states()).toEqual({ [echo]: "running" });
+    } finally {
+      await restarted.close();
+    }
+  });
+});
