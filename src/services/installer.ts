@@ -79,12 +79,41 @@ export class Installer {
     if (!current || current.installation.plugin_unique_identifier !== original.raw) {
       throw notFound("plugin installation not found");
     }
+    const swapped = await this.upgradeToRunningVersion(current, next.raw, source, meta);
+    if (swapped) return swapped;
     const job: InstallJob = {
       kind: "upgrade",
       source,
       plugins: [{ unique_identifier: next.raw, meta, original_unique_identifier: original.raw }],
     };
     return { all_installed: false, task_id: await this.startTask(tenantId, job) };
+  }
+
+  /**
+   * Upstream upgrades without a task when the new version is already installed for some tenant
+   * (internal/service/install_plugin.go UpgradePlugin, langgenius/dify-plugin-daemon@bdb5642a):
+   * its runtime is ready, so the installation is swapped at once. Undefined when it is not.
+   */
+  private async upgradeToRunningVersion(
+    current: StoredInstallation,
+    uid: string,
+    source: string,
+    meta: Record<string, unknown>,
+  ): Promise<InstallStart | undefined> {
+    if ((await this.deps.packages.users(uid)).length === 0) return undefined;
+    const tenantId = current.installation.tenant_id;
+    // The claim keeps the last other tenant's uninstall from removing the runtime meanwhile.
+    await this.deps.claims.claim(uid, tenantId);
+    let previous: string;
+    try {
+      if (!(await this.deps.runtime.isInstalled(uid))) return undefined;
+      previous = await this.swap(current, uid, source, meta, new Date().toISOString());
+    } finally {
+      await this.deps.claims.settle(uid, tenantId);
+    }
+    // As upstream, the old version drains and goes after the answer.
+    this.releaseIfUnused(previous).catch((err: Error) => logger.warn({ uid: previous, err: err.message }, "failed to release the version upgraded from"));
+    return { all_installed: true, task_id: "" };
   }
 
   /** Idempotent like upstream: uninstalling a missing installation still answers true. */
