@@ -260,6 +260,12 @@ export const wireCases: WireCase[] = [
     upstream: () => badBinding,
   },
   {
+    name: "install/tasks",
+    source: "internal/service/install_task_service.go FetchPluginInstallationTasks",
+    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.otherTenant}/management/install/tasks?page=1&page_size=10` }),
+    upstream: () => ok(expect.any(Array)),
+  },
+  {
     name: "install/tasks/:id of a task that does not exist",
     source: "internal/service/install_task_service.go FetchPluginInstallationTask",
     request: (ctx) => ({ method: "GET", path: `${M(ctx)}/install/tasks/0190f0f0-0000-7000-8000-000000000000` }),
@@ -658,6 +664,12 @@ export const wireCases: WireCase[] = [
     upstream: () => badBinding,
   },
   {
+    name: "endpoint/list/plugin without plugin_id",
+    source: "internal/server/controllers/endpoint.go ListPluginEndpoints (validate required)",
+    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/endpoint/list/plugin?page=1&page_size=10` }),
+    upstream: () => badBinding,
+  },
+  {
     name: "endpoint/list",
     source: "internal/service/endpoint.go ListEndpoints",
     request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/endpoint/list?page=1&page_size=10` }),
@@ -703,6 +715,34 @@ export const wireCases: WireCase[] = [
       kind: "sse",
       code: 0,
       data: [expect.objectContaining({ delta: expect.objectContaining({ message: expect.objectContaining({ content: "streamed words" }) }) })],
+    }),
+  },
+
+  {
+    name: "dispatch/model/validate_provider_credentials streams its result",
+    source: "internal/service/model.gen.go ValidateProviderCredentials (baseSSEWithSession)",
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/validate_provider_credentials`,
+      headers: dispatchHeaders,
+      json: { user_id: "u1", data: { provider: "pollingllm", credentials: { api_key: "k" } } },
+    }),
+    upstream: () => ({ status: 200, kind: "sse", code: 0, data: [expect.objectContaining({ result: true })] }),
+  },
+  {
+    name: "dispatch/model/schema streams the model's schema",
+    source: "internal/service/model.gen.go GetAIModelSchema (baseSSEWithSession)",
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/schema`,
+      headers: dispatchHeaders,
+      json: { user_id: "u1", data: { ...llm, model: "slow-chat" } },
+    }),
+    upstream: () => ({
+      status: 200,
+      kind: "sse",
+      code: 0,
+      data: [{ model_schema: expect.objectContaining({ model: "slow-chat", features: ["polling"] }) }],
     }),
   },
 
