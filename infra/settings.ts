@@ -6,6 +6,39 @@ import type { Node } from "constructs";
 
 export type PluginArch = "arm64" | "x86_64";
 
+/** The handlers, exactly the entry files in functions/. */
+export const HANDLER_NAMES = [
+  "management",
+  "dispatch",
+  "public-endpoint",
+  "backwards-invocation",
+  "install-worker",
+  "upgrade-check",
+] as const;
+export type HandlerName = (typeof HANDLER_NAMES)[number];
+
+export interface VpcPlacement {
+  readonly subnetIds: readonly string[];
+  readonly securityGroupIds: readonly string[];
+}
+
+/**
+ * Reserved by default: 126 in all. Lambda leaves at least 100 of the account's concurrency
+ * unreserved ("You can reserve up to the Unreserved account concurrency value that is shown, minus
+ * 100", https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), so these fit
+ * an account quota of 226 or more; new accounts start lower (deploy with -c reservedConcurrency=off
+ * there, and ask Service Quotas for more). A Dify agent turn with one backwards LLM call holds about
+ * five executions: dispatch + plugin, backwards-invocation, dispatch + the LLM plugin.
+ */
+export const DEFAULT_RESERVED_CONCURRENCY: Readonly<Record<HandlerName, number>> = {
+  management: 10,
+  dispatch: 50,
+  "public-endpoint": 10,
+  "backwards-invocation": 50,
+  "install-worker": 4,
+  "upgrade-check": 2,
+};
+
 export interface PluginDaemonSettings {
   /** CloudFormation stack name. Context `stackName`. */
   readonly stackName: string;
@@ -39,6 +72,16 @@ export interface PluginDaemonSettings {
   readonly logLevel: string;
   /** Run the daemon's auto-upgrade check every 15 minutes (AUTO_UPGRADE_ENABLED and the schedule rule). Context `autoUpgrade`. */
   readonly autoUpgrade: boolean;
+  /**
+   * Concurrent executions reserved for each of the daemon's own handlers (none for `off`), so
+   * plugin functions, which share the account's unreserved pool, cannot starve them. Context
+   * `reservedConcurrency`: `off`, or `name=n,...` over the defaults.
+   */
+  readonly reservedConcurrency: Readonly<Record<HandlerName, number>> | undefined;
+  /** Subnets and security groups for the handlers that call Dify (management, public-endpoint, backwards-invocation). Context `vpcSubnetIds`, `vpcSecurityGroupIds`. */
+  readonly handlerVpc: VpcPlacement | undefined;
+  /** Subnets and security groups for plugin functions. Context `pluginVpcSubnetIds`, `pluginVpcSecurityGroupIds`. */
+  readonly pluginVpc: VpcPlacement | undefined;
   /** `copy`: the plugin layer is the bootstrap alone (no Python needed; plugins ship the SDK); `script`: layers/build-layer.sh adds the SDK. Context `pluginLayerBuild`. */
   readonly pluginLayerBuild: "script" | "copy";
 }
@@ -109,6 +152,36 @@ function url(node: Node, key: string): string | undefined {
   return raw.replace(/\/+$/, "");
 }
 
+function reservedConcurrency(node: Node): Record<HandlerName, number> | undefined {
+  const raw = text(node, "reservedConcurrency");
+  if (raw === "off") return undefined;
+  const result: Record<HandlerName, number> = { ...DEFAULT_RESERVED_CONCURRENCY };
+  for (const pair of (raw ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+    const [name, value] = pair.split("=").map((p) => p.trim());
+    const n = Number(value);
+    if (!(HANDLER_NAMES as readonly string[]).includes(name ?? "") || !Number.isInteger(n) || n < 0) {
+      throw new Error(`context reservedConcurrency must be "off" or name=n pairs for ${HANDLER_NAMES.join(", ")}; got "${pair}"`);
+    }
+    result[name as HandlerName] = n;
+  }
+  return result;
+}
+
+function ids(node: Node, key: string, prefix: string): string[] {
+  const raw = text(node, key);
+  const list = (raw ?? "").split(",").map((p) => p.trim()).filter(Boolean);
+  for (const id of list) if (!new RegExp(`^${prefix}-[0-9a-f]{8,17}$`).test(id)) throw new Error(`context ${key}: "${id}" is not a ${prefix}- id`);
+  return list;
+}
+
+function vpcPlacement(node: Node, subnetsKey: string, groupsKey: string): VpcPlacement | undefined {
+  const subnetIds = ids(node, subnetsKey, "subnet");
+  const securityGroupIds = ids(node, groupsKey, "sg");
+  if (subnetIds.length === 0 && securityGroupIds.length === 0) return undefined;
+  if (subnetIds.length === 0 || securityGroupIds.length === 0) throw new Error(`context ${subnetsKey} and ${groupsKey} go together: give both or neither`);
+  return { subnetIds, securityGroupIds };
+}
+
 /** Reads and validates the settings; throws with the offending context key on bad input. */
 export function readSettings(node: Node): PluginDaemonSettings {
   const stackName = text(node, "stackName") ?? DEFAULT_SETTINGS.stackName;
@@ -147,5 +220,8 @@ export function readSettings(node: Node): PluginDaemonSettings {
     logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, ["trace", "debug", "info", "warn", "error", "fatal"] as const),
     autoUpgrade: flag(node, "autoUpgrade", DEFAULT_SETTINGS.autoUpgrade),
     pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
+    reservedConcurrency: reservedConcurrency(node),
+    handlerVpc: vpcPlacement(node, "vpcSubnetIds", "vpcSecurityGroupIds"),
+    pluginVpc: vpcPlacement(node, "pluginVpcSubnetIds", "pluginVpcSecurityGroupIds"),
   };
 }

@@ -16,6 +16,7 @@ import { MetadataTable } from "./constructs/metadata-table.js";
 import { PACKAGE_BUCKET_PREFIXES, PackageBucket } from "./constructs/package-bucket.js";
 import { PluginRuntime } from "./constructs/plugin-runtime.js";
 import { UpgradeSchedule } from "./constructs/upgrade-schedule.js";
+import { allowNetworkInterfaces, allowVpcConfiguration, placeInVpc } from "./constructs/vpc-placement.js";
 import { allowGranteeWildcards } from "./nag.js";
 import type { PluginDaemonSettings } from "./settings.js";
 
@@ -26,6 +27,9 @@ export interface PluginDaemonStackProps extends StackProps {
   /** Directory with build-layer.sh, plugin-runtime/ and plugin-builder/. */
   readonly layersDir: string;
 }
+
+/** The handlers that call Dify's inner API: endpoint settings (management, public-endpoint) and backwards invocation. */
+export const DIFY_CALLERS = ["management", "public-endpoint", "backwards-invocation"] as const;
 
 /** Margin between the plugin execution timeout and the function/integration timeout, so a handler can still report "killed by timeout". */
 const STREAM_SHUTDOWN_MARGIN = Duration.seconds(30);
@@ -68,6 +72,7 @@ export class PluginDaemonStack extends Stack {
       bundleDir: props.bundleDir,
       streamTimeout,
       logRetention,
+      reservedConcurrency: s.reservedConcurrency,
       environment: {
         STORE_BACKEND: "aws",
         METADATA_TABLE: this.table.tableName,
@@ -119,6 +124,17 @@ export class PluginDaemonStack extends Stack {
     }
 
     this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", { upgradeCheck: fn["upgrade-check"], enabled: s.autoUpgrade });
+
+    // A Dify reachable only inside a VPC: the handlers that call its inner API run there.
+    if (s.handlerVpc) for (const name of DIFY_CALLERS) placeInVpc(fn[name], s.handlerVpc);
+    if (s.pluginVpc) {
+      allowNetworkInterfaces(this, this.pluginRuntime.pluginRole);
+      for (const creator of ["management", "install-worker"] as const) {
+        fn[creator].addEnvironment("PLUGIN_SUBNET_IDS", s.pluginVpc.subnetIds.join(","));
+        fn[creator].addEnvironment("PLUGIN_SECURITY_GROUP_IDS", s.pluginVpc.securityGroupIds.join(","));
+        allowVpcConfiguration(this, `${creator === "management" ? "Management" : "InstallWorker"}PluginVpcConfiguration`, fn[creator]);
+      }
+    }
 
     this.grantHandlerPermissions();
     this.addOutputs(daemonPublicUrl);

@@ -15,17 +15,9 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { acknowledge } from "../nag.js";
+import { HANDLER_NAMES, type HandlerName } from "../settings.js";
 
-/** Bundle names, exactly the entry files in functions/. */
-export const HANDLER_NAMES = [
-  "management",
-  "dispatch",
-  "public-endpoint",
-  "backwards-invocation",
-  "install-worker",
-  "upgrade-check",
-] as const;
-export type HandlerName = (typeof HANDLER_NAMES)[number];
+export { HANDLER_NAMES, type HandlerName } from "../settings.js";
 
 export interface HandlersProps {
   /** Directory holding `<name>/index.mjs` for every handler. */
@@ -36,6 +28,8 @@ export interface HandlersProps {
   readonly streamTimeout: Duration;
   /** @default RetentionDays.ONE_MONTH */
   readonly logRetention?: logs.RetentionDays;
+  /** Concurrent executions reserved per handler; none when undefined. */
+  readonly reservedConcurrency?: Readonly<Record<HandlerName, number>>;
 }
 
 interface HandlerSizing {
@@ -123,6 +117,7 @@ export class Handlers extends Construct {
         systemLogLevelV2: lambda.SystemLogLevel.WARN,
         logGroup,
         ...(sizing.retryAttempts !== undefined ? { retryAttempts: sizing.retryAttempts } : {}),
+        ...(props.reservedConcurrency ? { reservedConcurrentExecutions: props.reservedConcurrency[name] } : {}),
       });
       acknowledge(fn, {
         id: "AwsSolutions-L1",

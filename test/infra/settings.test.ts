@@ -1,7 +1,7 @@
 /** Deployment settings from CDK context: defaults, derived values and validation. */
 import { App } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_SETTINGS, defaultPluginFunctionPrefix, readSettings } from "../../infra/settings.js";
+import { DEFAULT_RESERVED_CONCURRENCY, DEFAULT_SETTINGS, defaultPluginFunctionPrefix, readSettings } from "../../infra/settings.js";
 
 const settings = (context: Record<string, unknown> = {}) => readSettings(new App({ context }).node);
 
@@ -13,7 +13,37 @@ describe("deployment settings", () => {
       difyInnerApiUrl: undefined,
       difyInnerApiKeySecretArn: undefined,
       daemonPublicUrl: undefined,
+      reservedConcurrency: DEFAULT_RESERVED_CONCURRENCY,
+      handlerVpc: undefined,
+      pluginVpc: undefined,
     });
+  });
+
+  it("reserve concurrency for the daemon's handlers, adjustable per handler or off", () => {
+    const total = Object.values(DEFAULT_RESERVED_CONCURRENCY).reduce((a, b) => a + b, 0);
+    // Lambda keeps 100 unreserved: the defaults fit any account quota of 226 or more.
+    expect(total).toBe(126);
+    expect(settings({ reservedConcurrency: "dispatch=200, backwards-invocation=200" }).reservedConcurrency).toEqual({
+      ...DEFAULT_RESERVED_CONCURRENCY,
+      dispatch: 200,
+      "backwards-invocation": 200,
+    });
+    expect(settings({ reservedConcurrency: "off" }).reservedConcurrency).toBeUndefined();
+    expect(() => settings({ reservedConcurrency: "plugins=5" })).toThrow(/reservedConcurrency/);
+    expect(() => settings({ reservedConcurrency: "dispatch=-1" })).toThrow(/reservedConcurrency/);
+  });
+
+  it("place handlers and plugin functions in a VPC only when both subnets and security groups are given", () => {
+    const s = settings({
+      vpcSubnetIds: "subnet-0123456789abcdef0, subnet-0fedcba9876543210",
+      vpcSecurityGroupIds: "sg-0123456789abcdef0",
+      pluginVpcSubnetIds: "subnet-0123456789abcdef0",
+      pluginVpcSecurityGroupIds: "sg-0aaaaaaaaaaaaaaaa",
+    });
+    expect(s.handlerVpc).toEqual({ subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"], securityGroupIds: ["sg-0123456789abcdef0"] });
+    expect(s.pluginVpc).toEqual({ subnetIds: ["subnet-0123456789abcdef0"], securityGroupIds: ["sg-0aaaaaaaaaaaaaaaa"] });
+    expect(() => settings({ vpcSubnetIds: "subnet-0123456789abcdef0" })).toThrow(/vpcSubnetIds and vpcSecurityGroupIds go together/);
+    expect(() => settings({ vpcSubnetIds: "vpc-0123456789abcdef0", vpcSecurityGroupIds: "sg-0123456789abcdef0" })).toThrow(/not a subnet- id/);
   });
 
   it("derive a plugin function prefix of at most 20 characters from the stack name", () => {

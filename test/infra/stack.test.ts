@@ -20,6 +20,9 @@ import { assetBlobKey, packageBlobKey } from "../../src/stores/package-records.j
 import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
 import { HANDLER_NAMES, type HandlerName } from "../../infra/constructs/handlers.js";
 import { NOT_FOUND_BODY } from "../../infra/constructs/api.js";
+import { VPC_EXECUTION_ACTIONS } from "../../infra/constructs/vpc-placement.js";
+import { DEFAULT_RESERVED_CONCURRENCY } from "../../infra/settings.js";
+import { DIFY_CALLERS } from "../../infra/stack.js";
 import { bundleHandlers, logicalId, repoRoot, synthDaemon, type SynthesizedDaemon } from "./synth.js";
 
 type Json = Record<string, any>;
@@ -79,6 +82,61 @@ describe("handlers", () => {
     }
     expect(props("install-worker")).toMatchObject({ MemorySize: 1024, Timeout: 900 });
     expect(props("upgrade-check")).toMatchObject({ Timeout: 300 });
+  });
+
+  it("reserve concurrency so plugin functions cannot starve them (configurable, or off for small new accounts)", () => {
+    for (const name of HANDLER_NAMES) {
+      expect(resources[fnId[name]]!.Properties.ReservedConcurrentExecutions, name).toBe(DEFAULT_RESERVED_CONCURRENCY[name]);
+    }
+    const off = synthDaemon({ reservedConcurrency: "off" }).template.findResources("AWS::Lambda::Function");
+    for (const fn of Object.values(off)) expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    const raised = synthDaemon({ reservedConcurrency: "dispatch=300" }).template;
+    raised.hasResourceProperties("AWS::Lambda::Function", { Description: Match.stringLikeRegexp("plugin invocation"), ReservedConcurrentExecutions: 300 });
+    // Plugin functions and the builder share the unreserved pool.
+    expect(resources[fnId.builder]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
+  });
+
+  it("run outside any VPC unless subnets and security groups are given", () => {
+    for (const [, fn] of ofType("AWS::Lambda::Function")) expect(fn.Properties.VpcConfig).toBeUndefined();
+  });
+
+  it("that call Dify run in the given VPC, with their network interface permissions created first; plugin functions on their own setting", () => {
+    const vpc = { subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"], securityGroupIds: ["sg-0123456789abcdef0"] };
+    const placed = synthDaemon({
+      vpcSubnetIds: vpc.subnetIds.join(","),
+      vpcSecurityGroupIds: vpc.securityGroupIds.join(","),
+      pluginVpcSubnetIds: "subnet-0aaaaaaaaaaaaaaaa",
+      pluginVpcSecurityGroupIds: "sg-0bbbbbbbbbbbbbbbb",
+    });
+    const json = placed.template.toJSON().Resources as Record<string, Json>;
+    const id = (n: HandlerName) => logicalId(placed.stack, placed.stack.handlers.functions[n]);
+    const policiesOf = (role: string) => Object.entries(json).filter(([, r]) => r.Type === "AWS::IAM::Policy" && r.Properties.Roles.some((x: Json) => x.Ref === role));
+    for (const name of HANDLER_NAMES) {
+      const fn = json[id(name)]!;
+      const inVpc = (DIFY_CALLERS as readonly string[]).includes(name);
+      expect(fn.Properties.VpcConfig, name).toEqual(inVpc ? { SubnetIds: vpc.subnetIds, SecurityGroupIds: vpc.securityGroupIds } : undefined);
+      if (!inVpc) continue;
+      const role = fn.Properties.Role["Fn::GetAtt"][0];
+      const eni = policiesOf(role).find(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes("ec2:CreateNetworkInterface"));
+      expect(eni, name).toBeDefined();
+      expect(eni![1].Properties.PolicyDocument.Statement[0]).toMatchObject({ Action: [...VPC_EXECUTION_ACTIONS].sort(), Resource: "*" });
+      // CloudFormation must not create the function before its role may create its interfaces.
+      expect(fn.DependsOn, name).toContain(eni![0]);
+    }
+    // Plugin functions: the daemon creates them with VpcConfig from these, and may describe what it names.
+    for (const creator of ["management", "install-worker"] as const) {
+      expect(json[id(creator)]!.Properties.Environment.Variables).toMatchObject({
+        PLUGIN_SUBNET_IDS: "subnet-0aaaaaaaaaaaaaaaa",
+        PLUGIN_SECURITY_GROUP_IDS: "sg-0bbbbbbbbbbbbbbbb",
+      });
+      const role = json[id(creator)]!.Properties.Role["Fn::GetAtt"][0];
+      expect(JSON.stringify(policiesOf(role).map(([, p]) => p.Properties.PolicyDocument))).toContain("ec2:DescribeVpcs");
+    }
+    const pluginRole = logicalId(placed.stack, placed.stack.pluginRuntime.pluginRole);
+    expect(JSON.stringify(policiesOf(pluginRole).map(([, p]) => p.Properties.PolicyDocument))).toContain("ec2:CreateNetworkInterface");
+    // Every wildcard that brings has its written reason.
+    const report = new AwsSolutionsChecks(placed.app).validateScope(placed.stack as Stack);
+    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`)).toEqual([]);
   });
 
   it("do not retry asynchronous invocations (install tasks, upgrade checks)", () => {

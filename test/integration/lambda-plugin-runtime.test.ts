@@ -245,6 +245,17 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
     expect(await rt.isInstalled(plugin.uniqueIdentifier)).toBe(false);
   });
 
+  it("places plugin functions in the configured subnets and security groups, and takes them out again", async () => {
+    const plugin = await echoTool();
+    const vpc = { PLUGIN_SUBNET_IDS: "subnet-0aaaaaaaaaaaaaaaa,subnet-0bbbbbbbbbbbbbbbb", PLUGIN_SECURITY_GROUP_IDS: "sg-0cccccccccccccccc" };
+    await runtime(testConfig(vpc)).install(plugin, () => undefined);
+    const fn = () => fake.functions.get(pluginFunctionName("dify-plugin-", plugin.uniqueIdentifier))!;
+    expect(fn().configuration.VpcConfig).toEqual({ SubnetIds: ["subnet-0aaaaaaaaaaaaaaaa", "subnet-0bbbbbbbbbbbbbbbb"], SecurityGroupIds: ["sg-0cccccccccccccccc"] });
+    // Reinstalled without the setting: an update without VpcConfig would leave it in the VPC.
+    await runtime().install(plugin, () => undefined);
+    expect(fn().configuration.VpcConfig).toEqual({ SubnetIds: [], SecurityGroupIds: [] });
+  });
+
   it("caps the timeout at Lambda's 900 s when PLUGIN_MAX_EXECUTION_TIMEOUT is longer", async () => {
     const plugin = await echoTool();
     await runtime(testConfig({ PLUGIN_MAX_EXECUTION_TIMEOUT: "3600" })).install(plugin, () => undefined);

@@ -266,6 +266,7 @@ export class FakeLambdaService {
         Architectures: (input.Architectures as string[] | undefined) ?? ["x86_64"],
         Environment: { Variables: env?.Variables ?? {} },
         Layers: ((input.Layers as string[] | undefined) ?? []).map((Arn) => ({ Arn, CodeSize: 0 })),
+        ...(input.VpcConfig !== undefined && { VpcConfig: input.VpcConfig }),
         PackageType: "Zip",
         Version: "$LATEST",
         CodeSize: 1024,
@@ -320,6 +321,7 @@ export class FakeLambdaService {
       }
       if (input.Environment !== undefined) c.Environment = { Variables: (input.Environment as { Variables?: Record<string, string> }).Variables ?? {} };
       if (input.Layers !== undefined) c.Layers = (input.Layers as string[]).map((Arn) => ({ Arn, CodeSize: 0 }));
+      if (input.VpcConfig !== undefined) c.VpcConfig = input.VpcConfig;
     }
     fn.configuration.LastUpdateStatus = "InProgress";
     fn.configuration.LastModified = new Date().toISOString().replace("Z", "+0000");
