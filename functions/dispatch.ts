@@ -1,8 +1,10 @@
 /**
  * Lambda (response streaming): plugin invocations, `/plugin/{tenant}/dispatch/*` and
  * `/v2/invoke/dispatch/*`, and the raw-bytes answers (assets, extract-asset), which API Gateway
- * hands to Dify as bytes only from a streaming integration (infra/constructs/api.ts).
+ * hands to Dify as bytes only from a streaming integration (infra/constructs/api.ts). Silent
+ * streams get keep-alive lines, as API Gateway cuts them after 5 minutes.
  */
+import { withKeepAlive } from "../src/adapters/aws/stream-keepalive.js";
 import { streamingHandler } from "../src/http/apigateway.js";
 import { assetRoutes } from "../src/routes/assets.js";
 import { groupRuntime, type GroupRoutes } from "../src/routes/group-runtime.js";
@@ -10,4 +12,4 @@ import { dispatchRoutes } from "../src/routes/dispatch.js";
 
 const routes: GroupRoutes = (d) => [...dispatchRoutes(d), ...assetRoutes(d)];
 
-export const handler = streamingHandler(groupRuntime(routes));
+export const handler = streamingHandler(groupRuntime(withKeepAlive(routes, (d) => d.config.streamKeepAlive)));

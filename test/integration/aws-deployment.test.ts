@@ -56,6 +56,7 @@ import { buildPackage } from "../support/package-builder.js";
 import { echoToolPackage, FakeMarketplace, syntheticIdentifier } from "../support/fake-marketplace.js";
 import { BINARY_MEDIA_TYPES } from "../../infra/constructs/api.js";
 import { LAMBDA_MAX_REQUEST_BYTES } from "../../src/adapters/aws/lambda-function-spec.js";
+import { keepAlive } from "../../src/adapters/aws/stream-keepalive.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
 const TENANT = "6f1c2a9e-4b7d-4e21-9a3f-0c5d8e7b1a42";
@@ -186,6 +187,9 @@ beforeAll(async () => {
     DAEMON_PUBLIC_URL: PUBLIC_URL,
     FORCE_VERIFYING_SIGNATURE: "false",
     PLUGIN_MAX_EXECUTION_TIMEOUT: "120",
+    // Keep-alive after a quarter second of silence (60 s deployed), the first chunk waited for up to 30 s.
+    STREAM_KEEPALIVE_MS: "250",
+    STREAM_FIRST_CHUNK_WAIT_MS: "30000",
     MARKETPLACE_API_URL: market.url,
     FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
     LOG_LEVEL: "warn",
@@ -289,6 +293,33 @@ async function installationItems() {
 }
 
 // ---------------------------------------------------------------------------------------------
+
+describe("stream keep-alive before the first chunk (src/adapters/aws/stream-keepalive.ts)", () => {
+  async function timed(source: AsyncIterable<string>, timing: { idleMs: number; firstChunkWaitMs: number }) {
+    const started = Date.now();
+    const out: Array<{ value: string; atMs: number }> = [];
+    for await (const value of keepAlive(source, timing)) out.push({ value: String(value), atMs: Date.now() - started });
+    return out;
+  }
+  const late = (ms: number) =>
+    (async function* () {
+      await new Promise((r) => setTimeout(r, ms));
+      yield "data: {}\n\n";
+    })();
+
+  it("holds the answer back while the plugin has said nothing, as Dify's first-token timeout needs", async () => {
+    const out = await timed(late(150), { idleMs: 50, firstChunkWaitMs: 400 });
+    expect(out.map((o) => o.value)).toEqual(["data: {}\n\n"]);
+  });
+
+  it("starts it with a blank line before API Gateway's idle cut when the plugin stays silent, then keeps it alive", async () => {
+    const out = await timed(late(700), { idleMs: 100, firstChunkWaitMs: 300 });
+    expect(out[0]).toMatchObject({ value: "\n" });
+    expect(out[0]!.atMs).toBeGreaterThanOrEqual(290);
+    expect(out.at(-1)!.value).toBe("data: {}\n\n");
+    expect(out.filter((o) => o.value === "\n").length).toBeGreaterThanOrEqual(3);
+  });
+});
 
 describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3, Secrets Manager (moto) and the Lambda API (faked)", () => {
   let uid: string;
@@ -465,6 +496,23 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     });
     expect(events(v2).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
     expect(pool.running.size).toBe(1);
+  });
+
+  it("keeps a silent stream alive with blank lines, which Dify's line reader skips", async () => {
+    // API Gateway cuts a stream silent for 5 minutes; here the plugin pauses 1.2 s between chunks.
+    const answer = await callDispatch({
+      method: "POST",
+      path: `/plugin/${TENANT}/dispatch/tool/invoke`,
+      headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
+      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 3, delay_ms: 1200 } } }),
+    });
+    expect(events(answer).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
+    const keepAlives = answer.chunks.filter((c) => c.bytes.toString() === "\n");
+    expect(keepAlives.length).toBeGreaterThanOrEqual(4);
+    // The answer starts with the plugin's first chunk (Dify's first-token timeout), not a keep-alive.
+    expect(answer.chunks[0]!.bytes.toString()).toMatch(/^data: /);
+    const gaps = answer.chunks.slice(1).map((c, i) => c.atMs - answer.chunks[i]!.atMs);
+    expect(Math.max(...gaps)).toBeLessThan(900);
   });
 
   it("carries a 5 MB JSON dispatch body as text inside Lambda's 6 MB event, to the plugin and back", async () => {
