@@ -142,8 +142,12 @@ export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
       const { router, daemonKey } = await ready();
       const res = await serve(router, toDaemonRequest(event), daemonKey);
       switch (res.kind) {
-        case "stream":
-          return { statusCode: res.status, headers: res.headers, body: Readable.from(await afterFirstChunk(res.body), { objectMode: false }) };
+        case "stream": {
+          // Locally the chunks reach the socket as the strings they are (encoded once, into a
+          // buffer freed when written); the Lambda runtime's stream is given bytes.
+          const chunks = await afterFirstChunk(res.body);
+          return { statusCode: res.status, headers: res.headers, body: localBodies.has(event) ? Readable.from(chunks) : Readable.from(chunks, { objectMode: false }) };
+        }
         case "bytes":
           return { statusCode: res.status, headers: res.headers, body: Readable.from([Buffer.from(res.body)]) };
         case "json":

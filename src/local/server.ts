@@ -130,8 +130,8 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
     await (handler as StreamingHandler)(event, responseStream(req, res), context);
   } else {
     const result = await (handler as BufferedHandler)(event, context);
+    discardUnread(req, res);
     res.writeHead(result.statusCode, result.headers as Record<string, string>);
-    discardUnread(req);
     res.end(localResultBytes(result) ?? (result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body));
   }
 }
@@ -166,26 +166,32 @@ function refuseBody(req: IncomingMessage, res: ServerResponse, failure: BodyFail
 }
 
 /** What is still discarded of a body answered early before its connection is cut. */
-const DISCARD_MAX_BYTES = 16 * 1024 * 1024;
-const DISCARD_MAX_MS = 5_000;
+const DISCARD_MAX_BYTES = 64 * 1024 * 1024;
+const DISCARD_MAX_MS = 10_000;
 
 /**
  * Answers without reading (the rest of) the body. Clients that read while they send (curl,
  * fetch, httpx) see the answer at once; the body still on its way is discarded, not stored, up
- * to a few MiB or seconds, and then the connection is cut. Cutting at once would reset the
- * connection under an answer the client has not read yet.
+ * to 64 MiB or 10 s, and then the connection is cut. Cutting at once (which Node does after an
+ * answer to a `Connection: close` request) would reset the connection under an answer the
+ * client may not have read yet.
  */
 function refuse(req: IncomingMessage, res: ServerResponse, response: DaemonResponse, options: { close?: boolean } = {}): void {
   if (res.headersSent) return void res.destroy();
   const body = response.kind === "json" ? JSON.stringify(response.body) : "";
+  if (!options.close) discardUnread(req, res);
   res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", ...response.headers, ...(options.close && { connection: "close" }) });
-  if (!options.close) discardUnread(req);
   res.end(body);
 }
 
-/** After an answer given before the body was read to its end: discard the rest, within bounds. */
-function discardUnread(req: IncomingMessage): void {
-  if (!req.complete && !req.destroyed) discardRest(req);
+/**
+ * Before an answer given while the body is still arriving: discard the rest, within bounds, and
+ * keep the socket open for it after the answer (Node would close it at once otherwise).
+ */
+function discardUnread(req: IncomingMessage, res: ServerResponse): void {
+  if (req.complete || req.destroyed) return;
+  res.shouldKeepAlive = true;
+  discardRest(req);
 }
 
 function discardRest(req: IncomingMessage): void {
@@ -198,7 +204,11 @@ function discardRest(req: IncomingMessage): void {
     discarded += chunk.length;
     if (discarded > DISCARD_MAX_BYTES) cut();
   });
-  req.once("end", () => clearTimeout(timer));
+  req.once("end", () => {
+    clearTimeout(timer);
+    // The client asked to close after this request; it was kept open only for the body.
+    if (/\bclose\b/i.test(headerValue(req, "connection") ?? "")) socket.end();
+  });
   socket.once("close", () => clearTimeout(timer));
   req.resume();
 }
@@ -278,11 +288,13 @@ function responseStream(req: IncomingMessage, res: ServerResponse): LocalRespons
   let prelude: { statusCode?: number; headers?: Record<string, string> } = {};
   const sendHead = () => {
     if (res.headersSent) return;
+    discardUnread(req, res);
     res.writeHead(prelude.statusCode ?? 200, prelude.headers ?? {});
-    discardUnread(req);
   };
   const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
+    // Strings go to the socket as they are: no Buffer copy of each chunk on the way.
+    decodeStrings: false,
+    write(chunk: Buffer | string, _encoding, callback) {
       sendHead();
       // Take the next chunk as soon as the socket accepts this one; wait only for backpressure.
       if (res.write(chunk)) callback();

@@ -3,13 +3,13 @@
  * appending chunks to a string, keeps a whole line in memory however long it grows; this keeps
  * at most `maxLineBytes` of one, reports a line that grows past the cap once (with its first
  * bytes, so the caller can tell whose it was) and skips the rest of it up to the next newline.
- * Only the new chunk is searched for a newline, never what is already buffered.
+ * Only the new chunk is searched for a newline, never what is already buffered, and a line is
+ * decoded once, when it is complete.
  *
  * Upstream reads plugin stdout the same way: a bufio.Scanner capped at
  * PLUGIN_RUNTIME_MAX_BUFFER_SIZE, 5 MiB (internal/core/local_runtime/instance.go, bdb5642).
  */
 import type { Readable } from "node:stream";
-import { StringDecoder } from "node:string_decoder";
 import { logger } from "../logger.js";
 
 export interface OversizedLine {
@@ -37,8 +37,7 @@ export function readBoundedLines(
   onOversize: (line: OversizedLine) => void,
 ): () => void {
   const limit = typeof maxLineBytes === "function" ? maxLineBytes : () => maxLineBytes;
-  let parts: Buffer[] = [];
-  let size = 0;
+  const pending = new PendingLine();
   let skipping = false;
 
   const deliver = (line: string) => {
@@ -52,9 +51,8 @@ export function readBoundedLines(
     }
   };
   const overflow = (piece: Buffer) => {
-    const head = headOf([...parts, piece]);
-    parts = [];
-    size = 0;
+    const head = pending.head(piece);
+    pending.clear();
     try {
       onOversize({ head, limit: limit() });
     } catch (err) {
@@ -75,7 +73,7 @@ export function readBoundedLines(
         continue;
       }
       const piece = buffer.subarray(start, end);
-      if (size + piece.length > limit()) {
+      if (pending.size + piece.length > limit()) {
         overflow(piece);
         if (newline < 0) {
           skipping = true;
@@ -85,21 +83,17 @@ export function readBoundedLines(
         continue;
       }
       if (newline < 0) {
-        parts.push(piece);
-        size += piece.length;
+        pending.append(piece, limit());
         return;
       }
-      const line = parts.length === 0 ? piece.toString("utf8") : joined([...parts, piece]);
-      parts = [];
-      size = 0;
+      const line = pending.size === 0 ? piece.toString("utf8") : pending.take(piece);
       start = newline + 1;
       deliver(line);
     }
   };
   const onEnd = () => {
-    if (!skipping && parts.length > 0) deliver(joined(parts));
-    parts = [];
-    size = 0;
+    if (!skipping && pending.size > 0) deliver(pending.take(Buffer.alloc(0)));
+    pending.clear();
   };
 
   input.on("data", onData);
@@ -107,29 +101,49 @@ export function readBoundedLines(
   return () => {
     input.off("data", onData);
     input.off("end", onEnd);
-    parts = [];
+    pending.clear();
   };
 }
 
 /**
- * Decodes a line's pieces one by one and joins the text: no second full-size byte buffer, only
- * the string the caller parses (a multi-byte character split between chunks stays whole).
+ * The start of a line that spans chunks, copied into one buffer of its own that grows by
+ * doubling: the stream's chunks are released as they arrive (nothing keeps a whole line's worth
+ * of them), and a long line lives in a few large allocations the allocator gives back to the
+ * system once freed, not in thousands of small ones.
  */
-function joined(pieces: Buffer[]): string {
-  const decoder = new StringDecoder("utf8");
-  let text = "";
-  for (const piece of pieces) text += decoder.write(piece);
-  return text + decoder.end();
-}
+class PendingLine {
+  private buffer: Buffer | undefined;
+  size = 0;
 
-function headOf(pieces: Buffer[]): string {
-  const head: Buffer[] = [];
-  let length = 0;
-  for (const piece of pieces) {
-    if (length >= HEAD_BYTES) break;
-    const take = piece.subarray(0, HEAD_BYTES - length);
-    head.push(take);
-    length += take.length;
+  /** Adds a piece; `cap` (the line limit, which the caller checked) bounds the growth. */
+  append(piece: Buffer, cap: number): void {
+    const needed = this.size + piece.length;
+    if (!this.buffer || needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, Math.min(cap, 2 * (this.buffer?.length ?? 32 * 1024))));
+      this.buffer?.copy(grown, 0, 0, this.size);
+      this.buffer = grown;
+    }
+    piece.copy(this.buffer, this.size);
+    this.size = needed;
   }
-  return joined(head);
+
+  /** The whole line (the pending bytes and its last piece), decoded; the buffer is let go. */
+  take(last: Buffer): string {
+    this.append(last, 0);
+    const line = (this.buffer as Buffer).toString("utf8", 0, this.size);
+    this.clear();
+    return line;
+  }
+
+  /** The first bytes of the pending bytes followed by `piece`, decoded (a split character becomes U+FFFD). */
+  head(piece: Buffer): string {
+    const fromPending = this.buffer ? this.buffer.subarray(0, Math.min(this.size, HEAD_BYTES)) : Buffer.alloc(0);
+    const rest = piece.subarray(0, Math.max(0, HEAD_BYTES - fromPending.length));
+    return Buffer.concat([fromPending, rest]).toString("utf8");
+  }
+
+  clear(): void {
+    this.buffer = undefined;
+    this.size = 0;
+  }
 }
