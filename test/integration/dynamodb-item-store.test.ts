@@ -5,6 +5,7 @@ import { createDynamoDbClient, createDynamoDbDocumentClient } from "../../src/ad
 import { DynamoDbItemStore } from "../../src/adapters/aws/dynamodb-item-store.js";
 import { awsTestEndpoint, createTestTable, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
 import { itemStoreContract } from "./item-store.contract.js";
+import { runtimeClaimsContract } from "./runtime-claims.contract.js";
 
 let endpoint: AwsTestEndpoint;
 let client: DynamoDBClient;
@@ -27,6 +28,7 @@ afterAll(async () => {
 
 describe("DynamoDbItemStore", () => {
   itemStoreContract(() => store);
+  runtimeClaimsContract(() => store);
 
   it("runs on a table shaped as the design says: pk/sk, gsi1 projecting all, TTL on ttl", async () => {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));

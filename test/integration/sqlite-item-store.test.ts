@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import { itemStoreContract } from "./item-store.contract.js";
+import { runtimeClaimsContract } from "./runtime-claims.contract.js";
 
 const dataDir = mkdtempSync(join(tmpdir(), "sqlite-item-store-"));
 const opened: SqliteItemStore[] = [];
@@ -21,6 +22,7 @@ afterAll(() => {
 
 describe("SqliteItemStore", () => {
   itemStoreContract(() => shared);
+  runtimeClaimsContract(() => shared);
 
   it("keeps items and their versions across a restart", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sqlite-restart-"));
