@@ -463,6 +463,63 @@ describe("LambdaPluginRuntime sessions (Lambda service faked over HTTP, scripted
     await closed;
   });
 
+  /** A model plugin answering text embeddings (one vector per text: its length and index) and token counts. */
+  const embeddingPlugin: StreamHandler = async function* (payload) {
+    const event = JSON.parse(new TextDecoder().decode(payload)) as { request: PluginRequest };
+    const { session_id: sid, data } = event.request;
+    const texts = data.texts as string[];
+    if (texts.some((t) => t.startsWith("fail"))) {
+      yield { payload: encoder.encode(sessionLine(sid, "error", { error_type: "InvokeRateLimitError", message: "slow down", args: {} })) };
+      return;
+    }
+    const answer =
+      data.action === "get_text_embedding_num_tokens"
+        ? { num_tokens: texts.map((t) => t.length) }
+        : {
+            model: "embed-1",
+            embeddings: texts.map((t) => [t.length, Number(t.slice(-1))]),
+            usage: { tokens: texts.length, total_tokens: texts.length, unit_price: "0.0000001", price_unit: "1", total_price: (texts.length / 10_000_000).toFixed(7), currency: "USD", latency: 0.5 },
+          };
+    yield { payload: encoder.encode(sessionLine(sid, "stream", answer) + sessionLine(sid, "end", {})) };
+  };
+  /** Eight texts of 1 MB: 8 MB in one request, over Lambda's 6 MB. */
+  const bigTexts = () => Array.from({ length: 8 }, (_, i) => `${"a".repeat(1_000_000)}${i}`);
+  const embeddingRequest = (action: string, texts: string[]) =>
+    request({ type: "model", action, provider: "embedder", model_type: "text-embedding", model: "embed-1", credentials: {}, texts, input_type: "document" });
+
+  it("splits a text embedding over 6 MB into serial invocations under the limit and merges vectors and usage, as upstream's serverless runtime", async () => {
+    fake.stream = embeddingPlugin;
+    const outputs = await collect(rt.invoke(plugin.uniqueIdentifier, embeddingRequest("invoke_text_embedding", bigTexts()), invokeOptions()));
+    const invocations = fake.callsOf("InvokeWithResponseStream");
+    expect(invocations.map((c) => ((c.body as { request: { data: { texts: string[] } } }).request.data.texts.length))).toEqual([6, 2]);
+    for (const c of invocations) expect(Buffer.byteLength(JSON.stringify(c.body))).toBeLessThanOrEqual(6_291_456);
+    expect(outputs).toHaveLength(2);
+    const merged = (outputs[0] as { data: { model: string; embeddings: number[][]; usage: Record<string, unknown> } }).data;
+    expect(merged.model).toBe("embed-1");
+    expect(merged.embeddings).toEqual(bigTexts().map((t, i) => [t.length, i]));
+    expect(merged.usage).toEqual({ tokens: 8, total_tokens: 8, unit_price: "0.0000001", price_unit: "1", total_price: "0.0000008", currency: "USD", latency: 1 });
+    expect(outputs[1]).toEqual({ type: "end" });
+  });
+
+  it("splits a token count over 6 MB the same way, counts in the order of the texts", async () => {
+    fake.stream = embeddingPlugin;
+    const outputs = await collect(rt.invoke(plugin.uniqueIdentifier, embeddingRequest("get_text_embedding_num_tokens", bigTexts()), invokeOptions()));
+    expect(fake.callsOf("InvokeWithResponseStream")).toHaveLength(2);
+    expect(outputs).toEqual([{ type: "stream", data: { num_tokens: bigTexts().map((t) => t.length) } }, { type: "end" }]);
+  });
+
+  it("fails a batched request when one text alone is over the limit, or a batch fails, with what the plugin said", async () => {
+    fake.stream = embeddingPlugin;
+    const oversized = await collect(rt.invoke(plugin.uniqueIdentifier, embeddingRequest("invoke_text_embedding", ["small", "b".repeat(6 * MIB + 1)]), invokeOptions()));
+    expect(oversized[0]).toMatchObject({ type: "error", data: { message: expect.stringMatching(/^ServerlessPayloadTooLarge: text 1 alone makes a \d+-byte request/) } });
+    expect(fake.callsOf("InvokeWithResponseStream")).toHaveLength(0);
+
+    const texts = bigTexts();
+    texts[7] = `fail${texts[7]}`;
+    const failing = await collect(rt.invoke(plugin.uniqueIdentifier, embeddingRequest("invoke_text_embedding", texts), invokeOptions()));
+    expect(failing).toEqual([{ type: "error", data: { error_type: "InvokeRateLimitError", message: "slow down", args: {} } }, { type: "end" }]);
+  });
+
   it("refuses a request over Lambda's 6 MB payload limit without calling Lambda", async () => {
     const outputs = await collect(rt.invoke(plugin.uniqueIdentifier, request({ text: "x".repeat(6 * MIB) }), invokeOptions()));
     expect(outputs).toHaveLength(2);

@@ -19,6 +19,7 @@ import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, LAMBDA_MAX_UNZIPPED_BYTE
 import { buildPluginCode } from "./lambda-plugin-builder.js";
 import { DEFAULT_WAIT, deleteFunction, deployFunction, isNotFound, type WaitSettings } from "./lambda-plugin-functions.js";
 import { sessionOutputs } from "./lambda-session-stream.js";
+import { batchableTexts, mergeBatchAnswers, splitTexts, type TextBatch } from "./text-batches.js";
 import { secretValue } from "./secrets.js";
 
 export interface LambdaPluginRuntimeOptions {
@@ -154,18 +155,83 @@ export class LambdaPluginRuntime implements PluginRuntime {
   async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
     const end: SessionOutput = { type: "end" };
     let payload: Uint8Array;
+    let token: string | null;
     try {
-      payload = await this.invocationPayload(request, options.tenantId);
+      token = await this.callbackToken(request.session_id, options.tenantId);
+      payload = this.invocationPayload(request, token);
     } catch (err) {
       yield runtimeError(`cannot start the plugin session: ${(err as Error).message}`);
       yield end;
       return;
     }
     if (payload.byteLength > LAMBDA_MAX_REQUEST_BYTES) {
+      const texts = batchableTexts(request.data);
+      if (texts) {
+        yield* this.invokeInBatches(uniqueIdentifier, request, texts, token, options);
+        return;
+      }
       yield runtimeError(`request too large for the plugin runtime: ${payload.byteLength} bytes > ${LAMBDA_MAX_REQUEST_BYTES}`);
       yield end;
       return;
     }
+    yield* this.invokeOnce(uniqueIdentifier, request, payload, options);
+  }
+
+  /**
+   * A text embedding or token count over Lambda's request limit: whole texts in serial sessions,
+   * their answers merged into the one answer the caller expects (src/adapters/aws/text-batches.ts).
+   */
+  private async *invokeInBatches(
+    uniqueIdentifier: string,
+    request: PluginRequest,
+    texts: unknown[],
+    token: string | null,
+    options: InvokeOptions,
+  ): AsyncIterable<SessionOutput> {
+    const withTexts = (slice: unknown[]): PluginRequest => ({ ...request, data: { ...request.data, texts: slice } });
+    let batches: TextBatch[];
+    try {
+      batches = splitTexts(texts, LAMBDA_MAX_REQUEST_BYTES, (slice) => this.invocationPayload(withTexts(slice), token).byteLength);
+    } catch (err) {
+      yield runtimeError((err as Error).message);
+      yield { type: "end" };
+      return;
+    }
+    logger.info({ uniqueIdentifier, action: request.data.action, texts: texts.length, batches: batches.length }, "request split into serial batches");
+    const answers: unknown[] = [];
+    for (const [index, batch] of batches.entries()) {
+      const payload = this.invocationPayload(withTexts(batch.texts), token);
+      const streamed: unknown[] = [];
+      for await (const output of this.invokeOnce(uniqueIdentifier, withTexts(batch.texts), payload, options)) {
+        if (output.type === "stream") streamed.push(output.data);
+        else if (output.type === "error") {
+          // A failed batch fails the request, as one plugin session would.
+          yield output;
+          yield { type: "end" };
+          return;
+        }
+      }
+      if (options.signal.aborted) {
+        yield { type: "end" };
+        return;
+      }
+      if (streamed.length !== 1) {
+        yield runtimeError(`ServerlessBatchResultMismatch: batch ${index} answered ${streamed.length} results, expected 1`);
+        yield { type: "end" };
+        return;
+      }
+      answers.push(streamed[0]);
+    }
+    try {
+      yield { type: "stream", data: mergeBatchAnswers(String(request.data.action), batches, answers) };
+    } catch (err) {
+      yield runtimeError((err as Error).message);
+    }
+    yield { type: "end" };
+  }
+
+  private async *invokeOnce(uniqueIdentifier: string, request: PluginRequest, payload: Uint8Array, options: InvokeOptions): AsyncIterable<SessionOutput> {
+    const end: SessionOutput = { type: "end" };
 
     const functionName = this.functionName(uniqueIdentifier);
     let response: InvokeWithResponseStreamCommandOutput;
@@ -191,14 +257,17 @@ export class LambdaPluginRuntime implements PluginRuntime {
     // Nothing runs in this process; functions stay deployed.
   }
 
+  /** The token the session's backwards invocations present; null when plugins have no callback URL. */
+  private async callbackToken(sessionId: string, tenantId: string): Promise<string | null> {
+    if (!this.config.daemonPublicUrl) return null;
+    if (!this.callbackSecret) throw new Error("no daemon key to sign the session callback with");
+    return sessionCallbackToken(sessionId, tenantId, await this.callbackSecret());
+  }
+
   /** `{request, callback, timeout_seconds}`: what the bootstrap reads (layers/plugin-runtime). */
-  private async invocationPayload(request: PluginRequest, tenantId: string): Promise<Uint8Array> {
+  private invocationPayload(request: PluginRequest, token: string | null): Uint8Array {
     const url = this.config.daemonPublicUrl;
-    let callback: { url: string; token: string } | null = null;
-    if (url) {
-      if (!this.callbackSecret) throw new Error("no daemon key to sign the session callback with");
-      callback = { url, token: sessionCallbackToken(request.session_id, tenantId, await this.callbackSecret()) };
-    }
+    const callback = url && token !== null ? { url, token } : null;
     const event = { request, callback, timeout_seconds: this.config.executionTimeoutSeconds };
     return new TextEncoder().encode(JSON.stringify(event));
   }
