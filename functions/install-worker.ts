@@ -2,9 +2,10 @@
 import middy from "@middy/core";
 import { installJobPayloadSchema } from "../src/ports/install-queue.js";
 import { sharedDaemon } from "../src/daemon.js";
+import { lambdaObservability } from "../src/observability/lambda.js";
 
 export const handler = middy(async (event: unknown): Promise<void> => {
   const job = installJobPayloadSchema.parse(event);
   const daemon = await sharedDaemon();
   await daemon.installer.runTask(job.tenantId, job.taskId);
-});
+}).use(lambdaObservability());

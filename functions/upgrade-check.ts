@@ -12,6 +12,7 @@ import type { Context } from "aws-lambda";
 import { z } from "zod";
 import { sharedDaemon, type Daemon } from "../src/daemon.js";
 import { logger } from "../src/logger.js";
+import { lambdaObservability } from "../src/observability/lambda.js";
 import type { CycleReport } from "../src/services/auto-upgrade.js";
 
 const cursorSchema = z.object({
@@ -111,7 +112,7 @@ export function createUpgradeCheckHandler(options: UpgradeCheckHandlerOptions = 
       }
     }
     return report;
-  });
+  }).use(lambdaObservability());
 }
 
 export const handler = createUpgradeCheckHandler();

@@ -110,6 +110,8 @@ const envSchema = z.object({
   /** Before a stream's first chunk the response is held back (Dify's first-token timeout) at most this long. */
   STREAM_FIRST_CHUNK_WAIT_MS: int(240_000),
   LOG_LEVEL: z.string().default("info"),
+  /** The local daemon serves Prometheus metrics at GET /metrics, without a key (upstream name and default). */
+  PROMETHEUS_ENABLED: bool(true),
   /** The daemon's own auto-upgrade check (docs/auto-upgrade.md); turn Dify's off when this is on. */
   AUTO_UPGRADE_ENABLED: bool(true),
   AUTO_UPGRADE_SNAPSHOT_CACHE_SECONDS: int(900),
@@ -184,6 +186,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     fetchMissingMarketplacePackages: bool(e.STORE_BACKEND === "aws").parse(e.FETCH_MISSING_MARKETPLACE_PACKAGES),
     streamKeepAlive: { idleMs: e.STREAM_KEEPALIVE_MS, firstChunkWaitMs: e.STREAM_FIRST_CHUNK_WAIT_MS },
     logLevel: e.LOG_LEVEL,
+    prometheusEnabled: e.PROMETHEUS_ENABLED,
     autoUpgrade: {
       enabled: e.AUTO_UPGRADE_ENABLED,
       snapshotCacheSeconds: e.AUTO_UPGRADE_SNAPSHOT_CACHE_SECONDS,

@@ -1,8 +1,2 @@
-/** Structured JSON logs (pino): CloudWatch on AWS, stdout locally. */
-import { pino } from "pino";
-
-export const logger = pino({
-  level: process.env.LOG_LEVEL ?? "info",
-  base: undefined,
-  timestamp: pino.stdTimeFunctions.isoTime,
-});
+/** Structured JSON logs: Powertools Logger in Lambda (CloudWatch), pino locally (stdout); see observability/logger.ts. */
+export { logger } from "./observability/logger.js";

@@ -10,6 +10,7 @@ import type { DaemonRequest } from "./daemon-request.js";
 import type { DaemonResponse } from "./daemon-response.js";
 import { serve, type DaemonKeySource } from "./pipeline.js";
 import type { Router } from "./router.js";
+import { lambdaObservability } from "../observability/lambda.js";
 
 /** What a handler needs once its daemon is ready (built lazily at cold start). */
 export interface RouteGroupRuntime {
@@ -105,7 +106,7 @@ export function bufferedHandler(ready: () => Promise<RouteGroupRuntime>) {
   return middy(async (event: APIGatewayProxyEvent): Promise<APIGatewayProxyResult> => {
     const { router, daemonKey } = await ready();
     return toProxyResult(await serve(router, toDaemonRequest(event), daemonKey), localBodies.has(event));
-  });
+  }).use(lambdaObservability());
 }
 
 interface StreamingResult {
@@ -159,5 +160,5 @@ export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
       }
     },
     { streamifyResponse: true },
-  );
+  ).use(lambdaObservability());
 }

@@ -10,6 +10,8 @@ import { header, type DaemonRequest } from "./daemon-request.js";
 import { fail, json, type DaemonResponse } from "./daemon-response.js";
 import { checkJsonBody } from "./json-body.js";
 import type { Router } from "./router.js";
+import { appendLogContext } from "../observability/log-context.js";
+import { requestLogFields } from "../observability/request-fields.js";
 
 export type DaemonKeySource = () => Promise<string>;
 
@@ -25,6 +27,7 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
     }
     // Inside the try: parameters that do not decode are a 400 like any other bad input.
     req.params = router.match(req.method, req.path)?.params ?? {};
+    appendLogContext(requestLogFields(req));
     // Every JSON body the daemon reads is checked here, whichever handler parses it; a public
     // endpoint's body is the plugin's to read, passed on as bytes.
     if (req.body.length > 0 && isJson(req) && !route.pattern.startsWith("/e/")) checkJsonBody(req.body);

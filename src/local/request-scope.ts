@@ -4,6 +4,8 @@
  * request and fail that request instead of the process.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { randomUUID } from "node:crypto";
+import { withLogContext } from "../observability/log-context.js";
 
 export interface RequestScope {
   method: string;
@@ -14,7 +16,9 @@ export interface RequestScope {
 
 const storage = new AsyncLocalStorage<RequestScope>();
 
-export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T => storage.run(scope, fn);
+/** Each request also gets a log context of its own, starting with a request id. */
+export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T =>
+  storage.run(scope, () => withLogContext({ request_id: randomUUID() }, fn));
 
 /** The request whose callback is running, if any. */
 export const currentRequest = (): RequestScope | undefined => storage.getStore();

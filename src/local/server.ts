@@ -25,6 +25,8 @@ import type { LocalResponseStream } from "./awslambda-shim.js";
 import { bodyPolicyFor, type BodyPolicy } from "./body-policy.js";
 import { declaredLength, guardedBody, readBody, type BodyFailure } from "./request-body.js";
 import { runInRequestScope } from "./request-scope.js";
+import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
+import { finishRequest, rememberRoute, trackRequest } from "../observability/local-requests.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 type StreamingHandler = (event: APIGatewayProxyEvent, stream: LocalResponseStream, context: Context) => Promise<void>;
@@ -58,6 +60,7 @@ interface ServerState {
 
 export async function startLocalServer(daemon: Daemon, options: LocalServerOptions): Promise<Server> {
   const state: ServerState = { daemon, options, uploadsInFlight: 0 };
+  enablePrometheus({ enabled: daemon.config.prometheusEnabled });
   const server = createServer((req, res) => serveRequest(state, req, res, false));
   // `Expect: 100-continue` (curl sends it for large bodies): refuse before the client sends the body.
   server.on("checkContinue", (req, res) => serveRequest(state, req, res, true));
@@ -93,9 +96,12 @@ function serveRequest(state: ServerState, req: IncomingMessage, res: ServerRespo
 async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse, method: string, target: string, expectsContinue: boolean) {
   const { daemon, options } = state;
   const url = parseTarget(target);
+  trackRequest(res);
   if (!url) return refuse(req, res, fail(badInput("malformed request target"), 400));
+  if (await answerScrape(method, url.pathname, res)) return;
   const found = findRoute(daemon, method, url.pathname);
   if (!found) return refuse(req, res, routeNotFound());
+  rememberRoute(res, found);
   if (!found.route.public && !keyMatches(headerValue(req, "x-api-key"), await daemon.daemonKey())) {
     return refuse(req, res, fail(unauthorized(), 401));
   }
@@ -243,6 +249,7 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
 function logRequest(method: string, target: string, res: ServerResponse, req: IncomingMessage, started: number): void {
   const status = res.headersSent ? res.statusCode : 0;
   const entry = {
+    ...finishRequest(method, target, res, started),
     method,
     path: target,
     status,

@@ -12,6 +12,7 @@ import { v7 as uuidv7 } from "uuid";
 import { planUpgrades, releaseFromMarketplace, type LatestRelease } from "../domain/upgrade-policy.js";
 import { absoluteSlotAt, slotOfDay, slotsToRun, slotWindow, UNSET_STRATEGY, type UpgradeStrategy } from "../domain/upgrade-strategy.js";
 import { logger } from "../logger.js";
+import { metrics } from "../observability/metrics.js";
 import type { Marketplace } from "../ports/marketplace.js";
 import type { InstallTasks } from "../stores/install-tasks.js";
 import type { Installations } from "../stores/installations.js";
@@ -278,6 +279,7 @@ export class AutoUpgrade {
       logger.error({ tenantId, err: describe(err) }, "could not record the auto-upgrade check");
       check.status = "failed";
     }
+    metrics.autoUpgradeCheck({ status: check.status, started: check.upgrades.length, failedToStart: check.failures.length, skipped: check.skipped.map((s) => s.reason) });
     return check;
   }
 

@@ -19,6 +19,7 @@ import type { BackwardsInvocationEvent, BackwardsInvocationHandler, BackwardsInv
 import type { PackageRecords } from "../stores/package-records.js";
 import { PluginStorage, StorageFullError } from "../stores/plugin-storage.js";
 import type { BackwardsFactory } from "./dispatcher.js";
+import { metrics, secondsSince } from "../observability/metrics.js";
 
 /** Who is calling back: the session as the daemon started it. */
 export interface CallingSession {
@@ -68,12 +69,17 @@ export class BackwardsInvocations {
 
   async *handle(session: CallingSession, request: BackwardsInvocationRequest, signal?: AbortSignal): AsyncGenerator<BackwardsInvocationEvent> {
     const id = request.backwards_request_id;
+    const started = performance.now();
+    let status: "success" | "error" = "success";
     try {
       for await (const [message, data] of this.answer(session, request, signal)) {
         yield { backwards_request_id: id, event: "response", message, data };
       }
     } catch (err) {
+      status = "error";
       yield { backwards_request_id: id, event: "error", message: err instanceof Error ? err.message : String(err), data: null };
+    } finally {
+      metrics.backwardsInvocation({ type: ruleFor(request.type) ? request.type : "unknown", status, seconds: secondsSince(started) });
     }
     yield { backwards_request_id: id, event: "end", message: "", data: null };
   }

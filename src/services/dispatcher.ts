@@ -9,6 +9,9 @@ import type { PluginAction } from "../domain/dispatch-actions.js";
 import { DaemonError, internalError } from "../domain/errors.js";
 import { errorEnvelope, sseChunk, successEnvelope } from "../http/envelope.js";
 import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
+import { pluginIdOf } from "../domain/identifier.js";
+import { measuredInvocation } from "../observability/invocation-metrics.js";
+import { appendLogContext } from "../observability/log-context.js";
 
 export interface DispatchInput {
   tenantId: string;
@@ -55,11 +58,14 @@ export class Dispatcher {
     }, this.timeoutSeconds * 1000);
     const onAbort = () => controller.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    const source = this.runtime.invoke(input.uniqueIdentifier, request, {
+    const labels = { pluginId: pluginIdOf(input.uniqueIdentifier), accessType: input.action.type, action: input.action.action };
+    appendLogContext({ tenant_id: input.tenantId, plugin_id: labels.pluginId, plugin_unique_identifier: input.uniqueIdentifier, session_id: sessionId, action: `${labels.accessType}/${labels.action}` });
+    const invocation = this.runtime.invoke(input.uniqueIdentifier, request, {
       signal: controller.signal,
       tenantId: input.tenantId,
       backwards: this.backwards(input, sessionId),
     });
+    const source = measuredInvocation(labels, invocation, { timedOut: () => timedOut });
     async function* outputs() {
       try {
         yield* source;

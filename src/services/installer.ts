@@ -18,6 +18,8 @@ import type { Installation, Installations, StoredInstallation } from "../stores/
 import type { PackageRecords } from "../stores/package-records.js";
 import type { RuntimeClaims } from "../stores/runtime-claims.js";
 import { untilAborted } from "../shared/until-aborted.js";
+import { pluginIdOf } from "../domain/identifier.js";
+import { metrics, secondsSince } from "../observability/metrics.js";
 import type { PackageIntake } from "./package-intake.js";
 
 export interface InstallStart {
@@ -134,6 +136,8 @@ export class Installer {
       const timeout = new AbortController();
       const minutes = this.deps.installTimeoutMs / 60_000;
       const timer = setTimeout(() => timeout.abort(new Error(`install timed out after ${minutes} minutes (PLUGIN_INSTALL_TIMEOUT)`)), this.deps.installTimeoutMs);
+      const started = performance.now();
+      let status: "success" | "failed" = "failed";
       try {
         await progress.set(uid, "running", "starting");
         const outcome = await untilAborted(
@@ -141,14 +145,17 @@ export class Installer {
           timeout.signal,
         );
         await progress.set(uid, "success", outcome.message);
+        status = "success";
         // The old version of an upgrade drains and goes after the task already says success.
         await outcome.afterwards?.();
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         logger.warn({ tenantId, taskId, uid, err: message }, "plugin install failed");
+        status = "failed";
         await progress.set(uid, "failed", message);
       } finally {
         clearTimeout(timer);
+        metrics.installFinished({ kind: stored.job.kind, pluginId: pluginIdOf(uid), status, seconds: secondsSince(started) });
       }
     }
     await progress.flush();

@@ -21,6 +21,7 @@ import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { LambdaClient, type LambdaClientConfig } from "@aws-sdk/client-lambda";
+import { traced } from "../../observability/tracing.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -47,15 +48,17 @@ function s3EndpointOverridden(env: Env, overrides: S3ClientConfig): boolean {
 }
 
 export function createS3Client(overrides: S3ClientConfig = {}, env: Env = process.env): S3Client {
-  return new S3Client({
-    ...baseConfig(env),
-    forcePathStyle: s3EndpointOverridden(env, overrides),
-    ...overrides,
-  });
+  return traced(
+    new S3Client({
+      ...baseConfig(env),
+      forcePathStyle: s3EndpointOverridden(env, overrides),
+      ...overrides,
+    }),
+  );
 }
 
 export function createDynamoDbClient(overrides: DynamoDBClientConfig = {}, env: Env = process.env): DynamoDBClient {
-  return new DynamoDBClient({ ...baseConfig(env), ...overrides });
+  return traced(new DynamoDBClient({ ...baseConfig(env), ...overrides }));
 }
 
 /**
@@ -71,7 +74,8 @@ export function createDynamoDbDocumentClient(client: DynamoDBClient = createDyna
 
 /** Lambda calls may stream for up to 15 minutes, so no request timeout is set here. */
 export function createLambdaClient(overrides: LambdaClientConfig = {}, env: Env = process.env): LambdaClient {
-  return new LambdaClient({ ...baseConfig(env), ...overrides });
+  // Traced (when tracing is on), a plugin call carries the trace header into the plugin function.
+  return traced(new LambdaClient({ ...baseConfig(env), ...overrides }));
 }
 
 let s3: S3Client | undefined;

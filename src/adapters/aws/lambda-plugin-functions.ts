@@ -18,6 +18,7 @@ import {
 import { internalError } from "../../domain/errors.js";
 import { logger } from "../../logger.js";
 import { PLUGIN_HANDLER, tagsMatch, type PluginFunctionSpec } from "./lambda-function-spec.js";
+import { pluginTracingConfig } from "../../observability/tracing.js";
 
 export interface FunctionDeployment {
   uniqueIdentifier: string;
@@ -113,6 +114,7 @@ function configuration(d: FunctionDeployment, change: "create" | "update") {
     MemorySize: spec.memorySizeMiB,
     Timeout: spec.timeoutSeconds,
     Environment: { Variables: spec.environment },
+    ...pluginTracingConfig(),
   };
 }
 

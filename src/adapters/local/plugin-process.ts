@@ -18,6 +18,8 @@ import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/pl
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
 import { untilAborted } from "../../shared/until-aborted.js";
+import { pluginIdOf } from "../../domain/identifier.js";
+import { metrics } from "../../observability/metrics.js";
 
 export interface PluginProcessOptions {
   uniqueIdentifier: string;
@@ -130,6 +132,7 @@ export class PluginProcess {
       this.crashLoop = undefined;
     }
     // A call during the backoff does not wait for it: it starts the plugin now.
+    if (!this.restartTimer) metrics.pluginLifecycle(pluginIdOf(uid), "start");
     clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
     return this.spawn().ready;
@@ -204,8 +207,10 @@ export class PluginProcess {
     generation.connection.closeAll(`plugin ${this.options.uniqueIdentifier}: ${reason}`);
     if (this.current !== generation) return;
     this.current = undefined;
+    metrics.pluginMemory(pluginIdOf(this.options.uniqueIdentifier), undefined);
     if (this.stopped || generation.idled) return;
     const decision = this.crashes.crashed(Date.now());
+    metrics.pluginLifecycle(pluginIdOf(this.options.uniqueIdentifier), decision.kind === "crash-loop" ? "crash_loop" : "restart");
     if (decision.kind === "crash-loop") {
       this.crashLoop = { untilMs: decision.untilMs, reason };
       logger.error({ plugin: this.options.uniqueIdentifier, reason }, "plugin keeps crashing: stopped until its cooldown ends");
@@ -224,6 +229,7 @@ export class PluginProcess {
     const { child } = generation;
     if (generation !== this.current || child.exitCode !== null || !child.pid || generation.endedBy) return;
     const rss = await residentBytes(child.pid);
+    if (rss !== undefined) metrics.pluginMemory(pluginIdOf(this.options.uniqueIdentifier), rss);
     const limit = this.options.memoryBytes;
     const mib = (bytes: number) => Math.round(bytes / 1048576);
     if (rss !== undefined && rss > limit) {

@@ -1,0 +1,33 @@
+/**
+ * The local daemon's GET /metrics: Prometheus text of the process's metrics. As upstream
+ * (internal/server/http_server.go, langgenius/dify-plugin-daemon@bdb5642a) the route exists only
+ * when PROMETHEUS_ENABLED is on (the default) and needs no key, so a Prometheus scrape config
+ * works unchanged; the labels carry plugin ids and routes, never tenants, keys or payloads. Turn
+ * it off, or keep port 5002 off untrusted networks, where plugin names are not for everyone.
+ */
+import type { ServerResponse } from "node:http";
+import { createPrometheusExporter, type PrometheusExporter } from "./prometheus-exporter.js";
+import { useMetricsExporter } from "./metrics.js";
+
+let prometheus: PrometheusExporter | undefined;
+
+/** Starts recording into Prometheus instruments (once per process) when enabled. */
+export function enablePrometheus(options: { enabled: boolean; runtimeType?: string }): PrometheusExporter | undefined {
+  if (!options.enabled) return undefined;
+  if (!prometheus) {
+    prometheus = createPrometheusExporter({ runtimeType: options.runtimeType ?? "local" });
+    useMetricsExporter(prometheus);
+  }
+  return prometheus;
+}
+
+export const isMetricsPath = (pathname: string): boolean => pathname === "/metrics" || pathname === "/metrics/";
+
+/** Answers a scrape; false when this request is not one (or metrics are off), so routing goes on. */
+export async function answerScrape(method: string, pathname: string, res: ServerResponse): Promise<boolean> {
+  if (!prometheus || !isMetricsPath(pathname) || (method !== "GET" && method !== "HEAD")) return false;
+  const { contentType, body } = await prometheus.scrape();
+  res.writeHead(200, { "content-type": contentType });
+  res.end(method === "HEAD" ? undefined : body);
+  return true;
+}
