@@ -171,7 +171,7 @@ describe("install-time code", () => {
 describe("the install timeout", () => {
   it("stops an install that runs past PLUGIN_INSTALL_TIMEOUT, kills its installer and fails the task", async () => {
     const pidFile = join(dataDir, "slow-probe.pid");
-    const d = await startDaemon({ PLUGIN_INSTALL_TIMEOUT: "0.05" });
+    const d = await startDaemon({ PLUGIN_INSTALL_TIMEOUT: "0.1" });
     const started = Date.now();
     const taskId = await startInstall(
       d,
@@ -181,7 +181,7 @@ describe("the install timeout", () => {
       const t = await task(d, taskId);
       return t.status === "failed" ? t : undefined;
     }, 30_000, "timed-out task failed");
-    expect(failed.plugins[0]!.message).toContain("install timed out after 0.05 minutes (PLUGIN_INSTALL_TIMEOUT)");
+    expect(failed.plugins[0]!.message).toContain("install timed out after 0.1 minutes (PLUGIN_INSTALL_TIMEOUT)");
     expect(Date.now() - started).toBeLessThan(15_000);
     const probePid = Number(readFileSync(pidFile, "utf8"));
     await until(() => (alive(probePid) ? undefined : true), 5000, "build backend stopped");
