@@ -78,6 +78,8 @@ export interface PluginDaemonSettings {
    * `reservedConcurrency`: `off`, or `name=n,...` over the defaults.
    */
   readonly reservedConcurrency: Readonly<Record<HandlerName, number>> | undefined;
+  /** Least memory of a plugin function in MB (CPU comes with memory; manifests often declare 1 MiB). Context `pluginMinMemoryMb`. */
+  readonly pluginMinMemoryMb: number;
   /** Subnets and security groups for the handlers that call Dify (management, public-endpoint, backwards-invocation). Context `vpcSubnetIds`, `vpcSecurityGroupIds`. */
   readonly handlerVpc: VpcPlacement | undefined;
   /** Subnets and security groups for plugin functions. Context `pluginVpcSubnetIds`, `pluginVpcSecurityGroupIds`. */
@@ -101,6 +103,7 @@ export const DEFAULT_SETTINGS = {
   logLevel: "info",
   autoUpgrade: true,
   pluginLayerBuild: "copy",
+  pluginMinMemoryMb: 1024,
 } as const;
 
 /** Function names are ≤ 64 chars; the daemon appends an identifier hash, so the prefix must stay short. */
@@ -220,6 +223,7 @@ export function readSettings(node: Node): PluginDaemonSettings {
     logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, ["trace", "debug", "info", "warn", "error", "fatal"] as const),
     autoUpgrade: flag(node, "autoUpgrade", DEFAULT_SETTINGS.autoUpgrade),
     pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
+    pluginMinMemoryMb: integer(node, "pluginMinMemoryMb", DEFAULT_SETTINGS.pluginMinMemoryMb, 128, 10_240),
     reservedConcurrency: reservedConcurrency(node),
     handlerVpc: vpcPlacement(node, "vpcSubnetIds", "vpcSecurityGroupIds"),
     pluginVpc: vpcPlacement(node, "pluginVpcSubnetIds", "pluginVpcSecurityGroupIds"),

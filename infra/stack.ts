@@ -13,6 +13,7 @@ import { DaemonKey } from "./constructs/daemon-key.js";
 import { DifyInnerApi } from "./constructs/dify-inner-api.js";
 import { Handlers } from "./constructs/handlers.js";
 import { MetadataTable } from "./constructs/metadata-table.js";
+import { Observability, observabilityContext } from "./constructs/observability.js";
 import { PACKAGE_BUCKET_PREFIXES, PackageBucket } from "./constructs/package-bucket.js";
 import { PluginRuntime } from "./constructs/plugin-runtime.js";
 import { UpgradeSchedule } from "./constructs/upgrade-schedule.js";
@@ -45,6 +46,7 @@ export class PluginDaemonStack extends Stack {
   readonly daemonKey: DaemonKey;
   readonly difyInnerApi: DifyInnerApi;
   readonly upgradeSchedule: UpgradeSchedule;
+  readonly observability: Observability;
 
   constructor(scope: Construct, id: string, props: PluginDaemonStackProps) {
     super(scope, id, { description: "Dify plugin daemon (serverless)", ...props });
@@ -90,6 +92,7 @@ export class PluginDaemonStack extends Stack {
         PLUGIN_ARCH: s.pluginArch,
         // Counted against each plugin function's 250 MB unzipped quota before it is created.
         PLUGIN_LAYER_BYTES: String(this.pluginRuntime.layerUnzippedBytes),
+        PLUGIN_MIN_MEMORY_MB: String(s.pluginMinMemoryMb),
         AUTO_UPGRADE_ENABLED: String(s.autoUpgrade),
         // fetch/manifest downloads marketplace packages itself, so Dify never uploads them through
         // API Gateway (src/adapters/aws/marketplace-prefetch.ts).
@@ -137,6 +140,14 @@ export class PluginDaemonStack extends Stack {
     }
 
     this.grantHandlerPermissions();
+    this.observability = new Observability(this, "Observability", {
+      handlers: fn,
+      restApi: this.api.restApi,
+      stageName: this.api.stageName,
+      table: this.table.table,
+      pluginRole: this.pluginRuntime.pluginRole,
+      ...observabilityContext(this),
+    });
     this.addOutputs(daemonPublicUrl);
   }
 

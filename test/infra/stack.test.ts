@@ -168,6 +168,9 @@ describe("handlers", () => {
         PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
         PLUGIN_ARCH: "arm64",
         AUTO_UPGRADE_ENABLED: "true",
+        PLUGIN_MIN_MEMORY_MB: "1024",
+        FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
+        PLUGIN_LAYER_BYTES: expect.stringMatching(/^[1-9]\d{3,5}$/),
       });
       // Built from the API id, not the stage: a stage reference would be a dependency cycle
       // (Template.fromStack and CDK's CloudFormation validation both reject cycles).
