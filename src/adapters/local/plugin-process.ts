@@ -20,6 +20,7 @@ import { PluginConnection } from "./plugin-connection.js";
 import { untilAborted } from "../../shared/until-aborted.js";
 import { pluginIdOf } from "../../domain/identifier.js";
 import { metrics } from "../../observability/metrics.js";
+import { PluginLog, pluginLogPath } from "./plugin-log.js";
 
 export interface PluginProcessOptions {
   uniqueIdentifier: string;
@@ -163,9 +164,12 @@ export class PluginProcess {
     generation.ready.catch(() => undefined);
     this.current = generation;
 
+    const log = new PluginLog(pluginLogPath(directory));
     child.stderr.on("data", (chunk: Buffer) => {
       generation.stderrTail = (generation.stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL);
+      log.write(chunk);
     });
+    child.once("exit", () => log.close());
     child.stdin.on("error", () => undefined);
     const readyTimer = setTimeout(() => {
       generation.endedBy = `plugin did not become ready within ${readyTimeoutMs / 1000}s`;
