@@ -35,6 +35,7 @@ export const header = (req: DaemonRequest, name: string): string | undefined => 
  * A validation failure is the upstream 400 with code -400.
  */
 export function bind<T extends z.ZodType>(req: DaemonRequest, schema: T): z.infer<T> {
+  bindObserver?.(req, schema);
   const fields: Record<string, unknown> = {};
   const addParams = (params: URLSearchParams) => {
     for (const key of new Set(params.keys())) {
@@ -60,6 +61,13 @@ export function bind<T extends z.ZodType>(req: DaemonRequest, schema: T): z.infe
     throw new BindError(detail);
   }
   return result.data;
+}
+
+/** Sees every schema a route binds its request with; the API description (src/api-description) is built from them. */
+let bindObserver: ((req: DaemonRequest, schema: z.ZodType) => void) | undefined;
+
+export function observeBinds(observer: ((req: DaemonRequest, schema: z.ZodType) => void) | undefined): void {
+  bindObserver = observer;
 }
 
 /** A request that failed binding/validation: answered with HTTP 400 like upstream. */

@@ -13,7 +13,8 @@ import type { Daemon } from "../daemon.js";
 import { installedIdentifier } from "./dispatch-target.js";
 import { modelPollingRoutes } from "./model-polling.js";
 
-const dispatchBody = z.object({
+/** The body of every dispatch (exported for the API description). */
+export const dispatchBody = z.object({
   user_id: z.string().nullish(),
   tenant_id: z.string().optional(),
   data: z.record(z.string(), z.unknown()),
