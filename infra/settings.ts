@@ -23,12 +23,13 @@ export interface VpcPlacement {
 }
 
 /**
- * Reserved by default: 126 in all. Lambda leaves at least 100 of the account's concurrency
- * unreserved ("You can reserve up to the Unreserved account concurrency value that is shown, minus
- * 100", https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), so these fit
- * an account quota of 226 or more; new accounts start lower (deploy with -c reservedConcurrency=off
- * there, and ask Service Quotas for more). A Dify agent turn with one backwards LLM call holds about
- * five executions: dispatch + plugin, backwards-invocation, dispatch + the LLM plugin.
+ * The recommended reservations, 126 in all (context `reservedConcurrency=recommended`). Not the
+ * default: Lambda leaves at least 100 of the account's concurrency unreserved ("You can reserve up
+ * to the Unreserved account concurrency value that is shown, minus 100",
+ * https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html), so any reservation
+ * fails the deploy on the low quotas new accounts start with, and a reservation also caps its
+ * handler. Turn them on once Service Quotas shows 226 or more. A Dify agent turn with one backwards
+ * LLM call holds about five executions: dispatch + plugin, backwards-invocation, dispatch + the LLM plugin.
  */
 export const DEFAULT_RESERVED_CONCURRENCY: Readonly<Record<HandlerName, number>> = {
   management: 10,
@@ -73,9 +74,9 @@ export interface PluginDaemonSettings {
   /** Run the daemon's auto-upgrade check every 15 minutes (AUTO_UPGRADE_ENABLED and the schedule rule). Context `autoUpgrade`. */
   readonly autoUpgrade: boolean;
   /**
-   * Concurrent executions reserved for each of the daemon's own handlers (none for `off`), so
-   * plugin functions, which share the account's unreserved pool, cannot starve them. Context
-   * `reservedConcurrency`: `off`, or `name=n,...` over the defaults.
+   * Concurrent executions reserved for each of the daemon's own handlers, so plugin functions,
+   * which share the account's unreserved pool, cannot starve them. Context `reservedConcurrency`:
+   * `off` (the default), `recommended`, or `name=n,...` over the recommended values.
    */
   readonly reservedConcurrency: Readonly<Record<HandlerName, number>> | undefined;
   /** Least memory of a plugin function in MB (CPU comes with memory; manifests often declare 1 MiB). Context `pluginMinMemoryMb`. */
@@ -157,13 +158,14 @@ function url(node: Node, key: string): string | undefined {
 
 function reservedConcurrency(node: Node): Record<HandlerName, number> | undefined {
   const raw = text(node, "reservedConcurrency");
-  if (raw === "off") return undefined;
+  if (raw === undefined || raw === "off") return undefined;
   const result: Record<HandlerName, number> = { ...DEFAULT_RESERVED_CONCURRENCY };
-  for (const pair of (raw ?? "").split(",").map((p) => p.trim()).filter(Boolean)) {
+  if (raw === "recommended") return result;
+  for (const pair of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
     const [name, value] = pair.split("=").map((p) => p.trim());
     const n = Number(value);
     if (!(HANDLER_NAMES as readonly string[]).includes(name ?? "") || !Number.isInteger(n) || n < 0) {
-      throw new Error(`context reservedConcurrency must be "off" or name=n pairs for ${HANDLER_NAMES.join(", ")}; got "${pair}"`);
+      throw new Error(`context reservedConcurrency must be "off", "recommended" or name=n pairs for ${HANDLER_NAMES.join(", ")}; got "${pair}"`);
     }
     result[name as HandlerName] = n;
   }

@@ -13,13 +13,14 @@ describe("deployment settings", () => {
       difyInnerApiUrl: undefined,
       difyInnerApiKeySecretArn: undefined,
       daemonPublicUrl: undefined,
-      reservedConcurrency: DEFAULT_RESERVED_CONCURRENCY,
+      // Off by default: any reservation fails the deploy on a new account's low quota.
+      reservedConcurrency: undefined,
       handlerVpc: undefined,
       pluginVpc: undefined,
     });
   });
 
-  it("reserve concurrency for the daemon's handlers, adjustable per handler or off", () => {
+  it("reserve concurrency for the daemon's handlers when asked, the recommended values or per handler", () => {
     const total = Object.values(DEFAULT_RESERVED_CONCURRENCY).reduce((a, b) => a + b, 0);
     // Lambda keeps 100 unreserved: the defaults fit any account quota of 226 or more.
     expect(total).toBe(126);
@@ -28,6 +29,7 @@ describe("deployment settings", () => {
       dispatch: 200,
       "backwards-invocation": 200,
     });
+    expect(settings({ reservedConcurrency: "recommended" }).reservedConcurrency).toEqual(DEFAULT_RESERVED_CONCURRENCY);
     expect(settings({ reservedConcurrency: "off" }).reservedConcurrency).toBeUndefined();
     expect(() => settings({ reservedConcurrency: "plugins=5" })).toThrow(/reservedConcurrency/);
     expect(() => settings({ reservedConcurrency: "dispatch=-1" })).toThrow(/reservedConcurrency/);

@@ -84,12 +84,15 @@ describe("handlers", () => {
     expect(props("upgrade-check")).toMatchObject({ Timeout: 300 });
   });
 
-  it("reserve concurrency so plugin functions cannot starve them (configurable, or off for small new accounts)", () => {
-    for (const name of HANDLER_NAMES) {
-      expect(resources[fnId[name]]!.Properties.ReservedConcurrentExecutions, name).toBe(DEFAULT_RESERVED_CONCURRENCY[name]);
+  it("reserve concurrency so plugin functions cannot starve them, when asked (a new account's low quota refuses any reservation)", () => {
+    for (const fn of Object.values(resources).filter((r) => r.Type === "AWS::Lambda::Function")) {
+      expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
     }
-    const off = synthDaemon({ reservedConcurrency: "off" }).template.findResources("AWS::Lambda::Function");
-    for (const fn of Object.values(off)) expect(fn.Properties.ReservedConcurrentExecutions).toBeUndefined();
+    const recommended = synthDaemon({ reservedConcurrency: "recommended" }).template;
+    for (const name of HANDLER_NAMES) {
+      const found = recommended.findResources("AWS::Lambda::Function", { Properties: { ReservedConcurrentExecutions: DEFAULT_RESERVED_CONCURRENCY[name] } });
+      expect(Object.keys(found).length, name).toBeGreaterThan(0);
+    }
     const raised = synthDaemon({ reservedConcurrency: "dispatch=300" }).template;
     raised.hasResourceProperties("AWS::Lambda::Function", { Description: Match.stringLikeRegexp("plugin invocation"), ReservedConcurrentExecutions: 300 });
     // Plugin functions and the builder share the unreserved pool.
