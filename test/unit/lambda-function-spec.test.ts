@@ -78,14 +78,20 @@ describe("Python runtime for meta.runner.version", () => {
 });
 
 describe("memory from resource.memory", () => {
-  it("converts bytes to MiB, rounding up", () => {
-    expect(memorySizeMiB(268_435_456)).toBe(256);
-    expect(memorySizeMiB(256 * MIB + 1)).toBe(257);
+  it("is at least the 1024 MB floor by default, the CPU share a plugin needs to start within init", () => {
+    expect(memorySizeMiB(1 * MIB)).toBe(1024);
+    expect(memorySizeMiB(268_435_456)).toBe(1024);
+    expect(memorySizeMiB(2048 * MIB)).toBe(2048);
+  });
+
+  it("converts bytes to MiB, rounding up, above a lower configured floor", () => {
+    expect(memorySizeMiB(268_435_456, 128)).toBe(256);
+    expect(memorySizeMiB(256 * MIB + 1, 128)).toBe(257);
   });
 
   it("clamps to Lambda's 128..10240 MB", () => {
-    expect(memorySizeMiB(64 * MIB)).toBe(128);
-    expect(memorySizeMiB(1)).toBe(128);
+    expect(memorySizeMiB(64 * MIB, 0)).toBe(128);
+    expect(memorySizeMiB(1, 0)).toBe(128);
     expect(memorySizeMiB(20 * 1024 * MIB)).toBe(10_240);
   });
 });
@@ -137,7 +143,7 @@ describe("tags and code keys", () => {
 
 describe("pluginFunctionSpec", () => {
   it("collects the function definition from the declaration and daemon settings", () => {
-    const spec = pluginFunctionSpec(UID, withResource({ memory: 268_435_456 }, "3.13"), {
+    const spec = pluginFunctionSpec(UID, withResource({ memory: 2048 * MIB }, "3.13"), {
       functionPrefix: "dify-plugin-",
       arch: "x86_64",
       executionTimeoutSeconds: 600,
@@ -146,7 +152,7 @@ describe("pluginFunctionSpec", () => {
       functionName: pluginFunctionName("dify-plugin-", UID),
       runtime: "python3.13",
       arch: "x86_64",
-      memorySizeMiB: 256,
+      memorySizeMiB: 2048,
       timeoutSeconds: 600,
       codeKey: pluginCodeKey(UID, "python3.13", "x86_64"),
       environment: {
