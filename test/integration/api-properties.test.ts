@@ -130,7 +130,7 @@ describe("the HTTP API under generated requests", () => {
           headers["x-plugin-id"] = pluginHeader;
           headers["x-plugin-unique-identifier"] = pluginHeader;
         }
-        let payload: BodyInit | undefined;
+        let payload: RequestInit["body"];
         if (op.multipart) {
           const form = new FormData();
           form.set("dify_pkg", new Blob([JSON.stringify(body ?? "x")]), "random.difypkg");

@@ -11,6 +11,7 @@ import {
   SecretsManagerClient,
   type SecretsManagerClientConfig,
 } from "@aws-sdk/client-secrets-manager";
+import { registerSecret } from "../../observability/redaction.js";
 
 type Env = Record<string, string | undefined>;
 
@@ -47,9 +48,11 @@ export class SecretCache {
 
   private async read(arn: string): Promise<string> {
     const out = await this.client.send(new GetSecretValueCommand({ SecretId: arn }));
-    if (out.SecretString !== undefined) return out.SecretString;
-    if (out.SecretBinary !== undefined) return new TextDecoder().decode(out.SecretBinary);
-    throw new Error(`secret ${arn} has no value`);
+    const value = out.SecretString ?? (out.SecretBinary !== undefined ? new TextDecoder().decode(out.SecretBinary) : undefined);
+    if (value === undefined) throw new Error(`secret ${arn} has no value`);
+    // Keys never reach a log line, whatever code would print them.
+    registerSecret(value);
+    return value;
   }
 }
 
