@@ -4,10 +4,11 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import type { Stack } from "aws-cdk-lib";
+import { App, type Stack } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDLER_NAMES } from "../../infra/constructs/handlers.js";
+import { observabilityContext } from "../../infra/constructs/observability.js";
 import { bundleDir, bundleHandlers, logicalId, synthDaemon, type SynthesizedDaemon } from "./synth.js";
 
 type Json = Record<string, any>;
@@ -106,9 +107,11 @@ describe("alarms", () => {
   });
 
   it("refuse a context value that is not an address, an ARN or a boolean", () => {
-    expect(() => synthDaemon({ alarmEmail: "ops" })).toThrow(/alarmEmail/);
-    expect(() => synthDaemon({ alarmTopicArn: "ops" })).toThrow(/alarmTopicArn/);
-    expect(() => synthDaemon({ tracing: "yes" })).toThrow(/tracing/);
+    const read = (context: Record<string, string>) => () => observabilityContext(new App({ context }));
+    expect(read({ alarmEmail: "ops" })).toThrow(/alarmEmail/);
+    expect(read({ alarmTopicArn: "ops" })).toThrow(/alarmTopicArn/);
+    expect(read({ tracing: "yes" })).toThrow(/tracing/);
+    expect(read({ alarmEmail: "ops@example.com", tracing: "true" })()).toMatchObject({ alarmEmail: "ops@example.com", tracing: true });
   });
 });
 
