@@ -114,6 +114,14 @@ describe("dify-plugin-daemon-aws CLI", () => {
     expect(unknown.stderr).toContain("no log for fixtures/not-installed");
   });
 
+  it("runs a tenant's auto-upgrade check now and says what it decided", async () => {
+    const run = await cli(["upgrade-check"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(/^(ok|skipped|failed): .+ \(strategy \w+\)/);
+    const json = JSON.parse((await cli(["upgrade-check", "--json"])).stdout) as { tenant_id: string; trigger: string };
+    expect(json).toMatchObject({ tenant_id: T, trigger: "manual" });
+  });
+
   it("verifies a package without a daemon", async () => {
     const run = await cli(["verify", echoPackage, "--json"], { PLUGIN_DAEMON_URL: "http://127.0.0.1:1" });
     expect(run.code, run.stderr).toBe(0);
