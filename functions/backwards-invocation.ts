@@ -3,7 +3,7 @@
  * answer from Dify gets keep-alive lines (the bootstrap skips blank lines), as API Gateway cuts
  * streams silent for 5 minutes; there is no first-token timeout to keep here.
  */
-import { withKeepAlive } from "../src/adapters/aws/stream-keepalive.js";
+import { withKeepAlive } from "../src/routes/stream-keepalive.js";
 import { streamingHandler } from "../src/http/apigateway.js";
 import { groupRuntime } from "../src/routes/group-runtime.js";
 import { backwardsInvocationGroup } from "../src/routes/backwards-invocation.js";

@@ -4,7 +4,7 @@
  * hands to Dify as bytes only from a streaming integration (infra/constructs/api.ts). Silent
  * streams get keep-alive lines, as API Gateway cuts them after 5 minutes.
  */
-import { withKeepAlive } from "../src/adapters/aws/stream-keepalive.js";
+import { withKeepAlive } from "../src/routes/stream-keepalive.js";
 import { streamingHandler } from "../src/http/apigateway.js";
 import { assetRoutes } from "../src/routes/assets.js";
 import { groupRuntime, type GroupRoutes } from "../src/routes/group-runtime.js";

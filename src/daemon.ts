@@ -20,6 +20,9 @@ import { Installer } from "./services/installer.js";
 import { PackageIntake } from "./services/package-intake.js";
 import { BundleIntake } from "./services/bundle-intake.js";
 import { Readmes } from "./services/readmes.js";
+import { MarketplacePrefetch } from "./services/marketplace-prefetch.js";
+import { RemotePlugins } from "./services/remote-plugins.js";
+import { DebuggingKeys } from "./stores/debugging-keys.js";
 import type { AutoUpgrade } from "./services/auto-upgrade.js";
 import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
 import { Dispatcher } from "./services/dispatcher.js";
@@ -48,6 +51,9 @@ export interface Daemon {
   installer: Installer;
   catalog: Catalog;
   readmes: Readmes;
+  prefetch: MarketplacePrefetch;
+  /** Plugins connected over the remote-debugging port, as installations (local daemon only). */
+  remotePlugins: RemotePlugins;
   runtime: PluginRuntime;
   dispatcher: Dispatcher;
   /** Undefined when DIFY_INNER_API_URL is not set. */
@@ -87,11 +93,12 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const installations = new Installations(adapters.items);
   const tasks = new InstallTasks(adapters.items);
   let installer: Installer | undefined;
-  const marketplace = new HttpMarketplace({
+  const marketplaceSettings = {
     marketplaceUrl: config.marketplaceUrl,
     githubUrl: config.githubUrl,
     maxPackageBytes: config.packageLimits.maxPackageBytes,
-  });
+  };
+  const marketplace = new HttpMarketplace(marketplaceSettings);
   const queue = adapters.queue((tenantId, taskId) => (installer as Installer).runTask(tenantId, taskId));
   installer = new Installer({
     packages,
@@ -151,6 +158,14 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     installer,
     catalog: new Catalog(installations, packages),
     readmes: new Readmes(intake),
+    prefetch: new MarketplacePrefetch({
+      enabled: config.fetchMissingMarketplacePackages,
+      // The management handler must answer within API Gateway's 29 s: a download may take most of it.
+      marketplace: new HttpMarketplace({ ...marketplaceSettings, timeoutMs: 20_000 }),
+      intake,
+      packages,
+    }),
+    remotePlugins: new RemotePlugins({ installations, packages, debuggingKeys: new DebuggingKeys(adapters.items) }),
     runtime: adapters.runtime,
     dispatcher,
     difyInnerApi,

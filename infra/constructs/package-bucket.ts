@@ -2,6 +2,7 @@
  * The bucket holding plugin packages (`packages/`), extracted assets (`assets/`), the Lambda
  * code zips built for plugins (`plugin-code/`) and large plugin storage values (`plugin-storage/`). Private, encrypted, TLS-only, versioned, retained.
  */
+import { BLOB_PREFIXES } from "../../src/domain/blob-keys.js";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
@@ -16,13 +17,7 @@ export interface PackageBucketProps {
 }
 
 /** Key prefixes, one per kind of object, so permissions can be scoped per prefix. */
-export const PACKAGE_BUCKET_PREFIXES = {
-  packages: "packages/",
-  assets: "assets/",
-  pluginCode: "plugin-code/",
-  /** Plugin storage values over 64 KiB (src/stores/plugin-storage.ts). */
-  pluginStorage: "plugin-storage/",
-} as const;
+export const PACKAGE_BUCKET_PREFIXES = BLOB_PREFIXES;
 
 export interface ObjectAccess {
   /** Key prefixes (e.g. "packages/"); objects anywhere in the bucket when omitted. */

@@ -3,7 +3,27 @@
  * Dify's inner API, whether Dify streams the answer, and the manifest permission that gates it
  * with upstream's refusal text (internal/core/io_tunnel/backwards_invocation/task.go).
  */
-import type { InnerApiPath } from "../ports/dify-inner-api.js";
+
+/** Paths under /inner/api (Dify: api/controllers/inner_api/plugin/plugin.py). */
+export type InnerApiPath =
+  | "invoke/llm"
+  | "invoke/llm/structured-output"
+  | "invoke/text-embedding"
+  | "invoke/multimodal-embedding"
+  | "invoke/rerank"
+  | "invoke/multimodal-rerank"
+  | "invoke/tts"
+  | "invoke/speech2text"
+  | "invoke/moderation"
+  | "invoke/tool"
+  | "invoke/app"
+  | "invoke/parameter-extractor"
+  | "invoke/question-classifier"
+  | "invoke/encrypt"
+  | "invoke/summary"
+  | "upload/file/request"
+  | "fetch/app/info";
+
 import type { PluginPermissions } from "./declaration-facts.js";
 
 export interface InvokeTypeRule {

@@ -4,7 +4,7 @@
  * produce exactly these lines, so this one codec serves both.
  */
 import { z } from "zod";
-import type { BackwardsInvocationEvent, PluginRequest, SessionOutput } from "../ports/plugin-runtime.js";
+import type { BackwardsInvocationEvent, PluginRequest, SessionOutput } from "./plugin-session.js";
 
 const errorData = z.object({
   error_type: z.string().default("unknown"),

@@ -19,7 +19,7 @@ logger.info({ url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir
 const { remoteInstallingEnabled, remoteInstallingHost: rHost, remoteInstallingPort: rPort } = daemon.config;
 const debugging =
   remoteInstallingEnabled && daemon.runtime instanceof LocalPluginRuntime
-    ? await startRemoteDebuggingServer(daemon, daemon.runtime, { host: rHost, port: rPort })
+    ? await startRemoteDebuggingServer(daemon.remotePlugins, daemon.runtime, { host: rHost, port: rPort, lineMaxBytes: daemon.config.pluginLineMaxBytes })
     : undefined;
 if (debugging) logger.info({ address: `${rHost}:${rPort}` }, "remote debugging server listening");
 // The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.

@@ -5,25 +5,9 @@
  * Adapter: src/adapters/http-dify-inner-api.ts.
  */
 
-/** Paths under /inner/api (dify-client.md §3). */
-export type InnerApiPath =
-  | "invoke/llm"
-  | "invoke/llm/structured-output"
-  | "invoke/text-embedding"
-  | "invoke/multimodal-embedding"
-  | "invoke/rerank"
-  | "invoke/multimodal-rerank"
-  | "invoke/tts"
-  | "invoke/speech2text"
-  | "invoke/moderation"
-  | "invoke/tool"
-  | "invoke/app"
-  | "invoke/parameter-extractor"
-  | "invoke/question-classifier"
-  | "invoke/encrypt"
-  | "invoke/summary"
-  | "upload/file/request"
-  | "fetch/app/info";
+import type { InnerApiPath } from "../domain/invoke-types.js";
+
+export type { InnerApiPath };
 
 /** A call Dify could not serve: unreachable, timed out, non-JSON, or `{error}` in the answer. */
 export class InnerApiError extends Error {

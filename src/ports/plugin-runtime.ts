@@ -1,51 +1,15 @@
 /**
  * Runs plugins. One runtime per plugin unique identifier, shared by every tenant that installed it.
  * Adapters: a Python subprocess per plugin (local daemon) and a Python Lambda per plugin (AWS).
- * Both speak the SDK's session protocol (docs/plugin-protocol.md): a request envelope in,
+ * Both speak the SDK's session protocol (src/domain/plugin-session.ts): a request envelope in,
  * a stream of session messages out.
  */
 import type { PackageArchive } from "../domain/package-archive.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 
-/** The envelope the daemon sends to a plugin for one session (one stdio line / one serverless body). */
-export interface PluginRequest {
-  session_id: string;
-  event: "request";
-  conversation_id?: string | null;
-  message_id?: string | null;
-  app_id?: string | null;
-  endpoint_id?: string | null;
-  context?: Record<string, unknown> | null;
-  /** `{user_id, type, action, ...action fields}` */
-  data: Record<string, unknown>;
-}
+import type { BackwardsInvocationEvent, BackwardsInvocationRequest, PluginRequest, SessionOutput } from "../domain/plugin-session.js";
 
-export interface PluginErrorData {
-  error_type: string;
-  message: string;
-  args?: Record<string, unknown> | null;
-}
-
-/** What a plugin sends back for a session, after backwards invocations were handled by the runtime. */
-export type SessionOutput =
-  | { type: "stream"; data: unknown }
-  | { type: "error"; data: PluginErrorData }
-  | { type: "end" };
-
-/** A plugin's call back into Dify (`invoke` session message). */
-export interface BackwardsInvocationRequest {
-  type: string;
-  backwards_request_id: string;
-  request: Record<string, unknown>;
-}
-
-/** One reply event to a backwards invocation. */
-export interface BackwardsInvocationEvent {
-  backwards_request_id: string;
-  event: "response" | "error" | "end";
-  message: string;
-  data: unknown;
-}
+export type { BackwardsInvocationEvent, BackwardsInvocationRequest, PluginErrorData, PluginRequest, SessionOutput } from "../domain/plugin-session.js";
 
 export type BackwardsInvocationHandler = (
   request: BackwardsInvocationRequest,

@@ -10,7 +10,6 @@ import { PLUGIN_TAGS } from "../domain/manifest.js";
 import { bind, header, pagination, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import { storedOrFetched } from "../adapters/aws/marketplace-prefetch.js";
 import { Catalog, LISTING_LANGUAGES, PLUGIN_CATEGORIES, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
 import type { Daemon } from "../daemon.js";
 import { assetRoutes } from "./assets.js";
@@ -204,7 +203,7 @@ export function managementRoutes(d: Daemon): Route[] {
       pattern: `${M}/fetch/manifest`,
       handler: async (req) => {
         // On AWS an unknown identifier is fetched from the marketplace here, so Dify does not upload it.
-        const record = await storedOrFetched(d, bind(req, identifierQuery).plugin_unique_identifier);
+        const record = await d.prefetch.storedOrFetched(bind(req, identifierQuery).plugin_unique_identifier);
         if (!record) throw badRequest("plugin not found");
         return ok(record.declaration);
       },

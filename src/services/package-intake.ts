@@ -13,7 +13,8 @@ import type { PluginDeclaration } from "../domain/manifest.js";
 import type { PackageArchive, PackageLimits } from "../domain/package-archive.js";
 import { extractAssets, type PluginAsset } from "../domain/plugin-assets.js";
 import { verifyPackageSignature, type Verification } from "../domain/signature.js";
-import { packageBlobKey, type PackageRecord, type PackageRecords } from "../stores/package-records.js";
+import { packageBlobKey } from "../domain/blob-keys.js";
+import type { PackageRecord, PackageRecords } from "../stores/package-records.js";
 
 export interface DecodedPackage {
   unique_identifier: string;

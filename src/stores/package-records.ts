@@ -6,6 +6,7 @@ import { z } from "zod";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { pluginDeclarationSchema } from "../domain/manifest.js";
 import { parseUniqueIdentifier } from "../domain/identifier.js";
+import { assetBlobKey } from "../domain/blob-keys.js";
 import type { BlobStore } from "../ports/blob-store.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
@@ -23,12 +24,6 @@ const packageRecordSchema = z.object({
 });
 
 export type PackageRecord = z.infer<typeof packageRecordSchema> & { declaration: PluginDeclaration };
-
-export const packageBlobKey = (uid: string): string => {
-  const id = parseUniqueIdentifier(uid);
-  return `packages/${id.pluginId}/${id.version}@${id.checksum}.difypkg`;
-};
-export const assetBlobKey = (assetId: string): string => `assets/${assetId}`;
 
 export class PackageRecords {
   /** Declarations never change for an identifier, so a process may keep them. */

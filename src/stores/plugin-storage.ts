@@ -5,8 +5,8 @@
  * the same atomic write as the key, conditioned on both versions, so the size cap holds under
  * concurrent writers and a failed write leaves neither a value nor a count behind.
  */
-import { createHash, randomUUID } from "node:crypto";
 import { z } from "zod";
+import { pluginStorageBlobKey } from "../domain/blob-keys.js";
 import type { BlobStore } from "../ports/blob-store.js";
 import { ConditionFailedError, type ItemStore, type WriteOp } from "../ports/item-store.js";
 import { keys } from "./keys.js";
@@ -73,7 +73,7 @@ export class PluginStorage {
       let entry: Entry = { size: value.length, value: Buffer.from(value).toString("base64") };
       if (value.length > INLINE_MAX_BYTES) {
         // A fresh blob name: the current value stays readable until the item points elsewhere.
-        entry = { size: value.length, blob: blobKey(tenantId, pluginId, key) };
+        entry = { size: value.length, blob: pluginStorageBlobKey(tenantId, pluginId, key) };
         await this.blobs.put(entry.blob!, value);
       }
       const ops: WriteOp[] = [
@@ -127,10 +127,4 @@ export class PluginStorage {
       return true;
     }
   }
-}
-
-/** Keys are free text: hashed into the blob name, with a random part so each write gets its own blob. */
-function blobKey(tenantId: string, pluginId: string, key: string): string {
-  const digest = createHash("sha256").update(key).digest("hex");
-  return `plugin-storage/${tenantId}/${pluginId}/${digest}-${randomUUID()}`;
 }

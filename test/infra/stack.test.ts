@@ -16,7 +16,7 @@ import { itemTableDefinition } from "../support/aws-resources.js";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
 import type { BlobStore } from "../../src/ports/blob-store.js";
-import { assetBlobKey, packageBlobKey } from "../../src/stores/package-records.js";
+import { assetBlobKey, packageBlobKey } from "../../src/domain/blob-keys.js";
 import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
 import { HANDLER_NAMES, type HandlerName } from "../../infra/constructs/handlers.js";
 import { NOT_FOUND_BODY } from "../../infra/constructs/api.js";

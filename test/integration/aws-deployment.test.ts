@@ -37,7 +37,7 @@ import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-ar
 import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
 import type { LocalResponseStream } from "../../src/local/awslambda-shim.js";
 import { keys } from "../../src/stores/keys.js";
-import { packageBlobKey } from "../../src/stores/package-records.js";
+import { packageBlobKey } from "../../src/domain/blob-keys.js";
 import {
   DAEMON_API,
   lambdaContext,
@@ -56,7 +56,7 @@ import { buildPackage } from "../support/package-builder.js";
 import { echoToolPackage, FakeMarketplace, syntheticIdentifier } from "../support/fake-marketplace.js";
 import { BINARY_MEDIA_TYPES } from "../../infra/constructs/api.js";
 import { LAMBDA_MAX_REQUEST_BYTES } from "../../src/adapters/aws/lambda-function-spec.js";
-import { keepAlive } from "../../src/adapters/aws/stream-keepalive.js";
+import { keepAlive } from "../../src/routes/stream-keepalive.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
 const TENANT = "6f1c2a9e-4b7d-4e21-9a3f-0c5d8e7b1a42";

@@ -32,7 +32,7 @@ let debugging: Server;
 beforeAll(async () => {
   d = await startTestDaemon({ REQUEST_BODY_IDLE_TIMEOUT: String(IDLE_MS), PLUGIN_REMOTE_INSTALLING_ENABLED: "true" });
   if (!(d.daemon.runtime instanceof LocalPluginRuntime)) throw new Error("expected the local runtime");
-  debugging = await startRemoteDebuggingServer(d.daemon, d.daemon.runtime, { host: "127.0.0.1", port: 0 });
+  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, { host: "127.0.0.1", port: 0, lineMaxBytes: d.daemon.config.pluginLineMaxBytes });
   uid = await installPackage(d, T, await packFixture("misbehaving-tool"));
 }, 600_000);
 afterAll(async () => {

@@ -53,7 +53,7 @@ beforeAll(async () => {
   venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
   d = await startTestDaemon({ PLUGIN_REMOTE_INSTALLING_ENABLED: "true" });
   if (!(d.daemon.runtime instanceof LocalPluginRuntime)) throw new Error("expected the local runtime");
-  debugging = await startRemoteDebuggingServer(d.daemon, d.daemon.runtime, { host: "127.0.0.1", port: 0 });
+  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, { host: "127.0.0.1", port: 0, lineMaxBytes: d.daemon.config.pluginLineMaxBytes });
   port = (debugging.address() as AddressInfo).port;
 }, 600_000);
 

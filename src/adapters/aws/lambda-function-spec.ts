@@ -3,6 +3,7 @@
  * memory, timeout, environment, tags and the S3 key of its built code. Kept free of I/O so each
  * rule is unit-tested on its own.
  */
+import { pluginCodeBlobKey } from "../../domain/blob-keys.js";
 import { createHash } from "node:crypto";
 import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
@@ -22,8 +23,6 @@ export const LAMBDA_MAX_UNZIPPED_BYTES = 262_144_000;
 export const PLUGIN_BOOTSTRAP_PATH = "/opt/dify-plugin-bootstrap";
 /** Never called: the exec wrapper replaces the managed runtime's handler loop. */
 export const PLUGIN_HANDLER = "bootstrap.handler";
-/** Prefix of built code zips in the package bucket (infra/constructs/package-bucket.ts). */
-export const PLUGIN_CODE_PREFIX = "plugin-code/";
 
 /** Hex characters of the identifier's SHA-256 in a function name: 96 bits, collisions are not a concern. */
 const NAME_HASH_LENGTH = 24;
@@ -119,8 +118,7 @@ export function functionTimeoutSeconds(declaration: PluginDeclaration, execution
 
 /** Where the plugin builder writes the code zip for one identifier, runtime and architecture. */
 export function pluginCodeKey(uniqueIdentifier: string, runtime: LambdaPythonRuntime, arch: LambdaArch): string {
-  const id = parseUniqueIdentifier(uniqueIdentifier);
-  return `${PLUGIN_CODE_PREFIX}${id.pluginId}/${id.version}@${id.checksum}/${runtime}-${arch}.zip`;
+  return pluginCodeBlobKey(uniqueIdentifier, runtime, arch);
 }
 
 /**

@@ -13,7 +13,7 @@ import { sessionCallbackToken } from "../../domain/session-token.js";
 import { logger } from "../../logger.js";
 import type { ItemStore } from "../../ports/item-store.js";
 import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
-import { packageBlobKey } from "../../stores/package-records.js";
+import { packageBlobKey } from "../../domain/blob-keys.js";
 import { createLambdaClient, sharedLambdaClient } from "./clients.js";
 import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, LAMBDA_MAX_UNZIPPED_BYTES, pluginFunctionName, pluginFunctionSpec } from "./lambda-function-spec.js";
 import { buildPluginCode } from "./lambda-plugin-builder.js";

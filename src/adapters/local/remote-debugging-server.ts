@@ -1,21 +1,14 @@
 /**
- * Dify's remote debugging (daemon-api.md §2.4, plugin-runtime.md §2.6): a plugin started with
+ * Dify's remote debugging (upstream internal/core/debugging_runtime): a plugin started with
  * INSTALL_METHOD=remote dials this TCP server, sends a handshake with its tenant's debugging key,
  * then its declarations and icon assets, then `end`. From then on the socket speaks the stdio
  * session protocol in both directions. While connected the plugin is installed for the tenant
  * with runtime_type "remote"; when the socket closes the installation goes away again.
  */
-import { createHash } from "node:crypto";
 import { createServer, type Server, type Socket } from "node:net";
-import { v4 as uuidv4 } from "uuid";
-import { formatUniqueIdentifier } from "../../domain/identifier.js";
 import { pluginDeclarationObjectSchema, type PluginDeclaration } from "../../domain/manifest.js";
 import { extractAssets } from "../../domain/plugin-assets.js";
-import type { Daemon } from "../../daemon.js";
-import { logger } from "../../logger.js";
-import { DebuggingKeys } from "../../stores/debugging-keys.js";
-import { packageBlobKey } from "../../stores/package-records.js";
-import type { Installation } from "../../stores/installations.js";
+import type { Installation, RemotePluginRegistry } from "../../ports/remote-plugins.js";
 import { readBoundedLines } from "../../shared/bounded-lines.js";
 import { PluginConnection } from "./plugin-connection.js";
 
@@ -27,6 +20,8 @@ export interface RemoteAttachable {
 export interface RemoteDebuggingOptions {
   host: string;
   port: number;
+  /** Longest line after the handshake (PLUGIN_RUNTIME_MAX_BUFFER_SIZE). */
+  lineMaxBytes: number;
   /** Upstream closes a connection that has not completed its handshake after 10 s. */
   handshakeTimeoutMs?: number;
   /** Upstream closes a connection silent (no heartbeat) for 60 s. */
@@ -49,10 +44,13 @@ const DECLARATION_KINDS = {
   trigger_declaration: "trigger",
 } as const;
 
-export async function startRemoteDebuggingServer(daemon: Daemon, runtime: RemoteAttachable, options: RemoteDebuggingOptions): Promise<Server> {
-  const debuggingKeys = new DebuggingKeys(daemon.items);
+export async function startRemoteDebuggingServer(
+  plugins: RemotePluginRegistry,
+  runtime: RemoteAttachable,
+  options: RemoteDebuggingOptions,
+): Promise<Server> {
   const server = createServer((socket) => {
-    void new RemotePlugin(daemon, runtime, debuggingKeys, socket, options).run();
+    void new RemotePlugin(plugins, runtime, socket, options).run();
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -80,9 +78,8 @@ class RemotePlugin {
   private stopReading: () => void = () => undefined;
 
   constructor(
-    private readonly daemon: Daemon,
+    private readonly plugins: RemotePluginRegistry,
     private readonly runtime: RemoteAttachable,
-    private readonly debuggingKeys: DebuggingKeys,
     private readonly socket: Socket,
     private readonly options: RemoteDebuggingOptions,
   ) {}
@@ -99,7 +96,7 @@ class RemotePlugin {
     }, Math.min(idleTimeout, 5_000));
     idle.unref();
     // Until the handshake names a tenant a line may be tiny; then as long as a plugin's stdout line.
-    const lineLimit = () => (this.tenantId ? this.daemon.config.pluginLineMaxBytes : HANDSHAKE_MAX_LINE_BYTES);
+    const lineLimit = () => (this.tenantId ? this.options.lineMaxBytes : HANDSHAKE_MAX_LINE_BYTES);
     this.stopReading = readBoundedLines(
       socket,
       lineLimit,
@@ -154,7 +151,7 @@ class RemotePlugin {
       if (this.tenantId) throw new Error("handshake already completed");
       const key = (data as { key?: unknown } | null)?.key;
       if (typeof key !== "string" || key === "") throw new Error("handshake failed, invalid handshake message");
-      const tenantId = await this.debuggingKeys.tenantOf(key);
+      const tenantId = await this.plugins.tenantOf(key);
       if (!tenantId) throw new Error("handshake failed, invalid key");
       this.tenantId = tenantId;
       return;
@@ -195,52 +192,14 @@ class RemotePlugin {
     }
     const files = new Map([...this.assets].map(([name, parts]) => [`_assets/${name}`, new Uint8Array(Buffer.concat(parts))]));
     const { declaration, assets } = extractAssets(parsed.data as PluginDeclaration, (path) => files.get(path));
-    // Upstream's identity for a debugging runtime: the declaration's `author/name:version`, with
-    // the checksum of the declaration and the tenant (so two tenants never share one).
-    const checksum = createHash("sha256").update(JSON.stringify(declaration)).update(tenantId).digest("hex");
-    const uid = formatUniqueIdentifier({ author: declaration.author, name: declaration.name, version: declaration.version, checksum });
-    const pluginId = `${declaration.author}/${declaration.name}`;
-
-    const existing = await this.daemon.installations.get(tenantId, pluginId);
-    if (existing && existing.installation.runtime_type !== "remote") throw new Error(`plugin ${pluginId} is already installed for this tenant`);
-    await this.daemon.packages.save(
-      {
-        unique_identifier: uid,
-        plugin_id: pluginId,
-        declaration,
-        verified: false,
-        verification: null,
-        package_key: packageBlobKey(uid),
-        created_at: new Date().toISOString(),
-      },
-      new Uint8Array(),
-      assets.map((a) => ({ id: a.id, data: a.data })),
-    );
+    const prepared = await this.plugins.prepare(tenantId, declaration, assets.map((a) => ({ id: a.id, data: a.data })));
     if (this.closed) return;
-    const connection = new PluginConnection(uid, (line) => {
+    const connection = new PluginConnection(prepared.uniqueIdentifier, (line) => {
       if (!this.socket.destroyed) this.socket.write(line);
     });
-    this.runtime.attachRemote(uid, connection);
+    this.runtime.attachRemote(prepared.uniqueIdentifier, connection);
     this.connection = connection;
-    const now = new Date().toISOString();
-    const installation: Installation = {
-      id: uuidv4(),
-      tenant_id: tenantId,
-      plugin_id: pluginId,
-      plugin_unique_identifier: uid,
-      runtime_type: "remote",
-      source: "remote",
-      meta: {},
-      endpoints_setups: 0,
-      endpoints_active: 0,
-      created_at: now,
-      updated_at: now,
-    };
-    // A leftover of an earlier debugging connection of the same plugin is replaced.
-    if (existing) await this.daemon.installations.replace(existing, { ...installation, id: existing.installation.id, created_at: existing.installation.created_at });
-    else if (!(await this.daemon.installations.create(installation))) throw new Error(`plugin ${pluginId} is already installed for this tenant`);
-    this.installation = existing ? { ...installation, id: existing.installation.id } : installation;
-    logger.info({ plugin: uid, tenant: tenantId }, "remote debugging plugin connected");
+    this.installation = await this.plugins.install(prepared);
   }
 
   private async disconnect(): Promise<void> {
@@ -248,15 +207,7 @@ class RemotePlugin {
     if (!connection || !installation) return;
     this.runtime.detachRemote(installation.plugin_unique_identifier, connection);
     connection.closeAll("remote plugin disconnected");
-    try {
-      const current = await this.daemon.installations.get(installation.tenant_id, installation.plugin_id);
-      if (current?.installation.plugin_unique_identifier === installation.plugin_unique_identifier) {
-        await this.daemon.installations.remove(current.installation);
-      }
-    } catch (err) {
-      logger.warn({ plugin: installation.plugin_unique_identifier, err }, "removing the remote debugging installation failed");
-    }
-    logger.info({ plugin: installation.plugin_unique_identifier }, "remote debugging plugin disconnected");
+    await this.plugins.uninstall(installation);
   }
 }
 

@@ -11,10 +11,10 @@
  * for `firstChunkWaitMs` (4 minutes by default, under the 5-minute cut) gets its response started
  * with a blank line. After that, every `idleMs` of silence gets one.
  */
-import type { Daemon } from "../../daemon.js";
-import type { DaemonResponse } from "../../http/daemon-response.js";
-import type { Route } from "../../http/router.js";
-import type { GroupRoutes } from "../../routes/group-runtime.js";
+import type { Daemon } from "../daemon.js";
+import type { DaemonResponse } from "../http/daemon-response.js";
+import type { Route } from "../http/router.js";
+import type { GroupRoutes } from "./group-runtime.js";
 
 export interface KeepAliveTiming {
   /** Silence after which a blank line is sent, once the answer has started. */
