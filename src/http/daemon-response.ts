@@ -3,7 +3,7 @@
  * The API Gateway adapter and the local server turn these into HTTP.
  */
 import { DaemonError } from "../domain/errors.js";
-import { errorEnvelope, successEnvelope } from "./envelope.js";
+import { errorEnvelope, successEnvelope } from "../domain/envelope.js";
 
 export type DaemonResponse =
   | { kind: "json"; status: number; body: unknown; headers?: Record<string, string> }

@@ -16,7 +16,7 @@ import type { Daemon } from "../daemon.js";
 import { DaemonError, internalError, unauthorized } from "../domain/errors.js";
 import { localResultBytes, withLocalBody } from "../http/apigateway.js";
 import { fail, type DaemonResponse } from "../http/daemon-response.js";
-import { errorEnvelope } from "../http/envelope.js";
+import { errorEnvelope } from "../domain/envelope.js";
 import { keyMatches, routeNotFound } from "../http/pipeline.js";
 import type { Route } from "../http/router.js";
 import { logger } from "../logger.js";

@@ -3,8 +3,10 @@
  * the capability). Absent when PLUGIN_ENDPOINT_ENABLED=false, so calls get upstream's 404.
  */
 import type { Daemon } from "../daemon.js";
+import { fail } from "../http/daemon-response.js";
+import type { DaemonResponse } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import type { EndpointInvoker } from "../services/endpoint-invoker.js";
+import type { EndpointAnswer, EndpointInvoker } from "../services/endpoint-invoker.js";
 
 /** The public-endpoint handler's routes. */
 export const publicEndpointGroup = (d: Daemon): Route[] => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled);
@@ -16,14 +18,19 @@ export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean)
       method: "*",
       pattern: "/e/:hook_id/*path",
       public: true,
-      handler: (req) =>
-        invoker.invoke(req.params.hook_id ?? "", {
-          method: req.method,
-          path: `/${req.params.path ?? ""}`,
-          query: req.query,
-          headers: req.headers,
-          body: req.body,
-        }),
+      handler: async (req) =>
+        asResponse(
+          await invoker.invoke(req.params.hook_id ?? "", {
+            method: req.method,
+            path: `/${req.params.path ?? ""}`,
+            query: req.query,
+            headers: req.headers,
+            body: req.body,
+          }),
+        ),
     },
   ];
 }
+
+const asResponse = (answer: EndpointAnswer): DaemonResponse =>
+  answer.kind === "refused" ? fail(answer.error, answer.status) : { kind: "stream", status: answer.status, headers: answer.headers, body: answer.body };

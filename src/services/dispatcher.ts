@@ -7,7 +7,7 @@
 import { v4 as uuidv4 } from "uuid";
 import type { PluginAction } from "../domain/dispatch-actions.js";
 import { DaemonError, internalError } from "../domain/errors.js";
-import { errorEnvelope, sseChunk, successEnvelope } from "../http/envelope.js";
+import { errorEnvelope, sseChunk, successEnvelope } from "../domain/envelope.js";
 import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
 import { pluginIdOf } from "../domain/identifier.js";
 import { measuredInvocation } from "../observability/invocation-metrics.js";

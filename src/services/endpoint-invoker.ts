@@ -7,8 +7,7 @@
  */
 import { DaemonError, badRequest, internalError, notFound, pluginNotFound } from "../domain/errors.js";
 import { canonicalHeaderKey, rawEndpointRequest, type IncomingEndpointRequest } from "../domain/raw-http-request.js";
-import { errorEnvelope } from "../http/envelope.js";
-import { json, type DaemonResponse } from "../http/daemon-response.js";
+import { errorEnvelope } from "../domain/envelope.js";
 import type { SessionOutput } from "../ports/plugin-runtime.js";
 import type { Endpoints } from "../stores/endpoints.js";
 import type { Installations } from "../stores/installations.js";
@@ -29,7 +28,12 @@ interface EndpointChunk {
   result?: string;
 }
 
-const errorJson = (err: DaemonError, status: number) => json(errorEnvelope(err), status);
+/** What the caller of an endpoint gets: a refusal in the daemon's envelope, or the plugin's answer. */
+export type EndpointAnswer =
+  | { kind: "refused"; status: number; error: DaemonError }
+  | { kind: "answer"; status: number; headers: Record<string, string>; body: AsyncIterable<Uint8Array | string> };
+
+const errorJson = (error: DaemonError, status: number): EndpointAnswer => ({ kind: "refused", status, error });
 
 export class EndpointInvoker {
   constructor(
@@ -40,7 +44,7 @@ export class EndpointInvoker {
     private readonly dispatcher: Dispatcher,
   ) {}
 
-  async invoke(hookId: string, req: IncomingEndpointRequest): Promise<DaemonResponse> {
+  async invoke(hookId: string, req: IncomingEndpointRequest): Promise<EndpointAnswer> {
     const endpoint = await this.endpoints.findByHook(hookId);
     // Upstream's shapes: an unknown hook is a BadRequestError, a disabled one a NotFoundError, both HTTP 404.
     if (!endpoint) return errorJson(badRequest("endpoint not found"), 404);
@@ -74,7 +78,7 @@ export class EndpointInvoker {
   }
 
   /** Reads the plugin's status and headers, then streams the body. */
-  private async respond(outputs: AsyncIterator<SessionOutput>, timedOut: () => boolean): Promise<DaemonResponse> {
+  private async respond(outputs: AsyncIterator<SessionOutput>, timedOut: () => boolean): Promise<EndpointAnswer> {
     let status = 200;
     const headers: Record<string, string> = {};
     let first: Buffer | undefined;
@@ -97,7 +101,7 @@ export class EndpointInvoker {
         break;
       }
     }
-    return { kind: "stream", status, headers, body: restOfBody(first, outputs, timedOut) };
+    return { kind: "answer", status, headers, body: restOfBody(first, outputs, timedOut) };
   }
 }
 

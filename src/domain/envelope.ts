@@ -2,7 +2,7 @@
  * The daemon's response envelope `{code, message, data}`. On errors `message` is itself a JSON
  * string `{message, error_type, args}`: Dify parses it to pick its exception class.
  */
-import { DaemonError } from "../domain/errors.js";
+import type { DaemonError } from "./errors.js";
 
 export interface Envelope {
   code: number;
