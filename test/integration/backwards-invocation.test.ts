@@ -21,7 +21,7 @@ import { Router } from "../../src/http/router.js";
 import { backwardsInvocationRoutes } from "../../src/routes/backwards-invocation.js";
 import { registeringSessions } from "../../src/services/session-registry.js";
 import { PluginSessions, type PluginSession } from "../../src/stores/plugin-sessions.js";
-import { LambdaSandbox } from "../support/lambda-runtime-api.js";
+import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
 import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
 import { FakeDifyInnerApi, llmChunks } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
@@ -603,12 +603,12 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
 });
 
 describe("a plugin under the real Lambda bootstrap calling back over HTTP", () => {
-  let sandbox: LambdaSandbox;
+  let sandbox: ExecutionEnvironment;
 
   beforeAll(async () => {
     // The installed plugin directory (with its venv) as the function's code.
     const taskRoot = pluginDirectory(join(d.dataDir, "plugins"), uid);
-    sandbox = await LambdaSandbox.start({
+    sandbox = await ExecutionEnvironment.start({
       command: LAYER_BOOTSTRAP,
       args: [inject("pythonPath"), "-m", "awslambdaric", "bootstrap.handler"],
       taskRoot,

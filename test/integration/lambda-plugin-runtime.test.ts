@@ -31,7 +31,7 @@ import { DEFAULT_PACKAGE_LIMITS, readPackage, type PackageArchive } from "../../
 import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
 import type { InstallablePlugin, PluginRequest, SessionOutput } from "../../src/ports/plugin-runtime.js";
 import { awsTestEndpoint, type AwsTestEndpoint } from "../support/aws-resources.js";
-import { FakeLambdaService, streamFromRuntime, type RequestHandler, type StreamHandler, type StreamPart } from "../support/fake-lambda-service.js";
+import { LambdaService, streamFromRuntime, type RequestHandler, type StreamHandler, type StreamPart } from "../../src/aws-local/lambda-service.js";
 import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
 import { buildPackage } from "../support/package-builder.js";
 
@@ -123,7 +123,7 @@ function* splitEverywhere(bytes: Uint8Array): Generator<StreamPart> {
 // ---------------------------------------------------------------------------------------------
 // Shared fake service, client and runtime
 
-let fake: FakeLambdaService;
+let fake: LambdaService;
 let lambda: LambdaClient;
 let items: SqliteItemStore;
 let builder: RequestHandler;
@@ -133,7 +133,7 @@ const defaultBuilder: RequestHandler = (event) => {
 };
 
 beforeAll(async () => {
-  fake = await FakeLambdaService.start({ handlers: { [BUILDER]: (event, fn) => builder(event, fn) }, pendingPolls: 2 });
+  fake = await LambdaService.start({ handlers: { [BUILDER]: (event, fn) => builder(event, fn) }, pendingPolls: 2 });
   // As production builds its session client: retries are the runtime's own.
   lambda = createLambdaClient({
     endpoint: fake.endpoint,
@@ -307,7 +307,7 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
   });
 
   it("deletes a function that fails to become active and reports Lambda's reason", async () => {
-    const failing = await FakeLambdaService.start({
+    const failing = await LambdaService.start({
       handlers: { [BUILDER]: defaultBuilder },
       settle: () => ({ ok: false, code: "InvalidZipFileException", reason: "Could not unzip uploaded file." }),
     });
@@ -801,7 +801,7 @@ describe(
 describe("LambdaInstallQueue (Lambda service faked over HTTP)", () => {
   it("hands each task to the install worker with an asynchronous invoke", async () => {
     const received: unknown[] = [];
-    const worker = await FakeLambdaService.start({ handlers: { "install-worker": (event) => void received.push(event) } });
+    const worker = await LambdaService.start({ handlers: { "install-worker": (event) => void received.push(event) } });
     const client = createLambdaClient({ endpoint: worker.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" } });
     try {
       const ranHere: string[] = [];
@@ -818,7 +818,7 @@ describe("LambdaInstallQueue (Lambda service faked over HTTP)", () => {
   });
 
   it("fails the enqueue when Lambda does not accept the event", async () => {
-    const worker = await FakeLambdaService.start({ handlers: { "install-worker": () => undefined } });
+    const worker = await LambdaService.start({ handlers: { "install-worker": () => undefined } });
     const client = createLambdaClient({ endpoint: worker.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" }, maxAttempts: 1 });
     try {
       worker.failNext("Invoke", { status: 429, type: "TooManyRequestsException", message: "Rate exceeded" });

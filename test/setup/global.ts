@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import type { TestProject } from "vitest/node";
-import { startAwsEmulator } from "./aws-emulator.js";
+import { startAwsEmulator } from "../../src/aws-local/moto-server.js";
 
 const run = promisify(execFile);
 const toolchain = fileURLToPath(new URL("../../scripts/python-toolchain.sh", import.meta.url));

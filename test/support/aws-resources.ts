@@ -11,7 +11,7 @@ import {
   type DynamoDBClient,
 } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
-import { startAwsEmulator } from "../setup/aws-emulator.js";
+import { startAwsEmulator } from "../../src/aws-local/moto-server.js";
 
 /** The metadata table: string keys pk/sk, GSI gsi1 (gsi1pk/gsi1sk) projecting everything, on demand. */
 export function itemTableDefinition(tableName: string): CreateTableCommandInput {

@@ -1,6 +1,6 @@
 /**
- * Execution environments for functions of the fake Lambda service (fake-lambda-service.ts):
- * each function gets one warm local sandbox (lambda-runtime-api.ts) running the REAL plugin
+ * Execution environments for functions of the Lambda service emulator (src/aws-local/lambda-service.ts)
+ * in tests: each function gets one warm local environment (src/aws-local/execution-environment.ts) running the REAL plugin
  * layer bootstrap, started on its first invocation and reused afterwards, as Lambda keeps an
  * environment warm. `handler` answers the fake's InvokeWithResponseStream.
  *
@@ -12,8 +12,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { streamFromRuntime, type FakeFunction, type StreamHandler } from "./fake-lambda-service.js";
-import { LambdaSandbox } from "./lambda-runtime-api.js";
+import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
+import { streamFromRuntime, type LambdaFunction as FakeFunction, type StreamHandler } from "../../src/aws-local/lambda-service.js";
 
 /** The plugin layer's exec wrapper, straight from the source tree. */
 export const LAYER_BOOTSTRAP = fileURLToPath(new URL("../../layers/plugin-runtime/bootstrap", import.meta.url));
@@ -35,19 +35,19 @@ export interface SandboxPool {
   /** Answers InvokeWithResponseStream: the invocation goes to the function's sandbox. */
   handler: StreamHandler;
   /** Sandboxes by function name. */
-  running: Map<string, LambdaSandbox>;
+  running: Map<string, ExecutionEnvironment>;
   /** What every sandbox wrote (CloudWatch, in Lambda), for debugging a failure. */
   output(): string;
   stop(): Promise<void>;
 }
 
 export function sandboxes(options: SandboxPoolOptions): SandboxPool {
-  const running = new Map<string, LambdaSandbox>();
-  const starting = new Map<string, Promise<LambdaSandbox>>();
+  const running = new Map<string, ExecutionEnvironment>();
+  const starting = new Map<string, Promise<ExecutionEnvironment>>();
 
-  const start = async (fn: FakeFunction): Promise<LambdaSandbox> => {
+  const start = async (fn: FakeFunction): Promise<ExecutionEnvironment> => {
     const taskRoot = typeof options.taskRoot === "string" ? options.taskRoot : await options.taskRoot(fn);
-    const sandbox = await LambdaSandbox.start({
+    const sandbox = await ExecutionEnvironment.start({
       command: options.bootstrap ?? LAYER_BOOTSTRAP,
       // Lambda runs the exec wrapper with the managed runtime's command line, interpreter first.
       args: [options.runtimePython, "-m", "awslambdaric", "bootstrap.handler"],
@@ -70,7 +70,7 @@ export function sandboxes(options: SandboxPoolOptions): SandboxPool {
   };
 
   /** One environment per function, even when its first invocations arrive together. */
-  const environment = async (fn: FakeFunction): Promise<LambdaSandbox> => {
+  const environment = async (fn: FakeFunction): Promise<ExecutionEnvironment> => {
     const warm = running.get(fn.name);
     if (warm?.running) return warm;
     let pending = starting.get(fn.name);

@@ -1,6 +1,7 @@
 /**
- * A local stand-in for one Lambda execution environment: the Runtime API (2018-06-01) on
- * loopback plus a real process polling it, such as the plugin layer's bootstrap.
+ * The Lambda Runtime API (2018-06-01) of one execution environment, on loopback: what a runtime
+ * process (the managed runtime's client, or the plugin layer's bootstrap) polls for invocations
+ * and answers to. execution-environment.ts pairs it with that process.
  *
  * Implemented: GET  /2018-06-01/runtime/invocation/next (blocks until there is an invocation),
  *              POST /2018-06-01/runtime/invocation/{id}/response (buffered, or chunked with
@@ -9,13 +10,20 @@
  *              POST /2018-06-01/runtime/init/error.
  * One invocation runs at a time, as in Lambda; response chunks are passed on as they arrive.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { AsyncQueue } from "../../src/shared/async-queue.js";
+import { AsyncQueue } from "../shared/async-queue.js";
 
 export type RuntimeOutput = { kind: "chunk"; bytes: Uint8Array } | { kind: "error"; errorType: string; errorMessage: string };
+
+/** An invocation's output, with what the runtime said about it once its response started. */
+export interface RuntimeInvocation extends AsyncIterable<RuntimeOutput> {
+  /** The request id the runtime sees (Lambda-Runtime-Aws-Request-Id). */
+  readonly id: string;
+  /** The response's Content-Type as the runtime sent it (a streamed HTTP integration response names its own). */
+  readonly contentType: string | undefined;
+}
 
 export interface InvokeSettings {
   /** Lambda-Runtime-Deadline-Ms is now + this. */
@@ -28,7 +36,7 @@ interface Invocation {
   payload: Uint8Array;
   deadlineMs: number;
   functionArn: string;
-  output: AsyncQueue<RuntimeOutput>;
+  output: AsyncQueue<RuntimeOutput> & { id: string; contentType: string | undefined };
 }
 
 const PREFIX = "/2018-06-01/runtime";
@@ -64,13 +72,14 @@ export class LambdaRuntimeApi {
   }
 
   /** Queues an invocation; its output ends after the response body, or with one error. */
-  invoke(payload: Uint8Array, settings: InvokeSettings): AsyncIterable<RuntimeOutput> {
+  invoke(payload: Uint8Array, settings: InvokeSettings): RuntimeInvocation {
+    const id = randomUUID();
     const inv: Invocation = {
-      id: randomUUID(),
+      id,
       payload,
       deadlineMs: Date.now() + settings.timeoutMs,
       functionArn: settings.functionArn,
-      output: new AsyncQueue<RuntimeOutput>(),
+      output: Object.assign(new AsyncQueue<RuntimeOutput>(), { id, contentType: undefined as string | undefined }),
     };
     if (this.initError) {
       this.finish(inv, { kind: "error", ...this.initError });
@@ -82,6 +91,11 @@ export class LambdaRuntimeApi {
       this.queued.push(inv);
     }
     return inv.output;
+  }
+
+  /** True while an invocation is queued or running: the environment cannot take another. */
+  get busy(): boolean {
+    return this.queued.length > 0 || this.active.size > 0;
   }
 
   /** Fails every queued and running invocation (the environment's process died). */
@@ -161,6 +175,8 @@ export class LambdaRuntimeApi {
 
   private async response(inv: Invocation, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const streaming = String(req.headers["lambda-runtime-function-response-mode"] ?? "").toLowerCase() === "streaming";
+    const contentType = req.headers["content-type"];
+    if (contentType) inv.output.contentType = contentType;
     if (!streaming) {
       inv.output.push({ kind: "chunk", bytes: await readBody(req) });
       this.finish(inv);
@@ -203,75 +219,4 @@ function parseError(body: Uint8Array, req: IncomingMessage): { errorType: string
     errorType: typeof json.errorType === "string" ? json.errorType : typeof header === "string" ? header : "Unhandled",
     errorMessage: typeof json.errorMessage === "string" ? json.errorMessage : "",
   };
-}
-
-// ---------------------------------------------------------------------------------------------
-// An execution environment: the Runtime API plus the runtime process
-
-export interface SandboxSettings {
-  /** The executable Lambda would start, e.g. the layer's exec wrapper. */
-  command: string;
-  /** Its arguments; for an exec wrapper, the managed runtime's own command line (interpreter first). */
-  args: string[];
-  /** LAMBDA_TASK_ROOT and working directory. */
-  taskRoot: string;
-  /** The function's environment variables plus anything the host needs (PATH). */
-  env: Record<string, string>;
-}
-
-/** A running environment; `exited` resolves when its process ends (it is then unusable). */
-export class LambdaSandbox {
-  private log = "";
-  readonly exited: Promise<void>;
-  private alive = true;
-
-  /** When the runtime process was started (Date.now()). */
-  readonly startedAt = Date.now();
-
-  private constructor(
-    readonly api: LambdaRuntimeApi,
-    private readonly child: ChildProcess,
-  ) {
-    const keep = (chunk: Buffer) => (this.log = (this.log + chunk.toString("utf8")).slice(-20_000));
-    child.stdout?.on("data", keep);
-    child.stderr?.on("data", keep);
-    this.exited = new Promise((resolve) => {
-      const done = (why: string) => {
-        if (!this.alive) return;
-        this.alive = false;
-        // As Lambda reports a runtime that died mid-invocation.
-        api.failAll("Runtime.ExitError", `RequestId: - Error: Runtime exited ${why}`);
-        resolve();
-      };
-      child.once("exit", (code, signal) => done(signal ? `with signal: ${signal}` : `with error: exit status ${code}`));
-      child.once("error", (err) => done(`: ${err.message}`));
-    });
-  }
-
-  static async start(settings: SandboxSettings): Promise<LambdaSandbox> {
-    const api = await LambdaRuntimeApi.start();
-    const child = spawn(settings.command, settings.args, {
-      cwd: settings.taskRoot,
-      env: { ...settings.env, AWS_LAMBDA_RUNTIME_API: api.address, LAMBDA_TASK_ROOT: settings.taskRoot },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    return new LambdaSandbox(api, child);
-  }
-
-  get running(): boolean {
-    return this.alive;
-  }
-
-  /** What the runtime wrote to stdout and stderr (CloudWatch, in Lambda). */
-  get output(): string {
-    return this.log;
-  }
-
-  async stop(): Promise<void> {
-    if (this.alive) {
-      this.child.kill("SIGKILL");
-      await this.exited;
-    }
-    await this.api.close();
-  }
 }

@@ -1,7 +1,8 @@
 /**
- * An AWS-compatible endpoint for integration tests: moto in server mode on a free loopback port.
+ * An AWS-compatible endpoint on this machine: moto in server mode on a loopback port, for the
+ * test suite and for `npm run start:aws-local` (S3, DynamoDB and Secrets Manager answer there).
  * Installs moto on first use (scripts/aws-emulator.sh) and sets nothing globally: the caller
- * decides how tests learn the endpoint.
+ * decides how clients learn the endpoint.
  */
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
@@ -9,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
 export interface AwsEmulator {
-  /** e.g. http://127.0.0.1:41234 — S3, DynamoDB and Lambda all answer here. */
+  /** e.g. http://127.0.0.1:41234 — S3, DynamoDB and Secrets Manager all answer here. */
   endpoint: string;
   stop(): Promise<void>;
 }
@@ -18,8 +19,14 @@ const INSTALL_SCRIPT = fileURLToPath(new URL("../../scripts/aws-emulator.sh", im
 const READY_TIMEOUT_MS = 30_000;
 const START_ATTEMPTS = 3;
 
-export async function startAwsEmulator(): Promise<AwsEmulator> {
+export interface AwsEmulatorOptions {
+  /** A fixed port; by default a free one. */
+  port?: number;
+}
+
+export async function startAwsEmulator(options: AwsEmulatorOptions = {}): Promise<AwsEmulator> {
   const server = await installMoto();
+  if (options.port !== undefined) return launch(server, options.port);
   let lastError: unknown;
   // The free port is found before moto binds it, so another process may take it in between.
   for (let attempt = 0; attempt < START_ATTEMPTS; attempt++) {
@@ -44,7 +51,7 @@ async function installMoto(): Promise<string> {
   }
 }
 
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const probe = createServer();
     probe.unref();
