@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { packFixture } from "../support/fixture-packages.js";
-import { uploadForm } from "../support/local-daemon.js";
+import { startInstall as startTenantInstall } from "../support/local-daemon.js";
 
 const KEY = "recovery-test-key";
 const TENANT = "22222222-aaaa-4000-8000-000000000001";
@@ -97,18 +97,7 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
   }
 }
 
-async function startInstall(d: RunningDaemon, pkg: Uint8Array): Promise<string> {
-  const up = (await (await d.call(`/plugin/${TENANT}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as {
-    data: { unique_identifier: string };
-  };
-  const started = (await (
-    await d.call(`/plugin/${TENANT}/management/install/identifiers`, {
-      method: "POST",
-      json: { plugin_unique_identifiers: [up.data.unique_identifier], source: "package" },
-    })
-  ).json()) as { data: { task_id: string } };
-  return started.data.task_id;
-}
+const startInstall = async (d: RunningDaemon, pkg: Uint8Array): Promise<string> => (await startTenantInstall(d, TENANT, pkg)).taskId;
 
 const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z");
 const stagingDirs = () =>

@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { installPackage, readEvents, startTestDaemon, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, readEvents, startInstall, startTestDaemon, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
 
 const A = "11111111-aaaa-4000-8000-000000000001";
 const B = "11111111-bbbb-4000-8000-000000000002";
@@ -39,17 +39,6 @@ async function whoAnswered(tenant: string, seconds = 0): Promise<{ pid?: number;
   if (last.code !== 0) return { error: JSON.parse(last.message).message as string };
   const json = events.map((e) => (e.data as { type?: string; message?: { json_object?: { pid: number; version: string; six?: string } } })).find((m) => m?.type === "json");
   return json!.message!.json_object!;
-}
-
-async function startInstall(tenant: string, pkg: Uint8Array): Promise<{ uid: string; taskId: string }> {
-  const up = (await (await d.call(`/plugin/${tenant}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as {
-    data: { unique_identifier: string };
-  };
-  const uid = up.data.unique_identifier;
-  const started = (await (
-    await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
-  ).json()) as { data: { task_id: string } };
-  return { uid, taskId: started.data.task_id };
 }
 
 async function installationOf(tenant: string): Promise<{ id: string; plugin_unique_identifier: string } | undefined> {
@@ -141,7 +130,7 @@ describe("installs", () => {
     const pkg = await packFixture("lifecycle-tool", { version: "0.0.9", files: { crash_at_start: "" } });
     for (const attempt of [1, 2]) {
       const started = Date.now();
-      const { taskId } = await startInstall(B, pkg);
+      const { taskId } = await startInstall(d, B, pkg);
       const task = await waitForTask(d, B, taskId);
       expect(task.status, `attempt ${attempt}`).toBe("failed");
       expect(task.plugins[0]!.message).toContain("crashing at start as asked");
@@ -195,7 +184,7 @@ describe("installs", () => {
     let broken = 0;
     for (let trial = 0; trial < trials; trial++) {
       const uid = await installPackage(d, B, pkg);
-      const { taskId } = await startInstall(A, pkg);
+      const { taskId } = await startInstall(d, A, pkg);
       await new Promise((r) => setTimeout(r, trial * 15));
       await uninstall(B);
       const task = await waitForTask(d, A, taskId);

@@ -83,8 +83,8 @@ export async function waitForTask(d: TestDaemon, tenant: string, taskId: string,
   }
 }
 
-/** Uploads a package and installs it for a tenant, as Dify does; resolves with its identifier once the task succeeded. */
-export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Array): Promise<string> {
+/** Uploads a package and starts its install for a tenant, as Dify does; resolves with its identifier and task. */
+export async function startInstall(d: Pick<TestDaemon, "call">, tenant: string, pkg: Uint8Array): Promise<{ uid: string; taskId: string }> {
   const up = (await (await d.call(`/plugin/${tenant}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as {
     data: { unique_identifier: string };
   };
@@ -92,7 +92,13 @@ export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Ar
   const started = (await (
     await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
   ).json()) as { data: { task_id: string } };
-  const task = await waitForTask(d, tenant, started.data.task_id);
+  return { uid, taskId: started.data.task_id };
+}
+
+/** Uploads a package and installs it for a tenant, as Dify does; resolves with its identifier once the task succeeded. */
+export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Array): Promise<string> {
+  const { uid, taskId } = await startInstall(d, tenant, pkg);
+  const task = await waitForTask(d, tenant, taskId);
   if (task.status !== "success") throw new Error(`installing ${uid} failed: ${JSON.stringify(task)}`);
   return uid;
 }
