@@ -1,6 +1,6 @@
 /**
  * Dispatch paths and the (access type, action) pair each one sends to the plugin
- * (daemon-api.md §3, plugin-runtime.md §5).
+ * (upstream internal/server/http_server.go pluginDispatchGroup and controllers/*.gen.go, langgenius/dify-plugin-daemon@bdb5642a).
  */
 export interface PluginAction {
   type: string;

@@ -1,5 +1,5 @@
 /**
- * `POST /plugin/{tenant_id}/debugging/key` (daemon-api.md §2.4): the tenant's key for connecting
+ * `POST /plugin/{tenant_id}/debugging/key` (upstream internal/server/controllers/remote_debugging.go): the tenant's key for connecting
  * a plugin over TCP in remote (debug) mode. Served only when remote installing is enabled;
  * otherwise the route does not exist (404, as upstream).
  */

@@ -1,5 +1,5 @@
 /**
- * `/plugin/{tenant_id}/endpoint/*`: endpoint setup and management (daemon-api.md §2.2).
+ * `/plugin/{tenant_id}/endpoint/*`: endpoint setup and management (upstream internal/server/controllers/endpoint.go, langgenius/dify-plugin-daemon@bdb5642a).
  * Service errors answer HTTP 200 with a negative code, as upstream.
  */
 import { z } from "zod";

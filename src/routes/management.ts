@@ -1,5 +1,5 @@
 /**
- * `/plugin/{tenant_id}/management/*`: uploads, installs, tasks, listings (daemon-api.md §2.1);
+ * `/plugin/{tenant_id}/management/*`: uploads, installs, tasks, listings (upstream internal/server/controllers/plugins.go);
  * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
