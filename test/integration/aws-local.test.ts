@@ -11,10 +11,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { GetFunctionCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import { GetFunctionCommand, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CompositionOutputs } from "../../src/aws-local/aws-composition.js";
 import type { EnvironmentReport } from "../../src/aws-local/function-runner.js";
+import { ratePeriodMs, scheduledEvent } from "../../src/aws-local/event-schedule.js";
 import { freePort } from "../../src/aws-local/moto-server.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -163,4 +164,25 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
       lambda.destroy();
     }
   });
+
+  it("runs the upgrade check as the stack's EventBridge rule does: a Scheduled Event through Lambda's asynchronous invoke", async () => {
+    expect(ratePeriodMs("rate(15 minutes)")).toBe(15 * 60_000);
+    const name = Object.entries(outputs.functions).find(([id]) => id.startsWith("HandlersUpgradeCheck"))![1];
+    const lambda = new LambdaClient({ endpoint: outputs.lambdaEndpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+    try {
+      const event = scheduledEvent("upgrade-schedule", new Date());
+      const queued = await lambda.send(new InvokeCommand({ FunctionName: name, InvocationType: "Event", Payload: new TextEncoder().encode(JSON.stringify(event)) }));
+      expect(queued.StatusCode).toBe(202);
+      let report: EnvironmentReport | undefined;
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {
+        const reports = (await (await fetch(outputs.environmentsUrl)).json()) as EnvironmentReport[];
+        report = reports.find((r) => r.functionName === name && r.state === "idle" && r.invocations === 1);
+        if (report) break;
+      }
+      expect(report, log.slice(-5000)).toBeDefined();
+      expect(log).not.toMatch(/asynchronous invocation of upgrade-check failed/);
+    } finally {
+      lambda.destroy();
+    }
+  }, 90_000);
 });
