@@ -51,5 +51,5 @@ export async function unpackCode(zip: Uint8Array, dir: string, maxBytes = LAMBDA
   return total;
 }
 
-/** Where a function's code of one revision goes. */
-export const codeDirectory = (stateDir: string, functionName: string, revision: number) => join(stateDir, "code", functionName, String(revision));
+/** Where one version of a function's code goes. */
+export const codeDirectory = (stateDir: string, functionName: string, codeRevision: number) => join(stateDir, "code", functionName, String(codeRevision));

@@ -305,15 +305,15 @@ export class LocalFunctionRunner implements FunctionRunner {
     };
   }
 
-  /** The function's code as a directory: its own (a stack asset) or its zip unpacked, once per revision. */
+  /** The function's code as a directory: its own (a stack asset) or its zip unpacked, once per change of code. */
   private taskRoot(fn: LambdaFunction): Promise<string> {
     if (fn.code.directory) return Promise.resolve(fn.code.directory);
-    const key = `${fn.name}@${fn.revision}`;
+    const key = `${fn.name}@${fn.codeRevision}`;
     let root = this.taskRoots.get(key);
     if (!root) {
       const { S3Bucket: bucket, S3Key: objectKey } = fn.code;
       if (!bucket || !objectKey) return Promise.reject(new Error(`function ${fn.name} has no code`));
-      const dir = codeDirectory(this.options.stateDir, fn.name, fn.revision);
+      const dir = codeDirectory(this.options.stateDir, fn.name, fn.codeRevision);
       root = (async () => {
         let zip: Uint8Array;
         try {

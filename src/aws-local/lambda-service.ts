@@ -55,6 +55,8 @@ export interface LambdaFunction {
   tags: Record<string, string>;
   /** Bumped by every change of code or configuration: environments of an older revision are retired. */
   revision: number;
+  /** Bumped by every change of code only: its code is fetched again. */
+  codeRevision: number;
   /** MaximumRetryAttempts of asynchronous invocations (an EventInvokeConfig). @default 2 */
   asyncRetries?: number;
   /** Reserved concurrency: at most this many environments at once. */
@@ -367,6 +369,7 @@ export class LambdaService {
       code: { S3Bucket: undefined, S3Key: undefined },
       tags,
       revision: 1,
+      codeRevision: 1,
       pollsLeft: this.options.pendingPolls ?? 0,
       outcome: { ok: true },
     };
@@ -401,6 +404,7 @@ export class LambdaService {
     if (operation === "UpdateFunctionCode") {
       if (!input.S3Bucket || !input.S3Key) throw invalid("S3Bucket and S3Key are required");
       fn.code = { S3Bucket: input.S3Bucket as string, S3Key: input.S3Key as string };
+      fn.codeRevision += 1;
       if (input.Architectures) fn.configuration.Architectures = input.Architectures as string[];
     } else {
       checkLimits(input);

@@ -137,7 +137,7 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
       body: "x".repeat(10 * 1024 * 1024 + 1),
     });
     expect(tooLarge.status).toBe(413);
-    expect(JSON.parse((await tooLarge.json()).message)).toMatchObject({ error_type: "PluginDaemonBadRequestError" });
+    expect(JSON.parse(((await tooLarge.json()) as { message: string }).message)).toMatchObject({ error_type: "PluginDaemonBadRequestError" });
 
     // Above Lambda's 6 MB event but within API Gateway's 10 MB: the gateway cannot invoke the handler.
     const overEvent = await fetch(`${base}/plugin/t1/dispatch/tool/invoke`, {
@@ -146,7 +146,7 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
       body: JSON.stringify({ padding: "x".repeat(7 * 1024 * 1024) }),
     });
     expect(overEvent.status).toBe(502);
-    expect(JSON.parse((await overEvent.json()).message).message).toMatch(/6 MB limit/);
+    expect(JSON.parse(((await overEvent.json()) as { message: string }).message).message).toMatch(/6 MB limit/);
   });
 
   it("has the stack's functions in the Lambda service, reached through the real LambdaClient", async () => {
