@@ -27,6 +27,18 @@ export interface EnvironmentSettings {
 }
 
 const MEMORY_SAMPLE_MS = 500;
+
+/** Process groups of live environments, killed when this process exits, so none outlives it. */
+const liveGroups = new Set<number>();
+process.once("exit", () => {
+  for (const pgid of liveGroups) {
+    try {
+      process.kill(-pgid, "SIGKILL");
+    } catch {
+      // Gone already.
+    }
+  }
+});
 const LOG_TAIL_CHARS = 20_000;
 
 /** A running environment; `exited` resolves when its process ends (it is then unusable). */
@@ -59,13 +71,12 @@ export class ExecutionEnvironment {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
-    const killGroup = () => this.signal("SIGKILL");
-    process.once("exit", killGroup);
+    if (child.pid !== undefined) liveGroups.add(child.pid);
     this.exited = new Promise((resolve) => {
       const done = (why: string) => {
         if (!this.alive) return;
         this.alive = false;
-        process.off("exit", killGroup);
+        if (child.pid !== undefined) liveGroups.delete(child.pid);
         clearInterval(this.memoryTimer);
         // The runtime's children (a plugin) die with it, as the whole sandbox goes in Lambda.
         this.signal("SIGKILL");
