@@ -5,7 +5,7 @@
  * LambdaClient over HTTP.
  *
  * Faked, because the AWS Lambda service cannot run here: the Lambda API itself
- * (test/support/fake-lambda-service.ts, reached through AWS_ENDPOINT_URL_LAMBDA). Behind it:
+ * (src/aws-local/lambda-service.ts, reached through AWS_ENDPOINT_URL_LAMBDA). Behind it:
  * - the install-worker function runs the real functions/install-worker.ts handler with the
  *   asynchronous invoke's event;
  * - the plugin-builder function is a stand-in: the real one (layers/plugin-builder, Python) pip-
@@ -49,7 +49,7 @@ import {
   type StreamedAnswer,
 } from "../support/apigateway-events.js";
 import { awsTestEndpoint, createTestBucket, createTestTable, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
-import { FakeLambdaService, type FakeFunction } from "../support/fake-lambda-service.js";
+import { LambdaService as FakeLambdaService, type LambdaFunction as FakeFunction } from "../../src/aws-local/lambda-service.js";
 import { packFixture } from "../support/fixture-packages.js";
 import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
 import { buildPackage } from "../support/package-builder.js";

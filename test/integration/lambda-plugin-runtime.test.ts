@@ -1,6 +1,6 @@
 /**
  * LambdaPluginRuntime against the real LambdaClient. The AWS Lambda service cannot run here, so
- * it is faked over HTTP on loopback (test/support/fake-lambda-service.ts), with the real event
+ * it is faked over HTTP on loopback (src/aws-local/lambda-service.ts), with the real event
  * stream framing. Where a plugin function's output matters, the fake runs the real plugin layer
  * bootstrap in a local execution environment (test/support/lambda-runtime-api.ts).
  */
