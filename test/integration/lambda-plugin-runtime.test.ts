@@ -2,7 +2,7 @@
  * LambdaPluginRuntime against the real LambdaClient. The AWS Lambda service cannot run here, so
  * it is faked over HTTP on loopback (src/aws-local/lambda-service.ts), with the real event
  * stream framing. Where a plugin function's output matters, the fake runs the real plugin layer
- * bootstrap in a local execution environment (test/support/lambda-runtime-api.ts).
+ * bootstrap in a local execution environment (src/aws-local/runtime-api.ts, execution-environment.ts).
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
