@@ -108,6 +108,8 @@ export interface LambdaServiceOptions {
   handlers?: Record<string, RequestHandler>;
   /** Answers every InvokeWithResponseStream. */
   stream?: StreamHandler;
+  /** The content type `stream` answers declare (e.g. a streamed HTTP integration response). */
+  streamContentType?: string;
   /** Runs every function no handler answers. */
   runner?: FunctionRunner;
   /** GetFunction polls that still show a change in progress. @default 0 */
@@ -579,6 +581,7 @@ export class LambdaService {
     let contentType: string | undefined;
     if (this.stream) {
       parts = this.stream(body, fn, abort.signal);
+      contentType = this.options.streamContentType;
     } else {
       const invocation = await this.start(fn, body);
       parts = streamFromRuntime(invocation);
