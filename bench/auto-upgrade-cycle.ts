@@ -61,7 +61,18 @@ function counted(store: ItemStore) {
 }
 
 function strategyOf(i: number, plugins: string[]): UpgradeStrategy {
-  const settings: StrategySetting[] = ["fix_only", "fix_only", "fix_only", "fix_only", "latest", "latest", "latest", "latest", "latest", "disabled"];
+  const settings: StrategySetting[] = [
+    "fix_only",
+    "fix_only",
+    "fix_only",
+    "fix_only",
+    "latest",
+    "latest",
+    "latest",
+    "latest",
+    "latest",
+    "disabled",
+  ];
   const modes: UpgradeMode[] = ["all", "exclude", "partial"];
   const mode = modes[i % 3] as UpgradeMode;
   return {
@@ -146,7 +157,9 @@ async function main() {
       market.resetCounters();
       const t = await trial(template, dir, i, market.url);
       trials.push({ ...t, snapshotRequests: market.requests.snapshot });
-      process.stderr.write(`trial ${i + 1}: ${t.ms.toFixed(1)} ms, ${t.report.tenants} tenants, ${t.upgrades} upgrades\n`);
+      process.stderr.write(
+        `trial ${i + 1}: ${t.ms.toFixed(1)} ms, ${t.report.tenants} tenants, ${t.upgrades} upgrades\n`,
+      );
     }
     const sorted = trials.map((t) => t.ms).sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)] as number;
@@ -154,7 +167,12 @@ async function main() {
     const result = {
       benchmark: "auto-upgrade-cycle",
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "unknown", node: process.version, platform: process.platform },
+      machine: {
+        cpus: cpus().length,
+        cpu: cpus()[0]?.model ?? "unknown",
+        node: process.version,
+        platform: process.platform,
+      },
       setup: {
         tenants: TENANTS,
         plugins_per_tenant: PLUGINS,
@@ -163,7 +181,8 @@ async function main() {
         store: "SQLite (local daemon store), fresh copy per trial",
         marketplace: "fake marketplace over loopback HTTP",
         all_tenants_in_one_slot: true,
-        strategies: "per 10 tenants: 4 fix_only, 5 latest, 1 disabled; modes all/exclude(3 plugins)/partial(half) in turn",
+        strategies:
+          "per 10 tenants: 4 fix_only, 5 latest, 1 disabled; modes all/exclude(3 plugins)/partial(half) in turn",
         installed_versions: INSTALLED_VERSIONS,
         marketplace_latest: LATEST,
         concurrency: 8,

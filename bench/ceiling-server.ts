@@ -13,16 +13,30 @@ const envelope = (data: unknown) => `data: ${JSON.stringify({ code: 0, message: 
 const ECHO_BODY = [
   envelope({ type: "text", message: { text: "hello" }, meta: null }),
   envelope({ type: "json", message: { json_object: { echo: "hello" } }, meta: null }),
-  envelope({ type: "variable", message: { stream: false, variable_name: "echo", variable_value: "hello" }, meta: null }),
-  envelope({ type: "blob_chunk", message: { blob: "aGVsbG8=", end: false, id: "0".repeat(32), sequence: 0, total_length: 5 }, meta: { mime_type: "text/plain" } }),
-  envelope({ type: "blob_chunk", message: { blob: "", end: true, id: "0".repeat(32), sequence: 1, total_length: 5 }, meta: { mime_type: "text/plain" } }),
+  envelope({
+    type: "variable",
+    message: { stream: false, variable_name: "echo", variable_value: "hello" },
+    meta: null,
+  }),
+  envelope({
+    type: "blob_chunk",
+    message: { blob: "aGVsbG8=", end: false, id: "0".repeat(32), sequence: 0, total_length: 5 },
+    meta: { mime_type: "text/plain" },
+  }),
+  envelope({
+    type: "blob_chunk",
+    message: { blob: "", end: true, id: "0".repeat(32), sequence: 1, total_length: 5 },
+    meta: { mime_type: "text/plain" },
+  }),
 ].join("");
 
 const chunkBodies = new Map<number, string[]>();
 function chunks(count: number): string[] {
   let body = chunkBodies.get(count);
   if (!body) {
-    body = Array.from({ length: count }, (_, i) => envelope({ type: "text", message: { text: `chunk-${i}` }, meta: null }));
+    body = Array.from({ length: count }, (_, i) =>
+      envelope({ type: "text", message: { text: `chunk-${i}` }, meta: null }),
+    );
     chunkBodies.set(count, body);
   }
   return body;
@@ -37,7 +51,9 @@ const server = createServer((req, res) => {
   req.on("end", () => {
     let count = 0;
     try {
-      const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as { data?: { tool?: string; tool_parameters?: { count?: number } } };
+      const body = JSON.parse(Buffer.concat(parts).toString("utf8")) as {
+        data?: { tool?: string; tool_parameters?: { count?: number } };
+      };
       if (body.data?.tool === "stream_chunks") count = Number(body.data.tool_parameters?.count ?? 0);
     } catch {
       // not JSON: answer like echo

@@ -11,8 +11,8 @@
  * share (sandbox creation, code download); absolute numbers differ from Lambda's Init Duration.
  */
 import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
@@ -110,7 +110,8 @@ const round = (n) => Math.round(n * 10) / 10;
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  if (!existsSync(args.bundlesDir)) throw new Error(`cold-init: ${args.bundlesDir} not found; run node scripts/bundle.mjs first`);
+  if (!existsSync(args.bundlesDir))
+    throw new Error(`cold-init: ${args.bundlesDir} not found; run node scripts/bundle.mjs first`);
   const names = readdirSync(args.bundlesDir)
     .filter((n) => existsSync(join(args.bundlesDir, n, "index.mjs")))
     .sort();
@@ -156,7 +157,9 @@ async function main() {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join("  ");
   console.log([line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n"));
-  console.log(`\n${result.node} on ${result.platform}, ${result.cpuCount} × ${result.cpu}; written to ${relative(process.cwd(), args.out)}`);
+  console.log(
+    `\n${result.node} on ${result.platform}, ${result.cpuCount} × ${result.cpu}; written to ${relative(process.cwd(), args.out)}`,
+  );
 }
 
 main().catch((err) => {

@@ -15,17 +15,18 @@
  * --bundle measures another build of the daemon (e.g. an older commit's scripts/build-local.mjs
  * output); by default the current tree is bundled. Writes bench/results/hostile-memory[-label].json.
  */
-import { request } from "node:http";
+
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { request } from "node:http";
 import { connect } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { packFixture } from "../test/support/fixture-packages.js";
 import { bundleLocalDaemon } from "./lib/our-daemon.js";
 import { buildDir, resultsDir } from "./lib/paths.js";
-import { installIdentifier, TENANT, uploadPackage, waitForTask, type DaemonEndpoint } from "./lib/plugin-api.js";
+import { type DaemonEndpoint, installIdentifier, TENANT, uploadPackage, waitForTask } from "./lib/plugin-api.js";
 import { MiB, rssBytes } from "./lib/proc.js";
-import { cleanupAll, freePort, httpOk, startProcess, waitUntil, type Managed } from "./lib/processes.js";
+import { cleanupAll, freePort, httpOk, type Managed, startProcess, waitUntil } from "./lib/processes.js";
 import { percentiles, round } from "./lib/stats.js";
 import { resolveToolchain } from "./lib/toolchain.js";
 
@@ -41,7 +42,8 @@ const ANSWER_MB = Number(option("answer-mb") ?? 50);
 const ROUNDS = Number(option("rounds") ?? 4);
 
 const started = Date.now();
-const log = (line: string) => process.stderr.write(`[hostile +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[hostile +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // The daemon
@@ -53,7 +55,13 @@ interface Daemon {
   dataDir: string;
 }
 
-async function startDaemon(bundle: string, env: Record<string, string>, python: string, uv: string, dataDir?: string): Promise<Daemon> {
+async function startDaemon(
+  bundle: string,
+  env: Record<string, string>,
+  python: string,
+  uv: string,
+  dataDir?: string,
+): Promise<Daemon> {
   const port = await freePort();
   const debugPort = await freePort();
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "bench-hostile-"));
@@ -81,7 +89,13 @@ async function startDaemon(bundle: string, env: Record<string, string>, python: 
   const baseUrl = `http://127.0.0.1:${port}`;
   let exited: string | undefined;
   void managed.exited.then((code) => (exited = `exited with ${code}: ${managed.logTail(1500)}`));
-  await waitUntil(`daemon on ${baseUrl}`, () => httpOk(`${baseUrl}/health/check`), 60_000, 100, () => exited);
+  await waitUntil(
+    `daemon on ${baseUrl}`,
+    () => httpOk(`${baseUrl}/health/check`),
+    60_000,
+    100,
+    () => exited,
+  );
   return { endpoint: { baseUrl, key: KEY, pluginId: PLUGIN_ID }, debugPort, process: managed, dataDir: dir };
 }
 
@@ -99,7 +113,13 @@ interface Sent {
 }
 
 /** A body streamed from one reused 64 KiB chunk; stops sending once the answer arrives. */
-function sendBody(d: Daemon, path: string, headers: Record<string, string>, totalBytes: number, contentLength: boolean): Promise<Sent> {
+function sendBody(
+  d: Daemon,
+  path: string,
+  headers: Record<string, string>,
+  totalBytes: number,
+  contentLength: boolean,
+): Promise<Sent> {
   const chunk = Buffer.alloc(64 * 1024, 0x20);
   return new Promise((resolve) => {
     let sent = 0;
@@ -150,17 +170,35 @@ async function hugeAnswer(d: Daemon, megabytes: number): Promise<Sent> {
     headers: { "content-type": "application/json", "x-api-key": KEY, "x-plugin-id": PLUGIN_ID },
     body: JSON.stringify({
       user_id: "bench",
-      data: { provider: "misbehaving", tool: "huge_output", credentials: {}, credential_type: "api-key", tool_parameters: { megabytes } },
+      data: {
+        provider: "misbehaving",
+        tool: "huge_output",
+        credentials: {},
+        credential_type: "api-key",
+        tool_parameters: { megabytes },
+      },
     }),
   });
   const text = await res.text();
-  const last = text.trim().split("\n").filter((l) => l.startsWith("data: ")).at(-1) ?? "";
+  const last =
+    text
+      .trim()
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .at(-1) ?? "";
   let code: number | string | undefined;
   let message: string | undefined;
   try {
-    const envelope = JSON.parse(last.slice(6)) as { code: number; message: string; data?: { message?: { text?: string } } };
+    const envelope = JSON.parse(last.slice(6)) as {
+      code: number;
+      message: string;
+      data?: { message?: { text?: string } };
+    };
     code = envelope.code;
-    message = envelope.code === 0 ? `${round((envelope.data?.message?.text?.length ?? 0) / MiB, 1)} MiB of text` : innermost(envelope.message);
+    message =
+      envelope.code === 0
+        ? `${round((envelope.data?.message?.text?.length ?? 0) / MiB, 1)} MiB of text`
+        : innermost(envelope.message);
   } catch {
     message = `HTTP ${res.status}, ${text.length} bytes`;
   }
@@ -271,7 +309,9 @@ async function measure(d: Daemon, id: string, label: string, work: () => Promise
     healthMs: { p50: p.p50, p99: p.p99, max: p.max, failures: healthFailures },
     daemonAlive: alive(d),
   };
-  log(`${label}: RSS ${result.rssBeforeMiB} → peak ${result.rssPeakMiB} → ${result.rssAfterMiB} → ${result.rssSettledMiB} MiB; ${result.answers.join("; ")}`);
+  log(
+    `${label}: RSS ${result.rssBeforeMiB} → peak ${result.rssPeakMiB} → ${result.rssAfterMiB} → ${result.rssSettledMiB} MiB; ${result.answers.join("; ")}`,
+  );
   return result;
 }
 
@@ -285,7 +325,8 @@ function summarise(answers: Sent[]): string[] {
   return [...counts].map(([text, n]) => (n > 1 ? `${n}× ${text}` : text));
 }
 
-const parallel = (n: number, fn: (i: number) => Promise<Sent>) => Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
+const parallel = (n: number, fn: (i: number) => Promise<Sent>) =>
+  Promise.all(Array.from({ length: n }, (_, i) => fn(i)));
 async function sequential(n: number, fn: () => Promise<Sent>): Promise<Sent[]> {
   const out: Sent[] = [];
   for (let i = 0; i < n; i++) out.push(await fn());
@@ -325,7 +366,13 @@ async function main() {
     results.push(
       await measure(d, "auth-json-chunked", "4 × 100 MB JSON bodies with the key (chunked)", () =>
         parallel(4, () =>
-          sendBody(d, `/plugin/${TENANT}/management/install/identifiers`, { "content-type": "application/json", "x-api-key": KEY }, 100e6, false),
+          sendBody(
+            d,
+            `/plugin/${TENANT}/management/install/identifiers`,
+            { "content-type": "application/json", "x-api-key": KEY },
+            100e6,
+            false,
+          ),
         ),
       ),
     );
@@ -335,12 +382,17 @@ async function main() {
       ),
     );
     results.push(
-      await measure(d, "plugin-answers-default-cap", `${ROUNDS} × ${ANSWER_MB} MB plugin answers (default line cap)`, () =>
-        sequential(ROUNDS, () => hugeAnswer(d, ANSWER_MB)),
+      await measure(
+        d,
+        "plugin-answers-default-cap",
+        `${ROUNDS} × ${ANSWER_MB} MB plugin answers (default line cap)`,
+        () => sequential(ROUNDS, () => hugeAnswer(d, ANSWER_MB)),
       ),
     );
     results.push(
-      await measure(d, "debug-endless-line", "endless pre-handshake line on the debugging port (200 MiB)", async () => [await endlessLine(d, 200 * MiB)]),
+      await measure(d, "debug-endless-line", "endless pre-handshake line on the debugging port (200 MiB)", async () => [
+        await endlessLine(d, 200 * MiB),
+      ]),
     );
     await d.process.stop(10_000);
 
@@ -349,8 +401,11 @@ async function main() {
     d = await startDaemon(bundle, { PLUGIN_RUNTIME_MAX_BUFFER_SIZE: raised }, toolchain.python, toolchain.uv, dataDir);
     await hugeAnswer(d, 0.001);
     results.push(
-      await measure(d, "plugin-answers-raised-cap", `${ROUNDS} × ${ANSWER_MB} MB plugin answers (cap raised to ${ANSWER_MB + 14} MiB)`, () =>
-        sequential(ROUNDS, () => hugeAnswer(d, ANSWER_MB)),
+      await measure(
+        d,
+        "plugin-answers-raised-cap",
+        `${ROUNDS} × ${ANSWER_MB} MB plugin answers (cap raised to ${ANSWER_MB + 14} MiB)`,
+        () => sequential(ROUNDS, () => hugeAnswer(d, ANSWER_MB)),
       ),
     );
   } finally {
@@ -365,7 +420,8 @@ async function main() {
     node: process.version,
     cpu: cpus()[0]?.model.trim(),
     cpuCount: cpus().length,
-    daemon: "bundled local daemon (scripts/build-local.mjs), one child process; RSS of that process only (plugins excluded)",
+    daemon:
+      "bundled local daemon (scripts/build-local.mjs), one child process; RSS of that process only (plugins excluded)",
     results,
   };
   mkdirSync(resultsDir, { recursive: true });

@@ -16,7 +16,7 @@
  */
 import { Agent, request } from "node:http";
 import { pathToFileURL } from "node:url";
-import { percentiles, round, type Percentiles } from "./lib/stats.js";
+import { type Percentiles, percentiles, round } from "./lib/stats.js";
 
 export interface LoadOptions {
   url: string;
@@ -86,7 +86,14 @@ function countEvents(body: Buffer): number {
   return count;
 }
 
-function once(agent: Agent, target: URL, headers: Record<string, string>, body: Buffer, expectEvents: number | undefined, timeoutMs: number): Promise<Sample> {
+function once(
+  agent: Agent,
+  target: URL,
+  headers: Record<string, string>,
+  body: Buffer,
+  expectEvents: number | undefined,
+  timeoutMs: number,
+): Promise<Sample> {
   return new Promise((resolve) => {
     const started = performance.now();
     let settled = false;
@@ -95,7 +102,15 @@ function once(agent: Agent, target: URL, headers: Record<string, string>, body: 
       settled = true;
       resolve(sample);
     };
-    const fail = (error: string) => done({ latency: performance.now() - started, headers: Number.NaN, firstByte: Number.NaN, events: 0, bytes: 0, error });
+    const fail = (error: string) =>
+      done({
+        latency: performance.now() - started,
+        headers: Number.NaN,
+        firstByte: Number.NaN,
+        events: 0,
+        bytes: 0,
+        error,
+      });
     const req = request(
       {
         host: target.hostname,
@@ -121,7 +136,8 @@ function once(agent: Agent, target: URL, headers: Record<string, string>, body: 
           let error: string | undefined;
           if (res.statusCode !== 200) error = `HTTP ${res.statusCode}: ${all.toString("utf8").slice(0, 200)}`;
           else if (all.includes('"code":-')) error = `error envelope: ${all.toString("utf8").slice(-300)}`;
-          else if (expectEvents !== undefined && events !== expectEvents) error = `expected ${expectEvents} events, got ${events}`;
+          else if (expectEvents !== undefined && events !== expectEvents)
+            error = `expected ${expectEvents} events, got ${events}`;
           done({ latency, headers: headersAt, firstByte, events, bytes: all.length, error });
         });
       },
@@ -134,7 +150,13 @@ function once(agent: Agent, target: URL, headers: Record<string, string>, body: 
   });
 }
 
-async function drive(agent: Agent, options: LoadOptions, total: number, deadline: number, record: ((s: Sample) => void) | undefined) {
+async function drive(
+  agent: Agent,
+  options: LoadOptions,
+  total: number,
+  deadline: number,
+  record: ((s: Sample) => void) | undefined,
+) {
   const target = new URL(options.url);
   const body = Buffer.isBuffer(options.body) ? options.body : Buffer.from(options.body);
   const timeoutMs = options.timeoutMs ?? 60_000;
@@ -165,7 +187,9 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
     const samples: Sample[] = [];
     const cpuBefore = process.cpuUsage();
     const started = performance.now();
-    const { truncated } = await drive(agent, options, options.requests, started + options.maxDurationMs, (s) => samples.push(s));
+    const { truncated } = await drive(agent, options, options.requests, started + options.maxDurationMs, (s) =>
+      samples.push(s),
+    );
     const wallMs = performance.now() - started;
     const cpu = process.cpuUsage(cpuBefore);
     const cpuMs = (cpu.user + cpu.system) / 1000;
@@ -192,7 +216,12 @@ export async function runLoad(options: LoadOptions): Promise<LoadResult> {
         cpuMsPerRequest: round(samples.length ? cpuMs / samples.length : Number.NaN, 3),
       },
       raw: options.keepSamples
-        ? { latencyMs: good.map((s) => s.latency), headersMs: good.map((s) => s.headers), firstByteMs: good.map((s) => s.firstByte), clientCpuMs: cpuMs }
+        ? {
+            latencyMs: good.map((s) => s.latency),
+            headersMs: good.map((s) => s.headers),
+            firstByteMs: good.map((s) => s.firstByte),
+            clientCpuMs: cpuMs,
+          }
         : undefined,
     };
   } finally {
@@ -225,12 +254,23 @@ export function mergeLoadResults(runs: LoadResult[]): LoadResult {
     firstByteMs: percentiles(all((r) => r.firstByteMs)),
     eventsPerResponse: first.eventsPerResponse,
     responseBytes: first.responseBytes,
-    client: { cpuPercentOfOneCore: round((cpuMs / wallMs) * 100, 1), cpuMsPerRequest: round(cpuMs / Math.max(1, completed), 3) },
+    client: {
+      cpuPercentOfOneCore: round((cpuMs / wallMs) * 100, 1),
+      cpuMsPerRequest: round(cpuMs / Math.max(1, completed), 3),
+    },
   };
 }
 
 function parseCli(argv: string[]): LoadOptions {
-  const options: LoadOptions = { url: "", headers: {}, body: "{}", concurrency: 1, requests: 100, warmup: 10, maxDurationMs: 60_000 };
+  const options: LoadOptions = {
+    url: "",
+    headers: {},
+    body: "{}",
+    concurrency: 1,
+    requests: 100,
+    warmup: 10,
+    maxDurationMs: 60_000,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {

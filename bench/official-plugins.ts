@@ -15,7 +15,16 @@
  * Results: bench/results/official-plugins.json and a table on stdout; progress on stderr.
  */
 import { execFile } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:http";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -23,11 +32,11 @@ import { promisify } from "node:util";
 import { Command, InvalidArgumentError } from "commander";
 import { parse as parseYaml } from "yaml";
 import { buildGoDaemon, ensureServices, goSource, startGoDaemon } from "./lib/go-daemon.js";
-import { startOurDaemon, type RunningDaemon } from "./lib/our-daemon.js";
+import { type RunningDaemon, startOurDaemon } from "./lib/our-daemon.js";
 import { resultsDir } from "./lib/paths.js";
 import { TENANT, USER } from "./lib/plugin-api.js";
-import { cleanupAll } from "./lib/processes.js";
 import { isAlive, MiB, processTree, rssBytes } from "./lib/proc.js";
+import { cleanupAll } from "./lib/processes.js";
 import { median, round } from "./lib/stats.js";
 import { resolveToolchain } from "./lib/toolchain.js";
 
@@ -39,17 +48,51 @@ const GO_INNER_API_KEY = "bench-inner-key";
 
 /** What the brief asked for, as far as the repository has it (no tools/code, time, webscraper, dalle: see tools/openai, judge0ce, e2b). */
 const DEFAULT_PLUGINS = [
-  "tools/regex", "tools/json_process", "tools/yahoo", "tools/novitaai", "tools/qa_chunk", "tools/chart",
-  "tools/wikipedia", "tools/arxiv", "tools/google", "tools/duckduckgo", "tools/jina", "tools/firecrawl",
-  "tools/comfyui", "tools/openai", "tools/spark", "tools/stability", "tools/tavily", "tools/maths",
-  "tools/echarts", "tools/qrcode", "tools/general_chunk", "tools/parent_child_chunk", "tools/hackernews",
-  "tools/judge0ce", "tools/e2b", "tools/dicom_reader",
-  "models/openai", "models/anthropic", "models/gemini", "models/ollama", "models/deepseek", "models/tongyi",
-  "models/azure_openai", "models/bedrock", "models/vertex_ai", "models/xinference",
-  "extensions/slack_bot", "extensions/openai_compatible",
-  "agent-strategies/cot_agent", "agent-strategies/self_refine_agent",
-  "datasources/firecrawl_datasource", "datasources/jina_datasource", "datasources/notion_datasource",
-  "triggers/rsshub_trigger", "triggers/github_trigger",
+  "tools/regex",
+  "tools/json_process",
+  "tools/yahoo",
+  "tools/novitaai",
+  "tools/qa_chunk",
+  "tools/chart",
+  "tools/wikipedia",
+  "tools/arxiv",
+  "tools/google",
+  "tools/duckduckgo",
+  "tools/jina",
+  "tools/firecrawl",
+  "tools/comfyui",
+  "tools/openai",
+  "tools/spark",
+  "tools/stability",
+  "tools/tavily",
+  "tools/maths",
+  "tools/echarts",
+  "tools/qrcode",
+  "tools/general_chunk",
+  "tools/parent_child_chunk",
+  "tools/hackernews",
+  "tools/judge0ce",
+  "tools/e2b",
+  "tools/dicom_reader",
+  "models/openai",
+  "models/anthropic",
+  "models/gemini",
+  "models/ollama",
+  "models/deepseek",
+  "models/tongyi",
+  "models/azure_openai",
+  "models/bedrock",
+  "models/vertex_ai",
+  "models/xinference",
+  "extensions/slack_bot",
+  "extensions/openai_compatible",
+  "agent-strategies/cot_agent",
+  "agent-strategies/self_refine_agent",
+  "datasources/firecrawl_datasource",
+  "datasources/jina_datasource",
+  "datasources/notion_datasource",
+  "triggers/rsshub_trigger",
+  "triggers/github_trigger",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -77,11 +120,17 @@ const positiveNumber = (value: string): number => {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError("expected a positive number");
   return n;
 };
-const commaList = (value: string): string[] => value.split(",").map((s) => s.trim()).filter(Boolean);
+const commaList = (value: string): string[] =>
+  value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 function parseOptions(argv: string[]): Options {
   const program = new Command("official-plugins")
-    .description("Pack, install, call, kill -9 and restart real official Dify plugins on our local daemon (and optionally the upstream Go daemon)")
+    .description(
+      "Pack, install, call, kill -9 and restart real official Dify plugins on our local daemon (and optionally the upstream Go daemon)",
+    )
     .requiredOption("--plugins-dir <dir>", "an exported tree of langgenius/dify-official-plugins (tools/, models/, …)")
     .option("--plugins <list>", "comma-separated plugin paths relative to --plugins-dir", commaList, DEFAULT_PLUGINS)
     .option("--packager <path>", "upstream's `commandline` binary (default: built from --daemon-src)")
@@ -94,8 +143,14 @@ function parseOptions(argv: string[]): Options {
     .option("--hard-cap-min <n>", "the whole run stops after this many minutes", positiveNumber, 240)
     .option("--merge", "keep the other plugins' rows of an existing results file (re-running a few plugins)", false)
     .option("--keep-work", "keep the temporary directory (daemon logs, our DATA_DIR) for a post-mortem", false)
-    .option("--plugins-commit <sha>", "commit of the plugins tree, recorded in the results (when it is not a git checkout)")
-    .option("--daemon-commit <sha>", "commit of the daemon tree, recorded in the results (when it is not a git checkout)")
+    .option(
+      "--plugins-commit <sha>",
+      "commit of the plugins tree, recorded in the results (when it is not a git checkout)",
+    )
+    .option(
+      "--daemon-commit <sha>",
+      "commit of the daemon tree, recorded in the results (when it is not a git checkout)",
+    )
     .parse(argv, { from: "user" });
   const o = program.opts<{
     pluginsDir: string;
@@ -113,7 +168,12 @@ function parseOptions(argv: string[]): Options {
     pluginsCommit?: string;
     daemonCommit?: string;
   }>();
-  return { ...o, pluginsDir: resolve(o.pluginsDir), daemonSrc: o.daemonSrc ?? process.env.DIFY_PLUGIN_DAEMON_SRC, out: resolve(o.out) };
+  return {
+    ...o,
+    pluginsDir: resolve(o.pluginsDir),
+    daemonSrc: o.daemonSrc ?? process.env.DIFY_PLUGIN_DAEMON_SRC,
+    out: resolve(o.out),
+  };
 }
 
 const log = (line: string) => process.stderr.write(`[official-plugins] ${line}\n`);
@@ -175,11 +235,23 @@ function describePlugin(root: string, path: string): PluginInfo {
   if ((p = first("tools"))) {
     Object.assign(info, { category: "tool", provider: identityName(p.yaml), items: names(p.yaml, "tools") });
   } else if ((p = first("models"))) {
-    Object.assign(info, { category: "model", provider: String(p.yaml.provider ?? ""), providerCredentials: Boolean(p.yaml.provider_credential_schema) });
+    Object.assign(info, {
+      category: "model",
+      provider: String(p.yaml.provider ?? ""),
+      providerCredentials: Boolean(p.yaml.provider_credential_schema),
+    });
   } else if ((p = first("agent_strategies"))) {
-    Object.assign(info, { category: "agent-strategy", provider: identityName(p.yaml), items: names(p.yaml, "strategies") });
+    Object.assign(info, {
+      category: "agent-strategy",
+      provider: identityName(p.yaml),
+      items: names(p.yaml, "strategies"),
+    });
   } else if ((p = first("datasources"))) {
-    Object.assign(info, { category: "datasource", provider: identityName(p.yaml), items: names(p.yaml, "datasources") });
+    Object.assign(info, {
+      category: "datasource",
+      provider: identityName(p.yaml),
+      items: names(p.yaml, "datasources"),
+    });
   } else if ((p = first("triggers"))) {
     Object.assign(info, { category: "trigger", provider: identityName(p.yaml), items: names(p.yaml, "events") });
   } else if ((p = first("endpoints"))) {
@@ -231,11 +303,13 @@ interface FakeDify {
   requests: Record<string, number>;
 }
 
-const NETWORK = /Name or service not known|Temporary failure in name resolution|getaddrinfo|NameResolution|Failed to resolve|Could not resolve|No address associated|Max retries exceeded|ConnectError|ConnectionError|Connection refused|Network is unreachable|ConnectTimeout|timed out|Cannot connect to host|nodename nor servname|Errno -[23]\b|Errno 11001/i;
+const NETWORK =
+  /Name or service not known|Temporary failure in name resolution|getaddrinfo|NameResolution|Failed to resolve|Could not resolve|No address associated|Max retries exceeded|ConnectError|ConnectionError|Connection refused|Network is unreachable|ConnectTimeout|timed out|Cannot connect to host|nodename nor servname|Errno -[23]\b|Errno 11001/i;
 
 function classifyError(errorType: string, message: string): Outcome {
   // Our daemon's own errors carry PluginRuntimeError; upstream's are daemon error types.
-  if (errorType === "PluginRuntimeError" || /^PluginDaemon|^PluginNotFound|^PluginUniqueIdentifier/.test(errorType)) return "daemon-error";
+  if (errorType === "PluginRuntimeError" || /^PluginDaemon|^PluginNotFound|^PluginUniqueIdentifier/.test(errorType))
+    return "daemon-error";
   return NETWORK.test(message) ? "no-network" : "plugin-error";
 }
 
@@ -243,7 +317,10 @@ const clip = (s: string, n = 300) => (s.length > n ? `${s.slice(0, n)}…` : s);
 
 /** Reads a dispatch answer (SSE `data: <envelope>` lines, or one JSON envelope) and classifies it. */
 function classifyDispatch(status: number, text: string): { outcome: Outcome; detail: string } {
-  const lines = text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6));
+  const lines = text
+    .split("\n")
+    .filter((l) => l.startsWith("data: "))
+    .map((l) => l.slice(6));
   const docs = lines.length ? lines : [text];
   const payloads: string[] = [];
   for (const doc of docs) {
@@ -270,7 +347,8 @@ function classifyDispatch(status: number, text: string): { outcome: Outcome; det
     }
     return { outcome: "daemon-error", detail: clip(`code ${String(env.code)}: ${message}`) };
   }
-  if (status !== 200 || payloads.length === 0) return { outcome: "daemon-error", detail: clip(`HTTP ${status}, ${payloads.length} chunks: ${text}`) };
+  if (status !== 200 || payloads.length === 0)
+    return { outcome: "daemon-error", detail: clip(`HTTP ${status}, ${payloads.length} chunks: ${text}`) };
   return { outcome: "ok", detail: clip(`${payloads.length} chunk(s): ${payloads.join(" | ")}`, 240) };
 }
 
@@ -281,7 +359,12 @@ async function timed(fn: () => Promise<{ outcome: Outcome; detail: string }>): P
     return { ...r, answered: ANSWERED.has(r.outcome), ms: round(performance.now() - started, 0) };
   } catch (err) {
     const e = err as Error;
-    return { outcome: "no-answer", answered: false, ms: round(performance.now() - started, 0), detail: clip(`${e.name}: ${e.message}`) };
+    return {
+      outcome: "no-answer",
+      answered: false,
+      ms: round(performance.now() - started, 0),
+      detail: clip(`${e.name}: ${e.message}`),
+    };
   }
 }
 
@@ -301,7 +384,13 @@ function dispatchProbe(action: string, data: Record<string, unknown>, what = act
   };
 }
 
-async function management(d: RunningDaemon, method: "GET" | "POST", path: string, body?: unknown, timeoutMs = 60_000): Promise<unknown> {
+async function management(
+  d: RunningDaemon,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
+  timeoutMs = 60_000,
+): Promise<unknown> {
   const res = await fetch(`${d.baseUrl}/plugin/${TENANT}/${path}`, {
     method,
     headers: { "x-api-key": d.key, ...(body ? { "content-type": "application/json" } : {}) },
@@ -315,12 +404,20 @@ async function management(d: RunningDaemon, method: "GET" | "POST", path: string
   } catch {
     throw new Error(`${method} ${path}: HTTP ${res.status}, not JSON: ${clip(text)}`);
   }
-  if (env.code !== 0) throw new Error(`${method} ${path}: HTTP ${res.status} code ${String(env.code)}: ${clip(String(env.message ?? text), 1500)}`);
+  if (env.code !== 0)
+    throw new Error(
+      `${method} ${path}: HTTP ${res.status} code ${String(env.code)}: ${clip(String(env.message ?? text), 1500)}`,
+    );
   return env.data;
 }
 
 /** Sets up an endpoint once per daemon, then sends `request` to it; `expect` tells the plugin's own answer apart. */
-function endpointProbe(info: PluginInfo, settings: Record<string, unknown>, request: { path: string; headers?: Record<string, string>; body: unknown }, expect: (status: number, body: string) => boolean): Probe {
+function endpointProbe(
+  info: PluginInfo,
+  settings: Record<string, unknown>,
+  request: { path: string; headers?: Record<string, string>; body: unknown },
+  expect: (status: number, body: string) => boolean,
+): Probe {
   return {
     what: `endpoint POST ${request.path}`,
     call: (t, timeoutMs) =>
@@ -328,16 +425,24 @@ function endpointProbe(info: PluginInfo, settings: Record<string, unknown>, requ
         if (!t.hookId) {
           const name = `bench-${info.pluginId.replace("/", "-")}`;
           try {
-            await management(t.daemon, "POST", "endpoint/setup", { plugin_unique_identifier: t.uniqueIdentifier, user_id: USER, settings, name });
+            await management(t.daemon, "POST", "endpoint/setup", {
+              plugin_unique_identifier: t.uniqueIdentifier,
+              user_id: USER,
+              settings,
+              name,
+            });
           } catch (err) {
             return { outcome: "daemon-error" as const, detail: clip(`endpoint setup: ${(err as Error).message}`) };
           }
-          const data = (await management(t.daemon, "GET", `endpoint/list/plugin?plugin_id=${encodeURIComponent(info.pluginId)}&page=1&page_size=100`)) as
-            | Array<{ hook_id?: string; name?: string }>
-            | { list?: Array<{ hook_id?: string; name?: string }> };
+          const data = (await management(
+            t.daemon,
+            "GET",
+            `endpoint/list/plugin?plugin_id=${encodeURIComponent(info.pluginId)}&page=1&page_size=100`,
+          )) as Array<{ hook_id?: string; name?: string }> | { list?: Array<{ hook_id?: string; name?: string }> };
           const list = Array.isArray(data) ? data : (data.list ?? []);
           t.hookId = list.find((e) => e.name === name)?.hook_id ?? list[0]?.hook_id;
-          if (!t.hookId) return { outcome: "daemon-error" as const, detail: "endpoint setup answered but no endpoint is listed" };
+          if (!t.hookId)
+            return { outcome: "daemon-error" as const, detail: "endpoint setup answered but no endpoint is listed" };
         }
         const res = await fetch(`${t.daemon.baseUrl}/e/${t.hookId}${request.path}`, {
           method: "POST",
@@ -346,8 +451,13 @@ function endpointProbe(info: PluginInfo, settings: Record<string, unknown>, requ
           signal: AbortSignal.timeout(timeoutMs),
         });
         const body = await res.text();
-        if (expect(res.status, body)) return { outcome: "ok" as const, detail: clip(`HTTP ${res.status}: ${body}`, 200) };
-        const outcome: Outcome = NETWORK.test(body) ? "no-network" : res.status >= 500 || body.includes('"code":-') ? "daemon-error" : "plugin-error";
+        if (expect(res.status, body))
+          return { outcome: "ok" as const, detail: clip(`HTTP ${res.status}: ${body}`, 200) };
+        const outcome: Outcome = NETWORK.test(body)
+          ? "no-network"
+          : res.status >= 500 || body.includes('"code":-')
+            ? "daemon-error"
+            : "plugin-error";
         return { outcome, detail: clip(`HTTP ${res.status}: ${body}`) };
       }),
   };
@@ -374,18 +484,37 @@ function toolCalls(fake: FakeDify): Record<string, { tool: string; parameters: R
   const text = "Dify is an LLM app platform.\n\nPlugins run in the plugin daemon.\n\nThis is the third paragraph.";
   return {
     "tools/regex": { tool: "regex_extract", parameters: { content: "order 123 shipped with 456", expression: "\\d+" } },
-    "tools/json_process": { tool: "parse", parameters: { content: '{"a":{"b":42}}', json_filter: "$.a.b", ensure_ascii: true } },
+    "tools/json_process": {
+      tool: "parse",
+      parameters: { content: '{"a":{"b":42}}', json_filter: "$.a.b", ensure_ascii: true },
+    },
     "tools/maths": { tool: "eval_expression", parameters: { expression: "2*(3+4)" } },
     "tools/chart": { tool: "line_chart", parameters: { data: "1;3;2", x_axis: "a;b;c" } },
     "tools/echarts": { tool: "bar_chart", parameters: { title: "bench", data: "1;3;2", x_axis: "a;b;c" } },
     "tools/qrcode": { tool: "qrcode_generator", parameters: { content: "hello", error_correction: "M", border: 2 } },
-    "tools/general_chunk": { tool: "general_chunker", parameters: { input_variable: text, delimiter: "\n\n", max_chunk_length: 100 } },
+    "tools/general_chunk": {
+      tool: "general_chunker",
+      parameters: { input_variable: text, delimiter: "\n\n", max_chunk_length: 100 },
+    },
     "tools/parent_child_chunk": {
       tool: "parentchild_chunker",
-      parameters: { input_text: text, parent_mode: "paragraph", separator: "\n\n", max_length: 1024, subchunk_separator: "\n", subchunk_max_length: 512 },
+      parameters: {
+        input_text: text,
+        parent_mode: "paragraph",
+        separator: "\n\n",
+        max_length: 1024,
+        subchunk_separator: "\n",
+        subchunk_max_length: 512,
+      },
     },
-    "tools/qa_chunk": { tool: "qa_chunk", parameters: { input_file: difyFile(fake, "qa.csv", "text/csv"), question_column: 0, answer_column: 1 } },
-    "tools/dicom_reader": { tool: "dicom_metadata", parameters: { dicom_file: difyFile(fake, "scan.dcm", "application/dicom") } },
+    "tools/qa_chunk": {
+      tool: "qa_chunk",
+      parameters: { input_file: difyFile(fake, "qa.csv", "text/csv"), question_column: 0, answer_column: 1 },
+    },
+    "tools/dicom_reader": {
+      tool: "dicom_metadata",
+      parameters: { dicom_file: difyFile(fake, "scan.dcm", "application/dicom") },
+    },
     // These need the internet: the answer is the plugin's own network error.
     "tools/yahoo": { tool: "yahoo_finance_ticker", parameters: { symbol: "AAPL" } },
     "tools/wikipedia": { tool: "wikipedia_search", parameters: { query: "Dify", language: "en" } },
@@ -403,7 +532,13 @@ function probeFor(info: PluginInfo, fake: FakeDify): Probe {
       if (call) {
         return dispatchProbe(
           "tool/invoke",
-          { provider, tool: call.tool, credentials: {}, credential_type: "unauthorized", tool_parameters: call.parameters },
+          {
+            provider,
+            tool: call.tool,
+            credentials: {},
+            credential_type: "unauthorized",
+            tool_parameters: call.parameters,
+          },
           `tool/invoke ${call.tool}`,
         );
       }
@@ -411,7 +546,11 @@ function probeFor(info: PluginInfo, fake: FakeDify): Probe {
     }
     case "model":
       return info.providerCredentials
-        ? dispatchProbe("model/validate_provider_credentials", { provider, credentials: {} }, "model/validate_provider_credentials {}")
+        ? dispatchProbe(
+            "model/validate_provider_credentials",
+            { provider, credentials: {} },
+            "model/validate_provider_credentials {}",
+          )
         : dispatchProbe(
             "model/validate_model_credentials",
             { provider, model_type: "llm", model: "bench-model", credentials: {} },
@@ -428,15 +567,30 @@ function probeFor(info: PluginInfo, fake: FakeDify): Probe {
             instruction: "",
             maximum_iterations: 1,
             tools: [],
-            model: { provider: "langgenius/openai/openai", model: "gpt-4o-mini", model_type: "llm", mode: "chat", completion_params: {}, type: "model-selector" },
+            model: {
+              provider: "langgenius/openai/openai",
+              model: "gpt-4o-mini",
+              model_type: "llm",
+              mode: "chat",
+              completion_params: {},
+              type: "model-selector",
+            },
           },
         },
         `agent_strategy/invoke ${info.items[0] ?? ""} (its LLM call goes to the inner-API stand-in)`,
       );
     case "datasource":
-      return dispatchProbe("datasource/validate_credentials", { provider, credentials: {} }, "datasource/validate_credentials {}");
+      return dispatchProbe(
+        "datasource/validate_credentials",
+        { provider, credentials: {} },
+        "datasource/validate_credentials {}",
+      );
     case "trigger":
-      return dispatchProbe("trigger/validate_credentials", { provider, credentials: {} }, "trigger/validate_credentials {}");
+      return dispatchProbe(
+        "trigger/validate_credentials",
+        { provider, credentials: {} },
+        "trigger/validate_credentials {}",
+      );
     case "endpoint":
       if (info.path === "extensions/slack_bot") {
         return endpointProbe(
@@ -450,11 +604,20 @@ function probeFor(info: PluginInfo, fake: FakeDify): Probe {
         return endpointProbe(
           info,
           { api_key: "bench-endpoint-key", app_id: { app_id: "bench-app" }, memory_mode: "last_user_message" },
-          { path: "/chat/completions", headers: { authorization: "Bearer wrong-key" }, body: { messages: [{ role: "user", content: "hi" }] } },
+          {
+            path: "/chat/completions",
+            headers: { authorization: "Bearer wrong-key" },
+            body: { messages: [{ role: "user", content: "hi" }] },
+          },
           (status, body) => status === 401 && body.includes("Unauthorized"),
         );
       }
-      return endpointProbe(info, {}, { path: info.endpoints[0]?.path ?? "/", body: {} }, (status) => status > 0 && status < 500);
+      return endpointProbe(
+        info,
+        {},
+        { path: info.endpoints[0]?.path ?? "/", body: {} },
+        (status) => status > 0 && status < 500,
+      );
   }
 }
 
@@ -564,14 +727,29 @@ async function waitFor<T>(fn: () => T | undefined, timeoutMs: number, intervalMs
 // One plugin on one daemon
 
 interface DaemonResult {
-  install: { ok: boolean; seconds: number; message: string; uniqueIdentifier?: string; stage: string; firstOnThisPackage: boolean };
+  install: {
+    ok: boolean;
+    seconds: number;
+    message: string;
+    uniqueIdentifier?: string;
+    stage: string;
+    firstOnThisPackage: boolean;
+  };
   started: boolean;
   processes: number;
   pid?: number;
   idleRssMiB?: number;
   call?: CallResult;
   rssAfterCallMiB?: number;
-  restart?: { killedPid: number; newPid?: number; newPidMs?: number; answerMs?: number; answered: boolean; attempts: number; detail: string };
+  restart?: {
+    killedPid: number;
+    newPid?: number;
+    newPidMs?: number;
+    answerMs?: number;
+    answered: boolean;
+    attempts: number;
+    detail: string;
+  };
   uninstall?: { ok: boolean; seconds: number; processGone: boolean; message: string };
 }
 
@@ -589,8 +767,19 @@ async function install(t: { daemon: RunningDaemon }, pkg: Buffer, timeoutMs: num
       body: form,
       signal: AbortSignal.timeout(120_000),
     });
-    const env = JSON.parse(await res.text()) as { code: number; message?: string; data?: { unique_identifier: string } };
-    if (env.code !== 0 || !env.data) return { ok: false, seconds: seconds(), message: `upload: ${String(env.message)}`, stage, firstOnThisPackage: true };
+    const env = JSON.parse(await res.text()) as {
+      code: number;
+      message?: string;
+      data?: { unique_identifier: string };
+    };
+    if (env.code !== 0 || !env.data)
+      return {
+        ok: false,
+        seconds: seconds(),
+        message: `upload: ${String(env.message)}`,
+        stage,
+        firstOnThisPackage: true,
+      };
     const uid = env.data.unique_identifier;
     stage = "install";
     const task = (await management(t.daemon, "POST", "management/install/identifiers", {
@@ -598,7 +787,15 @@ async function install(t: { daemon: RunningDaemon }, pkg: Buffer, timeoutMs: num
       source: "package",
       metas: [{}],
     })) as { task_id: string; all_installed: boolean };
-    if (task.all_installed) return { ok: true, seconds: seconds(), message: "already installed", uniqueIdentifier: uid, stage, firstOnThisPackage: true };
+    if (task.all_installed)
+      return {
+        ok: true,
+        seconds: seconds(),
+        message: "already installed",
+        uniqueIdentifier: uid,
+        stage,
+        firstOnThisPackage: true,
+      };
     stage = "task";
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -607,13 +804,36 @@ async function install(t: { daemon: RunningDaemon }, pkg: Buffer, timeoutMs: num
         plugins: Array<{ status: string; message: string }>;
       };
       const message = s.plugins.map((p) => p.message).join("; ");
-      if (s.status === "success") return { ok: true, seconds: seconds(), message, uniqueIdentifier: uid, stage, firstOnThisPackage: true };
-      if (s.status === "failed") return { ok: false, seconds: seconds(), message: clip(message, 2000), uniqueIdentifier: uid, stage, firstOnThisPackage: true };
-      if (Date.now() > deadline) return { ok: false, seconds: seconds(), message: `still ${s.status} after ${timeoutMs / 1000}s: ${clip(message)}`, uniqueIdentifier: uid, stage, firstOnThisPackage: true };
+      if (s.status === "success")
+        return { ok: true, seconds: seconds(), message, uniqueIdentifier: uid, stage, firstOnThisPackage: true };
+      if (s.status === "failed")
+        return {
+          ok: false,
+          seconds: seconds(),
+          message: clip(message, 2000),
+          uniqueIdentifier: uid,
+          stage,
+          firstOnThisPackage: true,
+        };
+      if (Date.now() > deadline)
+        return {
+          ok: false,
+          seconds: seconds(),
+          message: `still ${s.status} after ${timeoutMs / 1000}s: ${clip(message)}`,
+          uniqueIdentifier: uid,
+          stage,
+          firstOnThisPackage: true,
+        };
       await sleep(250);
     }
   } catch (err) {
-    return { ok: false, seconds: seconds(), message: clip(`${stage}: ${(err as Error).message}`, 2000), stage, firstOnThisPackage: true };
+    return {
+      ok: false,
+      seconds: seconds(),
+      message: clip(`${stage}: ${(err as Error).message}`, 2000),
+      stage,
+      firstOnThisPackage: true,
+    };
   }
 }
 
@@ -621,19 +841,49 @@ async function uninstall(t: Target): Promise<NonNullable<DaemonResult["uninstall
   const started = performance.now();
   const seconds = () => round((performance.now() - started) / 1000, 1);
   try {
-    const data = (await management(t.daemon, "GET", "management/list?page=1&page_size=256")) as { list: Array<{ id?: string; installation_id?: string; plugin_id: string }> };
+    const data = (await management(t.daemon, "GET", "management/list?page=1&page_size=256")) as {
+      list: Array<{ id?: string; installation_id?: string; plugin_id: string }>;
+    };
     const entry = data.list.find((p) => p.plugin_id === t.pluginId);
-    if (!entry) return { ok: false, seconds: seconds(), processGone: pluginPids(t.daemon, t.uniqueIdentifier).length === 0, message: "not in the installation list" };
-    await management(t.daemon, "POST", "management/uninstall", { plugin_installation_id: entry.installation_id ?? entry.id }, 180_000);
+    if (!entry)
+      return {
+        ok: false,
+        seconds: seconds(),
+        processGone: pluginPids(t.daemon, t.uniqueIdentifier).length === 0,
+        message: "not in the installation list",
+      };
+    await management(
+      t.daemon,
+      "POST",
+      "management/uninstall",
+      { plugin_installation_id: entry.installation_id ?? entry.id },
+      180_000,
+    );
     const answeredAfter = seconds();
-    const gone = await waitFor(() => (pluginPids(t.daemon, t.uniqueIdentifier).length === 0 ? true : undefined), 20_000, 100);
+    const gone = await waitFor(
+      () => (pluginPids(t.daemon, t.uniqueIdentifier).length === 0 ? true : undefined),
+      20_000,
+      100,
+    );
     return { ok: true, seconds: answeredAfter, processGone: gone === true, message: "" };
   } catch (err) {
-    return { ok: false, seconds: seconds(), processGone: pluginPids(t.daemon, t.uniqueIdentifier).length === 0, message: clip((err as Error).message) };
+    return {
+      ok: false,
+      seconds: seconds(),
+      processGone: pluginPids(t.daemon, t.uniqueIdentifier).length === 0,
+      message: clip((err as Error).message),
+    };
   }
 }
 
-async function runOne(daemon: RunningDaemon, name: Target["name"], info: PluginInfo, pkg: Buffer, probe: Probe, o: Options): Promise<DaemonResult> {
+async function runOne(
+  daemon: RunningDaemon,
+  name: Target["name"],
+  info: PluginInfo,
+  pkg: Buffer,
+  probe: Probe,
+  o: Options,
+): Promise<DaemonResult> {
   log(`  ${name}: installing`);
   const inst = await install({ daemon }, pkg, o.installTimeoutMin * 60_000);
   const result: DaemonResult = { install: inst, started: false, processes: 0 };
@@ -650,7 +900,9 @@ async function runOne(daemon: RunningDaemon, name: Target["name"], info: PluginI
   const pids = pluginPids(daemon, t.uniqueIdentifier);
   result.processes = pids.length;
   result.idleRssMiB = pids.length ? rssMiB(pids) : undefined;
-  log(`  ${name}: installed in ${inst.seconds}s, pid ${pid ?? "none"}, idle RSS ${result.idleRssMiB ?? "?"} MiB; calling ${probe.what}`);
+  log(
+    `  ${name}: installed in ${inst.seconds}s, pid ${pid ?? "none"}, idle RSS ${result.idleRssMiB ?? "?"} MiB; calling ${probe.what}`,
+  );
   result.call = await probe.call(t, o.callTimeoutS * 1000);
   result.rssAfterCallMiB = rssMiB(pluginPids(daemon, t.uniqueIdentifier));
   log(`  ${name}: call ${result.call.outcome} in ${result.call.ms} ms: ${clip(result.call.detail, 200)}`);
@@ -686,10 +938,14 @@ async function runOne(daemon: RunningDaemon, name: Target["name"], info: PluginI
       attempts,
       detail: newPid === undefined ? "no new plugin process within 60 s" : clip(last?.detail ?? "", 200),
     };
-    log(`  ${name}: kill -9 ${victim} → new pid ${newPid ?? "none"} after ${newPidMs ?? "-"} ms, answered after ${result.restart.answerMs ?? "-"} ms`);
+    log(
+      `  ${name}: kill -9 ${victim} → new pid ${newPid ?? "none"} after ${newPidMs ?? "-"} ms, answered after ${result.restart.answerMs ?? "-"} ms`,
+    );
   }
   result.uninstall = await uninstall(t);
-  log(`  ${name}: uninstall ${result.uninstall.ok ? "answered" : "FAILED"} after ${result.uninstall.seconds}s, process ${result.uninstall.processGone ? "gone" : "STILL RUNNING"}${result.uninstall.message ? `: ${result.uninstall.message}` : ""}`);
+  log(
+    `  ${name}: uninstall ${result.uninstall.ok ? "answered" : "FAILED"} after ${result.uninstall.seconds}s, process ${result.uninstall.processGone ? "gone" : "STILL RUNNING"}${result.uninstall.message ? `: ${result.uninstall.message}` : ""}`,
+  );
   return result;
 }
 
@@ -719,7 +975,11 @@ async function pack(packager: string, uvDir: string, pluginDir: string, outFile:
     return { ok: true, seconds, bytes: statSync(outFile).size, message: "", file: outFile };
   } catch (err) {
     const e = err as Error & { stderr?: string; stdout?: string };
-    return { ok: false, seconds: round((performance.now() - started) / 1000, 1), message: clip(`${e.stdout ?? ""}${e.stderr ?? e.message}`, 1000) };
+    return {
+      ok: false,
+      seconds: round((performance.now() - started) / 1000, 1),
+      message: clip(`${e.stdout ?? ""}${e.stderr ?? e.message}`, 1000),
+    };
   }
 }
 
@@ -738,10 +998,19 @@ function cell(r: DaemonResult | undefined): string[] {
   if (!r) return ["", "", "", "", ""];
   const call = r.call ? (r.call.answered ? `yes (${r.call.outcome})` : `NO (${r.call.outcome})`) : "-";
   const restart = r.restart ? (r.restart.answered ? String(r.restart.answerMs) : "NO") : "-";
-  return [r.install.ok ? "yes" : "NO", String(r.install.seconds), r.idleRssMiB === undefined ? "-" : String(r.idleRssMiB), call, restart];
+  return [
+    r.install.ok ? "yes" : "NO",
+    String(r.install.seconds),
+    r.idleRssMiB === undefined ? "-" : String(r.idleRssMiB),
+    call,
+    restart,
+  ];
 }
 
-function table(rows: Array<{ plugin: string; ours?: DaemonResult; upstream?: DaemonResult }>, withUpstream: boolean): string {
+function table(
+  rows: Array<{ plugin: string; ours?: DaemonResult; upstream?: DaemonResult }>,
+  withUpstream: boolean,
+): string {
   const head = ["plugin", "installed", "s", "idle RSS MiB", "call answered", "restart ms"];
   const header = withUpstream ? [...head, ...head.slice(1).map((h) => `go ${h}`)] : head;
   const body = rows.map((r) => [r.plugin, ...cell(r.ours), ...(withUpstream ? cell(r.upstream) : [])]);
@@ -752,7 +1021,9 @@ function table(rows: Array<{ plugin: string; ours?: DaemonResult; upstream?: Dae
 
 function summary(results: Array<DaemonResult | undefined>) {
   const present = results.filter((r): r is DaemonResult => r !== undefined);
-  const restarts = present.flatMap((r) => (r.restart?.answered && r.restart.answerMs !== undefined ? [r.restart.answerMs] : []));
+  const restarts = present.flatMap((r) =>
+    r.restart?.answered && r.restart.answerMs !== undefined ? [r.restart.answerMs] : [],
+  );
   const newPids = present.flatMap((r) => (r.restart?.newPidMs !== undefined ? [r.restart.newPidMs] : []));
   const rss = present.flatMap((r) => (r.idleRssMiB !== undefined ? [r.idleRssMiB] : []));
   return {
@@ -803,7 +1074,9 @@ async function main(o: Options): Promise<void> {
   if (missing.length) log(`not in the plugins tree (skipped): ${missing.join(", ")}`);
 
   const fake = await startFakeDify();
-  log(`Dify stand-in (inner API + files) on ${fake.baseUrl}${fake.goReachable ? ` and 127.0.0.1:${GO_INNER_API_PORT}` : ""}`);
+  log(
+    `Dify stand-in (inner API + files) on ${fake.baseUrl}${fake.goReachable ? ` and 127.0.0.1:${GO_INNER_API_PORT}` : ""}`,
+  );
   process.env.DIFY_INNER_API_URL = fake.baseUrl;
   process.env.DIFY_INNER_API_KEY = GO_INNER_API_KEY;
   const memoryFloorMiB = Number(process.env.PLUGIN_MEMORY_FLOOR_MB ?? 1024);
@@ -820,8 +1093,20 @@ async function main(o: Options): Promise<void> {
       await ensureServices(log);
       // A directory of its own: startGoDaemon opens it to the postgres user, which must reach it.
       goWork = mkdtempSync(join(tmpdir(), "bench-official-plugins-go-"));
-      upstream = await startGoDaemon({ build: goBuild, key: KEY, python: toolchain.python, uv: toolchain.uv, workDir: goWork, remoteDebugging: false }, log);
-      log(`upstream: ${upstream.describe} on ${upstream.baseUrl}${fake.goReachable ? "" : " (its inner API is unreachable: endpoint settings cannot be encrypted)"}`);
+      upstream = await startGoDaemon(
+        {
+          build: goBuild,
+          key: KEY,
+          python: toolchain.python,
+          uv: toolchain.uv,
+          workDir: goWork,
+          remoteDebugging: false,
+        },
+        log,
+      );
+      log(
+        `upstream: ${upstream.describe} on ${upstream.baseUrl}${fake.goReachable ? "" : " (its inner API is unreachable: endpoint settings cannot be encrypted)"}`,
+      );
     } catch (err) {
       upstreamError = (err as Error).message;
       log(`upstream daemon did not start: ${upstreamError}`);
@@ -840,7 +1125,10 @@ async function main(o: Options): Promise<void> {
   if (goWork) replacements.unshift([goWork, "<upstream work>"]);
   // Also temporary directories of earlier runs (merged rows) and paths cut short by clipping.
   const tempDirs = new RegExp(`${tmpdir().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/bench-[^/"\\s…]*`, "g");
-  const scrub = (text: string) => replacements.reduce((t, [from, to]) => (from.length > 1 ? t.split(from).join(to) : t), text).replace(tempDirs, "<tmp>");
+  const scrub = (text: string) =>
+    replacements
+      .reduce((t, [from, to]) => (from.length > 1 ? t.split(from).join(to) : t), text)
+      .replace(tempDirs, "<tmp>");
   type Row = {
     plugin: string;
     ranAt: string;
@@ -857,8 +1145,14 @@ async function main(o: Options): Promise<void> {
   };
   const rows: Row[] = [];
   // With --merge, rows of plugins not run this time come from the existing file.
-  const previousDoc = o.merge && existsSync(o.out) ? (JSON.parse(readFileSync(o.out, "utf8")) as { startedAt?: string; plugins?: Row[] }) : {};
-  const previous: Row[] = (previousDoc.plugins ?? []).map((r) => ({ ...r, ranAt: r.ranAt ?? previousDoc.startedAt ?? "" }));
+  const previousDoc =
+    o.merge && existsSync(o.out)
+      ? (JSON.parse(readFileSync(o.out, "utf8")) as { startedAt?: string; plugins?: Row[] })
+      : {};
+  const previous: Row[] = (previousDoc.plugins ?? []).map((r) => ({
+    ...r,
+    ranAt: r.ranAt ?? previousDoc.startedAt ?? "",
+  }));
   const allRows = (): Row[] => {
     const fresh = new Map(rows.map((r) => [r.plugin, r]));
     const merged = previous.map((r) => fresh.get(r.plugin) ?? r);
@@ -868,25 +1162,48 @@ async function main(o: Options): Promise<void> {
     const doc = {
       generatedAt: new Date().toISOString(),
       startedAt: startedAt.toISOString(),
-      machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "", memoryGiB: round(totalmem() / 1024 ** 3, 1), platform: process.platform, node: process.version, loadAverageAtStart: loadAtStart, loadAverageNow: loadavg().map((l) => round(l, 2)) },
+      machine: {
+        cpus: cpus().length,
+        cpuModel: cpus()[0]?.model ?? "",
+        memoryGiB: round(totalmem() / 1024 ** 3, 1),
+        platform: process.platform,
+        node: process.version,
+        loadAverageAtStart: loadAtStart,
+        loadAverageNow: loadavg().map((l) => round(l, 2)),
+      },
       sources: {
         officialPlugins: o.pluginsCommit ?? null,
         pluginDaemon: o.daemonCommit ?? (goBuild && goBuild.commit !== "unknown" ? goBuild.commit : null),
         goVersion: goBuild?.goVersion ?? null,
       },
       python: toolchain.pythonVersion,
-      ours: { describe: ours.describe, memoryFloorMiB, config: "STORE_BACKEND=local, fresh DATA_DIR, FORCE_VERIFYING_SIGNATURE=false, own port" },
-      upstream: upstream ? { describe: upstream.describe } : o.upstream ? { error: upstreamError ?? "not started" } : null,
+      ours: {
+        describe: ours.describe,
+        memoryFloorMiB,
+        config: "STORE_BACKEND=local, fresh DATA_DIR, FORCE_VERIFYING_SIGNATURE=false, own port",
+      },
+      upstream: upstream
+        ? { describe: upstream.describe }
+        : o.upstream
+          ? { error: upstreamError ?? "not started" }
+          : null,
       method: {
         pack: "upstream `commandline plugin package <dir>` (uv on PATH for `uv export`)",
         pid: "python processes under the daemon whose /proc/<pid>/cwd is the installed plugin directory (matched by checksum); RSS = VmRSS",
         idle: `VmRSS ${o.settleS}s after the install task succeeded, before any call`,
-        answered: "ok = the call succeeded; plugin-error = the plugin's own error (e.g. credentials); no-network = the plugin's error comes from having no internet; daemon-error/no-answer = not an answer from the plugin",
-        restart: "kill -9 of the plugin process; restart ms = kill until the same call is answered again (polling for the new process first)",
-        order: upstream ? "per plugin, ours and upstream alternate who installs first (both share one uv cache): see install.firstOnThisPackage" : "ours only",
+        answered:
+          "ok = the call succeeded; plugin-error = the plugin's own error (e.g. credentials); no-network = the plugin's error comes from having no internet; daemon-error/no-answer = not an answer from the plugin",
+        restart:
+          "kill -9 of the plugin process; restart ms = kill until the same call is answered again (polling for the new process first)",
+        order: upstream
+          ? "per plugin, ours and upstream alternate who installs first (both share one uv cache): see install.firstOnThisPackage"
+          : "ours only",
       },
       notInRepository: missing,
-      summary: { ours: summary(allRows().map((r) => r.ours)), ...(upstream || o.merge ? { upstream: summary(allRows().map((r) => r.upstream)) } : {}) },
+      summary: {
+        ours: summary(allRows().map((r) => r.ours)),
+        ...(upstream || o.merge ? { upstream: summary(allRows().map((r) => r.upstream)) } : {}),
+      },
       difyStandIn: fake.requests,
       plugins: allRows(),
     };
@@ -898,7 +1215,12 @@ async function main(o: Options): Promise<void> {
   mkdirSync(pkgDir, { recursive: true });
   for (const [i, info] of infos.entries()) {
     log(`[${i + 1}/${infos.length}] ${info.path} (${info.pluginId} ${info.version}, ${info.category})`);
-    const packed = await pack(packager, dirname(toolchain.uv), join(o.pluginsDir, info.path), join(pkgDir, `${info.path.replace("/", "__")}.difypkg`));
+    const packed = await pack(
+      packager,
+      dirname(toolchain.uv),
+      join(o.pluginsDir, info.path),
+      join(pkgDir, `${info.path.replace("/", "__")}.difypkg`),
+    );
     const probe = probeFor(info, fake);
     const row: Row = {
       plugin: info.path,
@@ -919,7 +1241,11 @@ async function main(o: Options): Promise<void> {
       continue;
     }
     const pkg = readFileSync(packed.file);
-    const order: Array<"ours" | "upstream"> = upstream ? (i % 2 === 0 ? ["ours", "upstream"] : ["upstream", "ours"]) : ["ours"];
+    const order: Array<"ours" | "upstream"> = upstream
+      ? i % 2 === 0
+        ? ["ours", "upstream"]
+        : ["upstream", "ours"]
+      : ["ours"];
     for (const [k, which] of order.entries()) {
       const daemon = which === "ours" ? ours : (upstream as RunningDaemon);
       const r = await runOne(daemon, which, info, pkg, probeFor(info, fake), o);

@@ -33,7 +33,12 @@ try {
   );
   const uid = `fixtures/echo-tool:0.0.1@${"0".repeat(64)}`;
   const toolchain = await resolveToolchain((line) => console.error(line));
-  const runtime = new LocalPluginRuntime({ workDir: work, pythonPath: toolchain.python, uvPath: toolchain.uv, envInitTimeoutSeconds: 120 });
+  const runtime = new LocalPluginRuntime({
+    workDir: work,
+    pythonPath: toolchain.python,
+    uvPath: toolchain.uv,
+    envInitTimeoutSeconds: 120,
+  });
   const installStarted = Date.now();
   await runtime.install({ uniqueIdentifier: uid, declaration, archive }, () => undefined);
   const installMs = Date.now() - installStarted;
@@ -42,7 +47,12 @@ try {
   const loadBefore = loadavg()[0]!;
   const samples: number[] = [];
   for (let i = 0; i < runs; i++) {
-    const plugin = new PluginProcess({ uniqueIdentifier: uid, directory: pluginDirectory(work, uid), entrypoint: "main", memoryBytes: 1 << 30 });
+    const plugin = new PluginProcess({
+      uniqueIdentifier: uid,
+      directory: pluginDirectory(work, uid),
+      entrypoint: "main",
+      memoryBytes: 1 << 30,
+    });
     const started = performance.now();
     await plugin.start();
     samples.push(performance.now() - started);

@@ -15,16 +15,26 @@
  * (the CPython both daemons run plugins on; default: a 3.12 found on PATH or under pyenv).
  */
 import { execFile } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { packFixture } from "../test/support/fixture-packages.js";
-import { mergeLoadResults, runLoad, type LoadOptions, type LoadResult } from "./load.js";
-import { buildGoDaemon, ensureServices, goSource, startGoDaemon, type GoBuild } from "./lib/go-daemon.js";
-import { startOurDaemon, type OurMode, type RunningDaemon } from "./lib/our-daemon.js";
+import { buildGoDaemon, ensureServices, type GoBuild, goSource, startGoDaemon } from "./lib/go-daemon.js";
+import { type OurMode, type RunningDaemon, startOurDaemon } from "./lib/our-daemon.js";
 import { benchDir, buildDir, repoRoot, resultsDir } from "./lib/paths.js";
 import {
+  type DaemonEndpoint,
   debuggingKey,
   dispatchHeaders,
   dispatchPath,
@@ -37,14 +47,22 @@ import {
   STREAM_COUNT,
   uploadPackage,
   waitForTask,
-  type DaemonEndpoint,
 } from "./lib/plugin-api.js";
-import { cleanupAll, startProcess, waitUntil, type Managed } from "./lib/processes.js";
-import { machineCpu, mergeSamples, MiB, sampleTree, startMemorySampler, type MemoryPeak, type TreeSample } from "./lib/proc.js";
+import {
+  type MemoryPeak,
+  MiB,
+  machineCpu,
+  mergeSamples,
+  sampleTree,
+  startMemorySampler,
+  type TreeSample,
+} from "./lib/proc.js";
+import { cleanupAll, type Managed, startProcess, waitUntil } from "./lib/processes.js";
 import { profileMarkdown, summariseProfile } from "./lib/profile.js";
 import { startRemotePlugin } from "./lib/remote-plugin.js";
 import { round } from "./lib/stats.js";
 import { resolveToolchain, type Toolchain } from "./lib/toolchain.js";
+import { type LoadOptions, type LoadResult, mergeLoadResults, runLoad } from "./load.js";
 
 const run = promisify(execFile);
 const KEY = "bench-daemon-key";
@@ -65,7 +83,15 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { oursOnly: false, ours: ["bundle", "tsx"], goRuntime: "local", profile: true, bundles: true, ceiling: true, quick: false };
+  const o: Options = {
+    oursOnly: false,
+    ours: ["bundle", "tsx"],
+    goRuntime: "local",
+    profile: true,
+    bundles: true,
+    ceiling: true,
+    quick: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--ours-only") o.oursOnly = true;
@@ -88,7 +114,8 @@ function parseArgs(argv: string[]): Options {
 }
 
 const started = Date.now();
-const log = (line: string) => process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
+const log = (line: string) =>
+  process.stderr.write(`[bench +${((Date.now() - started) / 1000).toFixed(0).padStart(3)}s] ${line}\n`);
 
 // ---------------------------------------------------------------------------------------------
 // Scenarios
@@ -113,10 +140,42 @@ const ROUNDS = 3;
 function scenarios(quick: boolean): Scenario[] {
   const n = (x: number) => (quick ? Math.max(10, Math.round(x / 5)) : x);
   return [
-    { id: "echo-c1", label: "echo, concurrency 1", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 1, requests: n(800), warmup: n(80) },
-    { id: "echo-c16", label: "echo, concurrency 16", body: ECHO_BODY, events: ECHO_EVENTS, concurrency: 16, requests: n(4000), warmup: n(160) },
-    { id: "stream-c1", label: `stream_chunks(${STREAM_COUNT}), concurrency 1`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 1, requests: n(300), warmup: n(20) },
-    { id: "stream-c16", label: `stream_chunks(${STREAM_COUNT}), concurrency 16`, body: STREAM_BODY, events: STREAM_COUNT, concurrency: 16, requests: n(800), warmup: n(32) },
+    {
+      id: "echo-c1",
+      label: "echo, concurrency 1",
+      body: ECHO_BODY,
+      events: ECHO_EVENTS,
+      concurrency: 1,
+      requests: n(800),
+      warmup: n(80),
+    },
+    {
+      id: "echo-c16",
+      label: "echo, concurrency 16",
+      body: ECHO_BODY,
+      events: ECHO_EVENTS,
+      concurrency: 16,
+      requests: n(4000),
+      warmup: n(160),
+    },
+    {
+      id: "stream-c1",
+      label: `stream_chunks(${STREAM_COUNT}), concurrency 1`,
+      body: STREAM_BODY,
+      events: STREAM_COUNT,
+      concurrency: 1,
+      requests: n(300),
+      warmup: n(20),
+    },
+    {
+      id: "stream-c16",
+      label: `stream_chunks(${STREAM_COUNT}), concurrency 16`,
+      body: STREAM_BODY,
+      events: STREAM_COUNT,
+      concurrency: 16,
+      requests: n(800),
+      warmup: n(32),
+    },
   ];
 }
 const SCENARIO_MAX_MS = 60_000;
@@ -144,7 +203,13 @@ interface ScenarioResult extends LoadResult {
 interface DaemonResult {
   name: string;
   describe: string;
-  install?: { mode: "package" | "remote-debugging"; uploadMs: number; taskMs?: number; runnableMs?: number; note?: string };
+  install?: {
+    mode: "package" | "remote-debugging";
+    uploadMs: number;
+    taskMs?: number;
+    runnableMs?: number;
+    note?: string;
+  };
   idle?: MemorySnapshot;
   afterLoad?: MemorySnapshot;
   scenarios: Record<string, ScenarioResult>;
@@ -164,7 +229,17 @@ interface Active {
   target: Target;
   stop(): Promise<void>;
   dataDir?: string;
-  runs: Map<string, Array<{ load: LoadResult; before: TreeSample; after: TreeSample; peak: MemoryPeak; otherCpuPercent: number; sent: number }>>;
+  runs: Map<
+    string,
+    Array<{
+      load: LoadResult;
+      before: TreeSample;
+      after: TreeSample;
+      peak: MemoryPeak;
+      otherCpuPercent: number;
+      sent: number;
+    }>
+  >;
 }
 
 const sample = (t: Target): TreeSample =>
@@ -177,7 +252,10 @@ const snapshot = (s: TreeSample): MemorySnapshot => ({
   pluginProcesses: s.pluginProcesses,
 });
 
-async function installPackage(endpoint: DaemonEndpoint, pkg: Uint8Array): Promise<NonNullable<DaemonResult["install"]>> {
+async function installPackage(
+  endpoint: DaemonEndpoint,
+  pkg: Uint8Array,
+): Promise<NonNullable<DaemonResult["install"]>> {
   const t0 = performance.now();
   const uid = await uploadPackage(endpoint, pkg);
   const uploadMs = performance.now() - t0;
@@ -197,7 +275,12 @@ async function installPackage(endpoint: DaemonEndpoint, pkg: Uint8Array): Promis
   ).catch((err: Error) => {
     throw new Error(`${err.message}; last answer: ${last}`);
   });
-  return { mode: "package", uploadMs: round(uploadMs, 1), taskMs: round(taskMs, 1), runnableMs: round(performance.now() - t0, 1) };
+  return {
+    mode: "package",
+    uploadMs: round(uploadMs, 1),
+    taskMs: round(taskMs, 1),
+    runnableMs: round(performance.now() - t0, 1),
+  };
 }
 
 async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise<void> {
@@ -221,7 +304,12 @@ async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise
   const cpuAfter = machineCpu();
   // Machine CPU not used by this daemon, its plugins or the load client (ourselves).
   const ownSeconds =
-    after.daemonCpuSeconds + after.launcherCpuSeconds + after.pluginCpuSeconds - before.daemonCpuSeconds - before.launcherCpuSeconds - before.pluginCpuSeconds;
+    after.daemonCpuSeconds +
+    after.launcherCpuSeconds +
+    after.pluginCpuSeconds -
+    before.daemonCpuSeconds -
+    before.launcherCpuSeconds -
+    before.pluginCpuSeconds;
   const clientSeconds = (load.raw?.clientCpuMs ?? 0) / 1000;
   const wallSeconds = (cpuAfter.totalSeconds - cpuBefore.totalSeconds) / cpus().length;
   const otherSeconds = Math.max(0, cpuAfter.busySeconds - cpuBefore.busySeconds - ownSeconds - clientSeconds);
@@ -240,7 +328,8 @@ function mergeRuns(a: Active): void {
   for (const [id, runs] of a.runs) {
     const load = mergeLoadResults(runs.map((r) => r.load));
     const sent = runs.reduce((s, r) => s + r.sent, 0);
-    const cpu = (pick: (t: TreeSample) => number) => round((runs.reduce((s, r) => s + pick(r.after) - pick(r.before), 0) * 1000) / Math.max(1, sent), 3);
+    const cpu = (pick: (t: TreeSample) => number) =>
+      round((runs.reduce((s, r) => s + pick(r.after) - pick(r.before), 0) * 1000) / Math.max(1, sent), 3);
     a.result.scenarios[id] = {
       ...load,
       daemonRssMaxMiB: round(Math.max(...runs.map((r) => r.peak.daemonRssMax)) / MiB, 1),
@@ -249,7 +338,11 @@ function mergeRuns(a: Active): void {
       daemonCpuMsPerRequest: cpu((t) => t.daemonCpuSeconds),
       launcherCpuMsPerRequest: cpu((t) => t.launcherCpuSeconds),
       pluginCpuMsPerRequest: cpu((t) => t.pluginCpuSeconds),
-      rounds: runs.map((r) => ({ throughputPerSecond: r.load.throughputPerSecond, p50Ms: r.load.latencyMs.p50, otherCpuPercent: r.otherCpuPercent })),
+      rounds: runs.map((r) => ({
+        throughputPerSecond: r.load.throughputPerSecond,
+        p50Ms: r.load.latencyMs.p50,
+        otherCpuPercent: r.otherCpuPercent,
+      })),
     };
   }
 }
@@ -257,7 +350,13 @@ function mergeRuns(a: Active): void {
 // ---------------------------------------------------------------------------------------------
 // The two daemons
 
-async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, workDir: string, logDir: string): Promise<{ result: DaemonResult; active?: Active }> {
+async function startOurs(
+  mode: OurMode,
+  toolchain: Toolchain,
+  pkg: Uint8Array,
+  workDir: string,
+  logDir: string,
+): Promise<{ result: DaemonResult; active?: Active }> {
   const result: DaemonResult = { name: mode === "bundle" ? "ours" : "ours (tsx)", describe: "", scenarios: {} };
   let daemon: RunningDaemon | undefined;
   try {
@@ -270,7 +369,16 @@ async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, w
     result.install = await installPackage(endpoint, pkg);
     log(`${result.name}: runnable ${((result.install.runnableMs ?? 0) / 1000).toFixed(2)} s after upload`);
     const d = daemon;
-    return { result, active: { result, target: { daemon, endpoint, extraRoots: [] }, stop: () => d.stop(), dataDir: daemon.dataDir, runs: new Map() } };
+    return {
+      result,
+      active: {
+        result,
+        target: { daemon, endpoint, extraRoots: [] },
+        stop: () => d.stop(),
+        dataDir: daemon.dataDir,
+        runs: new Map(),
+      },
+    };
   } catch (err) {
     result.error = err instanceof Error ? err.message : String(err);
     log(`${result.name}: failed: ${result.error}`);
@@ -279,7 +387,12 @@ async function startOurs(mode: OurMode, toolchain: Toolchain, pkg: Uint8Array, w
   }
 }
 
-async function startGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, workDir: string): Promise<{ result: DaemonResult; active?: Active; build?: GoBuild }> {
+async function startGo(
+  options: Options,
+  toolchain: Toolchain,
+  pkg: Uint8Array,
+  workDir: string,
+): Promise<{ result: DaemonResult; active?: Active; build?: GoBuild }> {
   const result: DaemonResult = { name: "go", describe: "", scenarios: {} };
   const src = goSource();
   let build: GoBuild | undefined;
@@ -291,7 +404,11 @@ async function startGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, 
   let remote: Managed | undefined;
   try {
     build = await buildGoDaemon(src.dir, log);
-    log(build.cached ? `Go daemon binaries up to date (${build.commit.slice(0, 12)})` : `Go daemon built in ${build.buildSeconds.toFixed(0)} s`);
+    log(
+      build.cached
+        ? `Go daemon binaries up to date (${build.commit.slice(0, 12)})`
+        : `Go daemon built in ${build.buildSeconds.toFixed(0)} s`,
+    );
     await ensureServices(log);
     const goDir = join(workDir, "go");
     mkdirSync(goDir, { recursive: true });
@@ -310,14 +427,23 @@ async function startGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, 
         log(`go: runnable ${((result.install.runnableMs ?? 0) / 1000).toFixed(2)} s after upload`);
       } catch (err) {
         installError = err instanceof Error ? err.message : String(err);
-        log(`go: local runtime could not run the plugin (${installError.slice(0, 300)}); falling back to remote debugging`);
+        log(
+          `go: local runtime could not run the plugin (${installError.slice(0, 300)}); falling back to remote debugging`,
+        );
       }
     }
     if (!result.install) {
       if (!daemon.remotePort) throw new Error("remote debugging port not configured");
       const key = await debuggingKey(endpoint);
       const t0 = performance.now();
-      remote = await startRemotePlugin({ workDir: goDir, python: toolchain.python, uv: toolchain.uv, host: "127.0.0.1", port: daemon.remotePort, key });
+      remote = await startRemotePlugin({
+        workDir: goDir,
+        python: toolchain.python,
+        uv: toolchain.uv,
+        host: "127.0.0.1",
+        port: daemon.remotePort,
+        key,
+      });
       extraRoots.push(remote.pid);
       await waitUntil("remote plugin registered", async () => (await listPluginIds(endpoint)).length > 0, 120_000, 200);
       endpoint.pluginId = (await listPluginIds(endpoint))[0];
@@ -327,7 +453,9 @@ async function startGo(options: Options, toolchain: Toolchain, pkg: Uint8Array, 
         uploadMs: 0,
         note: `plugin run through the remote-debugging port (not installed by the daemon)${installError ? `; local runtime failed: ${installError.slice(0, 300)}` : ""}`,
       };
-      log(`go: remote plugin ${endpoint.pluginId} connected after ${((performance.now() - t0) / 1000).toFixed(1)} s (venv build included)`);
+      log(
+        `go: remote plugin ${endpoint.pluginId} connected after ${((performance.now() - t0) / 1000).toFixed(1)} s (venv build included)`,
+      );
     }
     const d = daemon;
     const r = remote;
@@ -359,7 +487,9 @@ async function measureAll(actives: Active[], scenarioList: Scenario[]): Promise<
   await new Promise((r) => setTimeout(r, 2000));
   for (const a of actives) {
     a.result.idle = snapshot(sample(a.target));
-    log(`${a.result.name}: idle RSS daemon ${a.result.idle.daemonRssMiB} MiB, plugins ${a.result.idle.pluginRssMiB} MiB (${a.result.idle.pluginProcesses})`);
+    log(
+      `${a.result.name}: idle RSS daemon ${a.result.idle.daemonRssMiB} MiB, plugins ${a.result.idle.pluginRssMiB} MiB (${a.result.idle.pluginProcesses})`,
+    );
   }
   for (let r = 0; r < ROUNDS; r++) {
     const order = r % 2 === 0 ? actives : [...actives].reverse();
@@ -376,15 +506,22 @@ async function measureAll(actives: Active[], scenarioList: Scenario[]): Promise<
 // Load client ceiling
 
 async function runCeiling(scenarioList: Scenario[], logDir: string) {
-  const server = startProcess("ceiling server", join(repoRoot, "node_modules", ".bin", "tsx"), [join(benchDir, "ceiling-server.ts")], {
-    cwd: repoRoot,
-    logFile: join(logDir, "ceiling-server.log"),
-  });
+  const server = startProcess(
+    "ceiling server",
+    join(repoRoot, "node_modules", ".bin", "tsx"),
+    [join(benchDir, "ceiling-server.ts")],
+    {
+      cwd: repoRoot,
+      logFile: join(logDir, "ceiling-server.log"),
+    },
+  );
   try {
     const port = await new Promise<number>((resolve, reject) => {
       const deadline = setTimeout(() => reject(new Error("ceiling server did not start")), 30_000);
       const poll = setInterval(() => {
-        const line = readFileSync(server.logFile, "utf8").split("\n").find((l) => l.startsWith("{"));
+        const line = readFileSync(server.logFile, "utf8")
+          .split("\n")
+          .find((l) => l.startsWith("{"));
         if (line) {
           clearInterval(poll);
           clearTimeout(deadline);
@@ -406,9 +543,15 @@ async function runCeiling(scenarioList: Scenario[], logDir: string) {
         expectEvents: sc.events,
       });
       const after = sampleTree(server.pid, -1);
-      const cpu = after.launcherCpuSeconds + after.daemonCpuSeconds - before.launcherCpuSeconds - before.daemonCpuSeconds;
-      results[sc.id] = { ...load, serverCpuMsPerRequest: round((cpu * 1000) / Math.max(1, load.completed + sc.warmup), 3) };
-      log(`ceiling: ${sc.label}: ${load.throughputPerSecond} req/s, p50 ${load.latencyMs.p50} ms, client CPU ${load.client.cpuPercentOfOneCore}% (${load.client.cpuMsPerRequest} ms/req)`);
+      const cpu =
+        after.launcherCpuSeconds + after.daemonCpuSeconds - before.launcherCpuSeconds - before.daemonCpuSeconds;
+      results[sc.id] = {
+        ...load,
+        serverCpuMsPerRequest: round((cpu * 1000) / Math.max(1, load.completed + sc.warmup), 3),
+      };
+      log(
+        `ceiling: ${sc.label}: ${load.throughputPerSecond} req/s, p50 ${load.latencyMs.p50} ms, client CPU ${load.client.cpuPercentOfOneCore}% (${load.client.cpuMsPerRequest} ms/req)`,
+      );
     }
     return results;
   } finally {
@@ -419,11 +562,25 @@ async function runCeiling(scenarioList: Scenario[], logDir: string) {
 // ---------------------------------------------------------------------------------------------
 // Profile
 
-async function runProfile(mode: OurMode, toolchain: Toolchain, dataDir: string, scenarioList: Scenario[], logDir: string) {
+async function runProfile(
+  mode: OurMode,
+  toolchain: Toolchain,
+  dataDir: string,
+  scenarioList: Scenario[],
+  logDir: string,
+) {
   const profileDir = join(resultsDir, "profiles", mode);
   rmSync(profileDir, { recursive: true, force: true });
   mkdirSync(profileDir, { recursive: true });
-  const daemon = await startOurDaemon({ mode, key: KEY, python: toolchain.python, uv: toolchain.uv, dataDir, cpuProfileDir: profileDir, logDir });
+  const daemon = await startOurDaemon({
+    mode,
+    key: KEY,
+    python: toolchain.python,
+    uv: toolchain.uv,
+    dataDir,
+    cpuProfileDir: profileDir,
+    logDir,
+  });
   const endpoint: DaemonEndpoint = { baseUrl: daemon.baseUrl, key: KEY, pluginId: "fixtures/echo-tool" };
   let requests = 0;
   const nowUs = () => Number(process.hrtime.bigint() / 1000n);
@@ -457,8 +614,10 @@ async function runProfile(mode: OurMode, toolchain: Toolchain, dataDir: string, 
   const biggest = files.map((f) => join(profileDir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
   if (!biggest) throw new Error("the daemon wrote no .cpuprofile");
   const summary = summariseProfile(biggest, window);
-  if (!summary.windowed) log("profile: could not line up the load window with the profile clock; summarising the whole profile");
-  const title = mode === "tsx" ? "tsx src/local/main.ts (npm run dev)" : "bundled src/local/main.ts (what npm start runs)";
+  if (!summary.windowed)
+    log("profile: could not line up the load window with the profile clock; summarising the whole profile");
+  const title =
+    mode === "tsx" ? "tsx src/local/main.ts (npm run dev)" : "bundled src/local/main.ts (what npm start runs)";
   return { summary, markdown: profileMarkdown(summary, { title, requests, describe: daemon.describe }) };
 }
 
@@ -481,7 +640,11 @@ async function runBundles() {
     if (existsSync(sizesFile)) out.sizes = JSON.parse(readFileSync(sizesFile, "utf8"));
     if (existsSync(coldInit)) {
       const c = await run(process.execPath, [coldInit, "--bundles-dir", bundlesDir, "--out", coldInitFile], opts);
-      out.coldInitTable = c.stdout.trim().split("\n").filter((l) => !l.includes("written to")).join("\n");
+      out.coldInitTable = c.stdout
+        .trim()
+        .split("\n")
+        .filter((l) => !l.includes("written to"))
+        .join("\n");
       if (existsSync(coldInitFile)) out.coldInit = JSON.parse(readFileSync(coldInitFile, "utf8"));
     } else out.error = "bench/cold-init.mjs not present";
   } catch (err) {
@@ -528,14 +691,30 @@ function rows(): Row[] {
     ["stream100 c=16 first byte p50", (r) => s("stream-c16")(r)?.firstByteMs.p50, "ms"],
     ["stream100 c=16 throughput", (r) => s("stream-c16")(r)?.throughputPerSecond, "req/s"],
     ["daemon RSS idle", (r) => r.idle?.daemonRssMiB, "MiB"],
-    ["daemon RSS under load (max)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.daemonRssMaxMiB)), "MiB"],
+    [
+      "daemon RSS under load (max)",
+      (r) => Math.max(...Object.values(r.scenarios).map((x) => x.daemonRssMaxMiB)),
+      "MiB",
+    ],
     ["plugin RSS idle", (r) => r.idle?.pluginRssMiB, "MiB"],
-    ["plugin RSS under load (max)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.pluginRssMaxMiB)), "MiB"],
+    [
+      "plugin RSS under load (max)",
+      (r) => Math.max(...Object.values(r.scenarios).map((x) => x.pluginRssMaxMiB)),
+      "MiB",
+    ],
     ["daemon CPU per echo (c=16)", (r) => s("echo-c16")(r)?.daemonCpuMsPerRequest, "ms"],
     ["daemon CPU per stream100 (c=16)", (r) => s("stream-c16")(r)?.daemonCpuMsPerRequest, "ms"],
     ["plugin CPU per echo (c=16)", (r) => s("echo-c16")(r)?.pluginCpuMsPerRequest, "ms"],
-    ["load client CPU (max over runs)", (r) => Math.max(...Object.values(r.scenarios).map((x) => x.client.cpuPercentOfOneCore)), "% core"],
-    ["other processes' CPU (mean over runs)", (r) => mean(Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))), "% core"],
+    [
+      "load client CPU (max over runs)",
+      (r) => Math.max(...Object.values(r.scenarios).map((x) => x.client.cpuPercentOfOneCore)),
+      "% core",
+    ],
+    [
+      "other processes' CPU (mean over runs)",
+      (r) => mean(Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))),
+      "% core",
+    ],
   ];
 }
 
@@ -551,7 +730,13 @@ function fmt(n: number | undefined): string {
 function table(results: DaemonResult[]): string {
   const go = results.find((r) => r.name === "go" && !r.error);
   const ours = results.filter((r) => r.name !== "go");
-  const header = ["metric", "unit", ...(go ? ["Go"] : []), ...ours.map((r) => r.name), ...(go ? ours.map((r) => `${r.name}/Go`) : [])];
+  const header = [
+    "metric",
+    "unit",
+    ...(go ? ["Go"] : []),
+    ...ours.map((r) => r.name),
+    ...(go ? ours.map((r) => `${r.name}/Go`) : []),
+  ];
   const body = rows().map(([label, get, unit]) => {
     const g = go ? get(go) : undefined;
     const vals = ours.map((r) => (r.error && Object.keys(r.scenarios).length === 0 ? undefined : get(r)));
@@ -564,7 +749,8 @@ function table(results: DaemonResult[]): string {
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...body.map(line)].join("\n");
 }
 
@@ -661,19 +847,34 @@ async function main() {
   }
 
   const measuredAt = new Date().toISOString();
-  const git = async (args: string[]) => (await run("git", args, { cwd: repoRoot }).catch(() => ({ stdout: "" }))).stdout.trim();
+  const git = async (args: string[]) =>
+    (await run("git", args, { cwd: repoRoot }).catch(() => ({ stdout: "" }))).stdout.trim();
   const report = {
     measuredAt,
     machine,
-    repo: { commit: await git(["rev-parse", "HEAD"]), uncommittedFiles: (await git(["status", "--porcelain", "--untracked-files=no"])).split("\n").filter(Boolean).length },
+    repo: {
+      commit: await git(["rev-parse", "HEAD"]),
+      uncommittedFiles: (await git(["status", "--porcelain", "--untracked-files=no"])).split("\n").filter(Boolean)
+        .length,
+    },
     options: { ...options, scenarios: scenarioList.map(({ body: _b, ...s }) => s) },
     python: toolchain.pythonVersion,
-    goDaemon: goBuild ? { commit: goBuild.commit, go: goBuild.goVersion, buildSeconds: goBuild.buildSeconds, cached: goBuild.cached } : undefined,
+    goDaemon: goBuild
+      ? { commit: goBuild.commit, go: goBuild.goVersion, buildSeconds: goBuild.buildSeconds, cached: goBuild.cached }
+      : undefined,
     goSkipped,
     results,
     ceiling,
     profile: Object.fromEntries(
-      Object.entries(profiles).map(([mode, p]) => [mode, { busyMs: p.busyMs, byCategory: p.byCategory, topSelf: p.topSelf.slice(0, 8), topSelfOurs: p.topSelfOurs.slice(0, 8) }]),
+      Object.entries(profiles).map(([mode, p]) => [
+        mode,
+        {
+          busyMs: p.busyMs,
+          byCategory: p.byCategory,
+          topSelf: p.topSelf.slice(0, 8),
+          topSelfOurs: p.topSelfOurs.slice(0, 8),
+        },
+      ]),
     ),
     bundles: bundles ? { sizes: bundles.sizes, coldInit: bundles.coldInit, error: bundles.error } : undefined,
     durationSeconds: Math.round((Date.now() - started) / 1000),
@@ -685,17 +886,25 @@ async function main() {
 
   const out: string[] = [];
   out.push("");
-  out.push(`Dispatch benchmark, ${measuredAt}: ${machine.nproc} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}, plugins on CPython ${toolchain.pythonVersion}`);
-  for (const r of results) out.push(`  ${r.name}: ${r.describe || "(not started)"}${r.error ? `  [error: ${r.error.slice(0, 300)}]` : ""}${r.install?.note ? `  [${r.install.note}]` : ""}`);
+  out.push(
+    `Dispatch benchmark, ${measuredAt}: ${machine.nproc} cores (${machine.cpu}), ${machine.memoryGiB} GiB, node ${machine.node}, plugins on CPython ${toolchain.pythonVersion}`,
+  );
+  for (const r of results)
+    out.push(
+      `  ${r.name}: ${r.describe || "(not started)"}${r.error ? `  [error: ${r.error.slice(0, 300)}]` : ""}${r.install?.note ? `  [${r.install.note}]` : ""}`,
+    );
   if (goSkipped) out.push(`  Go column omitted: ${goSkipped}`);
   out.push("");
   out.push(table(results));
   const launcher = results.find((r) => r.name === "ours (tsx)")?.idle?.launcherRssMiB;
-  if (launcher) out.push(`\n(ours under tsx: the tsx CLI launcher process adds ${launcher} MiB RSS beside the daemon RSS above)`);
+  if (launcher)
+    out.push(`\n(ours under tsx: the tsx CLI launcher process adds ${launcher} MiB RSS beside the daemon RSS above)`);
   if (ceiling) {
     out.push("\nLoad client ceiling (bench/ceiling-server.ts, canned answers, same client):");
     for (const [id, c] of Object.entries(ceiling)) {
-      out.push(`  ${id}: ${c.throughputPerSecond} req/s, p50 ${c.latencyMs.p50} ms, client CPU ${c.client.cpuPercentOfOneCore}% of a core (${c.client.cpuMsPerRequest} ms/request)`);
+      out.push(
+        `  ${id}: ${c.throughputPerSecond} req/s, p50 ${c.latencyMs.p50} ms, client CPU ${c.client.cpuPercentOfOneCore}% of a core (${c.client.cpuMsPerRequest} ms/request)`,
+      );
     }
   }
   if (bundles?.sizesTable) out.push(`\nHandler bundles (scripts/bundle.mjs):\n${bundles.sizesTable}`);

@@ -3,11 +3,15 @@
  * answer from Dify gets keep-alive lines (the bootstrap skips blank lines), as API Gateway cuts
  * streams silent for 5 minutes; there is no first-token timeout to keep here.
  */
-import { withKeepAlive } from "../src/routes/stream-keepalive.js";
-import { streamingHandler } from "../src/http/apigateway.js";
-import { groupRuntime } from "../src/routes/group-runtime.js";
-import { backwardsInvocationGroup } from "../src/routes/backwards-invocation.js";
 
-const keepAlive = withKeepAlive(backwardsInvocationGroup, (d) => ({ idleMs: d.config.streamKeepAlive.idleMs, firstChunkWaitMs: d.config.streamKeepAlive.idleMs }));
+import { streamingHandler } from "../src/http/apigateway.js";
+import { backwardsInvocationGroup } from "../src/routes/backwards-invocation.js";
+import { groupRuntime } from "../src/routes/group-runtime.js";
+import { withKeepAlive } from "../src/routes/stream-keepalive.js";
+
+const keepAlive = withKeepAlive(backwardsInvocationGroup, (d) => ({
+  idleMs: d.config.streamKeepAlive.idleMs,
+  firstChunkWaitMs: d.config.streamKeepAlive.idleMs,
+}));
 
 export const handler = streamingHandler(groupRuntime(keepAlive));

@@ -4,11 +4,12 @@
  * hands to Dify as bytes only from a streaming integration (infra/constructs/api.ts). Silent
  * streams get keep-alive lines, as API Gateway cuts them after 5 minutes.
  */
-import { withKeepAlive } from "../src/routes/stream-keepalive.js";
+
 import { streamingHandler } from "../src/http/apigateway.js";
 import { assetRoutes } from "../src/routes/assets.js";
-import { groupRuntime, type GroupRoutes } from "../src/routes/group-runtime.js";
 import { dispatchRoutes } from "../src/routes/dispatch.js";
+import { type GroupRoutes, groupRuntime } from "../src/routes/group-runtime.js";
+import { withKeepAlive } from "../src/routes/stream-keepalive.js";
 
 const routes: GroupRoutes = (d) => [...dispatchRoutes(d), ...assetRoutes(d)];
 

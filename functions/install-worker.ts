@@ -1,8 +1,8 @@
 /** Lambda (asynchronous invoke): carries out one install task created by the management API. */
 import middy from "@middy/core";
-import { installJobPayloadSchema } from "../src/ports/install-queue.js";
 import { sharedDaemon } from "../src/daemon.js";
 import { lambdaObservability } from "../src/observability/lambda.js";
+import { installJobPayloadSchema } from "../src/ports/install-queue.js";
 
 export const handler = middy(async (event: unknown): Promise<void> => {
   const job = installJobPayloadSchema.parse(event);

@@ -10,7 +10,7 @@
 import middy from "@middy/core";
 import type { Context } from "aws-lambda";
 import { z } from "zod";
-import { sharedDaemon, type Daemon } from "../src/daemon.js";
+import { type Daemon, sharedDaemon } from "../src/daemon.js";
 import { logger } from "../src/logger.js";
 import { lambdaObservability } from "../src/observability/lambda.js";
 import type { CycleReport } from "../src/services/auto-upgrade.js";
@@ -72,7 +72,8 @@ async function invokeSelf(event: ContinuationEvent, context: Context): Promise<v
       Payload: new TextEncoder().encode(JSON.stringify(event)),
     }),
   );
-  if (out.StatusCode !== 202) throw new Error(`continuation of auto-upgrade run ${event.cursor.run_id} was not accepted: HTTP ${out.StatusCode}`);
+  if (out.StatusCode !== 202)
+    throw new Error(`continuation of auto-upgrade run ${event.cursor.run_id} was not accepted: HTTP ${out.StatusCode}`);
 }
 
 export function createUpgradeCheckHandler(options: UpgradeCheckHandlerOptions = {}) {
@@ -106,7 +107,10 @@ export function createUpgradeCheckHandler(options: UpgradeCheckHandlerOptions = 
     }
     if (report.cursor) {
       if (hop + 1 > maxHops) {
-        logger.error({ run_id: report.run_id, hop }, "auto-upgrade run exceeded its continuations; the rest of its tenants waits for tomorrow");
+        logger.error(
+          { run_id: report.run_id, hop },
+          "auto-upgrade run exceeded its continuations; the rest of its tenants waits for tomorrow",
+        );
       } else {
         await continueWith({ kind: "auto-upgrade-continuation", hop: hop + 1, cursor: report.cursor }, context);
       }

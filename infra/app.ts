@@ -10,8 +10,8 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { App, Validations } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { PluginDaemonStack } from "./stack.js";
 import { readSettings } from "./settings.js";
+import { PluginDaemonStack } from "./stack.js";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const bundleDir = join(repoRoot, "dist", "functions");

@@ -7,9 +7,9 @@
  * it by pattern instead: an aspect runs cdk-nag's own IAM5 check on each policy below the scope and
  * acknowledges exactly the findings that match, with the reason given. Anything else still fails.
  */
-import { Aspects, CfnResource, Validations, type IAspect } from "aws-cdk-lib";
-import { rules } from "cdk-nag";
+import { Aspects, CfnResource, type IAspect, Validations } from "aws-cdk-lib";
 import type { IGrantable } from "aws-cdk-lib/aws-iam";
+import { rules } from "cdk-nag";
 import { Construct, type IConstruct } from "constructs";
 
 export interface Acknowledgment {
@@ -52,7 +52,8 @@ class WildcardAcknowledgments implements IAspect {
 /** Documents the wildcards that policies below `scope` may contain; see the module comment. */
 export function allowWildcards(scope: IConstruct, ...allowances: WildcardAllowance[]): void {
   for (const a of allowances) {
-    if (a.finding.global || a.finding.sticky) throw new Error("allowWildcards: use a regular expression without g/y flags");
+    if (a.finding.global || a.finding.sticky)
+      throw new Error("allowWildcards: use a regular expression without g/y flags");
     if (a.reason.trim().length < 20) throw new Error(`wildcard allowance ${a.finding} needs a real reason`);
   }
   Aspects.of(scope).add(new WildcardAcknowledgments(allowances));
@@ -61,7 +62,8 @@ export function allowWildcards(scope: IConstruct, ...allowances: WildcardAllowan
 /** `allowWildcards` on the construct behind a grantee (a role, or a function's role). */
 export function allowGranteeWildcards(grantee: IGrantable, ...allowances: WildcardAllowance[]): void {
   const principal = grantee.grantPrincipal;
-  if (!Construct.isConstruct(principal)) throw new Error("allowGranteeWildcards: the grantee's principal is not part of this app");
+  if (!Construct.isConstruct(principal))
+    throw new Error("allowGranteeWildcards: the grantee's principal is not part of this app");
   allowWildcards(principal, ...allowances);
 }
 

@@ -130,7 +130,8 @@ function integer(node: Node, key: string, fallback: number, min: number, max: nu
   const raw = text(node, key);
   if (raw === undefined) return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min || n > max) throw new Error(`context ${key} must be an integer in [${min}, ${max}], got "${raw}"`);
+  if (!Number.isInteger(n) || n < min || n > max)
+    throw new Error(`context ${key} must be an integer in [${min}, ${max}], got "${raw}"`);
   return n;
 }
 
@@ -145,7 +146,8 @@ function flag(node: Node, key: string, fallback: boolean): boolean {
 function oneOf<T extends string>(node: Node, key: string, fallback: T, allowed: readonly T[]): T {
   const raw = text(node, key);
   if (raw === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) throw new Error(`context ${key} must be one of ${allowed.join(", ")}, got "${raw}"`);
+  if (!(allowed as readonly string[]).includes(raw))
+    throw new Error(`context ${key} must be one of ${allowed.join(", ")}, got "${raw}"`);
   return raw as T;
 }
 
@@ -161,11 +163,16 @@ function reservedConcurrency(node: Node): Record<HandlerName, number> | undefine
   if (raw === undefined || raw === "off") return undefined;
   const result: Record<HandlerName, number> = { ...DEFAULT_RESERVED_CONCURRENCY };
   if (raw === "recommended") return result;
-  for (const pair of raw.split(",").map((p) => p.trim()).filter(Boolean)) {
+  for (const pair of raw
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [name, value] = pair.split("=").map((p) => p.trim());
     const n = Number(value);
     if (!(HANDLER_NAMES as readonly string[]).includes(name ?? "") || !Number.isInteger(n) || n < 0) {
-      throw new Error(`context reservedConcurrency must be "off", "recommended" or name=n pairs for ${HANDLER_NAMES.join(", ")}; got "${pair}"`);
+      throw new Error(
+        `context reservedConcurrency must be "off", "recommended" or name=n pairs for ${HANDLER_NAMES.join(", ")}; got "${pair}"`,
+      );
     }
     result[name as HandlerName] = n;
   }
@@ -174,8 +181,13 @@ function reservedConcurrency(node: Node): Record<HandlerName, number> | undefine
 
 function ids(node: Node, key: string, prefix: string): string[] {
   const raw = text(node, key);
-  const list = (raw ?? "").split(",").map((p) => p.trim()).filter(Boolean);
-  for (const id of list) if (!new RegExp(`^${prefix}-[0-9a-f]{8,17}$`).test(id)) throw new Error(`context ${key}: "${id}" is not a ${prefix}- id`);
+  const list = (raw ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+  for (const id of list)
+    if (!new RegExp(`^${prefix}-[0-9a-f]{8,17}$`).test(id))
+      throw new Error(`context ${key}: "${id}" is not a ${prefix}- id`);
   return list;
 }
 
@@ -183,19 +195,27 @@ function vpcPlacement(node: Node, subnetsKey: string, groupsKey: string): VpcPla
   const subnetIds = ids(node, subnetsKey, "subnet");
   const securityGroupIds = ids(node, groupsKey, "sg");
   if (subnetIds.length === 0 && securityGroupIds.length === 0) return undefined;
-  if (subnetIds.length === 0 || securityGroupIds.length === 0) throw new Error(`context ${subnetsKey} and ${groupsKey} go together: give both or neither`);
+  if (subnetIds.length === 0 || securityGroupIds.length === 0)
+    throw new Error(`context ${subnetsKey} and ${groupsKey} go together: give both or neither`);
   return { subnetIds, securityGroupIds };
 }
 
 /** Reads and validates the settings; throws with the offending context key on bad input. */
 export function readSettings(node: Node): PluginDaemonSettings {
   const stackName = text(node, "stackName") ?? DEFAULT_SETTINGS.stackName;
-  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName)) throw new Error(`context stackName is not a valid stack name: "${stackName}"`);
+  if (!/^[A-Za-z][A-Za-z0-9-]{0,127}$/.test(stackName))
+    throw new Error(`context stackName is not a valid stack name: "${stackName}"`);
   const stageName = text(node, "stageName") ?? DEFAULT_SETTINGS.stageName;
-  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stageName)) throw new Error(`context stageName is not a valid stage name: "${stageName}"`);
+  if (!/^[A-Za-z0-9_-]{1,128}$/.test(stageName))
+    throw new Error(`context stageName is not a valid stage name: "${stageName}"`);
   const pluginFunctionPrefix = text(node, "pluginFunctionPrefix") ?? defaultPluginFunctionPrefix(stackName);
-  if (!/^[A-Za-z0-9_-]+$/.test(pluginFunctionPrefix) || pluginFunctionPrefix.length > MAX_PLUGIN_FUNCTION_PREFIX_LENGTH) {
-    throw new Error(`context pluginFunctionPrefix must be ≤ ${MAX_PLUGIN_FUNCTION_PREFIX_LENGTH} chars of [A-Za-z0-9_-], got "${pluginFunctionPrefix}"`);
+  if (
+    !/^[A-Za-z0-9_-]+$/.test(pluginFunctionPrefix) ||
+    pluginFunctionPrefix.length > MAX_PLUGIN_FUNCTION_PREFIX_LENGTH
+  ) {
+    throw new Error(
+      `context pluginFunctionPrefix must be ≤ ${MAX_PLUGIN_FUNCTION_PREFIX_LENGTH} chars of [A-Za-z0-9_-], got "${pluginFunctionPrefix}"`,
+    );
   }
   const difyInnerApiKeySecretArn = text(node, "difyInnerApiKeySecretArn");
   if (difyInnerApiKeySecretArn !== undefined && !difyInnerApiKeySecretArn.startsWith("arn:")) {
@@ -216,13 +236,32 @@ export function readSettings(node: Node): PluginDaemonSettings {
     forceVerifyingSignature: flag(node, "forceVerifyingSignature", DEFAULT_SETTINGS.forceVerifyingSignature),
     maxPluginPackageSize: integer(node, "maxPluginPackageSize", DEFAULT_SETTINGS.maxPluginPackageSize, 1, 2 ** 31),
     // Leaves room under Lambda's 900 s ceiling for the handlers' own shutdown margin (see Handlers).
-    pluginMaxExecutionTimeout: integer(node, "pluginMaxExecutionTimeout", DEFAULT_SETTINGS.pluginMaxExecutionTimeout, 1, 840),
+    pluginMaxExecutionTimeout: integer(
+      node,
+      "pluginMaxExecutionTimeout",
+      DEFAULT_SETTINGS.pluginMaxExecutionTimeout,
+      1,
+      840,
+    ),
     pluginArch: oneOf(node, "pluginArch", DEFAULT_SETTINGS.pluginArch, ["arm64", "x86_64"] as const),
     daemonPublicUrl: daemonPublicUrl?.replace(/\/+$/, ""),
     throttlingRateLimit,
-    throttlingBurstLimit: integer(node, "throttlingBurstLimit", Math.max(DEFAULT_SETTINGS.throttlingBurstLimit, throttlingRateLimit), 1, 5_000),
+    throttlingBurstLimit: integer(
+      node,
+      "throttlingBurstLimit",
+      Math.max(DEFAULT_SETTINGS.throttlingBurstLimit, throttlingRateLimit),
+      1,
+      5_000,
+    ),
     logRetentionDays: integer(node, "logRetentionDays", DEFAULT_SETTINGS.logRetentionDays, 1, 3653),
-    logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, ["trace", "debug", "info", "warn", "error", "fatal"] as const),
+    logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, [
+      "trace",
+      "debug",
+      "info",
+      "warn",
+      "error",
+      "fatal",
+    ] as const),
     autoUpgrade: flag(node, "autoUpgrade", DEFAULT_SETTINGS.autoUpgrade),
     pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
     pluginMinMemoryMb: integer(node, "pluginMinMemoryMb", DEFAULT_SETTINGS.pluginMinMemoryMb, 128, 10_240),

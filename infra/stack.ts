@@ -35,7 +35,9 @@ export const DIFY_CALLERS = ["management", "public-endpoint", "backwards-invocat
 /** Margin between the plugin execution timeout and the function/integration timeout, so a handler can still report "killed by timeout". */
 const STREAM_SHUTDOWN_MARGIN = Duration.seconds(30);
 
-const RETENTION_DAYS = new Set<number>(Object.values(logs.RetentionDays).filter((v): v is number => typeof v === "number"));
+const RETENTION_DAYS = new Set<number>(
+  Object.values(logs.RetentionDays).filter((v): v is number => typeof v === "number"),
+);
 
 export class PluginDaemonStack extends Stack {
   readonly api: Api;
@@ -60,7 +62,10 @@ export class PluginDaemonStack extends Stack {
     this.table = new MetadataTable(this, "MetadataTable");
     this.packages = new PackageBucket(this, "PackageBucket");
     this.daemonKey = new DaemonKey(this, "DaemonKey");
-    this.difyInnerApi = new DifyInnerApi(this, "DifyInnerApi", { url: s.difyInnerApiUrl, apiKeySecretArn: s.difyInnerApiKeySecretArn });
+    this.difyInnerApi = new DifyInnerApi(this, "DifyInnerApi", {
+      url: s.difyInnerApiUrl,
+      apiKeySecretArn: s.difyInnerApiKeySecretArn,
+    });
     this.pluginRuntime = new PluginRuntime(this, "PluginRuntime", {
       layersDir: props.layersDir,
       functionPrefix: s.pluginFunctionPrefix,
@@ -126,7 +131,10 @@ export class PluginDaemonStack extends Stack {
       caller.addEnvironment("INSTALL_WORKER_FUNCTION", fn["install-worker"].functionName);
     }
 
-    this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", { upgradeCheck: fn["upgrade-check"], enabled: s.autoUpgrade });
+    this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", {
+      upgradeCheck: fn["upgrade-check"],
+      enabled: s.autoUpgrade,
+    });
 
     // A Dify reachable only inside a VPC: the handlers that call its inner API run there.
     if (s.handlerVpc) for (const name of DIFY_CALLERS) placeInVpc(fn[name], s.handlerVpc);
@@ -135,7 +143,11 @@ export class PluginDaemonStack extends Stack {
       for (const creator of ["management", "install-worker"] as const) {
         fn[creator].addEnvironment("PLUGIN_SUBNET_IDS", s.pluginVpc.subnetIds.join(","));
         fn[creator].addEnvironment("PLUGIN_SECURITY_GROUP_IDS", s.pluginVpc.securityGroupIds.join(","));
-        allowVpcConfiguration(this, `${creator === "management" ? "Management" : "InstallWorker"}PluginVpcConfiguration`, fn[creator]);
+        allowVpcConfiguration(
+          this,
+          `${creator === "management" ? "Management" : "InstallWorker"}PluginVpcConfiguration`,
+          fn[creator],
+        );
       }
     }
 
@@ -185,7 +197,12 @@ export class PluginDaemonStack extends Stack {
     // backwards-invocation: looks up the session and calls Dify's inner API; plugin storage
     // lives in the table, values over 64 KiB under plugin-storage/ in the bucket.
     this.table.grantReadWriteData(fn["backwards-invocation"]);
-    this.packages.grantObjects(fn["backwards-invocation"], { prefixes: [pluginStorage], read: true, write: true, delete: true });
+    this.packages.grantObjects(fn["backwards-invocation"], {
+      prefixes: [pluginStorage],
+      read: true,
+      write: true,
+      delete: true,
+    });
     this.daemonKey.grantRead(fn["backwards-invocation"]);
     this.difyInnerApi.grantReadApiKey(fn["backwards-invocation"]);
 
@@ -206,14 +223,17 @@ export class PluginDaemonStack extends Stack {
     fn["install-worker"].grantInvoke(fn["upgrade-check"]);
     new iam.Policy(this, "UpgradeCheckContinuation", {
       roles: [fn["upgrade-check"].role!],
-      statements: [new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [fn["upgrade-check"].functionArn] })],
+      statements: [
+        new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [fn["upgrade-check"].functionArn] }),
+      ],
     });
 
     // grantInvoke also allows the worker's versions and aliases (<arn>:*).
     for (const caller of [fn.management, fn["upgrade-check"]]) {
       allowGranteeWildcards(caller, {
         finding: /^Resource::<HandlersInstallWorker[A-Za-z0-9]+\.Arn>:\*$/,
-        reason: "Invoking the install worker by qualified ARN (a version or alias of that one function) is the same permission.",
+        reason:
+          "Invoking the install worker by qualified ARN (a version or alias of that one function) is the same permission.",
       });
     }
   }

@@ -14,7 +14,12 @@
  * `set` changes only the fields given; a tenant without a strategy starts from Dify's defaults.
  */
 import { z } from "zod";
-import { DEFAULT_STRATEGY, STRATEGY_SETTINGS, UPGRADE_MODES, type UpgradeStrategy } from "../src/domain/upgrade-strategy.js";
+import {
+  DEFAULT_STRATEGY,
+  STRATEGY_SETTINGS,
+  UPGRADE_MODES,
+  type UpgradeStrategy,
+} from "../src/domain/upgrade-strategy.js";
 
 const USAGE = `usage:
   auto-upgrade get <tenant_id>
@@ -47,13 +52,22 @@ function parseArgs(argv: readonly string[]): { positional: string[]; flags: Map<
 function parseTimeOfDay(text: string): number {
   const clock = /^(\d{1,2}):(\d{2})(?::(\d{2}))?$/.exec(text);
   const seconds = clock ? Number(clock[1]) * 3600 + Number(clock[2]) * 60 + Number(clock[3] ?? 0) : Number(text);
-  if (!Number.isInteger(seconds) || seconds < 0 || seconds >= 86_400 || (clock && (Number(clock[2]) > 59 || Number(clock[3] ?? 0) > 59))) {
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < 0 ||
+    seconds >= 86_400 ||
+    (clock && (Number(clock[2]) > 59 || Number(clock[3] ?? 0) > 59))
+  ) {
     throw new UsageError(`--time must be HH:MM[:SS] or seconds below 86400, got "${text}"`);
   }
   return seconds;
 }
 
-const list = (text: string) => text.split(",").map((s) => s.trim()).filter(Boolean);
+const list = (text: string) =>
+  text
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 async function call(path: string, body?: unknown): Promise<unknown> {
   const base = (process.env.DAEMON_URL ?? "http://127.0.0.1:5002").replace(/\/+$/, "");
@@ -136,7 +150,9 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     const message = err instanceof Error ? err.message : String(err);
-    process.stderr.write(err instanceof UsageError || err instanceof z.ZodError ? `${message}\n\n${USAGE}\n` : `${message}\n`);
+    process.stderr.write(
+      err instanceof UsageError || err instanceof z.ZodError ? `${message}\n\n${USAGE}\n` : `${message}\n`,
+    );
     process.exitCode = err instanceof UsageError ? 2 : 1;
   },
 );

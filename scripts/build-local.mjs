@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 /**
  * Bundles the local daemon (src/local/main.ts) into one ESM entry on plain Node, which is what
  * `npm start` runs: it starts faster and uses less memory than running the TypeScript through a
@@ -8,9 +11,6 @@
  * Usage: node scripts/build-local.mjs [--out-dir <dir>]   (default dist/local)
  */
 import { build } from "esbuild";
-import { rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const outIndex = process.argv.indexOf("--out-dir");

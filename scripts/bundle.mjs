@@ -1,4 +1,9 @@
 #!/usr/bin/env node
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, relative, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { gzipSync } from "node:zlib";
 /**
  * Bundles every Lambda entry `functions/<name>.ts` into `dist/functions/<name>/index.mjs`.
  *
@@ -25,11 +30,6 @@
  *   can be used to decode stack traces but are not shipped: the CDK asset excludes `*.map`.
  */
 import { build } from "esbuild";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { gzipSync } from "node:zlib";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -235,7 +235,9 @@ function checkLocalOnlyImports(name, metafile, loadedAtInit, log) {
     for (const imp of output.imports ?? []) {
       if (!imp.external || !isLocalOnly(imp.path)) continue;
       if (loadedAtInit.has(key) && imp.kind !== "dynamic-import") {
-        throw new Error(`bundle: ${name} loads local-only module "${imp.path}" at init (${key}); keep it off the Lambda path`);
+        throw new Error(
+          `bundle: ${name} loads local-only module "${imp.path}" at init (${key}); keep it off the Lambda path`,
+        );
       }
       log(`bundle: note: ${name}: local-only "${imp.path}" is only in a lazily loaded chunk (${key.split("/").pop()})`);
     }
@@ -266,7 +268,13 @@ export function formatSizeTable(sizes) {
 }
 
 function parseArgs(argv) {
-  const args = { check: false, quiet: false, functionsDir: undefined, outDir: undefined, budgetBytes: SIZE_BUDGET_BYTES };
+  const args = {
+    check: false,
+    quiet: false,
+    functionsDir: undefined,
+    outDir: undefined,
+    budgetBytes: SIZE_BUDGET_BYTES,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--check") args.check = true;
@@ -277,8 +285,7 @@ function parseArgs(argv) {
       const kb = Number(argv[++i]);
       if (!(kb > 0)) throw new Error("bundle: --budget-kb needs a positive number");
       args.budgetBytes = kb * 1024;
-    }
-    else throw new Error(`bundle: unknown argument ${a}`);
+    } else throw new Error(`bundle: unknown argument ${a}`);
   }
   return args;
 }

@@ -13,7 +13,7 @@
 import { randomUUID } from "node:crypto";
 import { Command, InvalidArgumentError } from "commander";
 import { packSmokePlugin, SMOKE_PLUGIN_ID } from "./smoke/fixture-plugin.js";
-import { STAND_IN_ANSWER, startInnerApiStandIn, type InnerApiStandIn } from "./smoke/inner-api-stand-in.js";
+import { type InnerApiStandIn, STAND_IN_ANSWER, startInnerApiStandIn } from "./smoke/inner-api-stand-in.js";
 
 interface Options {
   url: string;
@@ -42,7 +42,18 @@ interface Envelope {
   data: any;
 }
 
-const PATHS = ["health", "auth", "upload", "install", "stream", "backwards", "endpoint", "storage", "large-request", "uninstall"] as const;
+const PATHS = [
+  "health",
+  "auth",
+  "upload",
+  "install",
+  "stream",
+  "backwards",
+  "endpoint",
+  "storage",
+  "large-request",
+  "uninstall",
+] as const;
 const LARGE_REQUEST_BYTES = 5 * 1024 * 1024;
 const STORAGE_BYTES = 100 * 1024;
 
@@ -63,21 +74,41 @@ function parseArgs(argv: string[]): Options {
     return { host: match[1] ?? "0.0.0.0", port: Number(match[2]) };
   };
   const program = new Command("smoke")
-    .description("Runs every path of a deployed Dify plugin daemon with a plugin packed at run time; exits 1 on any failure.")
+    .description(
+      "Runs every path of a deployed Dify plugin daemon with a plugin packed at run time; exits 1 on any failure.",
+    )
     .requiredOption("--url <url>", "the daemon's URL (PluginDaemonUrl; http://127.0.0.1:5002 locally)")
     .option("--key <key>", "the daemon key (Dify's PLUGIN_DAEMON_KEY)", process.env.PLUGIN_DAEMON_KEY)
     .option("--tenant <id>", "tenant to install into (default: a fresh one per run)", randomUUID())
-    .option("--inner-api-stand-in <[host:]port>", "serve a Dify inner-API stand-in here; the daemon's DIFY_INNER_API_URL must point at it", hostPort)
+    .option(
+      "--inner-api-stand-in <[host:]port>",
+      "serve a Dify inner-API stand-in here; the daemon's DIFY_INNER_API_URL must point at it",
+      hostPort,
+    )
     .option("--inner-api-key <key>", "the key the stand-in expects (the daemon's DIFY_INNER_API_KEY)")
-    .option("--llm-provider <provider>", "model provider for the backwards call (a real Dify needs one the tenant has)", "smoke/stand-in/llm")
+    .option(
+      "--llm-provider <provider>",
+      "model provider for the backwards call (a real Dify needs one the tenant has)",
+      "smoke/stand-in/llm",
+    )
     .option("--llm-model <model>", "model for the backwards call", "stand-in-chat")
-    .option("--skip <paths>", `comma-separated paths to leave out (${PATHS.join(", ")})`, (v: string) => v.split(",").map((s) => s.trim()).filter(Boolean), [] as string[])
+    .option(
+      "--skip <paths>",
+      `comma-separated paths to leave out (${PATHS.join(", ")})`,
+      (v: string) =>
+        v
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean),
+      [] as string[],
+    )
     .option("--install-timeout <seconds>", "how long the install may take", integer, 900)
     .option("--json", "print the outcomes as JSON", false)
     .parse(argv, { from: "user" });
   const o = program.opts<Omit<Options, "url"> & { url: string; key?: string }>();
   if (!o.key) program.error("error: --key (or PLUGIN_DAEMON_KEY) is required");
-  for (const s of o.skip) if (!(PATHS as readonly string[]).includes(s)) program.error(`error: --skip: unknown path "${s}"`);
+  for (const s of o.skip)
+    if (!(PATHS as readonly string[]).includes(s)) program.error(`error: --skip: unknown path "${s}"`);
   return { ...o, url: o.url.replace(/\/+$/, ""), key: o.key! };
 }
 
@@ -94,7 +125,12 @@ class Daemon {
       headers.set("Content-Type", "application/json");
       body = JSON.stringify(init.json);
     }
-    return fetch(`${this.o.url}${path}`, { ...init, headers, body, signal: init.signal ?? AbortSignal.timeout(660_000) });
+    return fetch(`${this.o.url}${path}`, {
+      ...init,
+      headers,
+      body,
+      signal: init.signal ?? AbortSignal.timeout(660_000),
+    });
   }
 
   async envelope(path: string, init: Parameters<Daemon["request"]>[1] = {}): Promise<Envelope> {
@@ -117,9 +153,21 @@ class Daemon {
     const res = await this.request(`/plugin/${this.o.tenant}/dispatch/tool/invoke`, {
       method: "POST",
       headers: { "X-Plugin-ID": SMOKE_PLUGIN_ID },
-      json: { user_id: "smoke-user", data: { provider: "smoke", tool, credentials: {}, credential_type: "unauthorized", tool_parameters: parameters } },
+      json: {
+        user_id: "smoke-user",
+        data: {
+          provider: "smoke",
+          tool,
+          credentials: {},
+          credential_type: "unauthorized",
+          tool_parameters: parameters,
+        },
+      },
     });
-    if (!res.ok || !res.body) throw new SmokeFailure(`dispatch answered HTTP ${res.status}: ${(await res.text().catch(() => "")).slice(0, 300)}`);
+    if (!res.ok || !res.body)
+      throw new SmokeFailure(
+        `dispatch answered HTTP ${res.status}: ${(await res.text().catch(() => "")).slice(0, 300)}`,
+      );
     const out: Array<{ data: any; atMs: number }> = [];
     let pending = "";
     const decoder = new TextDecoder();
@@ -153,7 +201,11 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
   const outcomes: Outcome[] = [];
   const state: { uid?: string; installed?: boolean; hookId?: string; endpointId?: string } = {};
 
-  const step = async (path: (typeof PATHS)[number], run: () => Promise<{ detail: string; coldMs?: number; warmMs?: number }>, needs?: keyof typeof state) => {
+  const step = async (
+    path: (typeof PATHS)[number],
+    run: () => Promise<{ detail: string; coldMs?: number; warmMs?: number }>,
+    needs?: keyof typeof state,
+  ) => {
     if (o.skip.includes(path)) return;
     let outcome: Outcome;
     if (needs && !state[needs]) {
@@ -187,7 +239,9 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
   });
 
   await step("auth", async () => {
-    const wrong = await daemon.request(`/plugin/${o.tenant}/management/list?page=1&page_size=1`, { key: "not-the-daemon-key" });
+    const wrong = await daemon.request(`/plugin/${o.tenant}/management/list?page=1&page_size=1`, {
+      key: "not-the-daemon-key",
+    });
     check(wrong.status === 401, `a wrong key got HTTP ${wrong.status}, not 401`);
     const right = await timed(() => daemon.management("/list?page=1&page_size=1"));
     check(right.value.code === 0, `the key was refused: ${right.value.message}`);
@@ -199,9 +253,13 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
     const form = new FormData();
     form.set("dify_pkg", new Blob([pkg]), "daemon-smoke.difypkg");
     form.set("verify_signature", "false");
-    const { value, ms } = await timed(() => daemon.management("/install/upload/package", { method: "POST", body: form }));
+    const { value, ms } = await timed(() =>
+      daemon.management("/install/upload/package", { method: "POST", body: form }),
+    );
     if (value.code !== 0 && /signature/.test(value.message)) {
-      throw new SmokeFailure(`${value.message} — the smoke plugin is unsigned: run it against a stack deployed with -c forceVerifyingSignature=false`);
+      throw new SmokeFailure(
+        `${value.message} — the smoke plugin is unsigned: run it against a stack deployed with -c forceVerifyingSignature=false`,
+      );
     }
     check(value.code === 0, `upload refused: ${value.message}`);
     state.uid = value.data.unique_identifier as string;
@@ -223,7 +281,8 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
           const task = await daemon.management(`/install/tasks/${started.data.task_id}`);
           check(task.code === 0, `reading the install task failed: ${task.message}`);
           if (task.data.status === "success") return "installed";
-          if (task.data.status === "failed") throw new SmokeFailure(`install failed: ${JSON.stringify(task.data.plugins?.[0]?.message ?? task.data)}`);
+          if (task.data.status === "failed")
+            throw new SmokeFailure(`install failed: ${JSON.stringify(task.data.plugins?.[0]?.message ?? task.data)}`);
           check(Date.now() < deadline, `install still ${task.data.status} after ${o.installTimeout} s`);
           await new Promise((r) => setTimeout(r, 1000));
         }
@@ -240,7 +299,10 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
       twice(async () => {
         const events = await daemon.invokeTool("stream", { count: 5, delay_ms: 300 });
         const texts = events.map((e) => e.data?.message?.text);
-        check(JSON.stringify(texts) === JSON.stringify(["chunk-0", "chunk-1", "chunk-2", "chunk-3", "chunk-4"]), `got ${JSON.stringify(texts)}`);
+        check(
+          JSON.stringify(texts) === JSON.stringify(["chunk-0", "chunk-1", "chunk-2", "chunk-3", "chunk-4"]),
+          `got ${JSON.stringify(texts)}`,
+        );
         // Streamed, not buffered: the chunks arrived as the plugin produced them, 300 ms apart.
         const spread = events.at(-1)!.atMs - events[0]!.atMs;
         check(spread >= 900, `the 5 chunks arrived within ${spread} ms: the answer was buffered`);
@@ -256,7 +318,8 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
         const events = await daemon.invokeTool("ask_llm", { provider: o.llmProvider, model: o.llmModel });
         const text = events.map((e) => e.data?.message?.text ?? "").join("");
         check(text.length > 0, "the backwards LLM call answered nothing");
-        if (o.innerApiStandIn) check(text === STAND_IN_ANSWER.join(""), `the stand-in's answer did not come back: "${text}"`);
+        if (o.innerApiStandIn)
+          check(text === STAND_IN_ANSWER.join(""), `the stand-in's answer did not come back: "${text}"`);
         return `LLM answered "${text.slice(0, 40)}"`;
       }),
     "installed",
@@ -277,10 +340,16 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
       const result = await twice(async () => {
         const res = await daemon.request(`/e/${endpoint!.hook_id}/ping`, { key: null });
         const body = await res.text();
-        check(res.status === 200 && body === "pong", `GET /e/{hook}/ping answered HTTP ${res.status}: ${body.slice(0, 200)}`);
+        check(
+          res.status === 200 && body === "pong",
+          `GET /e/{hook}/ping answered HTTP ${res.status}: ${body.slice(0, 200)}`,
+        );
         return "GET /e/{hook}/ping answered pong";
       });
-      await daemon.envelope(`/plugin/${o.tenant}/endpoint/remove`, { method: "POST", json: { endpoint_id: state.endpointId } });
+      await daemon.envelope(`/plugin/${o.tenant}/endpoint/remove`, {
+        method: "POST",
+        json: { endpoint_id: state.endpointId },
+      });
       return result;
     },
     "installed",
@@ -292,7 +361,10 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
       twice(async () => {
         const events = await daemon.invokeTool("storage", { size: STORAGE_BYTES });
         const json = events.find((e) => e.data?.type === "json")?.data?.message?.json_object;
-        check(json?.size === STORAGE_BYTES && json?.same === true, `storage round trip answered ${JSON.stringify(json)}`);
+        check(
+          json?.size === STORAGE_BYTES && json?.same === true,
+          `storage round trip answered ${JSON.stringify(json)}`,
+        );
         return `${STORAGE_BYTES} bytes stored and read back`;
       }),
     "installed",
@@ -304,7 +376,10 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
       twice(async () => {
         const events = await daemon.invokeTool("size", { payload: "x".repeat(LARGE_REQUEST_BYTES) });
         const json = events.find((e) => e.data?.type === "json")?.data?.message?.json_object;
-        check(json?.length === LARGE_REQUEST_BYTES, `the plugin saw ${JSON.stringify(json)} of a ${LARGE_REQUEST_BYTES}-byte parameter`);
+        check(
+          json?.length === LARGE_REQUEST_BYTES,
+          `the plugin saw ${JSON.stringify(json)} of a ${LARGE_REQUEST_BYTES}-byte parameter`,
+        );
         return `a ${LARGE_REQUEST_BYTES}-byte parameter reached the plugin`;
       }),
     "installed",
@@ -315,12 +390,20 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
     async () => {
       const { value, ms } = await timed(async () => {
         const list = await daemon.management("/list?page=1&page_size=256");
-        const installation = (list.data?.list as Array<{ plugin_id: string; installation_id: string }> | undefined)?.find((i) => i.plugin_id === SMOKE_PLUGIN_ID);
+        const installation = (
+          list.data?.list as Array<{ plugin_id: string; installation_id: string }> | undefined
+        )?.find((i) => i.plugin_id === SMOKE_PLUGIN_ID);
         check(installation, "the installation is not listed");
-        const removed = await daemon.management("/uninstall", { method: "POST", json: { plugin_installation_id: installation!.installation_id } });
+        const removed = await daemon.management("/uninstall", {
+          method: "POST",
+          json: { plugin_installation_id: installation!.installation_id },
+        });
         check(removed.code === 0 && removed.data === true, `uninstall failed: ${removed.message}`);
         const after = await daemon.management("/list?page=1&page_size=256");
-        check(!(after.data?.list as Array<{ plugin_id: string }>).some((i) => i.plugin_id === SMOKE_PLUGIN_ID), "still listed after uninstall");
+        check(
+          !(after.data?.list as Array<{ plugin_id: string }>).some((i) => i.plugin_id === SMOKE_PLUGIN_ID),
+          "still listed after uninstall",
+        );
         return "uninstalled";
       });
       return { detail: value, coldMs: ms };
@@ -331,7 +414,8 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
 }
 
 const ms = (n: number | undefined) => (n === undefined ? "       -" : `${String(n).padStart(6)} ms`);
-const formatOutcome = (o: Outcome) => `${o.ok ? "PASS" : "FAIL"}  ${o.path.padEnd(14)} cold ${ms(o.coldMs)}  warm ${ms(o.warmMs)}  ${o.detail}`;
+const formatOutcome = (o: Outcome) =>
+  `${o.ok ? "PASS" : "FAIL"}  ${o.path.padEnd(14)} cold ${ms(o.coldMs)}  warm ${ms(o.warmMs)}  ${o.detail}`;
 
 async function main(): Promise<number> {
   const o = parseArgs(process.argv.slice(2));

@@ -4,39 +4,39 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { loadConfig, type DaemonConfig } from "./config.js";
+import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
 import { HttpMarketplace } from "./adapters/http-marketplace.js";
+import { type DaemonConfig, loadConfig } from "./config.js";
+import { logger } from "./logger.js";
 import type { BlobStore } from "./ports/blob-store.js";
+import type { DifyInnerApi } from "./ports/dify-inner-api.js";
 import type { InstallQueue } from "./ports/install-queue.js";
 import type { ItemStore } from "./ports/item-store.js";
 import type { PluginRuntime } from "./ports/plugin-runtime.js";
-import type { Installation } from "./stores/installations.js";
-import { InstallTasks } from "./stores/install-tasks.js";
-import { Installations } from "./stores/installations.js";
-import { PackageRecords } from "./stores/package-records.js";
-import { RuntimeClaims } from "./stores/runtime-claims.js";
-import { Catalog } from "./services/catalog.js";
-import { Installer } from "./services/installer.js";
-import { PackageIntake } from "./services/package-intake.js";
-import { BundleIntake } from "./services/bundle-intake.js";
-import { Readmes } from "./services/readmes.js";
-import { MarketplacePrefetch } from "./services/marketplace-prefetch.js";
-import { RemotePlugins } from "./services/remote-plugins.js";
-import { DebuggingKeys } from "./stores/debugging-keys.js";
 import type { AutoUpgrade } from "./services/auto-upgrade.js";
-import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
-import { Dispatcher } from "./services/dispatcher.js";
 import { BackwardsInvocations } from "./services/backwards-invocation.js";
+import { BundleIntake } from "./services/bundle-intake.js";
+import { Catalog } from "./services/catalog.js";
+import { Dispatcher } from "./services/dispatcher.js";
 import { EndpointInvoker } from "./services/endpoint-invoker.js";
 import { EndpointManager } from "./services/endpoint-manager.js";
 import { EndpointSettingsVault } from "./services/endpoint-settings-vault.js";
+import { Installer } from "./services/installer.js";
+import { MarketplacePrefetch } from "./services/marketplace-prefetch.js";
+import { PackageIntake } from "./services/package-intake.js";
+import { Readmes } from "./services/readmes.js";
+import { RemotePlugins } from "./services/remote-plugins.js";
 import { registeringSessions } from "./services/session-registry.js";
-import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
-import type { DifyInnerApi } from "./ports/dify-inner-api.js";
+import { DebuggingKeys } from "./stores/debugging-keys.js";
 import { Endpoints } from "./stores/endpoints.js";
+import { InstallTasks } from "./stores/install-tasks.js";
+import type { Installation } from "./stores/installations.js";
+import { Installations } from "./stores/installations.js";
+import { PackageRecords } from "./stores/package-records.js";
 import { PluginSessions } from "./stores/plugin-sessions.js";
 import { PluginStorage } from "./stores/plugin-storage.js";
-import { logger } from "./logger.js";
+import { RuntimeClaims } from "./stores/runtime-claims.js";
+import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
 
 export interface Daemon {
   config: DaemonConfig;
@@ -122,7 +122,8 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     defaultStorageBytes: config.pluginStorageMaxBytes,
   });
   // Lambda plugins call back over HTTP, possibly to another instance: their sessions are registered.
-  const sessionRuntime = adapters.runtimeType === "serverless" ? registeringSessions(adapters.runtime, pluginSessions) : adapters.runtime;
+  const sessionRuntime =
+    adapters.runtimeType === "serverless" ? registeringSessions(adapters.runtime, pluginSessions) : adapters.runtime;
   const dispatcher = new Dispatcher(sessionRuntime, config.executionTimeoutSeconds, backwards.factory);
   const endpointStore = new Endpoints(adapters.items);
   const vault = new EndpointSettingsVault(difyInnerApi);
@@ -139,7 +140,10 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
       tasks,
       marketplace,
       upgrades: installerUpgrades(installer, marketplace),
-      options: { snapshotCacheSeconds: config.autoUpgrade.snapshotCacheSeconds, leaseSeconds: config.autoUpgrade.leaseSeconds },
+      options: {
+        snapshotCacheSeconds: config.autoUpgrade.snapshotCacheSeconds,
+        leaseSeconds: config.autoUpgrade.leaseSeconds,
+      },
     });
   });
   return {
@@ -150,7 +154,11 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     packages,
     intake,
     bundles: new BundleIntake(intake, {
-      limits: { ...config.packageLimits, maxPackageBytes: config.maxBundleBytes, maxUncompressedBytes: config.maxBundleBytes },
+      limits: {
+        ...config.packageLimits,
+        maxPackageBytes: config.maxBundleBytes,
+        maxUncompressedBytes: config.maxBundleBytes,
+      },
       enforceLanggeniusSignatures: config.enforceLanggeniusSignatures,
     }),
     installations,
@@ -204,12 +212,14 @@ function innerApi(config: DaemonConfig): DifyInnerApi | undefined {
 export const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
 
 export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
-  const [{ SqliteItemStore }, { DiskBlobStore }, { LocalPluginRuntime }, { InProcessInstallQueue }] = await Promise.all([
-    import("./adapters/local/sqlite-item-store.js"),
-    import("./adapters/local/disk-blob-store.js"),
-    import("./adapters/local/local-plugin-runtime.js"),
-    import("./adapters/local/in-process-install-queue.js"),
-  ]);
+  const [{ SqliteItemStore }, { DiskBlobStore }, { LocalPluginRuntime }, { InProcessInstallQueue }] = await Promise.all(
+    [
+      import("./adapters/local/sqlite-item-store.js"),
+      import("./adapters/local/disk-blob-store.js"),
+      import("./adapters/local/local-plugin-runtime.js"),
+      import("./adapters/local/in-process-install-queue.js"),
+    ],
+  );
   if (!config.serverKey) logger.warn("SERVER_KEY is not set: using the upstream docker-compose default key");
   const key = config.serverKey ?? LOCAL_DEFAULT_KEY;
   return {

@@ -14,13 +14,22 @@
  */
 import { execFile, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { connect } from "node:net";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
-import { cacheDir } from "./paths.js";
-import { freePort, httpOk, onCleanup, startProcess, waitUntil, type Managed } from "./processes.js";
 import type { RunningDaemon } from "./our-daemon.js";
+import { cacheDir } from "./paths.js";
+import { freePort, httpOk, type Managed, onCleanup, startProcess, waitUntil } from "./processes.js";
 
 const run = promisify(execFile);
 const isRoot = () => process.getuid?.() === 0;
@@ -64,13 +73,25 @@ export async function buildGoDaemon(src: string, log: (line: string) => void): P
   const server = join(outDir, "server");
   const commandline = join(outDir, "commandline");
   const stampFile = join(outDir, "stamp");
-  if (commit !== "unknown" && !dirty && existsSync(server) && existsSync(commandline) && existsSync(stampFile) && readFileSync(stampFile, "utf8") === stamp) {
+  if (
+    commit !== "unknown" &&
+    !dirty &&
+    existsSync(server) &&
+    existsSync(commandline) &&
+    existsSync(stampFile) &&
+    readFileSync(stampFile, "utf8") === stamp
+  ) {
     return { server, commandline, commit, goVersion, buildSeconds: 0, cached: true };
   }
   mkdirSync(outDir, { recursive: true });
-  log(`building the Go daemon (${commit.slice(0, 12)}, ${goVersion}); the first build downloads modules and takes minutes`);
+  log(
+    `building the Go daemon (${commit.slice(0, 12)}, ${goVersion}); the first build downloads modules and takes minutes`,
+  );
   const started = Date.now();
-  for (const [pkg, out] of [["./cmd/server", server], ["./cmd/commandline", commandline]] as const) {
+  for (const [pkg, out] of [
+    ["./cmd/server", server],
+    ["./cmd/commandline", commandline],
+  ] as const) {
     await new Promise<void>((resolve, reject) => {
       const child = spawn("go", ["build", "-o", out, pkg], { cwd: src, stdio: ["ignore", "pipe", "pipe"] });
       let tail = "";
@@ -96,14 +117,19 @@ export async function buildGoDaemon(src: string, log: (line: string) => void): P
 function postgresBinDir(): string | undefined {
   // pg_config names the server's bin directory on most installs; Debian keeps initdb off PATH.
   try {
-    const dir = execFileSync("pg_config", ["--bindir"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const dir = execFileSync("pg_config", ["--bindir"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
     if (dir && existsSync(join(dir, "initdb"))) return dir;
   } catch {
     // no pg_config
   }
   const base = "/usr/lib/postgresql";
   if (existsSync(base)) {
-    const versions = readdirSync(base).filter((v) => existsSync(join(base, v, "bin", "initdb"))).sort((a, b) => Number(b) - Number(a));
+    const versions = readdirSync(base)
+      .filter((v) => existsSync(join(base, v, "bin", "initdb")))
+      .sort((a, b) => Number(b) - Number(a));
     if (versions[0]) return join(base, versions[0], "bin");
   }
   return undefined;
@@ -120,9 +146,14 @@ export async function ensureServices(log: (line: string) => void): Promise<void>
   if (!postgresBinDir()) missing.push("postgresql");
   if (!(await onPath("redis-server"))) missing.push("redis-server");
   if (missing.length === 0) return;
-  if (!isRoot() || !(await onPath("apt-get"))) throw new Error(`missing ${missing.join(", ")} (install them, or run as root on Debian)`);
+  if (!isRoot() || !(await onPath("apt-get")))
+    throw new Error(`missing ${missing.join(", ")} (install them, or run as root on Debian)`);
   log(`installing ${missing.join(", ")} (apt-get)`);
-  const opts = { timeout: 10 * 60_000, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } };
+  const opts = {
+    timeout: 10 * 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  };
   if (!aptUpdated) {
     await run("apt-get", ["update"], opts);
     aptUpdated = true;
@@ -152,7 +183,15 @@ async function startPostgres(dir: string, log: (line: string) => void): Promise<
     chownSync(dir, uid, gid);
   }
   const port = await freePort();
-  const [initCmd, initArgs] = asPostgres(join(bin, "initdb"), ["-D", data, "-A", "trust", "-U", "postgres", "--no-sync"]);
+  const [initCmd, initArgs] = asPostgres(join(bin, "initdb"), [
+    "-D",
+    data,
+    "-A",
+    "trust",
+    "-U",
+    "postgres",
+    "--no-sync",
+  ]);
   await run(initCmd, initArgs, { timeout: 120_000 });
   const [ctl, ctlArgs] = asPostgres(join(bin, "pg_ctl"), [
     "-D",
@@ -176,9 +215,13 @@ async function startPostgres(dir: string, log: (line: string) => void): Promise<
   };
   onCleanup(stop);
   // The database the daemon expects (it would also create it on first connect).
-  await run(join(bin, "psql"), ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE dify_plugin"], {
-    timeout: 30_000,
-  });
+  await run(
+    join(bin, "psql"),
+    ["-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", "postgres", "-c", "CREATE DATABASE dify_plugin"],
+    {
+      timeout: 30_000,
+    },
+  );
   log(`PostgreSQL ${bin.split("/").at(-2)} on 127.0.0.1:${port}`);
   return { port, stop };
 }
@@ -202,12 +245,34 @@ function redisPing(port: number, password: string): Promise<boolean> {
   });
 }
 
-async function startRedis(dir: string, password: string, log: (line: string) => void): Promise<{ port: number; process: Managed }> {
+async function startRedis(
+  dir: string,
+  password: string,
+  log: (line: string) => void,
+): Promise<{ port: number; process: Managed }> {
   mkdirSync(dir, { recursive: true });
   const port = await freePort();
-  const managed = startProcess("redis", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--requirepass", password, "--dir", dir], {
-    logFile: join(dir, "redis.log"),
-  });
+  const managed = startProcess(
+    "redis",
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--requirepass",
+      password,
+      "--dir",
+      dir,
+    ],
+    {
+      logFile: join(dir, "redis.log"),
+    },
+  );
   await waitUntil("redis", () => redisPing(port, password), 20_000);
   log(`Redis on 127.0.0.1:${port}`);
   return { port, process: managed };
@@ -287,7 +352,9 @@ async function startServer(
     UV_PATH: options.uv,
     PYTHON_ENV_INIT_TIMEOUT: "120",
     PLUGIN_REMOTE_INSTALLING_ENABLED: options.remoteDebugging ? "true" : "false",
-    ...(remotePort ? { PLUGIN_REMOTE_INSTALLING_HOST: "127.0.0.1", PLUGIN_REMOTE_INSTALLING_PORT: String(remotePort) } : {}),
+    ...(remotePort
+      ? { PLUGIN_REMOTE_INSTALLING_HOST: "127.0.0.1", PLUGIN_REMOTE_INSTALLING_PORT: String(remotePort) }
+      : {}),
     REDIS_HOST: "127.0.0.1",
     REDIS_PORT: String(redis.port),
     REDIS_PASSWORD: redisPassword,
@@ -301,17 +368,29 @@ async function startServer(
     DB_SSL_MODE: "disable",
   };
 
-  await run(options.build.commandline, ["migrate"], { cwd: home, env, timeout: 120_000 }).catch((err: Error & { stderr?: string }) => {
-    throw new Error(`migrate failed: ${err.stderr ?? err.message}`);
-  });
+  await run(options.build.commandline, ["migrate"], { cwd: home, env, timeout: 120_000 }).catch(
+    (err: Error & { stderr?: string }) => {
+      throw new Error(`migrate failed: ${err.stderr ?? err.message}`);
+    },
+  );
 
-  const managed = startProcess("go daemon", options.build.server, [], { cwd: home, env, logFile: join(workDir, "go-daemon.log") });
+  const managed = startProcess("go daemon", options.build.server, [], {
+    cwd: home,
+    env,
+    logFile: join(workDir, "go-daemon.log"),
+  });
   const baseUrl = `http://127.0.0.1:${port}`;
   let exitedEarly: string | undefined;
   void managed.exited.then((code) => {
     exitedEarly = `exited with ${code}: ${managed.logTail(1500)}`;
   });
-  await waitUntil(`Go daemon on ${baseUrl}`, () => httpOk(`${baseUrl}/health/check`), 90_000, 100, () => exitedEarly);
+  await waitUntil(
+    `Go daemon on ${baseUrl}`,
+    () => httpOk(`${baseUrl}/health/check`),
+    90_000,
+    100,
+    () => exitedEarly,
+  );
   return {
     name: "go",
     baseUrl,

@@ -9,12 +9,12 @@
  * when it exits (SIGTERM makes the daemon exit cleanly).
  */
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { buildDir, repoRoot } from "./paths.js";
-import { freePort, httpOk, startProcess, waitUntil, type Managed } from "./processes.js";
 import { processTree } from "./proc.js";
+import { freePort, httpOk, type Managed, startProcess, waitUntil } from "./processes.js";
 
 export type OurMode = "tsx" | "bundle";
 
@@ -47,9 +47,13 @@ const BUNDLE = join(buildDir, "local-daemon", "main.mjs");
 
 /** Bundles the local daemon with the same script `npm start` uses. */
 export async function bundleLocalDaemon(): Promise<string> {
-  const out = execFileSync(process.execPath, [join(repoRoot, "scripts", "build-local.mjs"), "--out-dir", join(buildDir, "local-daemon")], {
-    encoding: "utf8",
-  });
+  const out = execFileSync(
+    process.execPath,
+    [join(repoRoot, "scripts", "build-local.mjs"), "--out-dir", join(buildDir, "local-daemon")],
+    {
+      encoding: "utf8",
+    },
+  );
   return out.trim().split("\n").pop() ?? BUNDLE;
 }
 
@@ -96,7 +100,13 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   void managed.exited.then((code) => {
     exitedEarly = `exited with ${code}: ${managed.logTail(1500)}`;
   });
-  await waitUntil(`our daemon on ${baseUrl}`, () => httpOk(`${baseUrl}/health/check`), 60_000, 100, () => exitedEarly);
+  await waitUntil(
+    `our daemon on ${baseUrl}`,
+    () => httpOk(`${baseUrl}/health/check`),
+    60_000,
+    100,
+    () => exitedEarly,
+  );
   const servingPid = () => {
     // tsx CLI → node child (serving) → python plugins; plain node serves itself.
     const child = processTree(managed.pid).find((s) => s.pid !== managed.pid && s.comm === "node");

@@ -25,7 +25,8 @@ async function call(d: DaemonEndpoint, path: string, init: RequestInit = {}): Pr
     throw new Error(`${init.method ?? "GET"} ${path}: HTTP ${res.status}, not JSON: ${text.slice(0, 300)}`);
   }
   const envelope = body as { code?: number; message?: string };
-  if (!res.ok || envelope.code !== 0) throw new Error(`${init.method ?? "GET"} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
+  if (!res.ok || envelope.code !== 0)
+    throw new Error(`${init.method ?? "GET"} ${path}: HTTP ${res.status} ${text.slice(0, 500)}`);
   return (body as { data: unknown }).data;
 }
 
@@ -33,11 +34,17 @@ export async function uploadPackage(d: DaemonEndpoint, pkg: Uint8Array): Promise
   const form = new FormData();
   form.set("dify_pkg", new Blob([pkg]), "plugin.difypkg");
   form.set("verify_signature", "false");
-  const data = (await call(d, `/plugin/${TENANT}/management/install/upload/package`, { method: "POST", body: form })) as { unique_identifier: string };
+  const data = (await call(d, `/plugin/${TENANT}/management/install/upload/package`, {
+    method: "POST",
+    body: form,
+  })) as { unique_identifier: string };
   return data.unique_identifier;
 }
 
-export async function installIdentifier(d: DaemonEndpoint, uniqueIdentifier: string): Promise<{ taskId: string; allInstalled: boolean }> {
+export async function installIdentifier(
+  d: DaemonEndpoint,
+  uniqueIdentifier: string,
+): Promise<{ taskId: string; allInstalled: boolean }> {
   const data = (await call(d, `/plugin/${TENANT}/management/install/identifiers`, {
     method: "POST",
     headers: { "content-type": "application/json" },
@@ -54,14 +61,22 @@ export async function waitForTask(d: DaemonEndpoint, taskId: string, timeoutMs: 
       plugins: Array<{ status: string; message: string }>;
     };
     if (task.status === "success") return;
-    if (task.status === "failed") throw new Error(`install task failed: ${task.plugins.map((p) => p.message).join("; ").slice(0, 2000)}`);
+    if (task.status === "failed")
+      throw new Error(
+        `install task failed: ${task.plugins
+          .map((p) => p.message)
+          .join("; ")
+          .slice(0, 2000)}`,
+      );
     if (Date.now() > deadline) throw new Error(`install task still ${task.status} after ${timeoutMs / 1000}s`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 export async function listPluginIds(d: DaemonEndpoint): Promise<string[]> {
-  const data = (await call(d, `/plugin/${TENANT}/management/list?page=1&page_size=256`)) as { list: Array<{ plugin_id: string }> };
+  const data = (await call(d, `/plugin/${TENANT}/management/list?page=1&page_size=256`)) as {
+    list: Array<{ plugin_id: string }>;
+  };
   return data.list.map((p) => p.plugin_id);
 }
 

@@ -4,7 +4,7 @@
  * and its Python plugin processes.
  */
 import { execFileSync } from "node:child_process";
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 
 let ticksPerSecond: number | undefined;
 /** USER_HZ, the unit of utime/stime in /proc/<pid>/stat (almost always 100). */
@@ -169,7 +169,15 @@ export function startMemorySampler(sample: () => TreeSample, intervalMs = 100): 
 
 /** Adds up samples of several trees (a daemon and plugin processes it did not start). */
 export function mergeSamples(samples: TreeSample[]): TreeSample {
-  const total: TreeSample = { daemonRss: 0, launcherRss: 0, pluginRss: 0, pluginProcesses: 0, daemonCpuSeconds: 0, launcherCpuSeconds: 0, pluginCpuSeconds: 0 };
+  const total: TreeSample = {
+    daemonRss: 0,
+    launcherRss: 0,
+    pluginRss: 0,
+    pluginProcesses: 0,
+    daemonCpuSeconds: 0,
+    launcherCpuSeconds: 0,
+    pluginCpuSeconds: 0,
+  };
   for (const s of samples) for (const k of Object.keys(total) as Array<keyof TreeSample>) total[k] += s[k];
   return total;
 }

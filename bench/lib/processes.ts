@@ -3,7 +3,7 @@
  * file, registered so that every one of them is stopped (by pid, with its descendants) when the
  * run ends, fails, or is interrupted.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
+import { type ChildProcess, type SpawnOptions, spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { isAlive, processTree, signalTree } from "./proc.js";
@@ -22,7 +22,12 @@ export interface Managed {
 const running = new Set<Managed>();
 const cleanups: Array<() => Promise<void> | void> = [];
 
-export function startProcess(name: string, command: string, args: string[], options: SpawnOptions & { logFile: string }): Managed {
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  options: SpawnOptions & { logFile: string },
+): Managed {
   const fd = openSync(options.logFile, "a");
   const child = spawn(command, args, { ...options, stdio: ["ignore", fd, fd], detached: true });
   closeSync(fd);
@@ -95,7 +100,13 @@ export function freePort(): Promise<number> {
 }
 
 /** Polls `check` until it resolves true, or throws after `timeoutMs`. */
-export async function waitUntil(what: string, check: () => Promise<boolean>, timeoutMs: number, intervalMs = 100, failFast?: () => string | undefined): Promise<void> {
+export async function waitUntil(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs: number,
+  intervalMs = 100,
+  failFast?: () => string | undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await check().catch(() => false)) return;

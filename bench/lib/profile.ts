@@ -5,8 +5,8 @@
  * non-project code it calls ("attributed"), which points at what a change in our code would save.
  */
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { repoRoot } from "./paths.js";
 import { sourceMapFor } from "./source-map.js";
 
@@ -81,7 +81,9 @@ function declarationLine(path: string, name: string): number | undefined {
   const patterns = [
     new RegExp(`\\bfunction\\*?\\s+${name}\\s*[<(]`),
     new RegExp(`\\b(?:const|let|var)\\s+${name}\\s*=`),
-    new RegExp(`^\\s*(?:(?:public|private|protected|static|async|readonly|override|get|set)\\s+)*\\*?\\s*${name}\\s*[<(]`),
+    new RegExp(
+      `^\\s*(?:(?:public|private|protected|static|async|readonly|override|get|set)\\s+)*\\*?\\s*${name}\\s*[<(]`,
+    ),
     new RegExp(`\\b${name}\\s*[:=]\\s*(?:async\\s*)?(?:\\(|function)`),
   ];
   for (const re of patterns) {
@@ -96,7 +98,8 @@ function classify(node: ProfileNode): Frame {
   const name = functionName || "(anonymous)";
   if (functionName === "(garbage collector)") return { key: name, name, where: "", category: "gc" };
   if (functionName === "(idle)") return { key: name, name, where: "", category: "idle" };
-  if (functionName === "(program)" || functionName === "(root)") return { key: name, name, where: "", category: "program" };
+  if (functionName === "(program)" || functionName === "(root)")
+    return { key: name, name, where: "", category: "program" };
   if (!url) return { key: `native:${name}`, name, where: "(V8/native)", category: "native" };
   if (url.startsWith("node:")) return { key: `${url}:${name}`, name, where: url, category: "node" };
   let path = url;
@@ -108,7 +111,9 @@ function classify(node: ProfileNode): Frame {
     }
   }
   // Bundled code: map back to the source through the bundle's source map.
-  const mapped = path.endsWith(".mjs") ? sourceMapFor(path)?.original(lineNumber, node.callFrame.columnNumber) : undefined;
+  const mapped = path.endsWith(".mjs")
+    ? sourceMapFor(path)?.original(lineNumber, node.callFrame.columnNumber)
+    : undefined;
   if (mapped && !mapped.source.includes("/node_modules/")) {
     const rel = relative(repoRoot, mapped.source);
     const where = `${rel}:${mapped.line}`;
@@ -281,7 +286,10 @@ export function summariseProfile(file: string, window?: { fromUs: number; toUs: 
   };
 }
 
-export function profileMarkdown(s: ProfileSummary, context: { title: string; requests: number; describe: string }): string {
+export function profileMarkdown(
+  s: ProfileSummary,
+  context: { title: string; requests: number; describe: string },
+): string {
   const pct = (ms: number) => `${((ms / s.busyMs) * 100).toFixed(1)}%`;
   const table = (rows: FunctionTime[]) =>
     [
@@ -301,7 +309,9 @@ export function profileMarkdown(s: ProfileSummary, context: { title: string; req
     "",
     "| category | ms | % of busy |",
     "|---|---:|---:|",
-    ...(["ours", "dependency", "node", "native", "gc", "program"] as const).map((k) => `| ${k} | ${cat(k)} | ${pct(cat(k))} |`),
+    ...(["ours", "dependency", "node", "native", "gc", "program"] as const).map(
+      (k) => `| ${k} | ${cat(k)} | ${pct(cat(k))} |`,
+    ),
     "",
     "`program` is time V8 cannot attribute to JavaScript (native code of the event loop: socket and pipe I/O, HTTP parsing, compiling).",
     "",
@@ -331,7 +341,7 @@ export function profileMarkdown(s: ProfileSummary, context: { title: string; req
     "",
     "### Where the hottest frames outside our code are called from",
     "",
-    "Callers up to the first function of ours (← reads \"called by\"); the two heaviest paths each.",
+    'Callers up to the first function of ours (← reads "called by"); the two heaviest paths each.',
     "",
     ...s.callersOfHotFrames.flatMap((h) => [
       `- \`${h.name}\` ${h.where} — ${h.ms} ms`,

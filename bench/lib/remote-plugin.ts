@@ -9,7 +9,7 @@ import { cpSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { cacheDir, repoRoot } from "./paths.js";
-import { startProcess, type Managed } from "./processes.js";
+import { type Managed, startProcess } from "./processes.js";
 
 const run = promisify(execFile);
 
@@ -30,7 +30,11 @@ export async function startRemotePlugin(options: {
   const env = { ...process.env, UV_CACHE_DIR: join(cacheDir(), "uv-cache"), VIRTUAL_ENV: join(dir, ".venv") };
   const opts = { cwd: dir, env, timeout: 300_000, maxBuffer: 16 * 1024 * 1024 };
   await run(options.uv, ["venv", "--python", options.python, ".venv"], opts);
-  await run(options.uv, ["pip", "install", "--python", join(dir, ".venv", "bin", "python"), "-r", "requirements.txt"], opts);
+  await run(
+    options.uv,
+    ["pip", "install", "--python", join(dir, ".venv", "bin", "python"), "-r", "requirements.txt"],
+    opts,
+  );
   return startProcess("remote plugin", join(dir, ".venv", "bin", "python"), ["-m", "main"], {
     cwd: dir,
     env: {

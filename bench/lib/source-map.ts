@@ -60,7 +60,11 @@ export function sourceMapFor(file: string): SourceMapLookup | undefined {
   let lookup: SourceMapLookup | undefined;
   const mapFile = `${file}.map`;
   if (existsSync(mapFile)) {
-    const map = JSON.parse(readFileSync(mapFile, "utf8")) as { sources: string[]; sourceRoot?: string; mappings: string };
+    const map = JSON.parse(readFileSync(mapFile, "utf8")) as {
+      sources: string[];
+      sourceRoot?: string;
+      mappings: string;
+    };
     const lines = decodeMappings(map.mappings);
     const base = resolve(dirname(mapFile), map.sourceRoot ?? "");
     lookup = {

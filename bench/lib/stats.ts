@@ -37,4 +37,8 @@ export const round = (n: number, digits = 2): number => {
   return Math.round(n * f) / f;
 };
 
-export const median = (xs: readonly number[]): number => rank([...xs].sort((a, b) => a - b), 50);
+export const median = (xs: readonly number[]): number =>
+  rank(
+    [...xs].sort((a, b) => a - b),
+    50,
+  );

@@ -23,9 +23,13 @@ export interface Toolchain {
 
 async function probe(path: string): Promise<{ path: string; version: string } | undefined> {
   try {
-    const { stdout } = await run(path, ["-c", "import sys, ssl, sqlite3; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"], {
-      timeout: 15_000,
-    });
+    const { stdout } = await run(
+      path,
+      ["-c", "import sys, ssl, sqlite3; print(sys.executable); print('%d.%d.%d' % sys.version_info[:3])"],
+      {
+        timeout: 15_000,
+      },
+    );
     const [exe, version] = stdout.trim().split("\n");
     return exe && version ? { path: exe, version } : undefined;
   } catch {
@@ -48,13 +52,16 @@ async function find312(): Promise<{ path: string; version: string } | undefined>
   candidates.push("python3.12");
   for (const root of [process.env.PYENV_ROOT, process.env.HOME && join(process.env.HOME, ".pyenv")]) {
     if (!root || !existsSync(join(root, "versions"))) continue;
-    for (const v of readdirSync(join(root, "versions")).filter((v) => /^3\.12\.\d+$/.test(v)).sort().reverse()) {
+    for (const v of readdirSync(join(root, "versions"))
+      .filter((v) => /^3\.12\.\d+$/.test(v))
+      .sort()
+      .reverse()) {
       candidates.push(join(root, "versions", v, "bin", "python3.12"));
     }
   }
   for (const c of candidates) {
     const found = await probe(c);
-    if (found && found.version.startsWith("3.12.")) return found;
+    if (found?.version.startsWith("3.12.")) return found;
     if (found && c === process.env.BENCH_PYTHON) return found; // the operator's choice wins
   }
   return undefined;
@@ -67,7 +74,9 @@ export async function resolveToolchain(log: (line: string) => void): Promise<Too
     const fallback = await toolchainScript("python");
     chosen = await probe(fallback);
     if (!chosen) throw new Error(`python-toolchain.sh returned ${fallback}, which does not run`);
-    log(`no CPython 3.12 found (set BENCH_PYTHON); using ${chosen.version}: the Go daemon's uv venv --python 3.12 may download one`);
+    log(
+      `no CPython 3.12 found (set BENCH_PYTHON); using ${chosen.version}: the Go daemon's uv venv --python 3.12 may download one`,
+    );
   }
   return { uv, python: chosen.path, pythonVersion: chosen.version, python312: chosen.version.startsWith("3.12.") };
 }

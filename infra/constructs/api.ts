@@ -97,13 +97,21 @@ export const GATEWAY_ERRORS: Array<{ id: string; type: apigateway.ResponseType; 
     id: "IntegrationTimeout",
     type: apigateway.ResponseType.INTEGRATION_TIMEOUT,
     status: "504",
-    body: gatewayErrorBody(-500, "PluginDaemonInternalServerError", "the daemon did not answer within API Gateway's integration timeout"),
+    body: gatewayErrorBody(
+      -500,
+      "PluginDaemonInternalServerError",
+      "the daemon did not answer within API Gateway's integration timeout",
+    ),
   },
   {
     id: "Throttled",
     type: apigateway.ResponseType.THROTTLED,
     status: "429",
-    body: gatewayErrorBody(-500, "PluginDaemonInternalServerError", "too many requests: the API's throttling limit was reached"),
+    body: gatewayErrorBody(
+      -500,
+      "PluginDaemonInternalServerError",
+      "too many requests: the API's throttling limit was reached",
+    ),
   },
   {
     // Most often a request Lambda refuses: an event over its 6 MB limit (uploads above ~4.4 MB,
@@ -248,11 +256,13 @@ export class Api extends Construct {
       this.restApi,
       {
         id: "AwsSolutions-APIG2",
-        reason: "Lambda proxy integrations: each handler validates its requests exactly as the upstream daemon does, including its error bodies.",
+        reason:
+          "Lambda proxy integrations: each handler validates its requests exactly as the upstream daemon does, including its error bodies.",
       },
       {
         id: "AwsSolutions-APIG3",
-        reason: "WAF is optional and priced per ACL and request; associate a web ACL with the stage if the public /e/* endpoints need it (docs/deploy.md).",
+        reason:
+          "WAF is optional and priced per ACL and request; associate a web ACL with the stage if the public /e/* endpoints need it (docs/deploy.md).",
       },
       {
         id: "AwsSolutions-APIG4",
@@ -269,7 +279,8 @@ export class Api extends Construct {
     if (role) {
       acknowledge(role, {
         id: "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs]",
-        reason: "AmazonAPIGatewayPushToCloudWatchLogs is the policy AWS documents for API Gateway's account-level logging role.",
+        reason:
+          "AmazonAPIGatewayPushToCloudWatchLogs is the policy AWS documents for API Gateway's account-level logging role.",
       });
     }
   }

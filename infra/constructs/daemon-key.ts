@@ -41,6 +41,10 @@ export class DaemonKey extends Construct {
 
   /** GetSecretValue on this secret only. */
   grantRead(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({ grantee, actions: ["secretsmanager:GetSecretValue"], resourceArns: [this.secret.secretArn] });
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ["secretsmanager:GetSecretValue"],
+      resourceArns: [this.secret.secretArn],
+    });
   }
 }

@@ -30,7 +30,9 @@ export class DifyInnerApi extends Construct {
     this.url = props.url;
     if (props.apiKeySecretArn) {
       if (!COMPLETE_SECRET_ARN.test(props.apiKeySecretArn)) {
-        throw new Error(`DifyInnerApi: apiKeySecretArn must be a complete secret ARN (ending in -XXXXXX), got ${props.apiKeySecretArn}`);
+        throw new Error(
+          `DifyInnerApi: apiKeySecretArn must be a complete secret ARN (ending in -XXXXXX), got ${props.apiKeySecretArn}`,
+        );
       }
       this.apiKeySecret = secretsmanager.Secret.fromSecretCompleteArn(this, "ApiKey", props.apiKeySecretArn);
       this.apiKeyGenerated = false;

@@ -50,7 +50,11 @@ const SIZING: Record<HandlerName, HandlerSizing> = {
     timeout: Duration.seconds(29),
   },
   dispatch: { description: "Dify plugin daemon: plugin invocation (streaming)", memorySize: 512, timeout: "stream" },
-  "public-endpoint": { description: "Dify plugin daemon: public plugin endpoints /e/* (streaming)", memorySize: 512, timeout: "stream" },
+  "public-endpoint": {
+    description: "Dify plugin daemon: public plugin endpoints /e/* (streaming)",
+    memorySize: 512,
+    timeout: "stream",
+  },
   "backwards-invocation": {
     description: "Dify plugin daemon: backwards invocation from plugin functions (streaming)",
     memorySize: 512,
@@ -87,7 +91,9 @@ export class Handlers extends Construct {
     for (const name of HANDLER_NAMES) {
       const bundle = join(props.bundleDir, name);
       if (!existsSync(join(bundle, "index.mjs"))) {
-        throw new Error(`Handlers: ${join(bundle, "index.mjs")} is missing; run node scripts/bundle.mjs (functions/${name}.ts)`);
+        throw new Error(
+          `Handlers: ${join(bundle, "index.mjs")} is missing; run node scripts/bundle.mjs (functions/${name}.ts)`,
+        );
       }
       const sizing = SIZING[name];
       const cid = constructId(name);
@@ -121,7 +127,8 @@ export class Handlers extends Construct {
       });
       acknowledge(fn, {
         id: "AwsSolutions-L1",
-        reason: "Pinned to Node.js 22 on purpose: the bundles target node22 and are tested on it; move runtime and esbuild target together.",
+        reason:
+          "Pinned to Node.js 22 on purpose: the bundles target node22 and are tested on it; move runtime and esbuild target together.",
       });
       functions[name] = fn;
     }

@@ -58,6 +58,10 @@ export class MetadataTable extends Construct {
   }
 
   grantReadWriteData(grantee: iam.IGrantable): iam.Grant {
-    return iam.Grant.addToPrincipal({ grantee, actions: [...READ_ACTIONS, ...WRITE_ACTIONS], resourceArns: this.resources() });
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: [...READ_ACTIONS, ...WRITE_ACTIONS],
+      resourceArns: this.resources(),
+    });
   }
 }

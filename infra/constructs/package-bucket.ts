@@ -2,11 +2,12 @@
  * The bucket holding plugin packages (`packages/`), extracted assets (`assets/`), the Lambda
  * code zips built for plugins (`plugin-code/`) and large plugin storage values (`plugin-storage/`). Private, encrypted, TLS-only, versioned, retained.
  */
-import { BLOB_PREFIXES } from "../../src/domain/blob-keys.js";
+
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as s3 from "aws-cdk-lib/aws-s3";
 import { Construct } from "constructs";
+import { BLOB_PREFIXES } from "../../src/domain/blob-keys.js";
 import { acknowledge, allowGranteeWildcards, literal } from "../nag.js";
 
 export interface PackageBucketProps {

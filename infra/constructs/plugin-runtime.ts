@@ -12,12 +12,22 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
-import { ArnFormat, AssetHashType, DockerImage, Duration, FileSystem, RemovalPolicy, Size, Stack, Stage } from "aws-cdk-lib";
+import {
+  ArnFormat,
+  AssetHashType,
+  DockerImage,
+  Duration,
+  FileSystem,
+  RemovalPolicy,
+  Size,
+  Stack,
+  Stage,
+} from "aws-cdk-lib";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { acknowledge, allowGranteeWildcards, allowWildcards, ARN_SEGMENT, literal } from "../nag.js";
+import { ARN_SEGMENT, acknowledge, allowGranteeWildcards, allowWildcards, literal } from "../nag.js";
 import type { PluginArch } from "../settings.js";
 import { PACKAGE_BUCKET_PREFIXES, type PackageBucket } from "./package-bucket.js";
 
@@ -66,7 +76,9 @@ function checkLayerLayout(layerDir: string): void {
   const wrapper = join(layerDir, LAYER_BOOTSTRAP);
   const entry = join(layerDir, LAYER_BOOTSTRAP_PACKAGE, "__main__.py");
   if (!existsSync(wrapper) || (statSync(wrapper).mode & 0o111) === 0) {
-    throw new Error(`PluginRuntime: the layer has no executable ${LAYER_BOOTSTRAP} (/opt/${LAYER_BOOTSTRAP}); it would start no plugin`);
+    throw new Error(
+      `PluginRuntime: the layer has no executable ${LAYER_BOOTSTRAP} (/opt/${LAYER_BOOTSTRAP}); it would start no plugin`,
+    );
   }
   if (!existsSync(entry)) {
     throw new Error(`PluginRuntime: the layer has no ${LAYER_BOOTSTRAP_PACKAGE}/__main__.py; it would start no plugin`);
@@ -140,7 +152,12 @@ export class PluginRuntime extends Construct {
     this.layerUnzippedBytes = stagedBytes(this.layer);
 
     this.pluginFunctionArns = [
-      stack.formatArn({ service: "lambda", resource: "function", resourceName: `${props.functionPrefix}*`, arnFormat: ArnFormat.COLON_RESOURCE_NAME }),
+      stack.formatArn({
+        service: "lambda",
+        resource: "function",
+        resourceName: `${props.functionPrefix}*`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      }),
     ];
 
     this.pluginRole = new iam.Role(this, "PluginRole", {
@@ -153,12 +170,19 @@ export class PluginRuntime extends Construct {
       resourceName: `/aws/lambda/${props.functionPrefix}*`,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
     });
-    this.pluginRole.addToPolicy(new iam.PolicyStatement({ actions: ["logs:CreateLogGroup"], resources: [pluginLogGroups] }));
     this.pluginRole.addToPolicy(
-      new iam.PolicyStatement({ actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [`${pluginLogGroups}:log-stream:*`] }),
+      new iam.PolicyStatement({ actions: ["logs:CreateLogGroup"], resources: [pluginLogGroups] }),
+    );
+    this.pluginRole.addToPolicy(
+      new iam.PolicyStatement({
+        actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
+        resources: [`${pluginLogGroups}:log-stream:*`],
+      }),
     );
     allowWildcards(this.pluginRole, {
-      finding: new RegExp(`^Resource::arn:${ARN_SEGMENT}:logs:${ARN_SEGMENT}:${ARN_SEGMENT}:log-group:/aws/lambda/${literal(props.functionPrefix)}\\*(:log-stream:\\*)?$`),
+      finding: new RegExp(
+        `^Resource::arn:${ARN_SEGMENT}:logs:${ARN_SEGMENT}:${ARN_SEGMENT}:log-group:/aws/lambda/${literal(props.functionPrefix)}\\*(:log-stream:\\*)?$`,
+      ),
       reason:
         "Plugin functions are created at install time, so their log groups (/aws/lambda/<prefix><id>) are only known by this " +
         "stack's plugin function prefix; log stream names are chosen by Lambda.",
@@ -175,12 +199,15 @@ export class PluginRuntime extends Construct {
     builderLogs.grantWrite(builderRole);
     this.builder = new lambda.Function(this, "Builder", {
       role: builderRole,
-      description: "Builds a plugin's Lambda code zip (its uv.lock or requirements for the Lambda platform) from its stored package",
+      description:
+        "Builds a plugin's Lambda code zip (its uv.lock or requirements for the Lambda platform) from its stored package",
       runtime: pythonRuntime,
       // The plugins' architecture: source distributions are only built on the platform they run on.
       architecture: lambdaArch,
       handler: "handler.handler",
-      code: lambda.Code.fromAsset(join(props.layersDir, "plugin-builder"), { exclude: ["__pycache__", "*.pyc", "tests"] }),
+      code: lambda.Code.fromAsset(join(props.layersDir, "plugin-builder"), {
+        exclude: ["__pycache__", "*.pyc", "tests"],
+      }),
       // uv/pip resolve, download, build and unpack: CPU and /tmp bound.
       memorySize: 2048,
       ephemeralStorageSize: Size.gibibytes(4),
@@ -255,7 +282,11 @@ export class PluginRuntime extends Construct {
   grantRuntimeManagement(grantee: iam.IGrantable): void {
     iam.Grant.addToPrincipal({ grantee, actions: RUNTIME_MANAGEMENT_ACTIONS, resourceArns: this.pluginFunctionArns });
     this.allowPluginFunctionWildcard(grantee);
-    iam.Grant.addToPrincipal({ grantee, actions: ["lambda:GetLayerVersion"], resourceArns: [this.layer.layerVersionArn] });
+    iam.Grant.addToPrincipal({
+      grantee,
+      actions: ["lambda:GetLayerVersion"],
+      resourceArns: [this.layer.layerVersionArn],
+    });
     grantee.grantPrincipal.addToPrincipalPolicy(
       new iam.PolicyStatement({
         actions: ["iam:PassRole"],
@@ -273,7 +304,9 @@ export class PluginRuntime extends Construct {
 
   private allowPluginFunctionWildcard(grantee: iam.IGrantable): void {
     allowGranteeWildcards(grantee, {
-      finding: new RegExp(`^Resource::arn:${ARN_SEGMENT}:lambda:${ARN_SEGMENT}:${ARN_SEGMENT}:function:${literal(this.functionPrefix)}\\*$`),
+      finding: new RegExp(
+        `^Resource::arn:${ARN_SEGMENT}:lambda:${ARN_SEGMENT}:${ARN_SEGMENT}:function:${literal(this.functionPrefix)}\\*$`,
+      ),
       reason:
         "Plugin functions are created at install time, one per plugin package, so they are only known by this stack's " +
         "function name prefix, which bounds the wildcard.",

@@ -58,7 +58,8 @@ export function allowVpcConfiguration(scope: Construct, id: string, grantee: iam
   });
   allowWildcards(policy, {
     finding: ANY_RESOURCE,
-    reason: "EC2 Describe* actions support no resource-level permissions; Lambda checks them with the caller's permissions when a plugin function gets a VPC configuration.",
+    reason:
+      "EC2 Describe* actions support no resource-level permissions; Lambda checks them with the caller's permissions when a plugin function gets a VPC configuration.",
   });
 }
 

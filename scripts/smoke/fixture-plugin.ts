@@ -123,7 +123,11 @@ class SmokeProvider(ToolProvider):
     def _validate_credentials(self, credentials: dict[str, Any]) -> None:
         return None
 `,
-    "tools/stream.yaml": tool("stream", "Streams count text chunks, delay_ms apart.", parameter("count", "number") + parameter("delay_ms", "number")),
+    "tools/stream.yaml": tool(
+      "stream",
+      "Streams count text chunks, delay_ms apart.",
+      parameter("count", "number") + parameter("delay_ms", "number"),
+    ),
     "tools/stream.py": `import time
 ${TOOL_PRELUDE}
 
@@ -135,7 +139,11 @@ class StreamTool(Tool):
                 time.sleep(delay)
             yield self.create_text_message(f"chunk-{i}")
 `,
-    "tools/storage.yaml": tool("storage", "Stores size bytes under a key and reads them back.", parameter("size", "number")),
+    "tools/storage.yaml": tool(
+      "storage",
+      "Stores size bytes under a key and reads them back.",
+      parameter("size", "number"),
+    ),
     "tools/storage.py": `import hashlib
 ${TOOL_PRELUDE}
 
@@ -149,7 +157,11 @@ class StorageTool(Tool):
         self.session.storage.delete("smoke-value")
         yield self.create_json_message({"size": len(back), "same": back == value})
 `,
-    "tools/ask_llm.yaml": tool("ask_llm", "Asks a model through Dify (a backwards call) and returns its answer.", parameter("provider", "string") + parameter("model", "string")),
+    "tools/ask_llm.yaml": tool(
+      "ask_llm",
+      "Asks a model through Dify (a backwards call) and returns its answer.",
+      parameter("provider", "string") + parameter("model", "string"),
+    ),
     "tools/ask_llm.py": `from dify_plugin.entities.model.llm import LLMModelConfig
 from dify_plugin.entities.model.message import UserPromptMessage
 ${TOOL_PRELUDE}

@@ -32,9 +32,18 @@ function chunk(model: string, index: number, content: string, last: boolean) {
         ...(last && {
           finish_reason: "stop",
           usage: {
-            prompt_tokens: 1, prompt_unit_price: 0, prompt_price_unit: 0, prompt_price: 0,
-            completion_tokens: STAND_IN_ANSWER.length, completion_unit_price: 0, completion_price_unit: 0, completion_price: 0,
-            total_tokens: STAND_IN_ANSWER.length + 1, total_price: 0, currency: "USD", latency: 0.01,
+            prompt_tokens: 1,
+            prompt_unit_price: 0,
+            prompt_price_unit: 0,
+            prompt_price: 0,
+            completion_tokens: STAND_IN_ANSWER.length,
+            completion_unit_price: 0,
+            completion_price_unit: 0,
+            completion_price: 0,
+            total_tokens: STAND_IN_ANSWER.length + 1,
+            total_price: 0,
+            currency: "USD",
+            latency: 0.01,
           },
         }),
       },
@@ -43,7 +52,11 @@ function chunk(model: string, index: number, content: string, last: boolean) {
   };
 }
 
-export async function startInnerApiStandIn(host: string, port: number, key: string | undefined): Promise<InnerApiStandIn> {
+export async function startInnerApiStandIn(
+  host: string,
+  port: number,
+  key: string | undefined,
+): Promise<InnerApiStandIn> {
   const answered = new Map<string, number>();
   const server: Server = createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -59,7 +72,9 @@ export async function startInnerApiStandIn(host: string, port: number, key: stri
       try {
         body = JSON.parse(Buffer.concat(parts).toString("utf8") || "{}") as Record<string, unknown>;
       } catch {
-        res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ code: "invalid_param", message: "body is not JSON", status: 400 }));
+        res
+          .writeHead(400, { "content-type": "application/json" })
+          .end(JSON.stringify({ code: "invalid_param", message: "body is not JSON", status: 400 }));
         return;
       }
       answered.set(path, (answered.get(path) ?? 0) + 1);
@@ -71,7 +86,9 @@ export async function startInnerApiStandIn(host: string, port: number, key: stri
       if (path === "invoke/llm") {
         res.writeHead(200, { "content-type": "text/event-stream" });
         const model = String(body.model ?? "stand-in");
-        STAND_IN_ANSWER.forEach((word, i) => res.write(`${JSON.stringify(chunk(model, i, word, i === STAND_IN_ANSWER.length - 1))}\n\n`));
+        STAND_IN_ANSWER.forEach((word, i) =>
+          res.write(`${JSON.stringify(chunk(model, i, word, i === STAND_IN_ANSWER.length - 1))}\n\n`),
+        );
         res.end();
         return;
       }

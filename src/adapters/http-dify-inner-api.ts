@@ -5,7 +5,7 @@
  * `event:` lines to skip). The first byte tells them apart.
  */
 import { z } from "zod";
-import { InnerApiError, type DifyInnerApi, type InnerApiPath } from "../ports/dify-inner-api.js";
+import { type DifyInnerApi, InnerApiError, type InnerApiPath } from "../ports/dify-inner-api.js";
 
 export interface HttpDifyInnerApiOptions {
   /** `DIFY_INNER_API_URL`, e.g. http://api:5001 (a path prefix is kept). */
@@ -103,7 +103,8 @@ export class HttpDifyInnerApi implements DifyInnerApi {
   }
 
   private describe(err: unknown, path: InnerApiPath, deadline: AbortSignal): Error {
-    if (deadline.aborted) return new InnerApiError(`Dify inner API did not answer ${path} within ${this.options.timeoutMs / 1000}s`);
+    if (deadline.aborted)
+      return new InnerApiError(`Dify inner API did not answer ${path} within ${this.options.timeoutMs / 1000}s`);
     const e = err as Error & { cause?: { code?: string; message?: string } };
     if (e.name === "AbortError") return e;
     const cause = e.cause?.code ?? e.cause?.message ?? e.message;

@@ -138,7 +138,8 @@ export class HttpMarketplace implements Marketplace {
     let size = 0;
     for await (const chunk of res.body) {
       size += chunk.byteLength;
-      if (size > limit) throw badRequest(`failed to download ${what}: file size exceeds the maximum limit of ${limit} bytes`);
+      if (size > limit)
+        throw badRequest(`failed to download ${what}: file size exceeds the maximum limit of ${limit} bytes`);
       chunks.push(chunk);
     }
     return Buffer.concat(chunks);

@@ -13,9 +13,9 @@ import { join } from "node:path";
 import { z } from "zod";
 import packageJson from "../../package.json" with { type: "json" };
 import { loadConfig } from "../config.js";
-import { createDaemon, localAdapters, type Daemon } from "../daemon.js";
+import { createDaemon, type Daemon, localAdapters } from "../daemon.js";
 import { dispatchPaths } from "../domain/dispatch-actions.js";
-import { observeBinds, type DaemonRequest } from "../http/daemon-request.js";
+import { type DaemonRequest, observeBinds } from "../http/daemon-request.js";
 import type { Route } from "../http/router.js";
 import { backwardsInvocationGroup } from "../routes/backwards-invocation.js";
 import { dispatchBody, dispatchRoutes } from "../routes/dispatch.js";
@@ -43,7 +43,14 @@ async function boundSchema(route: Route, path: string): Promise<z.ZodType | unde
     seen ??= schema;
     throw new ProbeStop();
   });
-  const req: DaemonRequest = { method: route.method === "*" ? "POST" : route.method, path, params: {}, query: new URLSearchParams(), headers: {}, body: Buffer.alloc(0) };
+  const req: DaemonRequest = {
+    method: route.method === "*" ? "POST" : route.method,
+    path,
+    params: {},
+    query: new URLSearchParams(),
+    headers: {},
+    body: Buffer.alloc(0),
+  };
   try {
     await route.handler(req);
   } catch {
@@ -79,10 +86,21 @@ function openApiPath(pattern: string): { path: string; params: string[] } {
 const envelope = {
   type: "object",
   required: ["code", "message", "data"],
-  properties: { code: { type: "integer", description: "0 on success, -400/-404/-500... on failure (upstream's codes)" }, message: { type: "string" }, data: {} },
+  properties: {
+    code: { type: "integer", description: "0 on success, -400/-404/-500... on failure (upstream's codes)" },
+    message: { type: "string" },
+    data: {},
+  },
 };
 
-function operation(route: Route, tag: string, params: string[], schema: z.ZodType | undefined, method: string, streamed: boolean): Json {
+function operation(
+  route: Route,
+  tag: string,
+  params: string[],
+  schema: z.ZodType | undefined,
+  method: string,
+  streamed: boolean,
+): Json {
   const parameters: Json[] = params.map((name) => ({ name, in: "path", required: true, schema: { type: "string" } }));
   let requestBody: Json | undefined;
   if (schema) {
@@ -90,7 +108,8 @@ function operation(route: Route, tag: string, params: string[], schema: z.ZodTyp
     if (method === "get") {
       const properties = (rendered.properties ?? {}) as Record<string, Json>;
       const required = new Set((rendered.required ?? []) as string[]);
-      for (const [name, s] of Object.entries(properties)) parameters.push({ name, in: "query", required: required.has(name), schema: s });
+      for (const [name, s] of Object.entries(properties))
+        parameters.push({ name, in: "query", required: required.has(name), schema: s });
     } else {
       requestBody = { required: true, content: { "application/json": { schema: rendered } } };
     }
@@ -100,12 +119,29 @@ function operation(route: Route, tag: string, params: string[], schema: z.ZodTyp
     const field = route.pattern.endsWith("bundle") ? "dify_bundle" : "dify_pkg";
     requestBody = {
       required: true,
-      content: { "multipart/form-data": { schema: { type: "object", required: [field], properties: { [field]: { type: "string", contentMediaType: "application/octet-stream" }, verify_signature: { type: "string", enum: ["true", "false"] } } } } },
+      content: {
+        "multipart/form-data": {
+          schema: {
+            type: "object",
+            required: [field],
+            properties: {
+              [field]: { type: "string", contentMediaType: "application/octet-stream" },
+              verify_signature: { type: "string", enum: ["true", "false"] },
+            },
+          },
+        },
+      },
     };
   }
   const answer = streamed
-    ? { description: "server-sent events, one `data: <envelope>` line per chunk", content: { "text/event-stream": { schema: { type: "string" } } } }
-    : { description: "upstream's envelope (most errors are HTTP 200 or 400 with a negative code)", content: { "application/json": { schema: { $ref: "#/components/schemas/Envelope" } } } };
+    ? {
+        description: "server-sent events, one `data: <envelope>` line per chunk",
+        content: { "text/event-stream": { schema: { type: "string" } } },
+      }
+    : {
+        description: "upstream's envelope (most errors are HTTP 200 or 400 with a negative code)",
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Envelope" } } },
+      };
   return {
     tags: [tag],
     operationId: `${method}_${route.pattern.replace(/[^a-zA-Z0-9]+/g, "_").replace(/^_|_$/g, "")}`,
@@ -114,7 +150,10 @@ function operation(route: Route, tag: string, params: string[], schema: z.ZodTyp
     ...(route.public ? { security: [] } : {}),
     responses: {
       "200": answer,
-      "400": { description: "the request failed validation", content: { "application/json": { schema: { $ref: "#/components/schemas/Envelope" } } } },
+      "400": {
+        description: "the request failed validation",
+        content: { "application/json": { schema: { $ref: "#/components/schemas/Envelope" } } },
+      },
       ...(route.public ? {} : { "401": { description: "missing or wrong X-Api-Key" } }),
       "404": { description: "no such route" },
     },
@@ -124,7 +163,13 @@ function operation(route: Route, tag: string, params: string[], schema: z.ZodTyp
 /** Builds the document on a throwaway local daemon (nothing is started, nothing kept). */
 export async function openApiDocument(): Promise<Json> {
   const dataDir = mkdtempSync(join(tmpdir(), "openapi-"));
-  const config = loadConfig({ STORE_BACKEND: "local", DATA_DIR: dataDir, SERVER_KEY: "openapi-description", AUTO_UPGRADE_ENABLED: "false", PLUGIN_KEEP_WARM: "" });
+  const config = loadConfig({
+    STORE_BACKEND: "local",
+    DATA_DIR: dataDir,
+    SERVER_KEY: "openapi-description",
+    AUTO_UPGRADE_ENABLED: "false",
+    PLUGIN_KEEP_WARM: "",
+  });
   const daemon = createDaemon(config, await localAdapters(config));
   const paths: Record<string, Record<string, Json>> = {};
   try {
@@ -132,15 +177,25 @@ export async function openApiDocument(): Promise<Json> {
       for (const route of build(daemon)) {
         const isDispatch = route.pattern.endsWith("/dispatch/*action");
         const expanded = isDispatch
-          ? dispatchPaths.filter((a) => !(route.pattern.startsWith("/v2/") && NOT_ON_V2.has(a))).map((a) => route.pattern.replace("*action", a))
+          ? dispatchPaths
+              .filter((a) => !(route.pattern.startsWith("/v2/") && NOT_ON_V2.has(a)))
+              .map((a) => route.pattern.replace("*action", a))
           : [route.pattern];
         for (const pattern of expanded) {
           const { path, params } = openApiPath(pattern);
           if (paths[path]?.[route.method.toLowerCase()]) continue;
           const schema = isDispatch ? dispatchBody : await boundSchema(route, pattern);
-          const methods = route.method === "*" ? ["get", "post", "put", "patch", "delete"] : [route.method.toLowerCase()];
+          const methods =
+            route.method === "*" ? ["get", "post", "put", "patch", "delete"] : [route.method.toLowerCase()];
           for (const method of methods) {
-            (paths[path] ??= {})[method] = operation(route, tag, params, route.method === "*" ? undefined : schema, method, isDispatch || tag !== "management");
+            (paths[path] ??= {})[method] = operation(
+              route,
+              tag,
+              params,
+              route.method === "*" ? undefined : schema,
+              method,
+              isDispatch || tag !== "management",
+            );
           }
         }
       }
@@ -154,13 +209,21 @@ export async function openApiDocument(): Promise<Json> {
     info: {
       title: "Dify plugin daemon (AWS serverless and local)",
       version: packageJson.version,
-      description: "The HTTP API Dify's API server uses (PLUGIN_DAEMON_URL), the same as upstream langgenius/dify-plugin-daemon. Generated from the routes and their zod request schemas; do not edit by hand (npx tsx scripts/write-openapi.ts).",
+      description:
+        "The HTTP API Dify's API server uses (PLUGIN_DAEMON_URL), the same as upstream langgenius/dify-plugin-daemon. Generated from the routes and their zod request schemas; do not edit by hand (npx tsx scripts/write-openapi.ts).",
     },
     servers: [{ url: "http://127.0.0.1:5002", description: "local daemon" }],
     security: [{ daemonKey: [] }],
     paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))),
     components: {
-      securitySchemes: { daemonKey: { type: "apiKey", in: "header", name: "X-Api-Key", description: "Dify's PLUGIN_DAEMON_KEY (the daemon's SERVER_KEY)" } },
+      securitySchemes: {
+        daemonKey: {
+          type: "apiKey",
+          in: "header",
+          name: "X-Api-Key",
+          description: "Dify's PLUGIN_DAEMON_KEY (the daemon's SERVER_KEY)",
+        },
+      },
       schemas: { Envelope: envelope },
     },
   };

@@ -4,7 +4,7 @@
  * for them), then the local daemon's defaults. Failures say what to fix: an unreachable URL, a
  * key the daemon refused, or the daemon's own error message.
  */
-import { Option, type Command } from "commander";
+import { type Command, Option } from "commander";
 
 export const DEFAULT_URL = "http://127.0.0.1:5002";
 /** Upstream docker-compose's default key, which the local daemon uses without SERVER_KEY. */
@@ -20,8 +20,14 @@ export interface ConnectionOptions {
 /** Adds --url, --key, --tenant and --json to a command. */
 export function withConnection(command: Command, { tenant = true } = {}): Command {
   command
-    .addOption(new Option("--url <url>", "the daemon's URL (a deployed stack's PluginDaemonUrl)").env("PLUGIN_DAEMON_URL"))
-    .addOption(new Option("--key <key>", "the daemon key (Dify's PLUGIN_DAEMON_KEY; the daemon's SERVER_KEY)").env("PLUGIN_DAEMON_KEY"));
+    .addOption(
+      new Option("--url <url>", "the daemon's URL (a deployed stack's PluginDaemonUrl)").env("PLUGIN_DAEMON_URL"),
+    )
+    .addOption(
+      new Option("--key <key>", "the daemon key (Dify's PLUGIN_DAEMON_KEY; the daemon's SERVER_KEY)").env(
+        "PLUGIN_DAEMON_KEY",
+      ),
+    );
   if (tenant) command.addOption(new Option("--tenant <id>", "the Dify workspace (tenant) id").env("DIFY_TENANT_ID"));
   return command.option("--json", "print JSON instead of text");
 }
@@ -58,13 +64,19 @@ export class DaemonClient {
     try {
       res = await fetch(`${this.url}${path}`, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(60_000) });
     } catch (err) {
-      throw new CliError(`cannot reach the daemon at ${this.url}: ${reason(err)}. Is it running, and is --url (PLUGIN_DAEMON_URL) right?`);
+      throw new CliError(
+        `cannot reach the daemon at ${this.url}: ${reason(err)}. Is it running, and is --url (PLUGIN_DAEMON_URL) right?`,
+      );
     }
     if (res.status === 401) {
-      throw new CliError(`the daemon at ${this.url} refused the key (HTTP 401): give the daemon's key with --key or PLUGIN_DAEMON_KEY`);
+      throw new CliError(
+        `the daemon at ${this.url} refused the key (HTTP 401): give the daemon's key with --key or PLUGIN_DAEMON_KEY`,
+      );
     }
     if (res.status === 403 && res.headers.get("x-amzn-errortype")) {
-      throw new CliError(`API Gateway refused the request (HTTP 403, ${res.headers.get("x-amzn-errortype")}): is --url the stack's PluginDaemonUrl, stage included?`);
+      throw new CliError(
+        `API Gateway refused the request (HTTP 403, ${res.headers.get("x-amzn-errortype")}): is --url the stack's PluginDaemonUrl, stage included?`,
+      );
     }
     return res;
   }
@@ -72,19 +84,30 @@ export class DaemonClient {
   /** A request answered with upstream's {code, message, data} envelope; its data, or the daemon's error. */
   async call<T>(path: string, init: RequestInit & { json?: unknown } = {}): Promise<T> {
     const { json, ...rest } = init;
-    const request: RequestInit = json === undefined ? rest : { ...rest, method: rest.method ?? "POST", body: JSON.stringify(json), headers: { ...rest.headers, "content-type": "application/json" } };
+    const request: RequestInit =
+      json === undefined
+        ? rest
+        : {
+            ...rest,
+            method: rest.method ?? "POST",
+            body: JSON.stringify(json),
+            headers: { ...rest.headers, "content-type": "application/json" },
+          };
     const res = await this.raw(path, request);
     const text = await res.text();
     let body: Envelope<T>;
     try {
       body = JSON.parse(text) as Envelope<T>;
     } catch {
-      throw new CliError(`${this.url}${path} answered HTTP ${res.status} with something that is not the daemon's JSON: ${text.slice(0, 200)}`);
+      throw new CliError(
+        `${this.url}${path} answered HTTP ${res.status} with something that is not the daemon's JSON: ${text.slice(0, 200)}`,
+      );
     }
     if (res.status === 404 && (body as { code?: unknown }).code === "not_found") {
       throw new CliError(`${this.url} has no route ${path.split("?")[0]}: is it a Dify plugin daemon of this version?`);
     }
-    if (body.code !== 0) throw new CliError(`the daemon answered HTTP ${res.status}: ${body.message || JSON.stringify(body)}`);
+    if (body.code !== 0)
+      throw new CliError(`the daemon answered HTTP ${res.status}: ${body.message || JSON.stringify(body)}`);
     return body.data;
   }
 }
@@ -98,6 +121,8 @@ function reason(err: unknown): string {
 }
 
 /** Runs a command's work: prints a CliError (or any error) as one line and sets exit status 1. */
+// A command's work resolves with its exit code, or nothing for 0.
+// biome-ignore lint/suspicious/noConfusingVoidType: commands that always succeed return nothing
 export async function runCommand(json: boolean | undefined, work: () => Promise<number | void>): Promise<void> {
   try {
     process.exitCode = (await work()) ?? 0;
@@ -113,8 +138,15 @@ export async function runCommand(json: boolean | undefined, work: () => Promise<
 export function table(rows: Array<Record<string, string | number>>, columns: string[]): string {
   if (rows.length === 0) return "(none)";
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? "").length)));
-  const line = (cells: string[]) => cells.map((cell, i) => cell.padEnd(widths[i]!)).join("  ").trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...rows.map((r) => line(columns.map((c) => String(r[c] ?? ""))))].join("\n");
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
+  return [
+    line(columns.map((c) => c.toUpperCase())),
+    ...rows.map((r) => line(columns.map((c) => String(r[c] ?? "")))),
+  ].join("\n");
 }
 
 export const print = (text: string): void => void process.stdout.write(`${text}\n`);

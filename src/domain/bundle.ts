@@ -9,8 +9,14 @@ import { badRequest } from "./errors.js";
 const i18n = z.object({ en_US: z.string() }).catchall(z.string());
 
 const dependencySchema = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("github"), value: z.object({ repo_pattern: z.string().regex(/^[a-z0-9_-]{1,64}\/[a-z0-9_-]{1,128}:[^/]+\/[^/]+$/) }) }),
-  z.object({ type: z.literal("marketplace"), value: z.object({ marketplace_pattern: z.string().regex(/^[a-z0-9_-]{1,64}\/[a-z0-9_-]{1,128}:.+$/) }) }),
+  z.object({
+    type: z.literal("github"),
+    value: z.object({ repo_pattern: z.string().regex(/^[a-z0-9_-]{1,64}\/[a-z0-9_-]{1,128}:[^/]+\/[^/]+$/) }),
+  }),
+  z.object({
+    type: z.literal("marketplace"),
+    value: z.object({ marketplace_pattern: z.string().regex(/^[a-z0-9_-]{1,64}\/[a-z0-9_-]{1,128}:.+$/) }),
+  }),
   z.object({ type: z.literal("package"), value: z.object({ path: z.string().min(1) }) }),
 ]);
 

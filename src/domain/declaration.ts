@@ -8,33 +8,33 @@ import { parseDocument, visit } from "yaml";
 import type { z } from "zod";
 import { badRequest, internalError } from "./errors.js";
 import {
+  type AgentStrategyProviderDeclaration,
   agentStrategyProviderFileSchema,
   agentStrategySchema,
+  type DatasourceProviderDeclaration,
   datasourceProviderFileSchema,
   datasourceSchema,
+  type EndpointProviderDeclaration,
   endpointProviderFileSchema,
   endpointSchema,
   eventSchema,
   isMapping,
-  manifestSchema,
+  type Manifest,
   MODEL_POSITION_TYPES,
+  type ModelDeclaration,
+  type ModelPositionType,
+  type ModelProviderDeclaration,
+  manifestSchema,
   modelPositionFileSchema,
   modelProviderFileSchema,
   modelSchema,
+  type PluginDeclaration,
+  type ToolProviderDeclaration,
+  type TriggerProviderDeclaration,
   toolProviderFileSchema,
   toolSchema,
   triggerProviderFileSchema,
   YamlScalar,
-  type AgentStrategyProviderDeclaration,
-  type DatasourceProviderDeclaration,
-  type EndpointProviderDeclaration,
-  type Manifest,
-  type ModelDeclaration,
-  type ModelPositionType,
-  type ModelProviderDeclaration,
-  type PluginDeclaration,
-  type ToolProviderDeclaration,
-  type TriggerProviderDeclaration,
 } from "./manifest.js";
 
 /** Reads one file of a plugin package by its path inside the package; undefined when absent. */
@@ -65,7 +65,11 @@ export function loadDeclaration(read: FileReader, paths?: Iterable<string>): Plu
     declaration.model = loadModelProvider(files, path, at(MANIFEST_FILE, `plugins.models[${i}]`));
   });
   plugins.agent_strategies.forEach((path, i) => {
-    declaration.agent_strategy = loadAgentStrategyProvider(files, path, at(MANIFEST_FILE, `plugins.agent_strategies[${i}]`));
+    declaration.agent_strategy = loadAgentStrategyProvider(
+      files,
+      path,
+      at(MANIFEST_FILE, `plugins.agent_strategies[${i}]`),
+    );
   });
   plugins.datasources.forEach((path, i) => {
     declaration.datasource = loadDatasourceProvider(files, path, at(MANIFEST_FILE, `plugins.datasources[${i}]`));
@@ -80,7 +84,14 @@ export function loadDeclaration(read: FileReader, paths?: Iterable<string>): Plu
 // Provider exclusivity (upstream ManifestValidate)
 
 type ProviderKind = "tools" | "models" | "endpoints" | "agent_strategies" | "datasources" | "triggers";
-const PROVIDER_KINDS: readonly ProviderKind[] = ["tools", "models", "endpoints", "agent_strategies", "datasources", "triggers"];
+const PROVIDER_KINDS: readonly ProviderKind[] = [
+  "tools",
+  "models",
+  "endpoints",
+  "agent_strategies",
+  "datasources",
+  "triggers",
+];
 /** Kinds that must be a plugin's only kind; only tools and endpoints may share a plugin. */
 const EXCLUSIVE_KINDS: readonly ProviderKind[] = ["models", "agent_strategies", "datasources", "triggers"];
 
@@ -110,7 +121,11 @@ function loadEndpointProvider(files: PackageFiles, path: string, from: Reference
   return { ...provider, endpoints: children(files, path, "endpoints", provider.endpoints, endpointSchema) };
 }
 
-function loadAgentStrategyProvider(files: PackageFiles, path: string, from: Reference): AgentStrategyProviderDeclaration {
+function loadAgentStrategyProvider(
+  files: PackageFiles,
+  path: string,
+  from: Reference,
+): AgentStrategyProviderDeclaration {
   const provider = files.parse(path, agentStrategyProviderFileSchema, from);
   return { ...provider, strategies: children(files, path, "strategies", provider.strategies, agentStrategySchema) };
 }
@@ -223,10 +238,12 @@ function fillInDefaults(d: PluginDeclaration): PluginDeclaration {
   return out;
 }
 
-function withPluginDescriptionAndTags<
-  I extends { description?: { en_US: string } | undefined; tags: string[] },
->(identity: I, d: PluginDeclaration): I {
-  const description = !identity.description || identity.description.en_US === "" ? { ...d.description } : identity.description;
+function withPluginDescriptionAndTags<I extends { description?: { en_US: string } | undefined; tags: string[] }>(
+  identity: I,
+  d: PluginDeclaration,
+): I {
+  const description =
+    !identity.description || identity.description.en_US === "" ? { ...d.description } : identity.description;
   const tags = identity.tags.length === 0 ? [...d.tags] : identity.tags;
   return { ...identity, description, tags };
 }
@@ -280,7 +297,11 @@ function parseYaml(path: string, bytes: Uint8Array): unknown {
     Scalar(key, node) {
       if (key === "key" || node.type !== "PLAIN") return;
       const { value, source: written } = node as { value: unknown; source?: string };
-      if ((typeof value === "number" || typeof value === "boolean") && written !== undefined && String(value) !== written) {
+      if (
+        (typeof value === "number" || typeof value === "boolean") &&
+        written !== undefined &&
+        String(value) !== written
+      ) {
         node.value = new YamlScalar(written, value);
       }
     },

@@ -43,7 +43,8 @@ export function settingsProblem(settings: Settings, schema: SettingsSchema): str
         break;
       case "model-selector": {
         if (!isMap(value)) return `setting ${name} is not a map`;
-        for (const key of ["provider", "model", "model_type"]) if (!(key in value)) return `setting ${name} is missing ${key}`;
+        for (const key of ["provider", "model", "model_type"])
+          if (!(key in value)) return `setting ${name} is missing ${key}`;
         const needed = scopeKeys[config.scope ?? "all"];
         if (needed === undefined) return `setting ${name} is not a valid model config scope`;
         for (const key of needed) if (!(key in value)) return `setting ${name} is missing ${key}`;
@@ -71,7 +72,8 @@ export function hasSecrets(schema: SettingsSchema): boolean {
   return schema.some((c) => c.type === SECRET_INPUT);
 }
 
-const secretNames = (schema: SettingsSchema) => new Set(schema.filter((c) => c.type === SECRET_INPUT).map((c) => c.name ?? ""));
+const secretNames = (schema: SettingsSchema) =>
+  new Set(schema.filter((c) => c.type === SECRET_INPUT).map((c) => c.name ?? ""));
 
 /**
  * Secrets shown as their first and last two bytes around stars (all stars up to 6 bytes).

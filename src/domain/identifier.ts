@@ -35,7 +35,12 @@ export function parseUniqueIdentifier(raw: string): UniqueIdentifier {
 }
 
 /** Builds `[author/]name:version@checksum`; throws if the parts do not form a valid identifier. */
-export function formatUniqueIdentifier(p: { author?: string; name: string; version: string; checksum: string }): string {
+export function formatUniqueIdentifier(p: {
+  author?: string;
+  name: string;
+  version: string;
+  checksum: string;
+}): string {
   const prefix = p.author ? `${p.author}/${p.name}` : p.name;
   return parseUniqueIdentifier(`${prefix}:${p.version}@${p.checksum}`).raw;
 }

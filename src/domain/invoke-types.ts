@@ -53,8 +53,20 @@ function withParameterZeroValues(parameter: unknown): unknown {
 const denied = (what: string) => `permission denied, you need to enable ${what} access in plugin manifest`;
 
 export const invokeTypes: Record<string, InvokeTypeRule> = {
-  tool: { path: "invoke/tool", streamed: true, failure: "invoke tool failed", allowed: (p) => p.tool.enabled, denied: denied("tool") },
-  llm: { path: "invoke/llm", streamed: true, failure: "invoke llm model failed", allowed: (p) => p.model.llm, denied: denied("llm") },
+  tool: {
+    path: "invoke/tool",
+    streamed: true,
+    failure: "invoke tool failed",
+    allowed: (p) => p.tool.enabled,
+    denied: denied("tool"),
+  },
+  llm: {
+    path: "invoke/llm",
+    streamed: true,
+    failure: "invoke llm model failed",
+    allowed: (p) => p.model.llm,
+    denied: denied("llm"),
+  },
   llm_structured_output: {
     path: "invoke/llm/structured-output",
     streamed: true,
@@ -76,7 +88,13 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     allowed: (p) => p.model.text_embedding,
     denied: denied("text-embedding"),
   },
-  rerank: { path: "invoke/rerank", streamed: false, failure: "invoke rerank model failed", allowed: (p) => p.model.rerank, denied: denied("rerank") },
+  rerank: {
+    path: "invoke/rerank",
+    streamed: false,
+    failure: "invoke rerank model failed",
+    allowed: (p) => p.model.rerank,
+    denied: denied("rerank"),
+  },
   multimodal_rerank: {
     path: "invoke/multimodal-rerank",
     streamed: false,
@@ -84,7 +102,13 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     allowed: (p) => p.model.rerank,
     denied: denied("rerank"),
   },
-  tts: { path: "invoke/tts", streamed: true, failure: "invoke tts model failed", allowed: (p) => p.model.tts, denied: denied("tts") },
+  tts: {
+    path: "invoke/tts",
+    streamed: true,
+    failure: "invoke tts model failed",
+    allowed: (p) => p.model.tts,
+    denied: denied("tts"),
+  },
   speech2text: {
     path: "invoke/speech2text",
     streamed: false,
@@ -109,7 +133,9 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     // string and a bool, which upstream's Go struct supplies ("" and false).
     normalize: (request) => ({
       ...request,
-      parameters: Array.isArray(request.parameters) ? request.parameters.map(withParameterZeroValues) : request.parameters,
+      parameters: Array.isArray(request.parameters)
+        ? request.parameters.map(withParameterZeroValues)
+        : request.parameters,
     }),
   },
   node_question_classifier: {
@@ -119,7 +145,13 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     allowed: (p) => p.node.enabled,
     denied: denied("node"),
   },
-  app: { path: "invoke/app", streamed: true, failure: "invoke app failed", allowed: (p) => p.app.enabled, denied: denied("app") },
+  app: {
+    path: "invoke/app",
+    streamed: true,
+    failure: "invoke app failed",
+    allowed: (p) => p.app.enabled,
+    denied: denied("app"),
+  },
   storage: { streamed: false, failure: "storage failed", allowed: (p) => p.storage.enabled, denied: denied("storage") },
   system_summary: {
     path: "invoke/summary",
@@ -129,8 +161,22 @@ export const invokeTypes: Record<string, InvokeTypeRule> = {
     denied: denied("llm"),
   },
   // Upstream lets every plugin ask for an upload URL.
-  upload_file: { path: "upload/file/request", streamed: false, failure: "upload file failed", allowed: () => true, denied: denied("storage") },
-  fetch_app: { path: "fetch/app/info", streamed: false, failure: "fetch app failed", allowed: (p) => p.app.enabled, denied: denied("app"), nested: true },
+  upload_file: {
+    path: "upload/file/request",
+    streamed: false,
+    failure: "upload file failed",
+    allowed: () => true,
+    denied: denied("storage"),
+  },
+  fetch_app: {
+    path: "fetch/app/info",
+    streamed: false,
+    failure: "fetch app failed",
+    allowed: (p) => p.app.enabled,
+    denied: denied("app"),
+    nested: true,
+  },
 };
 
-export const ruleFor = (type: string): InvokeTypeRule | undefined => (Object.hasOwn(invokeTypes, type) ? invokeTypes[type] : undefined);
+export const ruleFor = (type: string): InvokeTypeRule | undefined =>
+  Object.hasOwn(invokeTypes, type) ? invokeTypes[type] : undefined;

@@ -52,8 +52,25 @@ export const AUTHOR_PATTERN = /^[a-z0-9_-]{1,64}$/;
 const IDENTITY_NAME_PATTERN = /^[a-zA-Z0-9_-]+$/;
 
 export const PLUGIN_TAGS = [
-  "search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
-  "productivity", "education", "business", "entertainment", "utilities", "agent", "rag", "other", "trigger",
+  "search",
+  "image",
+  "videos",
+  "weather",
+  "finance",
+  "design",
+  "travel",
+  "social",
+  "news",
+  "medical",
+  "productivity",
+  "education",
+  "business",
+  "entertainment",
+  "utilities",
+  "agent",
+  "rag",
+  "other",
+  "trigger",
 ] as const;
 export type PluginTag = (typeof PLUGIN_TAGS)[number];
 
@@ -135,7 +152,7 @@ const toolProviderShape = {
 const renameLegacyCredentials = (v: unknown): unknown => {
   if (!isMapping(v) || !("credentials_for_provider" in v)) return v;
   const { credentials_for_provider, ...rest } = v;
-  const current = rest["credentials_schema"];
+  const current = rest.credentials_schema;
   const empty = current === undefined || (Array.isArray(current) && current.length === 0);
   return empty ? { ...rest, credentials_schema: credentials_for_provider } : rest;
 };
@@ -212,9 +229,7 @@ export const modelSchema = z
     model_properties: z.record(z.string(), anything).optional(),
     deprecated: bool.optional(),
     parameter_rules: list(parameterRuleSchema),
-    pricing: z
-      .looseObject({ input: decimal, output: decimal.optional(), unit: decimal, currency: text() })
-      .optional(),
+    pricing: z.looseObject({ input: decimal, output: decimal.optional(), unit: decimal, currency: text() }).optional(),
   })
   // A model without an English label shows its id.
   .transform((m) => (m.label.en_US === "" ? { ...m, label: { ...m.label, en_US: m.model } } : m));
@@ -252,7 +267,10 @@ const modelProviderShape = {
   configurate_methods: list(text()),
   provider_credential_schema: z.looseObject({ credential_form_schemas: list(credentialFormSchema) }).optional(),
   model_credential_schema: z
-    .looseObject({ model: z.looseObject({ label: looseI18n }).optional(), credential_form_schemas: list(credentialFormSchema) })
+    .looseObject({
+      model: z.looseObject({ label: looseI18n }).optional(),
+      credential_form_schemas: list(credentialFormSchema),
+    })
     .optional(),
 };
 export const modelProviderSchema = z.looseObject({
@@ -374,9 +392,7 @@ const permissionSchema = z.looseObject({
   node: z.looseObject({ enabled }).optional(),
   endpoint: z.looseObject({ enabled }).optional(),
   app: z.looseObject({ enabled }).optional(),
-  storage: z
-    .looseObject({ enabled, size: int().pipe(z.number().min(1024).max(1073741824)).optional() })
-    .optional(),
+  storage: z.looseObject({ enabled, size: int().pipe(z.number().min(1024).max(1073741824)).optional() }).optional(),
 });
 
 const fileList = z.array(text(z.string().max(128))).default([]);

@@ -33,7 +33,8 @@ export const PARAMETER_TEMPLATES: Readonly<Record<string, ParameterTemplate>> = 
     help: {
       en_US:
         "Controls randomness. Lower temperature results in less random completions. As the temperature approaches zero, the model will become deterministic and repetitive. Higher temperature results in more random completions.",
-      zh_Hans: "温度控制随机性。较低的温度会导致较少的随机完成。随着温度接近零，模型将变得确定性和重复性。较高的温度会导致更多的随机完成。",
+      zh_Hans:
+        "温度控制随机性。较低的温度会导致较少的随机完成。随着温度接近零，模型将变得确定性和重复性。较高的温度会导致更多的随机完成。",
       ja_JP:
         "温度はランダム性を制御します。温度が低いほどランダムな完成が少なくなります。温度がゼロに近づくと、モデルは決定論的で繰り返しになります。温度が高いほどランダムな完成が多くなります。",
       pt_BR:
@@ -49,10 +50,12 @@ export const PARAMETER_TEMPLATES: Readonly<Record<string, ParameterTemplate>> = 
     label: { en_US: "Top P", zh_Hans: "Top P", ja_JP: "Top P", pt_BR: "Top P" },
     type: "float",
     help: {
-      en_US: "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
+      en_US:
+        "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
       zh_Hans: "通过核心采样控制多样性：0.5表示考虑了一半的所有可能性加权选项。",
       ja_JP: "核サンプリングを通じて多様性を制御します：0.5は、すべての可能性加权オプションの半分を考慮します。",
-      pt_BR: "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
+      pt_BR:
+        "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
     },
     required: false,
     default: 1.0,
@@ -89,7 +92,12 @@ export const PARAMETER_TEMPLATES: Readonly<Record<string, ParameterTemplate>> = 
     precision: 2,
   },
   frequency_penalty: {
-    label: { en_US: "Frequency Penalty", zh_Hans: "频率惩罚", ja_JP: "頻度ペナルティ", pt_BR: "Penalidade de frequência" },
+    label: {
+      en_US: "Frequency Penalty",
+      zh_Hans: "频率惩罚",
+      ja_JP: "頻度ペナルティ",
+      pt_BR: "Penalidade de frequência",
+    },
     type: "float",
     help: {
       en_US: "Applies a penalty to the log-probability of tokens that appear in the text.",
@@ -107,9 +115,11 @@ export const PARAMETER_TEMPLATES: Readonly<Record<string, ParameterTemplate>> = 
     label: { en_US: "Max Tokens", zh_Hans: "最大标记", ja_JP: "最大トークン", pt_BR: "Máximo de tokens" },
     type: "int",
     help: {
-      en_US: "Specifies the upper limit on the length of generated results. If the generated results are truncated, you can increase this parameter.",
+      en_US:
+        "Specifies the upper limit on the length of generated results. If the generated results are truncated, you can increase this parameter.",
       zh_Hans: "指定生成结果长度的上限。如果生成结果截断，可以调大该参数。",
-      ja_JP: "生成結果の長さの上限を指定します。生成結果が切り捨てられた場合は、このパラメータを大きくすることができます。",
+      ja_JP:
+        "生成結果の長さの上限を指定します。生成結果が切り捨てられた場合は、このパラメータを大きくすることができます。",
       pt_BR:
         "Especifica o limite superior para o comprimento dos resultados gerados. Se os resultados gerados forem truncados, você pode aumentar este parâmetro.",
     },
@@ -123,10 +133,12 @@ export const PARAMETER_TEMPLATES: Readonly<Record<string, ParameterTemplate>> = 
     label: { en_US: "Response Format", zh_Hans: "回复格式", ja_JP: "応答形式", pt_BR: "Formato de resposta" },
     type: "string",
     help: {
-      en_US: "Set a response format, ensure the output from llm is a valid code block as possible, such as JSON, XML, etc.",
+      en_US:
+        "Set a response format, ensure the output from llm is a valid code block as possible, such as JSON, XML, etc.",
       zh_Hans: "设置一个返回格式，确保llm的输出尽可能是有效的代码块，如JSON、XML等",
       ja_JP: "応答形式を設定します。llmの出力が可能な限り有効なコードブロックであることを確認します。",
-      pt_BR: "Defina um formato de resposta para garantir que a saída do llm seja um bloco de código válido o mais possível, como JSON, XML, etc.",
+      pt_BR:
+        "Defina um formato de resposta para garantir que a saída do llm seja um bloco de código válido o mais possível, como JSON, XML, etc.",
     },
     required: false,
     options: ["JSON", "XML"],

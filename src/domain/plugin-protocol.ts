@@ -29,10 +29,12 @@ const sessionMessage = z.discriminatedUnion("type", [
 const pluginEvent = z.discriminatedUnion("event", [
   z.object({ event: z.literal("session"), session_id: z.string(), data: sessionMessage }),
   z.object({ event: z.literal("heartbeat") }).loose(),
-  z.object({
-    event: z.literal("log"),
-    data: z.object({ level: z.string().default("INFO"), message: z.string().default("") }).loose(),
-  }).loose(),
+  z
+    .object({
+      event: z.literal("log"),
+      data: z.object({ level: z.string().default("INFO"), message: z.string().default("") }).loose(),
+    })
+    .loose(),
   z.object({ event: z.literal("error"), data: z.unknown() }).loose(),
 ]);
 
@@ -99,7 +101,10 @@ export function toSessionOutput(message: SessionMessage): SessionOutput | undefi
     case "stream":
       return { type: "stream", data: message.data };
     case "error":
-      return { type: "error", data: { error_type: message.data.error_type, message: message.data.message, args: message.data.args ?? null } };
+      return {
+        type: "error",
+        data: { error_type: message.data.error_type, message: message.data.message, args: message.data.args ?? null },
+      };
     case "end":
       return { type: "end" };
     case "invoke":

@@ -44,4 +44,3 @@ export interface BackwardsInvocationEvent {
   message: string;
   data: unknown;
 }
-

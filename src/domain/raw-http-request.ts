@@ -19,7 +19,14 @@ export interface IncomingEndpointRequest {
 }
 
 /** Headers upstream removes before handing the request to a plugin ("remove ip traces"). */
-const STRIPPED_HEADERS = ["x-forwarded-for", "x-real-ip", "x-forwarded", "x-original-forwarded-for", "x-original-url", "x-original-host"];
+const STRIPPED_HEADERS = [
+  "x-forwarded-for",
+  "x-real-ip",
+  "x-forwarded",
+  "x-original-forwarded-for",
+  "x-original-url",
+  "x-original-host",
+];
 
 /** Headers Go writes itself (or never), so they are not copied from the header map. */
 const WRITTEN_SEPARATELY = new Set(["host", "user-agent", "content-length", "transfer-encoding", "trailer"]);
@@ -42,7 +49,14 @@ export function rawEndpointRequest(req: IncomingEndpointRequest, hookId: string)
     const scheme = headers.get("x-forwarded-proto") === "https" ? "https" : "http";
     headers.set("dify-hook-url", `${scheme}://${originalHost}/e/${hookId}${req.path}`);
   }
-  return writeHttpRequest({ method: req.method, path: req.path, query: req.query, host: originalHost, headers, body: req.body });
+  return writeHttpRequest({
+    method: req.method,
+    path: req.path,
+    query: req.query,
+    host: originalHost,
+    headers,
+    body: req.body,
+  });
 }
 
 export interface HttpRequestParts {
@@ -110,19 +124,19 @@ export function canonicalHeaderKey(name: string): string {
 /** url.Values.Encode: keys sorted, each value query-escaped, `k=v` joined by `&`. */
 function encodeQuery(query: URLSearchParams): string {
   const keys = [...new Set(query.keys())].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  return keys.flatMap((k) => query.getAll(k).map((v) => `${escape(k, "query")}=${escape(v, "query")}`)).join("&");
+  return keys.flatMap((k) => query.getAll(k).map((v) => `${goEscape(k, "query")}=${goEscape(v, "query")}`)).join("&");
 }
 
 /** url.URL.EscapedPath for a path whose raw form was replaced. */
 function escapePath(path: string): string {
-  return path === "*" ? "*" : escape(path, "path");
+  return path === "*" ? "*" : goEscape(path, "path");
 }
 
 const UNRESERVED = /[A-Za-z0-9\-_.~]/;
 const PATH_SAFE = /[$&+,/:;=@]/;
 
 /** Go's url.escape for the path and query-component modes. */
-function escape(text: string, mode: "path" | "query"): string {
+function goEscape(text: string, mode: "path" | "query"): string {
   let out = "";
   for (const byte of Buffer.from(text, "utf8")) {
     const c = String.fromCharCode(byte);

@@ -12,7 +12,9 @@ const CONTEXT = "dify-plugin-session-callback:v1";
 
 function mac(sessionId: string, tenantId: string, secret: string): Buffer {
   // JSON keeps the fields apart: no choice of ids can make two different pairs sign the same text.
-  return createHmac("sha256", secret).update(JSON.stringify([CONTEXT, tenantId, sessionId])).digest();
+  return createHmac("sha256", secret)
+    .update(JSON.stringify([CONTEXT, tenantId, sessionId]))
+    .digest();
 }
 
 /** The token handed to the plugin with the session (base64url, 43 characters). */

@@ -8,7 +8,7 @@
  * with entries in central-directory order. A verified package may carry `.verification.dify.json`
  * (covered by the signature like any entry) saying which category of publisher signed it.
  */
-import { createHash, createPublicKey, sign, verify, type KeyLike, type KeyObject } from "node:crypto";
+import { createHash, createPublicKey, type KeyLike, type KeyObject, sign, verify } from "node:crypto";
 import { z } from "zod";
 import { internalError } from "./errors.js";
 import { LANGGENIUS_PUBLIC_KEY_PEM } from "./official-public-key.js";

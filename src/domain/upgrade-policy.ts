@@ -41,7 +41,12 @@ const VERSION = /^(\d{1,4})\.(\d{1,4})(?:\.(\d{1,4}))?(?:\.(\d{1,4}))?(?:-(\w{1,
 export function parsePluginVersion(raw: string): PluginVersion | undefined {
   const m = VERSION.exec(raw);
   if (!m) return undefined;
-  const [major, minor, patch, fourth] = [m[1], m[2], m[3], m[4]].map((p) => Number(p ?? "0")) as [number, number, number, number];
+  const [major, minor, patch, fourth] = [m[1], m[2], m[3], m[4]].map((p) => Number(p ?? "0")) as [
+    number,
+    number,
+    number,
+    number,
+  ];
   let text = `${major}.${minor}.${patch * 10_000 + fourth}`;
   const suffix = m[5];
   if (suffix !== undefined) {
@@ -95,7 +100,11 @@ export type UpgradeDecision =
  * A marketplace entry as a release, or undefined when it does not hold together: the package
  * identifier must be valid, name the same plugin, and carry the advertised version.
  */
-export function releaseFromMarketplace(entry: { plugin_id: string; latest_version: string; latest_package_identifier: string }): LatestRelease | undefined {
+export function releaseFromMarketplace(entry: {
+  plugin_id: string;
+  latest_version: string;
+  latest_package_identifier: string;
+}): LatestRelease | undefined {
   if (!isUniqueIdentifier(entry.latest_package_identifier)) return undefined;
   const id = parseUniqueIdentifier(entry.latest_package_identifier);
   if (id.pluginId !== entry.plugin_id || id.version !== entry.latest_version) return undefined;
@@ -114,14 +123,24 @@ function selected(strategy: UpgradeStrategy, pluginId: string): SkipReason | und
   }
 }
 
-export function decideUpgrade(strategy: UpgradeStrategy, installed: InstalledPlugin, latest: LatestRelease | undefined): UpgradeDecision {
+export function decideUpgrade(
+  strategy: UpgradeStrategy,
+  installed: InstalledPlugin,
+  latest: LatestRelease | undefined,
+): UpgradeDecision {
   const base = { plugin_id: installed.plugin_id, from: installed.plugin_unique_identifier };
-  const skip = (reason: SkipReason): UpgradeDecision => ({ ...base, action: "skip", reason, ...(latest && { latest: latest.unique_identifier }) });
+  const skip = (reason: SkipReason): UpgradeDecision => ({
+    ...base,
+    action: "skip",
+    reason,
+    ...(latest && { latest: latest.unique_identifier }),
+  });
   if (strategy.strategy_setting === "disabled") return skip("disabled");
   if (installed.source !== "marketplace") return skip("not-from-marketplace");
   const unselected = selected(strategy, installed.plugin_id);
   if (unselected) return skip(unselected);
-  if (!latest || latest.plugin_id !== installed.plugin_id) return { ...base, action: "skip", reason: "not-in-marketplace" };
+  if (!latest || latest.plugin_id !== installed.plugin_id)
+    return { ...base, action: "skip", reason: "not-in-marketplace" };
   const currentVersion = isUniqueIdentifier(installed.plugin_unique_identifier)
     ? parseUniqueIdentifier(installed.plugin_unique_identifier).version
     : undefined;

@@ -74,9 +74,11 @@ export const LEAD_SECONDS = 60;
 export const slotOfTimeOfDay = (secondsOfDay: number): number => Math.floor(secondsOfDay / SLOT_SECONDS);
 
 /** Slots counted from the epoch: consecutive numbers across midnight, so "the next slot" is +1. */
-export const absoluteSlotAt = (at: Date): number => Math.floor((Math.floor(at.getTime() / 1000) + LEAD_SECONDS) / SLOT_SECONDS);
+export const absoluteSlotAt = (at: Date): number =>
+  Math.floor((Math.floor(at.getTime() / 1000) + LEAD_SECONDS) / SLOT_SECONDS);
 
-export const slotOfDay = (absoluteSlot: number): number => ((absoluteSlot % SLOTS_PER_DAY) + SLOTS_PER_DAY) % SLOTS_PER_DAY;
+export const slotOfDay = (absoluteSlot: number): number =>
+  ((absoluteSlot % SLOTS_PER_DAY) + SLOTS_PER_DAY) % SLOTS_PER_DAY;
 
 /** The window [start, end) of seconds of the day an absolute slot covers, and its UTC date. */
 export function slotWindow(absoluteSlot: number): { date: string; start: number; end: number } {

@@ -6,11 +6,11 @@
 import { Readable } from "node:stream";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
+import { lambdaObservability } from "../observability/lambda.js";
 import type { DaemonRequest } from "./daemon-request.js";
 import type { DaemonResponse } from "./daemon-response.js";
-import { serve, type DaemonKeySource } from "./pipeline.js";
+import { type DaemonKeySource, serve } from "./pipeline.js";
 import type { Router } from "./router.js";
-import { lambdaObservability } from "../observability/lambda.js";
 
 /** What a handler needs once its daemon is ready (built lazily at cold start). */
 export interface RouteGroupRuntime {
@@ -147,7 +147,11 @@ export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
           // Locally the chunks reach the socket as the strings they are (encoded once, into a
           // buffer freed when written); the Lambda runtime's stream is given bytes.
           const chunks = await afterFirstChunk(res.body);
-          return { statusCode: res.status, headers: res.headers, body: localBodies.has(event) ? Readable.from(chunks) : Readable.from(chunks, { objectMode: false }) };
+          return {
+            statusCode: res.status,
+            headers: res.headers,
+            body: localBodies.has(event) ? Readable.from(chunks) : Readable.from(chunks, { objectMode: false }),
+          };
         }
         case "bytes":
           return { statusCode: res.status, headers: res.headers, body: Readable.from([Buffer.from(res.body)]) };

@@ -55,9 +55,7 @@ export function bind<T extends z.ZodType>(req: DaemonRequest, schema: T): z.infe
   }
   const result = schema.safeParse(fields);
   if (!result.success) {
-    const detail = result.error.issues
-      .map((i) => `${i.path.join(".") || "body"}: ${i.message}`)
-      .join("; ");
+    const detail = result.error.issues.map((i) => `${i.path.join(".") || "body"}: ${i.message}`).join("; ");
     throw new BindError(detail);
   }
   return result.data;

@@ -2,8 +2,9 @@
  * What a route handler answers: a JSON document (usually an envelope), raw bytes, or a stream.
  * The API Gateway adapter and the local server turn these into HTTP.
  */
-import { DaemonError } from "../domain/errors.js";
+
 import { errorEnvelope, successEnvelope } from "../domain/envelope.js";
+import type { DaemonError } from "../domain/errors.js";
 
 export type DaemonResponse =
   | { kind: "json"; status: number; body: unknown; headers?: Record<string, string> }

@@ -13,7 +13,8 @@ export interface JsonLimits {
 }
 
 /** A body the caller got wrong: -400 with the given HTTP status. */
-export const badJson = (message: string, status = 400) => new DaemonError("PluginDaemonBadRequestError", message).withStatus(status);
+export const badJson = (message: string, status = 400) =>
+  new DaemonError("PluginDaemonBadRequestError", message).withStatus(status);
 
 /** Bodies already found within the limits (the pipeline checks, then a handler parses). */
 const checked = new WeakSet<Uint8Array>();
@@ -21,8 +22,10 @@ const checked = new WeakSet<Uint8Array>();
 /** Refuses a JSON body above the size or depth limit (-400; 413 for size, 400 for depth). */
 export function checkJsonBody(body: Uint8Array, limits: JsonLimits = requestLimits()): void {
   if (checked.has(body)) return;
-  if (body.length > limits.maxBodyBytes) throw badJson(`request body too large: at most ${limits.maxBodyBytes} bytes`, 413);
-  if (nestingExceeds(body, limits.maxJsonDepth)) throw badJson(`request body is nested too deeply: at most ${limits.maxJsonDepth} levels`);
+  if (body.length > limits.maxBodyBytes)
+    throw badJson(`request body too large: at most ${limits.maxBodyBytes} bytes`, 413);
+  if (nestingExceeds(body, limits.maxJsonDepth))
+    throw badJson(`request body is nested too deeply: at most ${limits.maxJsonDepth} levels`);
   checked.add(body);
 }
 

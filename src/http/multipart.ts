@@ -6,7 +6,7 @@
  */
 import type { Readable } from "node:stream";
 import { badRequest, DaemonError } from "../domain/errors.js";
-import { header, type DaemonRequest } from "./daemon-request.js";
+import { type DaemonRequest, header } from "./daemon-request.js";
 
 export interface MultipartForm {
   files: Map<string, Buffer>;
@@ -21,7 +21,10 @@ export async function parseMultipart(req: DaemonRequest, maxFileBytes: number): 
   const { default: busboy } = await import("busboy");
   let parser: ReturnType<typeof busboy>;
   try {
-    parser = busboy({ headers: { "content-type": contentType }, limits: { fileSize: maxFileBytes, fields: 32, files: 4 } });
+    parser = busboy({
+      headers: { "content-type": contentType },
+      limits: { fileSize: maxFileBytes, fields: 32, files: 4 },
+    });
   } catch (err) {
     // busboy refuses a header without a boundary before reading anything.
     throw badRequest(`malformed multipart body: ${(err as Error).message}`).withStatus(400);
@@ -53,7 +56,9 @@ export async function parseMultipart(req: DaemonRequest, maxFileBytes: number): 
 /** Feeds the request stream to the parser; a failed read (too large, too slow, gone) fails the form. */
 function pipeInto(source: Readable, parser: NodeJS.WritableStream, reject: (err: Error) => void): void {
   source.once("error", (err: Error) => {
-    reject(err instanceof DaemonError ? err : badRequest(`reading the request body failed: ${err.message}`).withStatus(400));
+    reject(
+      err instanceof DaemonError ? err : badRequest(`reading the request body failed: ${err.message}`).withStatus(400),
+    );
   });
   source.pipe(parser);
 }

@@ -6,12 +6,12 @@
 import { timingSafeEqual } from "node:crypto";
 import { asDaemonError, DaemonError, unauthorized } from "../domain/errors.js";
 import { logger } from "../logger.js";
-import { header, type DaemonRequest } from "./daemon-request.js";
-import { fail, json, type DaemonResponse } from "./daemon-response.js";
-import { checkJsonBody } from "./json-body.js";
-import type { Router } from "./router.js";
 import { appendLogContext } from "../observability/log-context.js";
 import { requestLogFields } from "../observability/request-fields.js";
+import { type DaemonRequest, header } from "./daemon-request.js";
+import { type DaemonResponse, fail, json } from "./daemon-response.js";
+import { checkJsonBody } from "./json-body.js";
+import type { Router } from "./router.js";
 
 export type DaemonKeySource = () => Promise<string>;
 
@@ -40,7 +40,8 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
   }
 }
 
-const isJson = (req: DaemonRequest) => (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase() === "application/json";
+const isJson = (req: DaemonRequest) =>
+  (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase() === "application/json";
 
 /** Constant-time comparison of the caller's X-Api-Key with the daemon key. */
 export function keyMatches(given: string | undefined, expected: string): boolean {

@@ -3,7 +3,7 @@
  * streamifyResponse and HttpResponseStream), provided in the local daemon so the very same
  * handler modules run there. Import this before any handler module.
  */
-import { Writable } from "node:stream";
+import type { Writable } from "node:stream";
 
 /** A response stream whose status line and headers are sent with the first body bytes. */
 export interface LocalResponseStream extends Writable {
@@ -13,7 +13,10 @@ export interface LocalResponseStream extends Writable {
 interface AwsLambdaGlobal {
   streamifyResponse: <T>(handler: T) => T;
   HttpResponseStream: {
-    from(stream: LocalResponseStream, prelude: { statusCode?: number; headers?: Record<string, string> }): LocalResponseStream;
+    from(
+      stream: LocalResponseStream,
+      prelude: { statusCode?: number; headers?: Record<string, string> },
+    ): LocalResponseStream;
   };
 }
 

@@ -37,7 +37,7 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number)
       req.off("data", onData);
       resolve(result);
     };
-    let timer = setTimeout(() => settle({ ok: false, failure: "timeout" }), idleMs);
+    const timer = setTimeout(() => settle({ ok: false, failure: "timeout" }), idleMs);
     const onData = (chunk: Buffer) => {
       timer.refresh();
       if (size + chunk.length > (into?.length ?? maxBytes)) return settle({ ok: false, failure: "too-large" });
@@ -48,7 +48,13 @@ export function readBody(req: IncomingMessage, maxBytes: number, idleMs: number)
     req.on("data", onData);
     req.once("end", () => settle({ ok: true, body: into ? into.subarray(0, size) : Buffer.concat(parts, size) }));
     req.once("error", () => settle({ ok: false, failure: "aborted" }));
-    req.once("close", () => settle(req.complete ? { ok: true, body: into ? into.subarray(0, size) : Buffer.concat(parts, size) } : { ok: false, failure: "aborted" }));
+    req.once("close", () =>
+      settle(
+        req.complete
+          ? { ok: true, body: into ? into.subarray(0, size) : Buffer.concat(parts, size) }
+          : { ok: false, failure: "aborted" },
+      ),
+    );
   });
 }
 
@@ -69,7 +75,12 @@ export class BodyStreamError extends DaemonError {
  * pass or nothing arrives for `idleMs`. The request itself is left readable so the answer can
  * still be written; what arrives after a failure is discarded.
  */
-export function guardedBody(req: IncomingMessage, maxBytes: number, idleMs: number, messages: { tooLarge: string }): Transform {
+export function guardedBody(
+  req: IncomingMessage,
+  maxBytes: number,
+  idleMs: number,
+  messages: { tooLarge: string },
+): Transform {
   let size = 0;
   const guard = new Transform({
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
@@ -83,7 +94,11 @@ export function guardedBody(req: IncomingMessage, maxBytes: number, idleMs: numb
       callback();
     },
   });
-  const timer = setTimeout(() => guard.destroy(new BodyStreamError("timeout", `request body timed out: nothing arrived for ${idleMs} ms`, 408)), idleMs);
+  const timer = setTimeout(
+    () =>
+      guard.destroy(new BodyStreamError("timeout", `request body timed out: nothing arrived for ${idleMs} ms`, 408)),
+    idleMs,
+  );
   const stop = () => {
     clearTimeout(timer);
     req.unpipe(guard);

@@ -19,7 +19,10 @@ export function installSafetyNet(): void {
 
 function caught(kind: string, err: unknown): void {
   const request = currentRequest();
-  logger.error({ err, request: request ? { method: request.method, path: request.path } : undefined }, `${kind}; the daemon keeps serving`);
+  logger.error(
+    { err, request: request ? { method: request.method, path: request.path } : undefined },
+    `${kind}; the daemon keeps serving`,
+  );
   try {
     request?.fail(err);
   } catch (failure) {

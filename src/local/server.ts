@@ -10,23 +10,23 @@
 import "./awslambda-shim.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { Writable, type Readable } from "node:stream";
+import { type Readable, Writable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Daemon } from "../daemon.js";
+import { errorEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError, unauthorized } from "../domain/errors.js";
 import { localResultBytes, withLocalBody } from "../http/apigateway.js";
-import { fail, type DaemonResponse } from "../http/daemon-response.js";
-import { errorEnvelope } from "../domain/envelope.js";
+import { type DaemonResponse, fail } from "../http/daemon-response.js";
 import { keyMatches, routeNotFound } from "../http/pipeline.js";
 import type { Route } from "../http/router.js";
 import { logger } from "../logger.js";
-import { routerFor, streamingGroups, type RouteGroup } from "../routes/groups.js";
-import type { LocalResponseStream } from "./awslambda-shim.js";
-import { bodyPolicyFor, type BodyPolicy } from "./body-policy.js";
-import { declaredLength, guardedBody, readBody, type BodyFailure } from "./request-body.js";
-import { runInRequestScope } from "./request-scope.js";
-import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
 import { finishRequest, rememberRoute, trackRequest } from "../observability/local-requests.js";
+import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
+import { type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
+import type { LocalResponseStream } from "./awslambda-shim.js";
+import { type BodyPolicy, bodyPolicyFor } from "./body-policy.js";
+import { type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
+import { runInRequestScope } from "./request-scope.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
 type StreamingHandler = (event: APIGatewayProxyEvent, stream: LocalResponseStream, context: Context) => Promise<void>;
@@ -93,7 +93,14 @@ function serveRequest(state: ServerState, req: IncomingMessage, res: ServerRespo
   });
 }
 
-async function handle(state: ServerState, req: IncomingMessage, res: ServerResponse, method: string, target: string, expectsContinue: boolean) {
+async function handle(
+  state: ServerState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+  target: string,
+  expectsContinue: boolean,
+) {
   const { daemon, options } = state;
   const url = parseTarget(target);
   trackRequest(res);
@@ -111,7 +118,10 @@ async function handle(state: ServerState, req: IncomingMessage, res: ServerRespo
   if (policy.upload) {
     const max = daemon.config.maxConcurrentUploads;
     if (state.uploadsInFlight >= max) {
-      const busy = new DaemonError("PluginDaemonInternalServerError", `server is busy: ${max} uploads in progress, at most ${max} at a time; try again later`);
+      const busy = new DaemonError(
+        "PluginDaemonInternalServerError",
+        `server is busy: ${max} uploads in progress, at most ${max} at a time; try again later`,
+      );
       return refuse(req, res, { ...fail(busy, 503), headers: { "retry-after": "1" } });
     }
     state.uploadsInFlight += 1;
@@ -166,7 +176,10 @@ const tooLarge = (policy: BodyPolicy): DaemonResponse => fail(badInput(policy.to
 function refuseBody(req: IncomingMessage, res: ServerResponse, failure: BodyFailure, policy: BodyPolicy): void {
   if (failure === "too-large") return refuse(req, res, tooLarge(policy));
   // A stalled client gets its answer and the connection closes: it was not sending anyway.
-  if (failure === "timeout") return refuse(req, res, fail(badInput("request body timed out: nothing arrived for a while"), 408), { close: true });
+  if (failure === "timeout")
+    return refuse(req, res, fail(badInput("request body timed out: nothing arrived for a while"), 408), {
+      close: true,
+    });
   // The client went away: nobody to answer.
   res.destroy();
 }
@@ -182,11 +195,20 @@ const DISCARD_MAX_MS = 10_000;
  * answer to a `Connection: close` request) would reset the connection under an answer the
  * client may not have read yet.
  */
-function refuse(req: IncomingMessage, res: ServerResponse, response: DaemonResponse, options: { close?: boolean } = {}): void {
+function refuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  response: DaemonResponse,
+  options: { close?: boolean } = {},
+): void {
   if (res.headersSent) return void res.destroy();
   const body = response.kind === "json" ? JSON.stringify(response.body) : "";
   if (!options.close) discardUnread(req, res);
-  res.writeHead(response.status, { "content-type": "application/json; charset=utf-8", ...response.headers, ...(options.close && { connection: "close" }) });
+  res.writeHead(response.status, {
+    "content-type": "application/json; charset=utf-8",
+    ...response.headers,
+    ...(options.close && { connection: "close" }),
+  });
   res.end(body);
 }
 
@@ -286,7 +308,9 @@ function toEvent(req: IncomingMessage, url: URL): APIGatewayProxyEvent {
     // The body travels beside the event (withLocalBody), not base64-encoded inside it.
     body: null,
     isBase64Encoded: false,
-    requestContext: { identity: { sourceIp: req.socket.remoteAddress ?? "" } } as APIGatewayProxyEvent["requestContext"],
+    requestContext: {
+      identity: { sourceIp: req.socket.remoteAddress ?? "" },
+    } as APIGatewayProxyEvent["requestContext"],
   };
 }
 

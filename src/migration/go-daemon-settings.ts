@@ -76,7 +76,10 @@ export class SettingsError extends Error {
   }
 }
 
-export function goDaemonSettings(env: Record<string, string | undefined>, overrides: GoSettingOverrides = {}): GoDaemonSettings {
+export function goDaemonSettings(
+  env: Record<string, string | undefined>,
+  overrides: GoSettingOverrides = {},
+): GoDaemonSettings {
   const e = goEnvSchema.parse(env);
   const dbType = e.DB_TYPE.toLowerCase();
   if (!overrides.databaseUrl && dbType !== "postgresql" && dbType !== "pgbouncer") {
@@ -93,14 +96,18 @@ export function goDaemonSettings(env: Record<string, string | undefined>, overri
     storage = { type: "local", root: overrides.storageRoot ?? e.PLUGIN_STORAGE_LOCAL_ROOT };
   } else if (storageType === "aws_s3") {
     const bucket = overrides.storageBucket ?? e.PLUGIN_STORAGE_OSS_BUCKET;
-    if (!bucket) throw new SettingsError("PLUGIN_STORAGE_TYPE=aws_s3 needs PLUGIN_STORAGE_OSS_BUCKET (or --storage-bucket)");
+    if (!bucket)
+      throw new SettingsError("PLUGIN_STORAGE_TYPE=aws_s3 needs PLUGIN_STORAGE_OSS_BUCKET (or --storage-bucket)");
     storage = {
       type: "aws_s3",
       bucket,
       endpoint: e.S3_ENDPOINT || undefined,
       pathStyle: e.S3_USE_PATH_STYLE,
       region: e.AWS_REGION || undefined,
-      credentials: e.AWS_ACCESS_KEY && e.AWS_SECRET_KEY ? { accessKeyId: e.AWS_ACCESS_KEY, secretAccessKey: e.AWS_SECRET_KEY } : undefined,
+      credentials:
+        e.AWS_ACCESS_KEY && e.AWS_SECRET_KEY
+          ? { accessKeyId: e.AWS_ACCESS_KEY, secretAccessKey: e.AWS_SECRET_KEY }
+          : undefined,
     };
   } else {
     throw new SettingsError(

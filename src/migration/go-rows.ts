@@ -39,7 +39,10 @@ const jsonObject = z.union([z.string(), z.record(z.string(), z.unknown()), z.nul
   ctx.addIssue({ code: "custom", message: "not a JSON object" });
   return z.NEVER;
 });
-const text = z.string().nullable().transform((v) => v ?? "");
+const text = z
+  .string()
+  .nullable()
+  .transform((v) => v ?? "");
 
 /** plugin_installations (models.PluginInstallation): one plugin installed in one tenant. */
 export const installationRow = z.object({
@@ -67,7 +70,10 @@ export const endpointRow = z.object({
   user_id: text,
   plugin_id: z.string(),
   expired_at: timestamp,
-  enabled: z.boolean().nullable().transform((v) => v ?? false),
+  enabled: z
+    .boolean()
+    .nullable()
+    .transform((v) => v ?? false),
   settings: jsonObject,
 });
 
@@ -153,5 +159,9 @@ export function parseRow<T>(schema: z.ZodType<T>, table: string, raw: Record<str
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const id = typeof raw.id === "string" ? raw.id : "(no id)";
-  throw new RowError(table, id, parsed.error.issues.map((i) => `${i.path.join(".") || "row"}: ${i.message}`).join("; "));
+  throw new RowError(
+    table,
+    id,
+    parsed.error.issues.map((i) => `${i.path.join(".") || "row"}: ${i.message}`).join("; "),
+  );
 }

@@ -9,13 +9,13 @@ import type { PluginDeclaration } from "../domain/manifest.js";
 import type { Endpoint } from "../stores/endpoints.js";
 import type { Installation } from "../stores/installations.js";
 import {
-  RowError,
-  providerTables,
   type EndpointRow,
   type GoSnapshot,
   type InstallationRow,
   type ProviderKind,
   type ProviderRow,
+  providerTables,
+  RowError,
   type TenantStorageRow,
 } from "./go-rows.js";
 
@@ -71,18 +71,27 @@ export interface MigrationPlan {
 
 export const describeInstallation = (row: InstallationRow) =>
   `plugin_installations row ${row.id} (tenant ${row.tenant_id}, ${row.plugin_unique_identifier})`;
-export const describeEndpoint = (row: EndpointRow) => `endpoints row ${row.id} (tenant ${row.tenant_id}, hook ${row.hook_id})`;
+export const describeEndpoint = (row: EndpointRow) =>
+  `endpoints row ${row.id} (tenant ${row.tenant_id}, hook ${row.hook_id})`;
 export const describeProvider = (kind: ProviderKind, row: ProviderRow) =>
   `${providerTables[kind]} row ${row.id} (tenant ${row.tenant_id}, provider ${row.provider})`;
 
 /** One upstream installation as ours; ids, source and meta kept. Counters start at zero: each migrated endpoint counts itself. */
 export function mapInstallation(row: InstallationRow, runtimeType: Installation["runtime_type"]): Installation {
   if (!isUniqueIdentifier(row.plugin_unique_identifier)) {
-    throw new RowError("plugin_installations", row.id, `plugin_unique_identifier "${row.plugin_unique_identifier}" is not a valid identifier`);
+    throw new RowError(
+      "plugin_installations",
+      row.id,
+      `plugin_unique_identifier "${row.plugin_unique_identifier}" is not a valid identifier`,
+    );
   }
   const pluginId = pluginIdOf(row.plugin_unique_identifier);
   if (row.plugin_id !== pluginId) {
-    throw new RowError("plugin_installations", row.id, `plugin_id "${row.plugin_id}" does not match its identifier ${row.plugin_unique_identifier}`);
+    throw new RowError(
+      "plugin_installations",
+      row.id,
+      `plugin_id "${row.plugin_id}" does not match its identifier ${row.plugin_unique_identifier}`,
+    );
   }
   if (!["local", "serverless", "remote", ""].includes(row.runtime_type)) {
     throw new RowError("plugin_installations", row.id, `unknown runtime_type "${row.runtime_type}"`);
@@ -125,7 +134,8 @@ export function mapEndpoint(row: EndpointRow): Endpoint {
 
 const isRemote = (row: InstallationRow) =>
   row.runtime_type === "remote" ||
-  (isUniqueIdentifier(row.plugin_unique_identifier) && isRemoteLike(parseUniqueIdentifier(row.plugin_unique_identifier)));
+  (isUniqueIdentifier(row.plugin_unique_identifier) &&
+    isRemoteLike(parseUniqueIdentifier(row.plugin_unique_identifier)));
 
 export function planMigration(snapshot: GoSnapshot, runtimeType: Installation["runtime_type"]): MigrationPlan {
   const skipped: Skip[] = [];
@@ -221,9 +231,21 @@ export function planMigration(snapshot: GoSnapshot, runtimeType: Installation["r
       rows: uploadedOnly,
       reason: "packages uploaded but not installed in any tenant; Dify uploads again when it installs",
     },
-    { table: "install_tasks", rows: snapshot.counts.install_tasks, reason: "install tasks are not migrated (Dify only polls running ones)" },
-    { table: "serverless_runtimes", rows: snapshot.counts.serverless_runtimes, reason: "runtime state: runtimes are prepared again (--prepare)" },
-    { table: "plugin_readme_records", rows: snapshot.counts.plugin_readme_records, reason: "derived: readmes are read from the package" },
+    {
+      table: "install_tasks",
+      rows: snapshot.counts.install_tasks,
+      reason: "install tasks are not migrated (Dify only polls running ones)",
+    },
+    {
+      table: "serverless_runtimes",
+      rows: snapshot.counts.serverless_runtimes,
+      reason: "runtime state: runtimes are prepared again (--prepare)",
+    },
+    {
+      table: "plugin_readme_records",
+      rows: snapshot.counts.plugin_readme_records,
+      reason: "derived: readmes are read from the package",
+    },
   ];
 
   return {
@@ -238,11 +260,18 @@ export function planMigration(snapshot: GoSnapshot, runtimeType: Installation["r
 }
 
 /** Why a provider row does not match what our catalog derives from the declaration, if it does not. */
-export function providerMismatch(kind: ProviderKind, row: ProviderRow, declaration: PluginDeclaration): string | undefined {
-  const provided = (declaration as Record<string, unknown>)[kind] as { identity?: { name?: string }; provider?: string } | undefined;
+export function providerMismatch(
+  kind: ProviderKind,
+  row: ProviderRow,
+  declaration: PluginDeclaration,
+): string | undefined {
+  const provided = (declaration as Record<string, unknown>)[kind] as
+    | { identity?: { name?: string }; provider?: string }
+    | undefined;
   if (!provided) return `the plugin's declaration has no ${kind} provider`;
   const name = kind === "model" ? provided.provider : provided.identity?.name;
   return name === row.provider ? undefined : `the declaration names the provider "${String(name)}"`;
 }
 
-export const describeStorageKey = (row: TenantStorageRow, key: string) => `storage key "${key}" of ${row.plugin_id} in tenant ${row.tenant_id}`;
+export const describeStorageKey = (row: TenantStorageRow, key: string) =>
+  `storage key "${key}" of ${row.plugin_id} in tenant ${row.tenant_id}`;

@@ -9,14 +9,24 @@
  * 4. with --prepare, prepare each plugin's runtime as an install would.
  * A dry run does 1, 2 and the existence checks of 3, and writes nothing.
  */
-import { describeEndpoint, describeInstallation, describeProvider, describeStorageKey, planMigration, providerMismatch, type Kind, type Skip } from "./mapping.js";
+
+import type { PluginDeclaration } from "../domain/manifest.js";
 import type { TenantStorageRow } from "./go-rows.js";
 import { providerTables } from "./go-rows.js";
-import { assignStorageKeys, packageKeys, tenantStoragePrefix, type GoStorageLayout } from "./go-storage-layout.js";
+import { assignStorageKeys, type GoStorageLayout, packageKeys, tenantStoragePrefix } from "./go-storage-layout.js";
+import {
+  describeEndpoint,
+  describeInstallation,
+  describeProvider,
+  describeStorageKey,
+  type Kind,
+  planMigration,
+  providerMismatch,
+  type Skip,
+} from "./mapping.js";
 import { emptyCounts, type MigrationReport, type RuntimeStatus } from "./report.js";
 import type { GoDatabase, GoStorage } from "./sources/ports.js";
 import type { MigrationTarget } from "./target.js";
-import type { PluginDeclaration } from "../domain/manifest.js";
 
 export interface MigrationSources {
   database: GoDatabase;
@@ -52,7 +62,11 @@ interface StorageValue {
   objectKey: string;
 }
 
-export async function migrateFromGo(sources: MigrationSources, target: MigrationTarget, options: MigrationOptions): Promise<MigrationReport> {
+export async function migrateFromGo(
+  sources: MigrationSources,
+  target: MigrationTarget,
+  options: MigrationOptions,
+): Promise<MigrationReport> {
   const progress = options.progress ?? (() => undefined);
   const counts = emptyCounts();
   const skipped: Skip[] = [];
@@ -88,18 +102,36 @@ export async function migrateFromGo(sources: MigrationSources, target: Migration
   for (const [i, tenant] of tenants.entries()) {
     const rows = plan.storages.filter((s) => s.tenant_id === tenant);
     const prefix = tenantStoragePrefix(sources.layout, tenant);
-    const { byPlugin, unassigned } = assignStorageKeys(prefix, await sources.storage.list(prefix), rows.map((r) => r.plugin_id));
+    const { byPlugin, unassigned } = assignStorageKeys(
+      prefix,
+      await sources.storage.list(prefix),
+      rows.map((r) => r.plugin_id),
+    );
     for (const row of rows) {
-      for (const key of byPlugin.get(row.plugin_id) ?? []) storageValues.push({ row, key, objectKey: `${prefix}${row.plugin_id}/${key}` });
+      for (const key of byPlugin.get(row.plugin_id) ?? [])
+        storageValues.push({ row, key, objectKey: `${prefix}${row.plugin_id}/${key}` });
     }
     for (const objectKey of unassigned) {
       skip({ kind: "storage", item: `storage object ${objectKey}`, reason: "no tenant_storages row names its plugin" });
     }
-    progress({ step: "listing plugin storage", index: i + 1, total: tenants.length, item: `tenant ${tenant}`, outcome: `${storageValues.length} keys so far` });
+    progress({
+      step: "listing plugin storage",
+      index: i + 1,
+      total: tenants.length,
+      item: `tenant ${tenant}`,
+      outcome: `${storageValues.length} keys so far`,
+    });
   }
 
   const write = !options.dryRun;
-  const done = (kind: Kind, step: string, index: number, total: number, item: string, outcome: "migrated" | "present") => {
+  const done = (
+    kind: Kind,
+    step: string,
+    index: number,
+    total: number,
+    item: string,
+    outcome: "migrated" | "present",
+  ) => {
     counts[kind][outcome] += 1;
     const label = outcome === "present" ? "already there" : write ? "migrated" : "would migrate";
     progress({ step, index, total, item, outcome: label });
@@ -114,7 +146,10 @@ export async function migrateFromGo(sources: MigrationSources, target: Migration
     }
     if (write) {
       const bytes = await sources.storage.read(key);
-      if (!bytes) throw new MigrationError(`${describeRow(plan, planned.rowIds[0]!)}: package file ${key} disappeared during the migration`);
+      if (!bytes)
+        throw new MigrationError(
+          `${describeRow(plan, planned.rowIds[0]!)}: package file ${key} disappeared during the migration`,
+        );
       await target.savePackage(await checkPackage(target, bytes, uid, key, planned.rowIds[0]!, plan));
     }
     done("packages", "packages", i + 1, plan.packages.length, uid, "migrated");
@@ -180,7 +215,8 @@ export async function migrateFromGo(sources: MigrationSources, target: Migration
     }
     if (write) {
       const bytes = await sources.storage.read(value.objectKey);
-      if (!bytes) throw new MigrationError(`tenant_storages row ${row.id}: ${value.objectKey} disappeared during the migration`);
+      if (!bytes)
+        throw new MigrationError(`tenant_storages row ${row.id}: ${value.objectKey} disappeared during the migration`);
       await target.setStorageKey(row.tenant_id, row.plugin_id, key, bytes);
     }
     done("storage", "plugin storage", i + 1, storageValues.length, item, "migrated");
@@ -214,7 +250,12 @@ async function runtimeStatuses(
   }
   const statuses: RuntimeStatus[] = [];
   for (const [i, [uid, tenants]] of [...tenantsOf.entries()].entries()) {
-    const status: RuntimeStatus = { plugin_unique_identifier: uid, tenants, ready: await target.runtimeReady(uid), prepared: false };
+    const status: RuntimeStatus = {
+      plugin_unique_identifier: uid,
+      tenants,
+      ready: await target.runtimeReady(uid),
+      prepared: false,
+    };
     if (!status.ready && options.prepare && !options.dryRun) {
       const step = "preparing runtimes";
       const total = tenantsOf.size;
@@ -227,7 +268,13 @@ async function runtimeStatuses(
         status.error = err instanceof Error ? err.message : String(err);
       }
     }
-    progress({ step: "runtimes", index: i + 1, total: tenantsOf.size, item: uid, outcome: status.ready ? "ready" : (status.error ?? "not prepared") });
+    progress({
+      step: "runtimes",
+      index: i + 1,
+      total: tenantsOf.size,
+      item: uid,
+      outcome: status.ready ? "ready" : (status.error ?? "not prepared"),
+    });
     statuses.push(status);
   }
   return statuses;
@@ -238,7 +285,12 @@ function describeRow(plan: ReturnType<typeof planMigration>, rowId: string): str
   return planned ? describeInstallation(planned.row) : `plugin_installations row ${rowId}`;
 }
 
-async function readPackage(sources: MigrationSources, uid: string, rowId: string, plan: ReturnType<typeof planMigration>) {
+async function readPackage(
+  sources: MigrationSources,
+  uid: string,
+  rowId: string,
+  plan: ReturnType<typeof planMigration>,
+) {
   const keys = packageKeys(sources.layout, uid);
   for (const key of keys) {
     const bytes = await sources.storage.read(key);
@@ -250,7 +302,14 @@ async function readPackage(sources: MigrationSources, uid: string, rowId: string
   );
 }
 
-async function checkPackage(target: MigrationTarget, bytes: Uint8Array, uid: string, key: string, rowId: string, plan: ReturnType<typeof planMigration>) {
+async function checkPackage(
+  target: MigrationTarget,
+  bytes: Uint8Array,
+  uid: string,
+  key: string,
+  rowId: string,
+  plan: ReturnType<typeof planMigration>,
+) {
   try {
     return await target.checkPackage(bytes, uid);
   } catch (err) {

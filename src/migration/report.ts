@@ -46,7 +46,9 @@ export function formatReport(report: MigrationReport, prepareRequested: boolean)
   lines.push(`  ${"kind".padEnd(width)}  ${verb.padStart(13)}  already there  skipped`);
   for (const kind of KINDS) {
     const c = report.counts[kind];
-    lines.push(`  ${kind.padEnd(width)}  ${String(c.migrated).padStart(13)}  ${String(c.present).padStart(13)}  ${String(c.skipped).padStart(7)}`);
+    lines.push(
+      `  ${kind.padEnd(width)}  ${String(c.migrated).padStart(13)}  ${String(c.present).padStart(13)}  ${String(c.skipped).padStart(7)}`,
+    );
   }
   if (report.skipped.length > 0) {
     lines.push("", "Skipped:");
@@ -59,7 +61,15 @@ export function formatReport(report: MigrationReport, prepareRequested: boolean)
   if (report.runtimes.length > 0) {
     lines.push("", "Plugin runtimes:");
     for (const r of report.runtimes) {
-      const state = r.ready ? (r.prepared ? "ready (prepared now)" : "ready") : r.error ? `FAILED: ${r.error}` : report.dry_run && prepareRequested ? "would be prepared" : "not prepared";
+      const state = r.ready
+        ? r.prepared
+          ? "ready (prepared now)"
+          : "ready"
+        : r.error
+          ? `FAILED: ${r.error}`
+          : report.dry_run && prepareRequested
+            ? "would be prepared"
+            : "not prepared";
       lines.push(`  - ${r.plugin_unique_identifier} (${r.tenants} tenant${r.tenants === 1 ? "" : "s"}): ${state}`);
     }
     if (!prepareRequested && report.runtimes.some((r) => !r.ready)) {

@@ -12,8 +12,8 @@ import type { BlobStore } from "../ports/blob-store.js";
 import type { ItemStore } from "../ports/item-store.js";
 import type { PluginRuntime } from "../ports/plugin-runtime.js";
 import { PackageIntake, type PreparedPackage } from "../services/package-intake.js";
-import { Endpoints, type Endpoint } from "../stores/endpoints.js";
-import { Installations, type Installation } from "../stores/installations.js";
+import { type Endpoint, Endpoints } from "../stores/endpoints.js";
+import { type Installation, Installations } from "../stores/installations.js";
 import { PackageRecords } from "../stores/package-records.js";
 import { PluginStorage } from "../stores/plugin-storage.js";
 

@@ -50,7 +50,10 @@ export function createEmfExporter(options: EmfExporterOptions = {}): EmfExporter
       if (end.firstChunkSeconds !== undefined) values.push(seconds(METRIC.invocationFirstChunk, end.firstChunkSeconds));
       emit([{}, { plugin_id: l.pluginId }, { plugin_id: l.pluginId, operation: l.action }], values);
       if (end.status === "error" || end.status === "timeout") {
-        emit([{}, { plugin_id: l.pluginId }, { error_type: end.errorType ?? end.status }], [count(METRIC.invocationErrors)]);
+        emit(
+          [{}, { plugin_id: l.pluginId }, { error_type: end.errorType ?? end.status }],
+          [count(METRIC.invocationErrors)],
+        );
       }
     },
     pluginLifecycle(pluginId, event) {
@@ -59,16 +62,26 @@ export function createEmfExporter(options: EmfExporterOptions = {}): EmfExporter
     },
     pluginMemory: () => undefined,
     installFinished(o) {
-      const [total, duration] = o.kind === "install" ? [METRIC.installations, METRIC.installationDuration] : [METRIC.upgrades, METRIC.upgradeDuration];
-      emit([{ status: o.status }, { plugin_id: o.pluginId, status: o.status }], [count(total), seconds(duration, o.seconds)]);
+      const [total, duration] =
+        o.kind === "install"
+          ? [METRIC.installations, METRIC.installationDuration]
+          : [METRIC.upgrades, METRIC.upgradeDuration];
+      emit(
+        [{ status: o.status }, { plugin_id: o.pluginId, status: o.status }],
+        [count(total), seconds(duration, o.seconds)],
+      );
     },
     backwardsInvocation(o) {
-      emit([{ status: o.status }, { type: o.type, status: o.status }], [count(METRIC.backwardsInvocations), seconds(METRIC.backwardsInvocationDuration, o.seconds)]);
+      emit(
+        [{ status: o.status }, { type: o.type, status: o.status }],
+        [count(METRIC.backwardsInvocations), seconds(METRIC.backwardsInvocationDuration, o.seconds)],
+      );
     },
     autoUpgradeCheck(o) {
       emit([{ status: o.status }], [count(METRIC.autoUpgradeChecks)]);
       if (o.started > 0) emit([{ decision: "upgrade" }], [count(METRIC.autoUpgradeDecisions, o.started)]);
-      if (o.failedToStart > 0) emit([{ decision: "start_failed" }], [count(METRIC.autoUpgradeDecisions, o.failedToStart)]);
+      if (o.failedToStart > 0)
+        emit([{ decision: "start_failed" }], [count(METRIC.autoUpgradeDecisions, o.failedToStart)]);
       if (o.skipped.length > 0) emit([{ decision: "skip" }], [count(METRIC.autoUpgradeDecisions, o.skipped.length)]);
     },
     httpRequest(o) {

@@ -42,7 +42,13 @@ export function lambdaObservability(): MiddlewareObj<unknown, unknown, Error, Co
   const finish = (event: unknown, status: number, started: number | undefined) => {
     const e = event as HttpEvent;
     if (!e?.httpMethod || !e.path || started === undefined) return;
-    metrics.httpRequest({ routeGroup: routeGroupOf(e.path), route: "", method: e.httpMethod, status, seconds: secondsSince(started) });
+    metrics.httpRequest({
+      routeGroup: routeGroupOf(e.path),
+      route: "",
+      method: e.httpMethod,
+      status,
+      seconds: secondsSince(started),
+    });
   };
   return {
     async before(request) {

@@ -5,7 +5,7 @@
  */
 import type { ServerResponse } from "node:http";
 import { routeGroupOf } from "./http-metrics.js";
-import { logContext, type LogFields } from "./log-context.js";
+import { type LogFields, logContext } from "./log-context.js";
 import { metrics, secondsSince } from "./metrics.js";
 
 interface Tracked {
@@ -27,7 +27,12 @@ export function rememberRoute(res: ServerResponse, route: { group: string; route
 }
 
 /** Records the request's metric; returns its log fields for the access line. */
-export function finishRequest(method: string, target: string, res: ServerResponse, startedMs: number): Readonly<LogFields> {
+export function finishRequest(
+  method: string,
+  target: string,
+  res: ServerResponse,
+  startedMs: number,
+): Readonly<LogFields> {
   const t = tracked.get(res);
   const path = target.split("?")[0] ?? "/";
   metrics.httpRequest({

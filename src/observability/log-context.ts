@@ -38,7 +38,8 @@ export function leaveInvocationLogContext(): void {
 const current = (): LogFields | undefined => storage.getStore() ?? invocation;
 
 /** Runs `fn` with a context of its own: the current fields (if any) and these. */
-export const withLogContext = <T>(fields: LogFields, fn: () => T): T => storage.run({ ...current(), ...defined(fields) }, fn);
+export const withLogContext = <T>(fields: LogFields, fn: () => T): T =>
+  storage.run({ ...current(), ...defined(fields) }, fn);
 
 /** Adds fields to the current request's context; nothing when code runs outside a request. */
 export function appendLogContext(fields: LogFields): void {

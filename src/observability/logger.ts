@@ -8,7 +8,7 @@
  * Call shape is pino's: `logger.warn({ fields }, "message")` or `logger.warn("message")`.
  */
 import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
-import { pino, type Logger as PinoLogger } from "pino";
+import { type Logger as PinoLogger, pino } from "pino";
 import { logContext } from "./log-context.js";
 import { redact, redactText } from "./redaction.js";
 
@@ -31,7 +31,8 @@ export function logLevelOf(value: string | undefined): LogLevel | "silent" {
   return (LEVELS.includes(level) ? level : "info") as LogLevel | "silent";
 }
 
-export const inLambda = (): boolean => Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME) && process.env.AWS_LAMBDA_FUNCTION_NAME !== "local";
+export const inLambda = (): boolean =>
+  Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME) && process.env.AWS_LAMBDA_FUNCTION_NAME !== "local";
 
 type Write = (level: LogLevel, fields: Record<string, unknown>, message: string) => void;
 
@@ -72,7 +73,14 @@ export function createLogger(write: Write): DaemonLogger {
       const [fields, text] = typeof first === "string" ? [{}, first] : [first, message ?? ""];
       write(level, redact({ ...logContext(), ...fields }) as Record<string, unknown>, redactText(text));
     };
-  return { trace: at("trace"), debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error"), fatal: at("fatal") };
+  return {
+    trace: at("trace"),
+    debug: at("debug"),
+    info: at("info"),
+    warn: at("warn"),
+    error: at("error"),
+    fatal: at("fatal"),
+  };
 }
 
 /** A pino-backed logger writing to `destination`: for tests that read the log lines. */

@@ -6,8 +6,8 @@
  * it off, or keep port 5002 off untrusted networks, where plugin names are not for everyone.
  */
 import type { ServerResponse } from "node:http";
-import { createPrometheusExporter, type PrometheusExporter } from "./prometheus-exporter.js";
 import { useMetricsExporter } from "./metrics.js";
+import { createPrometheusExporter, type PrometheusExporter } from "./prometheus-exporter.js";
 
 let prometheus: PrometheusExporter | undefined;
 

@@ -3,7 +3,7 @@
  * exporter receives the calls (Prometheus locally, EMF in Lambda, none in the CLI) is chosen once
  * at the edge with `useMetricsExporter`. An exporter that throws never fails the call it measures.
  */
-import { noMetrics, type DaemonMetrics } from "../ports/metrics.js";
+import { type DaemonMetrics, noMetrics } from "../ports/metrics.js";
 
 let exporter: DaemonMetrics = noMetrics;
 

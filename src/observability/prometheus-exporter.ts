@@ -3,7 +3,7 @@
  * its own, served as Prometheus text at GET /metrics with Node's process metrics beside them (as
  * upstream's promhttp handler serves Go's).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { DaemonMetrics, InvocationLabels } from "../ports/metrics.js";
 import { DURATION_BUCKETS, INSTALL_BUCKETS, METRIC } from "./metric-names.js";
 
@@ -12,35 +12,95 @@ export interface PrometheusExporter extends DaemonMetrics {
   scrape(): Promise<{ contentType: string; body: string }>;
 }
 
-export function createPrometheusExporter(options: { runtimeType: string; processMetrics?: boolean }): PrometheusExporter {
+export function createPrometheusExporter(options: {
+  runtimeType: string;
+  processMetrics?: boolean;
+}): PrometheusExporter {
   const registers = [new Registry()];
   const [registry] = registers as [Registry];
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
   const runtime_type = options.runtimeType;
 
-  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Counter({ name, help, labelNames, registers });
-  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) => new Gauge({ name, help, labelNames, registers });
-  const histogram = <L extends string>(name: string, help: string, labelNames: readonly L[], buckets = DURATION_BUCKETS) =>
-    new Histogram({ name, help, labelNames, buckets, registers });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Counter({ name, help, labelNames, registers });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
+    new Gauge({ name, help, labelNames, registers });
+  const histogram = <L extends string>(
+    name: string,
+    help: string,
+    labelNames: readonly L[],
+    buckets = DURATION_BUCKETS,
+  ) => new Histogram({ name, help, labelNames, buckets, registers });
 
-  const http = counter(METRIC.httpRequests, "Total number of HTTP requests", ["method", "endpoint", "status", "route_group"]);
+  const http = counter(METRIC.httpRequests, "Total number of HTTP requests", [
+    "method",
+    "endpoint",
+    "status",
+    "route_group",
+  ]);
   const httpDuration = histogram(METRIC.httpRequestDuration, "HTTP request latency in seconds", ["method", "endpoint"]);
-  const invocations = counter(METRIC.invocations, "Total number of plugin invocations", ["plugin_id", "plugin_type", "runtime_type", "operation", "status"]);
-  const invocationDuration = histogram(METRIC.invocationDuration, "Plugin invocation latency in seconds", ["plugin_id", "plugin_type", "runtime_type", "operation"]);
-  const active = gauge(METRIC.invocationsActive, "Number of active plugin invocations", ["plugin_id", "plugin_type", "runtime_type"]);
+  const invocations = counter(METRIC.invocations, "Total number of plugin invocations", [
+    "plugin_id",
+    "plugin_type",
+    "runtime_type",
+    "operation",
+    "status",
+  ]);
+  const invocationDuration = histogram(METRIC.invocationDuration, "Plugin invocation latency in seconds", [
+    "plugin_id",
+    "plugin_type",
+    "runtime_type",
+    "operation",
+  ]);
+  const active = gauge(METRIC.invocationsActive, "Number of active plugin invocations", [
+    "plugin_id",
+    "plugin_type",
+    "runtime_type",
+  ]);
   const sessions = gauge(METRIC.activeSessions, "Total number of active sessions", []);
-  const errors = counter(METRIC.invocationErrors, "Plugin invocations that ended in an error, by error type", ["plugin_id", "plugin_type", "operation", "error_type"]);
-  const firstChunk = histogram(METRIC.invocationFirstChunk, "Seconds from a plugin call to its first chunk", ["plugin_id", "plugin_type", "operation"]);
+  const errors = counter(METRIC.invocationErrors, "Plugin invocations that ended in an error, by error type", [
+    "plugin_id",
+    "plugin_type",
+    "operation",
+    "error_type",
+  ]);
+  const firstChunk = histogram(METRIC.invocationFirstChunk, "Seconds from a plugin call to its first chunk", [
+    "plugin_id",
+    "plugin_type",
+    "operation",
+  ]);
   const installs = counter(METRIC.installations, "Total number of plugin installations", ["plugin_id", "status"]);
-  const installDuration = histogram(METRIC.installationDuration, "Plugin installation latency in seconds", ["plugin_id"], INSTALL_BUCKETS);
+  const installDuration = histogram(
+    METRIC.installationDuration,
+    "Plugin installation latency in seconds",
+    ["plugin_id"],
+    INSTALL_BUCKETS,
+  );
   const upgrades = counter(METRIC.upgrades, "Total number of plugin upgrades", ["plugin_id", "status"]);
-  const upgradeDuration = histogram(METRIC.upgradeDuration, "Plugin upgrade latency in seconds", ["plugin_id"], INSTALL_BUCKETS);
-  const starts = counter(METRIC.starts, "Plugin processes started (first start, or again after being idle)", ["plugin_id", "runtime_type"]);
+  const upgradeDuration = histogram(
+    METRIC.upgradeDuration,
+    "Plugin upgrade latency in seconds",
+    ["plugin_id"],
+    INSTALL_BUCKETS,
+  );
+  const starts = counter(METRIC.starts, "Plugin processes started (first start, or again after being idle)", [
+    "plugin_id",
+    "runtime_type",
+  ]);
   const restarts = counter(METRIC.restarts, "Total number of plugin restarts", ["plugin_id", "runtime_type"]);
-  const crashLoops = counter(METRIC.crashLoops, "Times a plugin kept crashing and was stopped for a cooldown", ["plugin_id", "runtime_type"]);
+  const crashLoops = counter(METRIC.crashLoops, "Times a plugin kept crashing and was stopped for a cooldown", [
+    "plugin_id",
+    "runtime_type",
+  ]);
   const memory = gauge(METRIC.memory, "Resident memory of a local plugin process in bytes", ["plugin_id"]);
-  const backwards = counter(METRIC.backwardsInvocations, "Calls from plugins back into Dify, by invoke type and outcome", ["type", "status"]);
-  const backwardsDuration = histogram(METRIC.backwardsInvocationDuration, "Backwards invocation latency in seconds", ["type"]);
+  const backwards = counter(
+    METRIC.backwardsInvocations,
+    "Calls from plugins back into Dify, by invoke type and outcome",
+    ["type", "status"],
+  );
+  const backwardsDuration = histogram(METRIC.backwardsInvocationDuration, "Backwards invocation latency in seconds", [
+    "type",
+  ]);
   const checks = counter(METRIC.autoUpgradeChecks, "Auto-upgrade checks of a tenant, by outcome", ["status"]);
   const decisions = counter(METRIC.autoUpgradeDecisions, "Auto-upgrade decisions per plugin", ["decision", "reason"]);
 
@@ -55,12 +115,21 @@ export function createPrometheusExporter(options: { runtimeType: string; process
     invocationEnded(l, end) {
       const labels = { ...plugin(l), operation: l.action };
       active.dec(plugin(l));
-      sessions.set(inFlight = Math.max(0, inFlight - 1));
+      sessions.set((inFlight = Math.max(0, inFlight - 1)));
       invocations.inc({ ...labels, status: end.status });
       invocationDuration.observe(labels, end.seconds);
-      if (end.firstChunkSeconds !== undefined) firstChunk.observe({ plugin_id: l.pluginId, plugin_type: l.accessType, operation: l.action }, end.firstChunkSeconds);
+      if (end.firstChunkSeconds !== undefined)
+        firstChunk.observe(
+          { plugin_id: l.pluginId, plugin_type: l.accessType, operation: l.action },
+          end.firstChunkSeconds,
+        );
       if (end.status === "error" || end.status === "timeout") {
-        errors.inc({ plugin_id: l.pluginId, plugin_type: l.accessType, operation: l.action, error_type: end.errorType ?? end.status });
+        errors.inc({
+          plugin_id: l.pluginId,
+          plugin_type: l.accessType,
+          operation: l.action,
+          error_type: end.errorType ?? end.status,
+        });
       }
     },
     pluginLifecycle(pluginId, event) {

@@ -51,7 +51,8 @@ export function redact(value: unknown, secrets: string[] = secretValues()): unkn
     if (Buffer.isBuffer(v) || ArrayBuffer.isView(v)) return `[${v.byteLength} bytes]`;
     if (Array.isArray(v)) return v.map((item) => walk(item, depth + 1));
     const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(v)) out[key] = SECRET_FIELD.test(key) && item != null && item !== "" ? REDACTED : walk(item, depth + 1);
+    for (const [key, item] of Object.entries(v))
+      out[key] = SECRET_FIELD.test(key) && item != null && item !== "" ? REDACTED : walk(item, depth + 1);
     return out;
   };
   return walk(value, 0);

@@ -1,5 +1,5 @@
 /** The log fields a request names itself: its tenant (path) and plugin (Dify's headers). */
-import { header, type DaemonRequest } from "../http/daemon-request.js";
+import { type DaemonRequest, header } from "../http/daemon-request.js";
 import type { LogFields } from "./log-context.js";
 
 export function requestLogFields(req: DaemonRequest): LogFields {

@@ -29,4 +29,5 @@ export function traced<T>(client: T): T {
 }
 
 /** TracingConfig for the plugin functions the install worker creates. */
-export const pluginTracingConfig = (): { TracingConfig?: { Mode: "Active" } } => (tracingEnabled() ? { TracingConfig: { Mode: "Active" } } : {});
+export const pluginTracingConfig = (): { TracingConfig?: { Mode: "Active" } } =>
+  tracingEnabled() ? { TracingConfig: { Mode: "Active" } } : {};

@@ -20,10 +20,7 @@ export interface Item {
 
 export type ItemKey = Pick<Item, "pk" | "sk">;
 
-export type Condition =
-  | { kind: "notExists" }
-  | { kind: "exists" }
-  | { kind: "versionIs"; version: number };
+export type Condition = { kind: "notExists" } | { kind: "exists" } | { kind: "versionIs"; version: number };
 
 export type WriteOp =
   | { op: "put"; item: Item; condition?: Condition }

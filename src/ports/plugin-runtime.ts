@@ -4,12 +4,24 @@
  * Both speak the SDK's session protocol (src/domain/plugin-session.ts): a request envelope in,
  * a stream of session messages out.
  */
-import type { PackageArchive } from "../domain/package-archive.js";
+
 import type { PluginDeclaration } from "../domain/manifest.js";
+import type { PackageArchive } from "../domain/package-archive.js";
 
-import type { BackwardsInvocationEvent, BackwardsInvocationRequest, PluginRequest, SessionOutput } from "../domain/plugin-session.js";
+import type {
+  BackwardsInvocationEvent,
+  BackwardsInvocationRequest,
+  PluginRequest,
+  SessionOutput,
+} from "../domain/plugin-session.js";
 
-export type { BackwardsInvocationEvent, BackwardsInvocationRequest, PluginErrorData, PluginRequest, SessionOutput } from "../domain/plugin-session.js";
+export type {
+  BackwardsInvocationEvent,
+  BackwardsInvocationRequest,
+  PluginErrorData,
+  PluginRequest,
+  SessionOutput,
+} from "../domain/plugin-session.js";
 
 export type BackwardsInvocationHandler = (
   request: BackwardsInvocationRequest,

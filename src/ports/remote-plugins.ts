@@ -18,7 +18,11 @@ export interface Installation {
 
 export interface RemotePluginRegistry {
   tenantOf(key: string): Promise<string | undefined>;
-  prepare(tenantId: string, declaration: PluginDeclaration, assets: Array<{ id: string; data: Uint8Array }>): Promise<PreparedRemotePlugin>;
+  prepare(
+    tenantId: string,
+    declaration: PluginDeclaration,
+    assets: Array<{ id: string; data: Uint8Array }>,
+  ): Promise<PreparedRemotePlugin>;
   install(prepared: PreparedRemotePlugin): Promise<Installation>;
   uninstall(installation: Installation): Promise<void>;
 }

@@ -1,12 +1,12 @@
 /** Icons and other package files, served raw (Dify reads the bytes, not an envelope). */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
+import { internalError } from "../domain/errors.js";
+import { isUniqueIdentifier } from "../domain/identifier.js";
+import type { PackageArchive } from "../domain/package-archive.js";
 import { bind } from "../http/daemon-request.js";
 import { bytes } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import { isUniqueIdentifier } from "../domain/identifier.js";
-import { internalError } from "../domain/errors.js";
-import type { PackageArchive } from "../domain/package-archive.js";
-import type { Daemon } from "../daemon.js";
 
 export function assetRoutes(d: Daemon): Route[] {
   return [
@@ -25,7 +25,10 @@ export function assetRoutes(d: Daemon): Route[] {
       // HTTP 500 (controllers/plugins.go ExtractPluginAsset, plugin_manager/manager.go
       // ExtractPluginAsset, langgenius/dify-plugin-daemon@bdb5642a).
       handler: async (req) => {
-        const q = bind(req, z.object({ plugin_unique_identifier: z.string().refine(isUniqueIdentifier), file_path: z.string().min(1) }));
+        const q = bind(
+          req,
+          z.object({ plugin_unique_identifier: z.string().refine(isUniqueIdentifier), file_path: z.string().min(1) }),
+        );
         let archive: PackageArchive;
         try {
           archive = await d.intake.archiveOf(q.plugin_unique_identifier);

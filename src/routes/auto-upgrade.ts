@@ -4,17 +4,17 @@
  * (docs/auto-upgrade.md, "Routes").
  */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
 import {
   DEFAULT_STRATEGY,
+  excludePlugin,
   STRATEGY_SETTINGS,
   UPGRADE_MODES,
-  excludePlugin,
   type UpgradeStrategy,
 } from "../domain/upgrade-strategy.js";
 import { bind, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import type { Daemon } from "../daemon.js";
 
 const A = "/plugin/:tenant_id/management/auto-upgrade";
 

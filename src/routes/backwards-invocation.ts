@@ -9,8 +9,8 @@ import { z } from "zod";
 import type { Daemon } from "../daemon.js";
 import { backwardsResponseLine } from "../domain/plugin-protocol.js";
 import { verifySessionCallbackToken } from "../domain/session-token.js";
-import { header, type DaemonRequest } from "../http/daemon-request.js";
-import { json, type DaemonResponse } from "../http/daemon-response.js";
+import { type DaemonRequest, header } from "../http/daemon-request.js";
+import { type DaemonResponse, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { BackwardsInvocationEvent, PluginRequest } from "../ports/plugin-runtime.js";
 import type { BackwardsInvocations } from "../services/backwards-invocation.js";
@@ -48,7 +48,14 @@ export const backwardsInvocationGroup = (d: Daemon): Route[] =>
   backwardsInvocationRoutes({ sessions: d.pluginSessions, backwards: d.backwards, callbackSecret: d.daemonKey });
 
 export function backwardsInvocationRoutes(deps: TransactionDeps): Route[] {
-  return [{ method: "POST", pattern: "/backwards-invocation/transaction", public: true, handler: (req) => transaction(deps, req) }];
+  return [
+    {
+      method: "POST",
+      pattern: "/backwards-invocation/transaction",
+      public: true,
+      handler: (req) => transaction(deps, req),
+    },
+  ];
 }
 
 /** A bare response event (not the session envelope), as upstream answers requests it cannot serve. */
@@ -56,27 +63,52 @@ const refusal = (status: number, requestId: string, message: string, data: Recor
   json({ backwards_request_id: requestId, event: "error", message, data }, status);
 
 async function transaction(deps: TransactionDeps, req: DaemonRequest): Promise<DaemonResponse> {
-  if (req.body.length > MAX_BODY_BYTES) return refusal(413, "", `request body too large: at most ${MAX_BODY_BYTES} bytes`, { error_type: "PayloadTooLarge" });
+  if (req.body.length > MAX_BODY_BYTES)
+    return refusal(413, "", `request body too large: at most ${MAX_BODY_BYTES} bytes`, {
+      error_type: "PayloadTooLarge",
+    });
   let parsed: z.infer<typeof invokeEvent>;
   try {
     parsed = invokeEvent.parse(JSON.parse(req.body.toString("utf8")));
   } catch (err) {
-    return refusal(400, "", `invalid backwards invocation request: ${err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (err as Error).message}`, {
-      error_type: "BadRequest",
-    });
+    return refusal(
+      400,
+      "",
+      `invalid backwards invocation request: ${err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ") : (err as Error).message}`,
+      {
+        error_type: "BadRequest",
+      },
+    );
   }
   const invoke = parsed.data.data;
   const requestId = invoke.backwards_request_id;
   const sessionId = header(req, "dify-plugin-session-id") ?? "";
   if (sessionId !== parsed.session_id) {
-    return refusal(400, requestId, "Dify-Plugin-Session-ID does not match the event's session_id", { error_type: "BadRequest", session_id: sessionId });
+    return refusal(400, requestId, "Dify-Plugin-Session-ID does not match the event's session_id", {
+      error_type: "BadRequest",
+      session_id: sessionId,
+    });
   }
   const session = await deps.sessions.get(sessionId);
   if (!session) {
-    return refusal(400, requestId, "failed to get session info from cache", { error_type: "SessionNotFound", detail: "session not found or expired", session_id: sessionId });
+    return refusal(400, requestId, "failed to get session info from cache", {
+      error_type: "SessionNotFound",
+      detail: "session not found or expired",
+      session_id: sessionId,
+    });
   }
-  if (!verifySessionCallbackToken(header(req, "x-dify-plugin-callback-token"), sessionId, session.tenant_id, await deps.callbackSecret())) {
-    return refusal(401, requestId, "invalid callback token for this session", { error_type: "Unauthorized", session_id: sessionId });
+  if (
+    !verifySessionCallbackToken(
+      header(req, "x-dify-plugin-callback-token"),
+      sessionId,
+      session.tenant_id,
+      await deps.callbackSecret(),
+    )
+  ) {
+    return refusal(401, requestId, "invalid callback token for this session", {
+      error_type: "Unauthorized",
+      session_id: sessionId,
+    });
   }
 
   const signal = AbortSignal.timeout(TRANSACTION_TIMEOUT_MS);
@@ -114,7 +146,11 @@ function envelopeOf(s: PluginSession): PluginRequest {
 }
 
 /** Each event as `<message JSON>\n\n`, with `\n\n` heartbeats while nothing else is sent. */
-async function* framed(events: AsyncIterator<BackwardsInvocationEvent>, envelope: PluginRequest, heartbeatMs: number): AsyncGenerator<string> {
+async function* framed(
+  events: AsyncIterator<BackwardsInvocationEvent>,
+  envelope: PluginRequest,
+  heartbeatMs: number,
+): AsyncGenerator<string> {
   let pending = events.next();
   for (;;) {
     let timer: NodeJS.Timeout | undefined;

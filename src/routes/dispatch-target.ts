@@ -1,8 +1,9 @@
 /** Which plugin a tenant-scoped dispatch (`/plugin/{tenant}/dispatch/*`) runs. */
+
+import type { Daemon } from "../daemon.js";
 import { badRequest, DaemonError, pluginNotFound } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
-import { header, type DaemonRequest } from "../http/daemon-request.js";
-import type { Daemon } from "../daemon.js";
+import { type DaemonRequest, header } from "../http/daemon-request.js";
 
 /**
  * The identifier of the plugin X-Plugin-ID names, through the tenant's installation, answered as
@@ -19,4 +20,3 @@ export async function installedIdentifier(d: Daemon, req: DaemonRequest): Promis
   }
   return stored.installation.plugin_unique_identifier;
 }
-

@@ -3,13 +3,13 @@
  * installation) and `/v2/invoke/dispatch/*` (plugin chosen by X-Plugin-Unique-Identifier).
  */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
 import { actionFor } from "../domain/dispatch-actions.js";
 import { badRequest, DaemonError } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
-import { bind, header, type DaemonRequest } from "../http/daemon-request.js";
+import { bind, type DaemonRequest, header } from "../http/daemon-request.js";
 import { eventStream, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import type { Daemon } from "../daemon.js";
 import { installedIdentifier } from "./dispatch-target.js";
 import { modelPollingRoutes } from "./model-polling.js";
 
@@ -70,7 +70,8 @@ export function dispatchRoutes(d: Daemon): Route[] {
         if (!actionFor(action) || notOnV2.has(action)) return routeNotFound();
         const uid = header(req, "x-plugin-unique-identifier");
         if (!uid) throw badRequest("X-Plugin-Unique-Identifier header is required").withStatus(400);
-        if (!isUniqueIdentifier(uid)) throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);
+        if (!isUniqueIdentifier(uid))
+          throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);
         const tenantId = bind(req, z.object({ tenant_id: z.string().min(1) }).loose()).tenant_id;
         return dispatch(req, tenantId, uid);
       },

@@ -4,13 +4,16 @@
  */
 import { z } from "zod";
 import { isUniqueIdentifier } from "../domain/identifier.js";
-import { bind, pagination, type DaemonRequest } from "../http/daemon-request.js";
+import { bind, type DaemonRequest, pagination } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { EndpointManager } from "../services/endpoint-manager.js";
 
 const E = "/plugin/:tenant_id/endpoint";
-const settings = z.record(z.string(), z.unknown()).nullish().transform((s) => s ?? {});
+const settings = z
+  .record(z.string(), z.unknown())
+  .nullish()
+  .transform((s) => s ?? {});
 const endpointId = z.object({ endpoint_id: z.string().min(1) });
 const page = z.object(pagination(100));
 
@@ -25,7 +28,9 @@ export function endpointRoutes(endpoints: EndpointManager): Route[] {
         const body = bind(
           req,
           z.object({
-            plugin_unique_identifier: z.string().refine(isUniqueIdentifier, { message: "plugin_unique_identifier is not valid" }),
+            plugin_unique_identifier: z
+              .string()
+              .refine(isUniqueIdentifier, { message: "plugin_unique_identifier is not valid" }),
             user_id: z.string().min(1),
             settings,
             name: z.string().min(1),
@@ -39,7 +44,10 @@ export function endpointRoutes(endpoints: EndpointManager): Route[] {
       method: "POST",
       pattern: `${E}/update`,
       handler: async (req) => {
-        const body = bind(req, z.object({ endpoint_id: z.string().min(1), user_id: z.string().min(1), settings, name: z.string().min(1) }));
+        const body = bind(
+          req,
+          z.object({ endpoint_id: z.string().min(1), user_id: z.string().min(1), settings, name: z.string().min(1) }),
+        );
         await endpoints.update(tenantOf(req), body.user_id, body.endpoint_id, body.name, body.settings);
         return ok(true);
       },

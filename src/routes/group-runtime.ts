@@ -3,9 +3,9 @@
  * handler (functions/<group>.ts) and the local daemon (groups.ts). A handler imports only its own
  * group's routes, so it loads none of the other groups' code.
  */
-import { sharedDaemon, type Daemon } from "../daemon.js";
+import { type Daemon, sharedDaemon } from "../daemon.js";
 import type { RouteGroupRuntime } from "../http/apigateway.js";
-import { Router, type Route } from "../http/router.js";
+import { type Route, Router } from "../http/router.js";
 import { counted } from "./request-activity.js";
 
 /** Builds a group's routes on a daemon. */

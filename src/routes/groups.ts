@@ -8,7 +8,7 @@ import type { Daemon } from "../daemon.js";
 import type { Router } from "../http/router.js";
 import { backwardsInvocationGroup } from "./backwards-invocation.js";
 import { dispatchRoutes } from "./dispatch.js";
-import { routerOf, type GroupRoutes } from "./group-runtime.js";
+import { type GroupRoutes, routerOf } from "./group-runtime.js";
 import { managementGroup } from "./management.js";
 import { publicEndpointGroup } from "./public-endpoint.js";
 

@@ -4,9 +4,9 @@
  * The counts are this process's: on AWS each Lambda instance answers for itself.
  */
 import packageJson from "../../package.json" with { type: "json" };
+import type { Daemon } from "../daemon.js";
 import { json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import type { Daemon } from "../daemon.js";
 import { requestActivity } from "./request-activity.js";
 
 export const DAEMON_VERSION: string = packageJson.version;

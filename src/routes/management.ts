@@ -3,15 +3,21 @@
  * `managementGroup` is everything the management handler serves.
  */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
 import { badRequest, identifierError, internalError, notFound, pluginNotFound } from "../domain/errors.js";
-import { withoutPlugin } from "../domain/install-task.js";
 import { isUniqueIdentifier, parseUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
+import { withoutPlugin } from "../domain/install-task.js";
 import { PLUGIN_TAGS } from "../domain/manifest.js";
-import { bind, header, pagination, type DaemonRequest } from "../http/daemon-request.js";
+import { bind, type DaemonRequest, header, pagination } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import { Catalog, LISTING_LANGUAGES, PLUGIN_CATEGORIES, type InstalledPlugin, type ProviderKind } from "../services/catalog.js";
-import type { Daemon } from "../daemon.js";
+import {
+  Catalog,
+  type InstalledPlugin,
+  LISTING_LANGUAGES,
+  PLUGIN_CATEGORIES,
+  type ProviderKind,
+} from "../services/catalog.js";
 import { assetRoutes } from "./assets.js";
 import { autoUpgradeRoutes } from "./auto-upgrade.js";
 import { debuggingRoutes } from "./debugging.js";
@@ -24,7 +30,8 @@ const uid = z.string().refine(isUniqueIdentifier, { message: "plugin_unique_iden
 const identifierQuery = z.object({ plugin_unique_identifier: uid });
 const page = z.object(pagination());
 const categories = PLUGIN_CATEGORIES;
-const isCategory = (c: string | undefined): c is (typeof categories)[number] => categories.includes(c as (typeof categories)[number]);
+const isCategory = (c: string | undefined): c is (typeof categories)[number] =>
+  categories.includes(c as (typeof categories)[number]);
 /** Upstream's answer to a category outside the list, after binding (HTTP 200, -400). */
 const invalidCategory = () => badRequest("invalid plugin category");
 
@@ -35,7 +42,14 @@ const tenantOf = (req: DaemonRequest) => req.params.tenant_id ?? "";
 
 /** The management handler's routes: management, endpoint setup, auto-upgrade, assets, health, debugging key. */
 export function managementGroup(d: Daemon): Route[] {
-  return [...healthRoutes(d), ...managementRoutes(d), ...endpointRoutes(d.endpoints), ...autoUpgradeRoutes(d), ...assetRoutes(d), ...debuggingRoutes(d)];
+  return [
+    ...healthRoutes(d),
+    ...managementRoutes(d),
+    ...endpointRoutes(d.endpoints),
+    ...autoUpgradeRoutes(d),
+    ...assetRoutes(d),
+    ...debuggingRoutes(d),
+  ];
 }
 
 export function managementRoutes(d: Daemon): Route[] {
@@ -104,7 +118,14 @@ export function managementRoutes(d: Daemon): Route[] {
         if (body.metas && body.metas.length !== body.plugin_unique_identifiers.length) {
           throw badRequest("the number of metas must be equal to the number of plugin unique identifiers");
         }
-        return ok(await d.installer.installFromIdentifiers(tenantOf(req), body.plugin_unique_identifiers, body.source, body.metas ?? []));
+        return ok(
+          await d.installer.installFromIdentifiers(
+            tenantOf(req),
+            body.plugin_unique_identifiers,
+            body.source,
+            body.metas ?? [],
+          ),
+        );
       },
     },
     {
@@ -126,9 +147,16 @@ export function managementRoutes(d: Daemon): Route[] {
         if (original === next) throw badRequest("original and new plugin unique identifier are the same");
         if (pluginIdOf(original) !== pluginIdOf(next)) throw badRequest("original and new plugin id are different");
         const current = await d.installations.get(tenantOf(req), pluginIdOf(original));
-        if (current?.installation.plugin_unique_identifier !== original) throw notFound("plugin installation not found for this tenant");
+        if (current?.installation.plugin_unique_identifier !== original)
+          throw notFound("plugin installation not found for this tenant");
         return ok(
-          await d.installer.upgrade(tenantOf(req), body.original_plugin_unique_identifier, body.new_plugin_unique_identifier, body.source, body.meta ?? {}),
+          await d.installer.upgrade(
+            tenantOf(req),
+            body.original_plugin_unique_identifier,
+            body.new_plugin_unique_identifier,
+            body.source,
+            body.meta ?? {},
+          ),
         );
       },
     },
@@ -213,7 +241,8 @@ export function managementRoutes(d: Daemon): Route[] {
       pattern: `${M}/fetch/identifier`,
       // Upstream's `plugins` table: true once a tenant has the plugin installed, not when only its
       // package is stored (internal/service/decode_service.go FetchPluginFromIdentifier).
-      handler: async (req) => ok((await d.packages.users(bind(req, identifierQuery).plugin_unique_identifier)).length > 0),
+      handler: async (req) =>
+        ok((await d.packages.users(bind(req, identifierQuery).plugin_unique_identifier)).length > 0),
     },
     {
       method: "GET",
@@ -313,7 +342,10 @@ export function managementRoutes(d: Daemon): Route[] {
       method: "POST",
       pattern: `${M}/tools/check_existence`,
       handler: async (req) => {
-        const body = bind(req, z.object({ provider_ids: z.array(z.object({ plugin_id: z.string(), provider_name: z.string() })) }));
+        const body = bind(
+          req,
+          z.object({ provider_ids: z.array(z.object({ plugin_id: z.string(), provider_name: z.string() })) }),
+        );
         const result = await Promise.all(
           body.provider_ids.map(async ({ plugin_id, provider_name }) => {
             const plugin = await d.catalog.installedPlugin(tenantOf(req), plugin_id);
@@ -340,7 +372,11 @@ export function managementRoutes(d: Daemon): Route[] {
         // Checked after binding, as upstream's service does (HTTP 200, -400).
         const category = req.params.category;
         if (!isCategory(category)) throw invalidCategory();
-        const filters = { query: q.query, tags: q.tags === undefined ? [] : ([] as string[]).concat(q.tags), language: q.language };
+        const filters = {
+          query: q.query,
+          tags: q.tags === undefined ? [] : ([] as string[]).concat(q.tags),
+          language: q.language,
+        };
         const matching = (await d.catalog.installed(tenantOf(req))).filter(
           (p) => Catalog.category(p) === category && Catalog.matchesListFilters(p, filters),
         );
@@ -350,4 +386,3 @@ export function managementRoutes(d: Daemon): Route[] {
     },
   ];
 }
-

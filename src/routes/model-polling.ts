@@ -6,12 +6,12 @@
  * has no polling routes upstream.
  */
 import { z } from "zod";
+import type { Daemon } from "../daemon.js";
 import { actionFor } from "../domain/dispatch-actions.js";
 import { bind } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import { pollOnce } from "../services/model-polling.js";
-import type { Daemon } from "../daemon.js";
 import { installedIdentifier } from "./dispatch-target.js";
 
 /** What upstream's request types require before any plugin runs (RequestStartPolling, RequestCheckPolling). */
@@ -19,7 +19,9 @@ const model = { provider: z.string().min(1), model: z.string().min(1), model_typ
 const startData = z.looseObject(model);
 const checkData = z.looseObject({
   ...model,
-  plugin_state: z.record(z.string(), z.unknown()).refine((s) => Object.keys(s).length > 0, { message: "must not be empty" }),
+  plugin_state: z
+    .record(z.string(), z.unknown())
+    .refine((s) => Object.keys(s).length > 0, { message: "must not be empty" }),
 });
 
 const pollingBody = (data: z.ZodType<Record<string, unknown>>) =>
@@ -34,7 +36,10 @@ const pollingBody = (data: z.ZodType<Record<string, unknown>>) =>
   });
 
 export function modelPollingRoutes(d: Daemon): Route[] {
-  const route = (path: "model/polling/start" | "model/polling/check", data: z.ZodType<Record<string, unknown>>): Route => ({
+  const route = (
+    path: "model/polling/start" | "model/polling/check",
+    data: z.ZodType<Record<string, unknown>>,
+  ): Route => ({
     method: "POST",
     pattern: `/plugin/:tenant_id/dispatch/${path}`,
     handler: async (req) => {

@@ -3,13 +3,14 @@
  * the capability). Absent when PLUGIN_ENDPOINT_ENABLED=false, so calls get upstream's 404.
  */
 import type { Daemon } from "../daemon.js";
-import { fail } from "../http/daemon-response.js";
 import type { DaemonResponse } from "../http/daemon-response.js";
+import { fail } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { EndpointAnswer, EndpointInvoker } from "../services/endpoint-invoker.js";
 
 /** The public-endpoint handler's routes. */
-export const publicEndpointGroup = (d: Daemon): Route[] => publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled);
+export const publicEndpointGroup = (d: Daemon): Route[] =>
+  publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled);
 
 export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean): Route[] {
   if (!enabled) return [];
@@ -33,4 +34,6 @@ export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean)
 }
 
 const asResponse = (answer: EndpointAnswer): DaemonResponse =>
-  answer.kind === "refused" ? fail(answer.error, answer.status) : { kind: "stream", status: answer.status, headers: answer.headers, body: answer.body };
+  answer.kind === "refused"
+    ? fail(answer.error, answer.status)
+    : { kind: "stream", status: answer.status, headers: answer.headers, body: answer.body };

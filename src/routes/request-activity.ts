@@ -22,7 +22,8 @@ export const requestActivity = (): RequestActivity => ({
   activeStreams: counts.streams,
 });
 
-const isDispatch = (pattern: string) => pattern.startsWith("/plugin/:tenant_id/dispatch/") || pattern.startsWith("/v2/invoke/dispatch/");
+const isDispatch = (pattern: string) =>
+  pattern.startsWith("/plugin/:tenant_id/dispatch/") || pattern.startsWith("/v2/invoke/dispatch/");
 
 /** The route with its requests counted while they run. */
 export function counted(route: Route): Route {

@@ -29,7 +29,9 @@ const BLANK_LINE = "\n";
 export function withKeepAlive(routes: GroupRoutes, timing: (d: Daemon) => KeepAliveTiming): GroupRoutes {
   return (d) => {
     const t = timing(d);
-    return routes(d).map((route): Route => ({ ...route, handler: async (req) => keptAlive(await route.handler(req), t) }));
+    return routes(d).map(
+      (route): Route => ({ ...route, handler: async (req) => keptAlive(await route.handler(req), t) }),
+    );
   };
 }
 
@@ -42,7 +44,10 @@ function keptAlive(res: DaemonResponse, timing: KeepAliveTiming): DaemonResponse
 }
 
 /** `body`, with a blank line whenever it has been silent for the current allowance. */
-export async function* keepAlive<T extends Uint8Array | string>(body: AsyncIterable<T>, timing: KeepAliveTiming): AsyncGenerator<T | string> {
+export async function* keepAlive<T extends Uint8Array | string>(
+  body: AsyncIterable<T>,
+  timing: KeepAliveTiming,
+): AsyncGenerator<T | string> {
   const iterator = body[Symbol.asyncIterator]();
   let pending: Promise<IteratorResult<T>> | undefined;
   let started = false;

@@ -9,17 +9,24 @@
  * cursor; the caller continues from it, in a new invocation on AWS.
  */
 import { v7 as uuidv7 } from "uuid";
-import { planUpgrades, releaseFromMarketplace, type LatestRelease } from "../domain/upgrade-policy.js";
-import { absoluteSlotAt, slotOfDay, slotsToRun, slotWindow, UNSET_STRATEGY, type UpgradeStrategy } from "../domain/upgrade-strategy.js";
+import { type LatestRelease, planUpgrades, releaseFromMarketplace } from "../domain/upgrade-policy.js";
+import {
+  absoluteSlotAt,
+  slotOfDay,
+  slotsToRun,
+  slotWindow,
+  UNSET_STRATEGY,
+  type UpgradeStrategy,
+} from "../domain/upgrade-strategy.js";
 import { logger } from "../logger.js";
 import { metrics } from "../observability/metrics.js";
 import type { Marketplace } from "../ports/marketplace.js";
 import type { InstallTasks } from "../stores/install-tasks.js";
 import type { Installations } from "../stores/installations.js";
 import {
-  SLOT_SHARDS,
   type DueTenant,
   type LastCheck,
+  SLOT_SHARDS,
   type SnapshotCache,
   type UpgradeRecords,
   type UpgradeStrategies,
@@ -32,7 +39,10 @@ export interface UpgradeStarter {
 }
 
 /** Upgrades the way Dify's task does: count the install on the marketplace, then `install/upgrade`. */
-export function installerUpgrades(installer: Pick<Installer, "upgrade">, marketplace: Pick<Marketplace, "recordInstall">): UpgradeStarter {
+export function installerUpgrades(
+  installer: Pick<Installer, "upgrade">,
+  marketplace: Pick<Marketplace, "recordInstall">,
+): UpgradeStarter {
   return {
     async start(tenantId, fromUid, toUid) {
       try {
@@ -40,7 +50,9 @@ export function installerUpgrades(installer: Pick<Installer, "upgrade">, marketp
       } catch (err) {
         logger.warn({ uid: toUid, err: (err as Error).message }, "marketplace install count failed");
       }
-      const started = await installer.upgrade(tenantId, fromUid, toUid, "marketplace", { plugin_unique_identifier: toUid });
+      const started = await installer.upgrade(tenantId, fromUid, toUid, "marketplace", {
+        plugin_unique_identifier: toUid,
+      });
       return { task_id: started.task_id };
     },
   };
@@ -111,7 +123,11 @@ export interface UpgradeStatus {
   strategy: UpgradeStrategy;
   /** False when the tenant never saved a strategy (then nothing is upgraded). */
   configured: boolean;
-  last_check: (Omit<LastCheck, "upgrades"> & { upgrades: Array<LastCheck["upgrades"][number] & { status: string; message: string }> }) | null;
+  last_check:
+    | (Omit<LastCheck, "upgrades"> & {
+        upgrades: Array<LastCheck["upgrades"][number] & { status: string; message: string }>;
+      })
+    | null;
 }
 
 type SnapshotState =
@@ -154,14 +170,19 @@ export class AutoUpgrade {
       const error = snapshot.error();
       if (error) report.snapshot_error = error;
       report.elapsed_ms = Date.now() - started;
-      logger.info({ ...report, cursor: undefined }, report.done ? "auto-upgrade run finished" : "auto-upgrade run paused");
+      logger.info(
+        { ...report, cursor: undefined },
+        report.done ? "auto-upgrade run finished" : "auto-upgrade run paused",
+      );
       return report;
     };
 
     for (let s = 0; s < slots.length; s++) {
       const absolute = slots[s] as number;
       for (; shard < SLOT_SHARDS; shard++) {
-        const due = (await this.deps.strategies.due(slotOfDay(absolute), shard)).filter((t) => after === undefined || t.tenant_id > after);
+        const due = (await this.deps.strategies.due(slotOfDay(absolute), shard)).filter(
+          (t) => after === undefined || t.tenant_id > after,
+        );
         for (let i = 0; i < due.length; i += this.concurrency) {
           if (batches > 0 && input.shouldStop?.()) {
             report.done = false;
@@ -169,7 +190,9 @@ export class AutoUpgrade {
             return finish();
           }
           const batch = due.slice(i, i + this.concurrency);
-          const checks = await Promise.all(batch.map((t) => this.checkDue(t, snapshot.get, run_id, slotOfDay(absolute))));
+          const checks = await Promise.all(
+            batch.map((t) => this.checkDue(t, snapshot.get, run_id, slotOfDay(absolute))),
+          );
           for (const check of checks) {
             report.tenants++;
             report.upgrades_started += check.upgrades.length;
@@ -195,7 +218,10 @@ export class AutoUpgrade {
 
   /** The tenant's strategy and last check, with the live state of the upgrades it started. */
   async status(tenantId: string): Promise<UpgradeStatus> {
-    const [stored, last] = await Promise.all([this.deps.strategies.get(tenantId), this.deps.records.lastCheck(tenantId)]);
+    const [stored, last] = await Promise.all([
+      this.deps.strategies.get(tenantId),
+      this.deps.records.lastCheck(tenantId),
+    ]);
     const strategy: UpgradeStrategy = stored
       ? {
           strategy_setting: stored.strategy.strategy_setting,
@@ -212,7 +238,10 @@ export class AutoUpgrade {
     return { strategy, configured: stored !== undefined, last_check: { ...last, upgrades } };
   }
 
-  private async upgradeState(tenantId: string, u: LastCheck["upgrades"][number]): Promise<{ status: string; message: string }> {
+  private async upgradeState(
+    tenantId: string,
+    u: LastCheck["upgrades"][number],
+  ): Promise<{ status: string; message: string }> {
     const stored = await this.deps.tasks.get(tenantId, u.task_id);
     const plugin = stored?.task.plugins.find((p) => p.plugin_unique_identifier === u.to);
     if (plugin) return { status: plugin.status, message: plugin.message };
@@ -226,7 +255,11 @@ export class AutoUpgrade {
   private async slotsFor(input: CycleInput, runId: string): Promise<number[]> {
     if (input.forceSlot !== undefined) return [input.forceSlot];
     const current = absoluteSlotAt(input.at ?? this.now());
-    const candidates = slotsToRun(current, await this.deps.records.lastClaimedSlot(), this.deps.options.maxCatchUpSlots ?? 4);
+    const candidates = slotsToRun(
+      current,
+      await this.deps.records.lastClaimedSlot(),
+      this.deps.options.maxCatchUpSlots ?? 4,
+    );
     const claimed: number[] = [];
     for (const slot of candidates) {
       if (await this.deps.records.claimSlot(slot, runId, this.now())) claimed.push(slot);
@@ -234,7 +267,12 @@ export class AutoUpgrade {
     return claimed;
   }
 
-  private async checkDue(t: DueTenant, snapshot: () => Promise<SnapshotState>, runId: string, slot: number): Promise<LastCheck> {
+  private async checkDue(
+    t: DueTenant,
+    snapshot: () => Promise<SnapshotState>,
+    runId: string,
+    slot: number,
+  ): Promise<LastCheck> {
     return this.checkTenant(t.tenant_id, t.strategy, snapshot, { run_id: runId, trigger: "schedule", slot });
   }
 
@@ -279,7 +317,12 @@ export class AutoUpgrade {
       logger.error({ tenantId, err: describe(err) }, "could not record the auto-upgrade check");
       check.status = "failed";
     }
-    metrics.autoUpgradeCheck({ status: check.status, started: check.upgrades.length, failedToStart: check.failures.length, skipped: check.skipped.map((s) => s.reason) });
+    metrics.autoUpgradeCheck({
+      status: check.status,
+      started: check.upgrades.length,
+      failedToStart: check.failures.length,
+      skipped: check.skipped.map((s) => s.reason),
+    });
     return check;
   }
 
@@ -288,7 +331,11 @@ export class AutoUpgrade {
     const installed = await this.deps.installations.list(tenantId);
     for (const decision of planUpgrades(strategy, installed, (id) => releases.get(id))) {
       if (decision.action === "skip") {
-        check.skipped.push({ plugin_id: decision.plugin_id, reason: decision.reason, ...(decision.latest && { latest: decision.latest }) });
+        check.skipped.push({
+          plugin_id: decision.plugin_id,
+          reason: decision.reason,
+          ...(decision.latest && { latest: decision.latest }),
+        });
         continue;
       }
       const leased = await this.deps.records.acquireLease(
@@ -306,7 +353,12 @@ export class AutoUpgrade {
         const { task_id } = await this.deps.upgrades.start(tenantId, decision.from, decision.to);
         check.upgrades.push({ plugin_id: decision.plugin_id, from: decision.from, to: decision.to, task_id });
       } catch (err) {
-        check.failures.push({ plugin_id: decision.plugin_id, from: decision.from, to: decision.to, message: describe(err) });
+        check.failures.push({
+          plugin_id: decision.plugin_id,
+          from: decision.from,
+          to: decision.to,
+          message: describe(err),
+        });
         // Nothing started: let the next check try again.
         await this.deps.records.releaseLease(tenantId, decision.to).catch(() => undefined);
       }
@@ -337,7 +389,7 @@ export class AutoUpgrade {
       });
       if (cached) return { ok: true, source: "cached", releases: releasesOf(cached.entries) };
     }
-    let entries;
+    let entries: Awaited<ReturnType<Marketplace["snapshot"]>>;
     try {
       entries = await this.deps.marketplace.snapshot();
     } catch (err) {
@@ -371,7 +423,9 @@ export function startAutoUpgradeTimer(service: Pick<AutoUpgrade, "runCycle">): {
   let stopped = false;
   let running: Promise<unknown> = Promise.resolve();
   const run = () => {
-    running = service.runCycle({ at: new Date() }).catch((err: unknown) => logger.error({ err: describe(err) }, "auto-upgrade run failed"));
+    running = service
+      .runCycle({ at: new Date() })
+      .catch((err: unknown) => logger.error({ err: describe(err) }, "auto-upgrade run failed"));
     void running.finally(schedule);
   };
   const schedule = () => {

@@ -14,12 +14,16 @@ import { z } from "zod";
 import { permissionsOf } from "../domain/declaration-facts.js";
 import { pluginIdOf } from "../domain/identifier.js";
 import { ruleFor } from "../domain/invoke-types.js";
-import type { DifyInnerApi } from "../ports/dify-inner-api.js";
-import type { BackwardsInvocationEvent, BackwardsInvocationHandler, BackwardsInvocationRequest } from "../ports/plugin-runtime.js";
-import type { PackageRecords } from "../stores/package-records.js";
-import { PluginStorage, StorageFullError } from "../stores/plugin-storage.js";
-import type { BackwardsFactory } from "./dispatcher.js";
 import { metrics, secondsSince } from "../observability/metrics.js";
+import type { DifyInnerApi } from "../ports/dify-inner-api.js";
+import type {
+  BackwardsInvocationEvent,
+  BackwardsInvocationHandler,
+  BackwardsInvocationRequest,
+} from "../ports/plugin-runtime.js";
+import type { PackageRecords } from "../stores/package-records.js";
+import { type PluginStorage, StorageFullError } from "../stores/plugin-storage.js";
+import type { BackwardsFactory } from "./dispatcher.js";
 
 /** Who is calling back: the session as the daemon started it. */
 export interface CallingSession {
@@ -67,7 +71,11 @@ export class BackwardsInvocations {
     return (request) => this.handle(session, request);
   };
 
-  async *handle(session: CallingSession, request: BackwardsInvocationRequest, signal?: AbortSignal): AsyncGenerator<BackwardsInvocationEvent> {
+  async *handle(
+    session: CallingSession,
+    request: BackwardsInvocationRequest,
+    signal?: AbortSignal,
+  ): AsyncGenerator<BackwardsInvocationEvent> {
     const id = request.backwards_request_id;
     const started = performance.now();
     let status: "success" | "error" = "success";
@@ -77,14 +85,27 @@ export class BackwardsInvocations {
       }
     } catch (err) {
       status = "error";
-      yield { backwards_request_id: id, event: "error", message: err instanceof Error ? err.message : String(err), data: null };
+      yield {
+        backwards_request_id: id,
+        event: "error",
+        message: err instanceof Error ? err.message : String(err),
+        data: null,
+      };
     } finally {
-      metrics.backwardsInvocation({ type: ruleFor(request.type) ? request.type : "unknown", status, seconds: secondsSince(started) });
+      metrics.backwardsInvocation({
+        type: ruleFor(request.type) ? request.type : "unknown",
+        status,
+        seconds: secondsSince(started),
+      });
     }
     yield { backwards_request_id: id, event: "end", message: "", data: null };
   }
 
-  private async *answer(session: CallingSession, request: BackwardsInvocationRequest, signal?: AbortSignal): AsyncGenerator<["stream" | "struct", unknown]> {
+  private async *answer(
+    session: CallingSession,
+    request: BackwardsInvocationRequest,
+    signal?: AbortSignal,
+  ): AsyncGenerator<["stream" | "struct", unknown]> {
     if (session.accessType === "model") throw new Refusal(`you can not invoke dify from ${session.accessType}`);
     const rule = ruleFor(request.type);
     if (!rule) throw new Refusal(`unsupported invoke type: ${request.type}`);
@@ -94,13 +115,17 @@ export class BackwardsInvocations {
     if (!rule.allowed(permissions)) throw new Refusal(rule.denied);
 
     if (request.type === "storage") {
-      const cap = permissions.storage.size > 0 ? permissions.storage.size : (this.options.defaultStorageBytes ?? DEFAULT_STORAGE_BYTES);
+      const cap =
+        permissions.storage.size > 0
+          ? permissions.storage.size
+          : (this.options.defaultStorageBytes ?? DEFAULT_STORAGE_BYTES);
       yield ["struct", await this.storage(session, request.request, cap)];
       return;
     }
 
     const inner = this.options.inner;
-    if (!inner || !rule.path) throw new Refusal(`${rule.failure}: the Dify inner API is not configured on this daemon (DIFY_INNER_API_URL)`);
+    if (!inner || !rule.path)
+      throw new Refusal(`${rule.failure}: the Dify inner API is not configured on this daemon (DIFY_INNER_API_URL)`);
     const fields = rule.normalize ? rule.normalize(request.request) : request.request;
     const payload = { ...fields, tenant_id: session.tenantId, user_id: session.userId, type: request.type };
     try {
@@ -116,9 +141,16 @@ export class BackwardsInvocations {
   }
 
   /** Upstream's storage answers: `{data: hex}`, `{data: "ok"}`, `{data: "ok", deleted_num}`, `{data: bool, exist_num}`. */
-  private async storage(session: CallingSession, raw: Record<string, unknown>, capBytes: number): Promise<Record<string, unknown>> {
+  private async storage(
+    session: CallingSession,
+    raw: Record<string, unknown>,
+    capBytes: number,
+  ): Promise<Record<string, unknown>> {
     const parsed = storageRequest.safeParse(raw);
-    if (!parsed.success) throw new Refusal(`unmarshal backwards invoke request failed: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    if (!parsed.success)
+      throw new Refusal(
+        `unmarshal backwards invoke request failed: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
     const { opt, key, value } = parsed.data;
     const keyProblem = checkKey(key);
     const store = this.options.storage;
@@ -131,7 +163,8 @@ export class BackwardsInvocations {
         return { data: bytes.toString("hex") };
       }
       case "set": {
-        if (!/^(?:[0-9a-fA-F]{2})*$/.test(value)) throw new Refusal("decode data failed: encoding/hex: invalid byte or odd length");
+        if (!/^(?:[0-9a-fA-F]{2})*$/.test(value))
+          throw new Refusal("decode data failed: encoding/hex: invalid byte or odd length");
         if (keyProblem) throw new Refusal(`save data failed: ${keyProblem}`);
         try {
           await store.set(tenant, plugin, key, Buffer.from(value, "hex"), capBytes);
@@ -164,7 +197,8 @@ function nestedData(answer: unknown): unknown {
 /** Upstream's key rules (persistence.go): no path traversal after cleaning, at most 256 characters. */
 function checkKey(key: string): string | undefined {
   const cleaned = posix.normalize(key);
-  if (cleaned.includes("..") || cleaned.includes("//") || cleaned.includes("\\")) return "invalid key: path traversal attempt detected";
+  if (cleaned.includes("..") || cleaned.includes("//") || cleaned.includes("\\"))
+    return "invalid key: path traversal attempt detected";
   if (key.length > MAX_KEY_LENGTH) return "key length must be less than 256 characters";
   return undefined;
 }

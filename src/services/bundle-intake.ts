@@ -21,10 +21,8 @@ export class BundleIntake {
   async accept(bytes: Uint8Array, verifySignature: boolean): Promise<unknown[]> {
     if (bytes.byteLength > this.options.limits.maxPackageBytes) throw badRequest("file size exceeds the maximum limit");
     // Loaded on first use, as in PackageIntake: only bundle uploads need the zip reader and the YAML parser.
-    const [{ readPackage }, { githubDependencyValue, marketplaceDependencyValue, parseBundleManifest }] = await Promise.all([
-      import("../domain/package-archive.js"),
-      import("../domain/bundle.js"),
-    ]);
+    const [{ readPackage }, { githubDependencyValue, marketplaceDependencyValue, parseBundleManifest }] =
+      await Promise.all([import("../domain/package-archive.js"), import("../domain/bundle.js")]);
     const archive = await readPackage(bytes, this.options.limits);
     const manifest = archive.file("manifest.yaml");
     if (!manifest) throw badRequest("failed to load bundle manifest: manifest.yaml not found");
@@ -47,7 +45,10 @@ export class BundleIntake {
             throw badRequest("plugin with author langgenius is not authorized by langgenius");
           }
           prepared.push(one);
-          result.push({ type: "package", value: { unique_identifier: one.decoded.unique_identifier, manifest: one.decoded.manifest } });
+          result.push({
+            type: "package",
+            value: { unique_identifier: one.decoded.unique_identifier, manifest: one.decoded.manifest },
+          });
           break;
         }
       }

@@ -70,7 +70,9 @@ export class Catalog {
 
   /** The row shape of `/tools`, `/models`, ... for one provider kind; undefined when the plugin has none. */
   static providerEntry(p: InstalledPlugin, kind: ProviderKind) {
-    const declaration = (p.declaration as Record<string, unknown>)[kind] as { identity?: { name?: string }; provider?: string } | undefined;
+    const declaration = (p.declaration as Record<string, unknown>)[kind] as
+      | { identity?: { name?: string }; provider?: string }
+      | undefined;
     if (!declaration) return undefined;
     const provider = kind === "model" ? String(declaration.provider ?? "") : String(declaration.identity?.name ?? "");
     return {

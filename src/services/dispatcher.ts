@@ -6,12 +6,12 @@
  */
 import { v4 as uuidv4 } from "uuid";
 import type { PluginAction } from "../domain/dispatch-actions.js";
-import { DaemonError, internalError } from "../domain/errors.js";
 import { errorEnvelope, sseChunk, successEnvelope } from "../domain/envelope.js";
-import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
+import { DaemonError, internalError } from "../domain/errors.js";
 import { pluginIdOf } from "../domain/identifier.js";
 import { measuredInvocation } from "../observability/invocation-metrics.js";
 import { appendLogContext } from "../observability/log-context.js";
+import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
 
 export interface DispatchInput {
   tenantId: string;
@@ -58,8 +58,18 @@ export class Dispatcher {
     }, this.timeoutSeconds * 1000);
     const onAbort = () => controller.abort();
     signal?.addEventListener("abort", onAbort, { once: true });
-    const labels = { pluginId: pluginIdOf(input.uniqueIdentifier), accessType: input.action.type, action: input.action.action };
-    appendLogContext({ tenant_id: input.tenantId, plugin_id: labels.pluginId, plugin_unique_identifier: input.uniqueIdentifier, session_id: sessionId, action: `${labels.accessType}/${labels.action}` });
+    const labels = {
+      pluginId: pluginIdOf(input.uniqueIdentifier),
+      accessType: input.action.type,
+      action: input.action.action,
+    };
+    appendLogContext({
+      tenant_id: input.tenantId,
+      plugin_id: labels.pluginId,
+      plugin_unique_identifier: input.uniqueIdentifier,
+      session_id: sessionId,
+      action: `${labels.accessType}/${labels.action}`,
+    });
     const invocation = this.runtime.invoke(input.uniqueIdentifier, request, {
       signal: controller.signal,
       tenantId: input.tenantId,
@@ -87,7 +97,11 @@ export class Dispatcher {
         if (output.type === "stream") {
           yield sseChunk(successEnvelope(output.data));
         } else if (output.type === "error") {
-          const inner = JSON.stringify({ message: output.data.message, error_type: output.data.error_type, args: output.data.args ?? null });
+          const inner = JSON.stringify({
+            message: output.data.message,
+            error_type: output.data.error_type,
+            args: output.data.args ?? null,
+          });
           yield sseChunk(errorEnvelope(new DaemonError("PluginInvokeError", inner)));
           return;
         } else {

@@ -5,9 +5,10 @@
  * chunks, which go back as a plain HTTP response: the status, the first value of each header,
  * and the body bytes as they come.
  */
-import { DaemonError, badRequest, internalError, notFound, pluginNotFound } from "../domain/errors.js";
-import { canonicalHeaderKey, rawEndpointRequest, type IncomingEndpointRequest } from "../domain/raw-http-request.js";
+
 import { errorEnvelope } from "../domain/envelope.js";
+import { badRequest, type DaemonError, internalError, notFound, pluginNotFound } from "../domain/errors.js";
+import { canonicalHeaderKey, type IncomingEndpointRequest, rawEndpointRequest } from "../domain/raw-http-request.js";
 import type { SessionOutput } from "../ports/plugin-runtime.js";
 import type { Endpoints } from "../stores/endpoints.js";
 import type { Installations } from "../stores/installations.js";
@@ -52,7 +53,10 @@ export class EndpointInvoker {
     if (!stored) return errorJson(badRequest("plugin installation not found"), 404);
     if (!endpoint.enabled) return errorJson(notFound("endpoint not found"), 404);
     if (req.body.length > MAX_ENDPOINT_BODY_BYTES) {
-      return errorJson(badRequest(`request body too large: endpoint requests are limited to ${MAX_ENDPOINT_BODY_BYTES} bytes`), 413);
+      return errorJson(
+        badRequest(`request body too large: endpoint requests are limited to ${MAX_ENDPOINT_BODY_BYTES} bytes`),
+        413,
+      );
     }
     const uniqueIdentifier = stored.installation.plugin_unique_identifier;
     const schema = (await this.packages.get(uniqueIdentifier))?.declaration.endpoint?.settings;
@@ -105,7 +109,11 @@ export class EndpointInvoker {
   }
 }
 
-async function* restOfBody(first: Buffer | undefined, outputs: AsyncIterator<SessionOutput>, timedOut: () => boolean): AsyncGenerator<Uint8Array | string> {
+async function* restOfBody(
+  first: Buffer | undefined,
+  outputs: AsyncIterator<SessionOutput>,
+  timedOut: () => boolean,
+): AsyncGenerator<Uint8Array | string> {
   if (first === undefined) return;
   if (first.length) yield first;
   for (;;) {

@@ -7,7 +7,7 @@
 import { randomInt } from "node:crypto";
 import { v7 as uuidv7 } from "uuid";
 import { permissionsOf } from "../domain/declaration-facts.js";
-import { maskSettings, mergeMaskedSecrets, settingsProblem, type Settings } from "../domain/endpoint-settings.js";
+import { maskSettings, mergeMaskedSecrets, type Settings, settingsProblem } from "../domain/endpoint-settings.js";
 import { badRequest, internalError, notFound, permissionDenied, pluginNotFound } from "../domain/errors.js";
 import { pluginIdOf } from "../domain/identifier.js";
 import type { EndpointProviderDeclaration } from "../domain/manifest.js";
@@ -34,7 +34,13 @@ export class EndpointManager {
     private readonly vault: EndpointSettingsVault,
   ) {}
 
-  async setup(tenantId: string, userId: string, uniqueIdentifier: string, name: string, settings: Settings): Promise<void> {
+  async setup(
+    tenantId: string,
+    userId: string,
+    uniqueIdentifier: string,
+    name: string,
+    settings: Settings,
+  ): Promise<void> {
     const pluginId = pluginIdOf(uniqueIdentifier);
     const stored = await this.installations.get(tenantId, pluginId);
     if (!stored || stored.installation.plugin_unique_identifier !== uniqueIdentifier) throw pluginNotFound();

@@ -11,20 +11,45 @@ type Operation = "encrypt" | "decrypt" | "clear";
 export class EndpointSettingsVault {
   constructor(private readonly inner: DifyInnerApi | undefined) {}
 
-  encrypt(tenantId: string, userId: string, endpointId: string, settings: Settings, schema: SettingsSchema): Promise<Settings> {
+  encrypt(
+    tenantId: string,
+    userId: string,
+    endpointId: string,
+    settings: Settings,
+    schema: SettingsSchema,
+  ): Promise<Settings> {
     return this.run("encrypt", tenantId, userId, endpointId, settings, schema);
   }
 
-  decrypt(tenantId: string, userId: string, endpointId: string, settings: Settings, schema: SettingsSchema): Promise<Settings> {
+  decrypt(
+    tenantId: string,
+    userId: string,
+    endpointId: string,
+    settings: Settings,
+    schema: SettingsSchema,
+  ): Promise<Settings> {
     return this.run("decrypt", tenantId, userId, endpointId, settings, schema);
   }
 
   /** Drops Dify's cache of the decrypted settings (after an update). */
-  async clear(tenantId: string, userId: string, endpointId: string, settings: Settings, schema: SettingsSchema): Promise<void> {
+  async clear(
+    tenantId: string,
+    userId: string,
+    endpointId: string,
+    settings: Settings,
+    schema: SettingsSchema,
+  ): Promise<void> {
     await this.run("clear", tenantId, userId, endpointId, settings, schema);
   }
 
-  private async run(opt: Operation, tenantId: string, userId: string, endpointId: string, data: Settings, schema: SettingsSchema): Promise<Settings> {
+  private async run(
+    opt: Operation,
+    tenantId: string,
+    userId: string,
+    endpointId: string,
+    data: Settings,
+    schema: SettingsSchema,
+  ): Promise<Settings> {
     if (!hasSecrets(schema)) return data;
     if (!this.inner) throw new Error("the Dify inner API is not configured on this daemon (DIFY_INNER_API_URL)");
     const answer = await this.inner.call("invoke/encrypt", {

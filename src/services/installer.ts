@@ -4,22 +4,28 @@
  * a plugin that cannot run; an upgrade swaps the identifier only after the new runtime is ready,
  * so a failed upgrade leaves the old version installed and running.
  */
-import { v7 as uuidv7, v4 as uuidv4 } from "uuid";
+import { v4 as uuidv4, v7 as uuidv7 } from "uuid";
 import { badRequest, notFound } from "../domain/errors.js";
-import { parseUniqueIdentifier } from "../domain/identifier.js";
-import { abandon, isOverdue, newInstallTask, updatePlugin, type InstallTask, type TaskStatus } from "../domain/install-task.js";
+import { parseUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
+import {
+  abandon,
+  type InstallTask,
+  isOverdue,
+  newInstallTask,
+  type TaskStatus,
+  updatePlugin,
+} from "../domain/install-task.js";
 import { logger } from "../logger.js";
+import { metrics, secondsSince } from "../observability/metrics.js";
 import type { InstallQueue } from "../ports/install-queue.js";
 import { ConditionFailedError } from "../ports/item-store.js";
 import type { Marketplace } from "../ports/marketplace.js";
 import type { PluginRuntime } from "../ports/plugin-runtime.js";
-import type { InstallTasks, InstallJob, StoredTask } from "../stores/install-tasks.js";
+import { untilAborted } from "../shared/until-aborted.js";
+import type { InstallJob, InstallTasks, StoredTask } from "../stores/install-tasks.js";
 import type { Installation, Installations, StoredInstallation } from "../stores/installations.js";
 import type { PackageRecords } from "../stores/package-records.js";
 import type { RuntimeClaims } from "../stores/runtime-claims.js";
-import { untilAborted } from "../shared/until-aborted.js";
-import { pluginIdOf } from "../domain/identifier.js";
-import { metrics, secondsSince } from "../observability/metrics.js";
 import type { PackageIntake } from "./package-intake.js";
 
 export interface InstallStart {
@@ -114,7 +120,9 @@ export class Installer {
       await this.deps.claims.settle(uid, tenantId);
     }
     // As upstream, the old version drains and goes after the answer.
-    this.releaseIfUnused(previous).catch((err: Error) => logger.warn({ uid: previous, err: err.message }, "failed to release the version upgraded from"));
+    this.releaseIfUnused(previous).catch((err: Error) =>
+      logger.warn({ uid: previous, err: err.message }, "failed to release the version upgraded from"),
+    );
     return { all_installed: true, task_id: "" };
   }
 
@@ -135,7 +143,10 @@ export class Installer {
       const uid = plugin.unique_identifier;
       const timeout = new AbortController();
       const minutes = this.deps.installTimeoutMs / 60_000;
-      const timer = setTimeout(() => timeout.abort(new Error(`install timed out after ${minutes} minutes (PLUGIN_INSTALL_TIMEOUT)`)), this.deps.installTimeoutMs);
+      const timer = setTimeout(
+        () => timeout.abort(new Error(`install timed out after ${minutes} minutes (PLUGIN_INSTALL_TIMEOUT)`)),
+        this.deps.installTimeoutMs,
+      );
       const started = performance.now();
       let status: "success" | "failed" = "failed";
       try {
@@ -155,7 +166,12 @@ export class Installer {
         await progress.set(uid, "failed", message);
       } finally {
         clearTimeout(timer);
-        metrics.installFinished({ kind: stored.job.kind, pluginId: pluginIdOf(uid), status, seconds: secondsSince(started) });
+        metrics.installFinished({
+          kind: stored.job.kind,
+          pluginId: pluginIdOf(uid),
+          status,
+          seconds: secondsSince(started),
+        });
       }
     }
     await progress.flush();
@@ -168,7 +184,10 @@ export class Installer {
   async task(tenantId: string, taskId: string): Promise<StoredTask | undefined> {
     const stored = await this.deps.tasks.get(tenantId, taskId);
     if (!stored || !isOverdue(stored.task, new Date(), this.deps.installTimeoutMs + OVERDUE_GRACE_MS)) return stored;
-    return this.failTask(stored, `the install did not finish within ${this.deps.installTimeoutMs / 60_000} minutes (PLUGIN_INSTALL_TIMEOUT); its worker stopped`);
+    return this.failTask(
+      stored,
+      `the install did not finish within ${this.deps.installTimeoutMs / 60_000} minutes (PLUGIN_INSTALL_TIMEOUT); its worker stopped`,
+    );
   }
 
   async tasks(tenantId: string): Promise<InstallTask[]> {
@@ -195,7 +214,9 @@ export class Installer {
     const unsettled = stored.task.plugins.filter((p) => p.status === "pending" || p.status === "running");
     try {
       const saved = await this.deps.tasks.save(stored, abandon(stored.task, message, new Date()));
-      await Promise.all(unsettled.map((p) => this.deps.claims.settle(p.plugin_unique_identifier, stored.task.tenant_id)));
+      await Promise.all(
+        unsettled.map((p) => this.deps.claims.settle(p.plugin_unique_identifier, stored.task.tenant_id)),
+      );
       return saved;
     } catch (err) {
       if (!(err instanceof ConditionFailedError)) throw err;
@@ -252,7 +273,11 @@ export class Installer {
     try {
       if (!(await this.deps.runtime.isInstalled(id.raw))) {
         const archive = await this.deps.intake.archiveOf(id.raw);
-        await this.deps.runtime.install({ uniqueIdentifier: id.raw, declaration: record.declaration, archive }, note, signal);
+        await this.deps.runtime.install(
+          { uniqueIdentifier: id.raw, declaration: record.declaration, archive },
+          note,
+          signal,
+        );
       }
       // A timed-out install must not write an installation after its task said it failed.
       signal.throwIfAborted();
@@ -283,7 +308,13 @@ export class Installer {
   }
 
   /** Switches the installation to `uid`; returns the identifier it had. */
-  private async swap(current: StoredInstallation, uid: string, source: string, meta: Record<string, unknown>, now: string): Promise<string> {
+  private async swap(
+    current: StoredInstallation,
+    uid: string,
+    source: string,
+    meta: Record<string, unknown>,
+    now: string,
+  ): Promise<string> {
     const previous = current.installation.plugin_unique_identifier;
     try {
       await this.deps.installations.replace(current, {
@@ -294,7 +325,8 @@ export class Installer {
         updated_at: now,
       });
     } catch (err) {
-      if (err instanceof ConditionFailedError) throw badRequest("the installation changed during the upgrade, try again");
+      if (err instanceof ConditionFailedError)
+        throw badRequest("the installation changed during the upgrade, try again");
       throw err;
     }
     return previous;
@@ -351,7 +383,9 @@ class TaskProgress {
   ) {}
 
   set(uid: string, status: TaskStatus, message: string): Promise<void> {
-    this.chain = this.chain.catch(() => undefined).then(() => this.write((task) => updatePlugin(task, uid, status, message, new Date())));
+    this.chain = this.chain
+      .catch(() => undefined)
+      .then(() => this.write((task) => updatePlugin(task, uid, status, message, new Date())));
     return this.chain;
   }
 
@@ -383,4 +417,3 @@ class TaskProgress {
     }
   }
 }
-

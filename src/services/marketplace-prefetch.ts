@@ -43,7 +43,10 @@ export class MarketplacePrefetch {
       // The identifier names the checksum: a package that is not exactly that one is refused.
       await intake.accept(bytes, false, uniqueIdentifier);
     } catch (err) {
-      logger.info({ uniqueIdentifier, err: (err as Error).message }, "package not stored and not fetched from the marketplace");
+      logger.info(
+        { uniqueIdentifier, err: (err as Error).message },
+        "package not stored and not fetched from the marketplace",
+      );
       return undefined;
     }
     return packages.get(uniqueIdentifier);

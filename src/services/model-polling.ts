@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { DaemonError, internalError } from "../domain/errors.js";
-import type { DispatchInput, Dispatcher } from "./dispatcher.js";
+import type { Dispatcher, DispatchInput } from "./dispatcher.js";
 
 const optionalInt = z.number().int().nullish();
 
@@ -37,7 +37,8 @@ const pollingResult = z
 export type PollingResult = z.infer<typeof pollingResult>;
 
 /** Upstream's failure: HTTP 500 with the plugin's error (or the decoding failure) inside PluginInvokeError. */
-const invokeError = (inner: Record<string, unknown>) => new DaemonError("PluginInvokeError", JSON.stringify(inner)).withStatus(500);
+const invokeError = (inner: Record<string, unknown>) =>
+  new DaemonError("PluginInvokeError", JSON.stringify(inner)).withStatus(500);
 
 /** Runs one polling action and answers the plugin's last polling result. */
 export async function pollOnce(dispatcher: Dispatcher, input: DispatchInput): Promise<PollingResult> {
@@ -46,12 +47,17 @@ export async function pollOnce(dispatcher: Dispatcher, input: DispatchInput): Pr
   for await (const output of outputs) {
     if (output.type === "end") break;
     if (output.type === "error") {
-      throw invokeError({ message: output.data.message, error_type: output.data.error_type, args: output.data.args ?? null });
+      throw invokeError({
+        message: output.data.message,
+        error_type: output.data.error_type,
+        args: output.data.args ?? null,
+      });
     }
     answer = decode(output.data);
   }
   if (timedOut()) throw internalError("killed by timeout").withStatus(500);
-  if (!answer) throw invokeError({ message: "no polling result received from plugin", error_type: "unknown", args: null });
+  if (!answer)
+    throw invokeError({ message: "no polling result received from plugin", error_type: "unknown", args: null });
   return answer;
 }
 

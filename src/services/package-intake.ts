@@ -6,14 +6,15 @@
  * The zip reader and the YAML parser are loaded on the first package read: most handlers
  * (dispatch, endpoints, backwards invocations) never read one and do not load them.
  */
-import { badRequest } from "../domain/errors.js";
+
+import { packageBlobKey } from "../domain/blob-keys.js";
 import { packageChecksum } from "../domain/checksum.js";
+import { badRequest } from "../domain/errors.js";
 import { formatUniqueIdentifier, isRemoteLike, parseUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { PackageArchive, PackageLimits } from "../domain/package-archive.js";
 import { extractAssets, type PluginAsset } from "../domain/plugin-assets.js";
-import { verifyPackageSignature, type Verification } from "../domain/signature.js";
-import { packageBlobKey } from "../domain/blob-keys.js";
+import { type Verification, verifyPackageSignature } from "../domain/signature.js";
 import type { PackageRecord, PackageRecords } from "../stores/package-records.js";
 
 export interface DecodedPackage {

@@ -11,10 +11,10 @@ import { packageBlobKey } from "../domain/blob-keys.js";
 import { formatUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { logger } from "../logger.js";
+import type { RemotePluginRegistry } from "../ports/remote-plugins.js";
 import type { DebuggingKeys } from "../stores/debugging-keys.js";
 import type { Installation, Installations, StoredInstallation } from "../stores/installations.js";
 import type { PackageRecords } from "../stores/package-records.js";
-import type { RemotePluginRegistry } from "../ports/remote-plugins.js";
 
 export interface RemotePluginsDeps {
   installations: Installations;
@@ -39,14 +39,24 @@ export class RemotePlugins implements RemotePluginRegistry {
   }
 
   /** Stores the connected plugin's declaration and assets under its remote identifier. */
-  async prepare(tenantId: string, declaration: PluginDeclaration, assets: Array<{ id: string; data: Uint8Array }>): Promise<PreparedRemotePlugin> {
+  async prepare(
+    tenantId: string,
+    declaration: PluginDeclaration,
+    assets: Array<{ id: string; data: Uint8Array }>,
+  ): Promise<PreparedRemotePlugin> {
     // Upstream's identity for a debugging runtime: the declaration's `author/name:version`, with
     // the checksum of the declaration and the tenant (so two tenants never share one).
     const checksum = createHash("sha256").update(JSON.stringify(declaration)).update(tenantId).digest("hex");
-    const uniqueIdentifier = formatUniqueIdentifier({ author: declaration.author, name: declaration.name, version: declaration.version, checksum });
+    const uniqueIdentifier = formatUniqueIdentifier({
+      author: declaration.author,
+      name: declaration.name,
+      version: declaration.version,
+      checksum,
+    });
     const pluginId = `${declaration.author}/${declaration.name}`;
     const existing = await this.deps.installations.get(tenantId, pluginId);
-    if (existing && existing.installation.runtime_type !== "remote") throw new Error(`plugin ${pluginId} is already installed for this tenant`);
+    if (existing && existing.installation.runtime_type !== "remote")
+      throw new Error(`plugin ${pluginId} is already installed for this tenant`);
     await this.deps.packages.save(
       {
         unique_identifier: uniqueIdentifier,
@@ -86,7 +96,8 @@ export class RemotePlugins implements RemotePluginRegistry {
       await this.deps.installations.replace(existing, replaced);
       return replaced;
     }
-    if (!(await this.deps.installations.create(installation))) throw new Error(`plugin ${pluginId} is already installed for this tenant`);
+    if (!(await this.deps.installations.create(installation)))
+      throw new Error(`plugin ${pluginId} is already installed for this tenant`);
     logger.info({ plugin: uniqueIdentifier, tenant: tenantId }, "remote debugging plugin connected");
     return installation;
   }
@@ -99,7 +110,10 @@ export class RemotePlugins implements RemotePluginRegistry {
         await this.deps.installations.remove(current.installation);
       }
     } catch (err) {
-      logger.warn({ plugin: installation.plugin_unique_identifier, err }, "removing the remote debugging installation failed");
+      logger.warn(
+        { plugin: installation.plugin_unique_identifier, err },
+        "removing the remote debugging installation failed",
+      );
     }
     logger.info({ plugin: installation.plugin_unique_identifier }, "remote debugging plugin disconnected");
   }

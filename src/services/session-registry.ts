@@ -4,9 +4,10 @@
  * token only proves "this session, this tenant"; the record tells the daemon instance that
  * receives the callback who the user is, which plugin runs, and what the session was invoked for.
  */
+
+import { runtimeError } from "../domain/plugin-protocol.js";
 import type { InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../ports/plugin-runtime.js";
 import type { PluginSessions } from "../stores/plugin-sessions.js";
-import { runtimeError } from "../domain/plugin-protocol.js";
 
 export function registeringSessions(runtime: PluginRuntime, sessions: PluginSessions): PluginRuntime {
   return {

@@ -24,7 +24,10 @@ export class DebuggingKeys {
     const existing = await this.items.get(keys.debuggingKey(tenantId));
     const expiresAt = Math.floor(this.nowMs() / 1000) + DEBUGGING_KEY_LIFETIME_SECONDS;
     if (typeof existing?.data.key === "string") {
-      await this.write(tenantId, existing.data.key, expiresAt, { kind: "versionIs", version: existing.version ?? 0 }).catch((err) => {
+      await this.write(tenantId, existing.data.key, expiresAt, {
+        kind: "versionIs",
+        version: existing.version ?? 0,
+      }).catch((err) => {
         // A concurrent call refreshed or replaced it: its answer is as good as ours.
         if (!(err instanceof ConditionFailedError)) throw err;
       });
@@ -50,7 +53,12 @@ export class DebuggingKeys {
     return typeof item?.data.tenant_id === "string" ? item.data.tenant_id : undefined;
   }
 
-  private write(tenantId: string, key: string, expiresAt: number, condition: { kind: "notExists" } | { kind: "versionIs"; version: number }) {
+  private write(
+    tenantId: string,
+    key: string,
+    expiresAt: number,
+    condition: { kind: "notExists" } | { kind: "versionIs"; version: number },
+  ) {
     return this.items.write([
       { op: "put", item: { ...keys.debuggingKey(tenantId), expiresAt, data: { key } }, condition },
       { op: "put", item: { ...keys.debuggingKeyLookup(key), expiresAt, data: { tenant_id: tenantId } } },

@@ -78,7 +78,11 @@ export class Endpoints {
       if (!current) return undefined;
       const { endpoint } = current;
       const ops: WriteOp[] = [
-        { op: "delete", key: keys.endpoint(tenantId, endpointId), condition: { kind: "versionIs", version: current.version } },
+        {
+          op: "delete",
+          key: keys.endpoint(tenantId, endpointId),
+          condition: { kind: "versionIs", version: current.version },
+        },
       ];
       const stored = await this.installations.get(tenantId, endpoint.plugin_id);
       if (stored) ops.push(counters(stored, -1, endpoint.enabled ? -1 : 0));
@@ -94,7 +98,9 @@ export class Endpoints {
       if (!current) return undefined;
       if (current.endpoint.enabled === enabled) return current.endpoint;
       const next = { ...current.endpoint, enabled, updated_at: new Date().toISOString() };
-      const ops: WriteOp[] = [{ op: "put", item: this.item(next), condition: { kind: "versionIs", version: current.version } }];
+      const ops: WriteOp[] = [
+        { op: "put", item: this.item(next), condition: { kind: "versionIs", version: current.version } },
+      ];
       const stored = await this.installations.get(tenantId, next.plugin_id);
       if (stored) ops.push(counters(stored, 0, enabled ? 1 : -1));
       await this.items.write(ops);
@@ -105,11 +111,17 @@ export class Endpoints {
   /** Renames and replaces the settings if nobody changed the endpoint since it was read. */
   async update(current: StoredEndpoint, name: string, settings: Record<string, unknown>): Promise<void> {
     const next = { ...current.endpoint, name, settings, updated_at: new Date().toISOString() };
-    await this.items.write([{ op: "put", item: this.item(next), condition: { kind: "versionIs", version: current.version } }]);
+    await this.items.write([
+      { op: "put", item: this.item(next), condition: { kind: "versionIs", version: current.version } },
+    ]);
   }
 
   private item(endpoint: Endpoint) {
-    return { ...keys.endpoint(endpoint.tenant_id, endpoint.id), ...keys.endpointByHook(endpoint.hook_id), data: endpoint };
+    return {
+      ...keys.endpoint(endpoint.tenant_id, endpoint.id),
+      ...keys.endpointByHook(endpoint.hook_id),
+      data: endpoint,
+    };
   }
 
   private async retrying<T>(attempt: () => Promise<T>): Promise<T> {

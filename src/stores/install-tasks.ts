@@ -3,7 +3,7 @@
  * success); failed ones stay until Dify deletes them, so the user can read the message.
  */
 import { z } from "zod";
-import { isTerminal, type InstallTask } from "../domain/install-task.js";
+import { type InstallTask, isTerminal } from "../domain/install-task.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
 
@@ -78,7 +78,11 @@ export class InstallTasks {
   /** Every task, of any tenant, that is not finished yet. */
   async active(): Promise<StoredTask[]> {
     const items = await this.items.query(keys.activeInstallTasks, { index: "gsi1" });
-    const found = await Promise.all(items.map((i) => this.get((i.data as { task: InstallTask }).task.tenant_id, (i.data as { task: InstallTask }).task.id)));
+    const found = await Promise.all(
+      items.map((i) =>
+        this.get((i.data as { task: InstallTask }).task.tenant_id, (i.data as { task: InstallTask }).task.id),
+      ),
+    );
     return found.filter((t): t is StoredTask => t !== undefined && !isTerminal(t.task));
   }
 
@@ -90,11 +94,18 @@ export class InstallTasks {
 
   /** Saves a new state of the task; throws ConditionFailedError if someone else wrote it meanwhile. */
   async save(stored: StoredTask, task: InstallTask): Promise<StoredTask> {
-    const expiresAt = task.status === "success" ? Math.floor(Date.now() / 1000) + SUCCESSFUL_TASK_TTL_SECONDS : undefined;
+    const expiresAt =
+      task.status === "success" ? Math.floor(Date.now() / 1000) + SUCCESSFUL_TASK_TTL_SECONDS : undefined;
     await this.items.write([
       {
         op: "put",
-        item: { ...keys.installTask(task.tenant_id, task.id), ...activeIndex(task), data: { task, job: stored.job }, version: stored.version, expiresAt },
+        item: {
+          ...keys.installTask(task.tenant_id, task.id),
+          ...activeIndex(task),
+          data: { task, job: stored.job },
+          version: stored.version,
+          expiresAt,
+        },
         condition: { kind: "versionIs", version: stored.version },
       },
     ]);

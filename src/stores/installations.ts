@@ -58,12 +58,19 @@ export class Installations {
       await this.items.write([
         {
           op: "put",
-          item: { ...keys.installation(installation.tenant_id, installation.plugin_id), ...keys.installationById(installation.id), data: installation },
+          item: {
+            ...keys.installation(installation.tenant_id, installation.plugin_id),
+            ...keys.installationById(installation.id),
+            data: installation,
+          },
           condition: { kind: "notExists" },
         },
         {
           op: "put",
-          item: { ...keys.packageUse(installation.plugin_unique_identifier, installation.tenant_id), data: { tenant_id: installation.tenant_id } },
+          item: {
+            ...keys.packageUse(installation.plugin_unique_identifier, installation.tenant_id),
+            data: { tenant_id: installation.tenant_id },
+          },
         },
       ]);
       return true;
@@ -79,10 +86,21 @@ export class Installations {
     const ops: Parameters<ItemStore["write"]>[0] = [
       {
         op: "put",
-        item: { ...keys.installation(next.tenant_id, next.plugin_id), ...keys.installationById(next.id), data: next, version: current.version },
+        item: {
+          ...keys.installation(next.tenant_id, next.plugin_id),
+          ...keys.installationById(next.id),
+          data: next,
+          version: current.version,
+        },
         condition: { kind: "versionIs", version: current.version },
       },
-      { op: "put", item: { ...keys.packageUse(next.plugin_unique_identifier, next.tenant_id), data: { tenant_id: next.tenant_id } } },
+      {
+        op: "put",
+        item: {
+          ...keys.packageUse(next.plugin_unique_identifier, next.tenant_id),
+          data: { tenant_id: next.tenant_id },
+        },
+      },
     ];
     if (old.plugin_unique_identifier !== next.plugin_unique_identifier) {
       ops.push({ op: "delete", key: keys.packageUse(old.plugin_unique_identifier, old.tenant_id) });
@@ -94,7 +112,11 @@ export class Installations {
   async remove(installation: Installation): Promise<boolean> {
     try {
       await this.items.write([
-        { op: "delete", key: keys.installation(installation.tenant_id, installation.plugin_id), condition: { kind: "exists" } },
+        {
+          op: "delete",
+          key: keys.installation(installation.tenant_id, installation.plugin_id),
+          condition: { kind: "exists" },
+        },
         { op: "delete", key: keys.packageUse(installation.plugin_unique_identifier, installation.tenant_id) },
       ]);
       return true;

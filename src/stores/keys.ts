@@ -17,9 +17,15 @@ export const keys = {
   /** The outcome of the tenant's last auto-upgrade check. */
   upgradeLastCheck: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "AUTO_UPGRADE#LAST_CHECK" }),
   /** Held while an upgrade to exactly this package starts, so overlapping checks start it once. */
-  upgradeLease: (tenantId: string, targetUid: string) => ({ pk: `TENANT#${tenantId}`, sk: `AUTO_UPGRADE#LEASE#${targetUid}` }),
+  upgradeLease: (tenantId: string, targetUid: string) => ({
+    pk: `TENANT#${tenantId}`,
+    sk: `AUTO_UPGRADE#LEASE#${targetUid}`,
+  }),
   /** One item per claimed check slot (absolute 15-minute slot number, zero-padded so it sorts). */
-  upgradeSlotClaim: (absoluteSlot: number) => ({ pk: "AUTO_UPGRADE#SLOTS", sk: `SLOT#${String(absoluteSlot).padStart(12, "0")}` }),
+  upgradeSlotClaim: (absoluteSlot: number) => ({
+    pk: "AUTO_UPGRADE#SLOTS",
+    sk: `SLOT#${String(absoluteSlot).padStart(12, "0")}`,
+  }),
   upgradeSlotClaims: "AUTO_UPGRADE#SLOTS",
   upgradeSlotClaimPrefix: "SLOT#",
   /** The cached marketplace snapshot: a pointer per marketplace URL, and the entries in chunks. */
@@ -43,7 +49,10 @@ export const keys = {
   installTask: (tenantId: string, taskId: string) => ({ pk: `TENANT#${tenantId}`, sk: `TASK#${taskId}` }),
   installTaskPrefix: "TASK#",
   /** Index entry of a task that is not finished yet, so a restarted daemon finds the ones it interrupted. */
-  activeInstallTask: (tenantId: string, taskId: string) => ({ gsi1pk: "INSTALL_TASKS#ACTIVE", gsi1sk: `${tenantId}#${taskId}` }),
+  activeInstallTask: (tenantId: string, taskId: string) => ({
+    gsi1pk: "INSTALL_TASKS#ACTIVE",
+    gsi1sk: `${tenantId}#${taskId}`,
+  }),
   activeInstallTasks: "INSTALL_TASKS#ACTIVE",
   tenant: (tenantId: string) => `TENANT#${tenantId}`,
   /** Endpoint ids are UUIDv7, so sort-key order is creation order; the hook id finds one through gsi1. */
@@ -51,7 +60,10 @@ export const keys = {
   endpointPrefix: "ENDPOINT#",
   endpointByHook: (hookId: string) => ({ gsi1pk: `HOOK#${hookId}`, gsi1sk: "ENDPOINT" }),
   /** One partition per tenant and plugin: every stored key plus the usage counter the size cap checks. */
-  storageEntry: (tenantId: string, pluginId: string, key: string) => ({ pk: `STORAGE#${tenantId}#${pluginId}`, sk: `KEY#${key}` }),
+  storageEntry: (tenantId: string, pluginId: string, key: string) => ({
+    pk: `STORAGE#${tenantId}#${pluginId}`,
+    sk: `KEY#${key}`,
+  }),
   storageUsage: (tenantId: string, pluginId: string) => ({ pk: `STORAGE#${tenantId}#${pluginId}`, sk: "USAGE" }),
   /** A tenant's remote-debugging key, and the lookup from a key to its tenant (upstream's id2key / key2id). */
   debuggingKey: (tenantId: string) => ({ pk: `TENANT#${tenantId}`, sk: "DEBUGGING#KEY" }),

@@ -3,10 +3,9 @@
  * declaration (icons already remapped to asset ids) and the signature result in the item store.
  */
 import { z } from "zod";
+import { assetBlobKey } from "../domain/blob-keys.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { pluginDeclarationSchema } from "../domain/manifest.js";
-import { parseUniqueIdentifier } from "../domain/identifier.js";
-import { assetBlobKey } from "../domain/blob-keys.js";
 import type { BlobStore } from "../ports/blob-store.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";

@@ -36,7 +36,9 @@ export class PluginSessions {
 
   async register(session: PluginSession): Promise<void> {
     const expiresAt = Math.floor(Date.now() / 1000) + this.ttlSeconds;
-    await this.items.write([{ op: "put", item: { ...keys.pluginSession(session.session_id), expiresAt, data: session } }]);
+    await this.items.write([
+      { op: "put", item: { ...keys.pluginSession(session.session_id), expiresAt, data: session } },
+    ]);
   }
 
   async get(sessionId: string): Promise<PluginSession | undefined> {

@@ -72,7 +72,9 @@ export class RuntimeClaims {
       const item = partition.find((i) => i.sk === keys.runtimeClaims(uid).sk);
       const claims = claimsOf(item);
       const inUse = partition.some((i) => i.sk.startsWith(keys.packageUsePrefix));
-      const installing = Object.values(claims.installing).some((since) => !this.expired(since, this.options.installLeaseMs));
+      const installing = Object.values(claims.installing).some(
+        (since) => !this.expired(since, this.options.installLeaseMs),
+      );
       const removing = claims.removing && !this.expired(claims.removing, this.options.removalLeaseMs);
       if (inUse || installing || removing) return undefined;
       const token = new Date().toISOString();
@@ -87,7 +89,9 @@ export class RuntimeClaims {
       const { item, claims } = await this.read(uid);
       if (!item || claims.removing !== token) return;
       try {
-        await this.items.write([{ op: "delete", key: keys.runtimeClaims(uid), condition: { kind: "versionIs", version: item.version ?? 0 } }]);
+        await this.items.write([
+          { op: "delete", key: keys.runtimeClaims(uid), condition: { kind: "versionIs", version: item.version ?? 0 } },
+        ]);
         return;
       } catch (err) {
         if (!(err instanceof ConditionFailedError)) throw err;
@@ -105,7 +109,13 @@ export class RuntimeClaims {
     const empty = Object.keys(next.installing).length === 0 && !next.removing;
     try {
       if (empty && current) {
-        await this.items.write([{ op: "delete", key: keys.runtimeClaims(uid), condition: { kind: "versionIs", version: current.version ?? 0 } }]);
+        await this.items.write([
+          {
+            op: "delete",
+            key: keys.runtimeClaims(uid),
+            condition: { kind: "versionIs", version: current.version ?? 0 },
+          },
+        ]);
       } else if (!empty) {
         await this.items.write([
           {

@@ -12,8 +12,8 @@ import { z } from "zod";
 import {
   SLOTS_PER_DAY,
   STRATEGY_SETTINGS,
-  UPGRADE_MODES,
   slotOfTimeOfDay,
+  UPGRADE_MODES,
   type UpgradeStrategy,
 } from "../domain/upgrade-strategy.js";
 import { ConditionFailedError, type Item, type ItemStore } from "../ports/item-store.js";
@@ -106,7 +106,11 @@ export class UpgradeStrategies {
       };
       try {
         await this.items.write([
-          { op: "put", item, condition: current ? { kind: "versionIs", version: current.version } : { kind: "notExists" } },
+          {
+            op: "put",
+            item,
+            condition: current ? { kind: "versionIs", version: current.version } : { kind: "notExists" },
+          },
         ]);
         return next;
       } catch (err) {
@@ -163,14 +167,22 @@ export class UpgradeRecords {
   }
 
   async saveLastCheck(check: LastCheck): Promise<void> {
-    await this.items.write([{ op: "put", item: { ...keys.upgradeLastCheck(check.tenant_id), data: lastCheckSchema.parse(check) } }]);
+    await this.items.write([
+      { op: "put", item: { ...keys.upgradeLastCheck(check.tenant_id), data: lastCheckSchema.parse(check) } },
+    ]);
   }
 
   /**
    * Takes the lease on upgrading the tenant to `targetUid`; false when another check holds it.
    * The lease expires on its own, so an upgrade that failed is tried again by a later check.
    */
-  async acquireLease(tenantId: string, targetUid: string, holder: { run_id: string; from: string }, ttlSeconds: number, now = new Date()): Promise<boolean> {
+  async acquireLease(
+    tenantId: string,
+    targetUid: string,
+    holder: { run_id: string; from: string },
+    ttlSeconds: number,
+    now = new Date(),
+  ): Promise<boolean> {
     try {
       await this.items.write([
         {
@@ -196,7 +208,11 @@ export class UpgradeRecords {
 
   /** The newest absolute slot any check claimed (claims expire after two days). */
   async lastClaimedSlot(): Promise<number | undefined> {
-    const [item] = await this.items.query(keys.upgradeSlotClaims, { skPrefix: keys.upgradeSlotClaimPrefix, descending: true, limit: 1 });
+    const [item] = await this.items.query(keys.upgradeSlotClaims, {
+      skPrefix: keys.upgradeSlotClaimPrefix,
+      descending: true,
+      limit: 1,
+    });
     return item ? Number(item.sk.slice(keys.upgradeSlotClaimPrefix.length)) : undefined;
   }
 
@@ -229,7 +245,12 @@ const CHUNK_ENTRIES = 500;
 /** DynamoDB's transaction limit. */
 const MAX_BATCH = 100;
 
-const pointerSchema = z.object({ snapshot_id: z.string(), fetched_at: z.string(), count: z.number().int(), chunks: z.number().int() });
+const pointerSchema = z.object({
+  snapshot_id: z.string(),
+  fetched_at: z.string(),
+  count: z.number().int(),
+  chunks: z.number().int(),
+});
 const chunkSchema = z.object({ entries: z.array(z.tuple([z.string(), z.string(), z.string()])) });
 
 export interface CachedSnapshot {
@@ -266,7 +287,12 @@ export class SnapshotCache {
   }
 
   /** Stores a snapshot for `ttlSeconds`: the chunks first, then the pointer that makes them visible. */
-  async put(snapshotId: string, entries: readonly MarketplaceSnapshotEntry[], ttlSeconds: number, now = new Date()): Promise<void> {
+  async put(
+    snapshotId: string,
+    entries: readonly MarketplaceSnapshotEntry[],
+    ttlSeconds: number,
+    now = new Date(),
+  ): Promise<void> {
     const expiresAt = Math.floor(now.getTime() / 1000) + ttlSeconds;
     const chunkItems: Item[] = [];
     for (let i = 0; i < entries.length; i += CHUNK_ENTRIES) {
@@ -274,7 +300,11 @@ export class SnapshotCache {
         ...keys.marketplaceSnapshotChunk(snapshotId, chunkItems.length),
         // A little longer than the pointer, so a reader holding the pointer still finds its chunks.
         expiresAt: expiresAt + 120,
-        data: { entries: entries.slice(i, i + CHUNK_ENTRIES).map((e) => [e.plugin_id, e.latest_version, e.latest_package_identifier]) },
+        data: {
+          entries: entries
+            .slice(i, i + CHUNK_ENTRIES)
+            .map((e) => [e.plugin_id, e.latest_version, e.latest_package_identifier]),
+        },
       });
     }
     for (let i = 0; i < chunkItems.length; i += MAX_BATCH) {
@@ -286,7 +316,12 @@ export class SnapshotCache {
         item: {
           ...keys.marketplaceSnapshot(this.marketplaceKey),
           expiresAt,
-          data: { snapshot_id: snapshotId, fetched_at: now.toISOString(), count: entries.length, chunks: chunkItems.length },
+          data: {
+            snapshot_id: snapshotId,
+            fetched_at: now.toISOString(),
+            count: entries.length,
+            chunks: chunkItems.length,
+          },
         },
       },
     ]);

@@ -4,7 +4,7 @@
  * real handlers: each one's code loaded at init stays within the budget (`--check`).
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -37,7 +37,9 @@ describe("scripts/bundle.mjs", () => {
     expect(index.startsWith('import { createRequire as __bundleCreateRequire } from "node:module";')).toBe(true);
     expect(index).not.toContain("better-sqlite3");
     const chunks = readdirSync(join(dir, "chunks")).filter((f) => f.endsWith(".mjs"));
-    expect(chunks.some((f) => readFileSync(join(dir, "chunks", f), "utf8").includes('from"better-sqlite3"'))).toBe(true);
+    expect(chunks.some((f) => readFileSync(join(dir, "chunks", f), "utf8").includes('from"better-sqlite3"'))).toBe(
+      true,
+    );
     expect(run.stderr).toMatch(/switch: local-only "better-sqlite3" is only in a lazily loaded chunk/);
 
     const sizes = JSON.parse(readFileSync(join(run.outDir, "sizes.json"), "utf8"));
@@ -55,7 +57,9 @@ describe("scripts/bundle.mjs", () => {
     const meta = JSON.parse(readFileSync(join(run.outDir, "metafile.json"), "utf8")).switch;
     const inputs = Object.keys(meta.inputs);
     expect(inputs.some((i) => i.includes("@aws-sdk/client-s3"))).toBe(true);
-    expect(inputs.filter((i) => /credential-provider-(node|ini|sso|process|web-identity)|nested-clients/.test(i))).toEqual([]);
+    expect(
+      inputs.filter((i) => /credential-provider-(node|ini|sso|process|web-identity)|nested-clients/.test(i)),
+    ).toEqual([]);
     expect(inputs).toContain("lambda-environment-credentials:lambda-environment-credentials");
   });
 
@@ -77,7 +81,9 @@ describe("scripts/bundle.mjs", () => {
     const run = bundle(join(repoRoot, "functions"), "--check");
     expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
     const sizes = JSON.parse(readFileSync(join(run.outDir, "sizes.json"), "utf8"));
-    const handlers = readdirSync(join(repoRoot, "functions")).filter((f) => f.endsWith(".ts")).map((f) => f.slice(0, -3));
+    const handlers = readdirSync(join(repoRoot, "functions"))
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => f.slice(0, -3));
     expect(Object.keys(sizes.functions).sort()).toEqual(handlers.sort());
     expect(Object.values<{ withinBudget: boolean }>(sizes.functions).every((s) => s.withinBudget)).toBe(true);
   });

@@ -9,7 +9,7 @@ import { AwsSolutionsChecks } from "cdk-nag";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDLER_NAMES } from "../../infra/constructs/handlers.js";
 import { observabilityContext } from "../../infra/constructs/observability.js";
-import { bundleDir, bundleHandlers, logicalId, synthDaemon, type SynthesizedDaemon } from "./synth.js";
+import { bundleDir, bundleHandlers, logicalId, type SynthesizedDaemon, synthDaemon } from "./synth.js";
 
 type Json = Record<string, any>;
 
@@ -27,7 +27,9 @@ beforeAll(() => {
 const resourcesOf = (d: SynthesizedDaemon, type: string): Json[] =>
   Object.values(d.template.toJSON().Resources as Record<string, Json>).filter((r) => r.Type === type);
 const nagViolations = (d: SynthesizedDaemon) =>
-  new AwsSolutionsChecks(d.app).validateScope(d.stack as Stack).violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`);
+  new AwsSolutionsChecks(d.app)
+    .validateScope(d.stack as Stack)
+    .violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`);
 
 /** The dashboard body with its CloudFormation tokens flattened to text. */
 function dashboardBody(d: SynthesizedDaemon): { widgets: Array<{ type: string; properties: Json }> } {
@@ -38,7 +40,9 @@ function dashboardBody(d: SynthesizedDaemon): { widgets: Array<{ type: string; p
 
 describe("operations dashboard", () => {
   it("shows requests, errors, latency, plugin errors, throttles, concurrency, installs, upgrades and DynamoDB throttles", () => {
-    const titles = dashboardBody(plain).widgets.filter((w) => w.type === "metric").map((w) => w.properties.title);
+    const titles = dashboardBody(plain)
+      .widgets.filter((w) => w.type === "metric")
+      .map((w) => w.properties.title);
     expect(titles).toEqual([
       "API requests",
       "API latency (ms)",
@@ -57,10 +61,19 @@ describe("operations dashboard", () => {
       "Cold starts",
     ]);
     const text = JSON.stringify(dashboardBody(plain));
-    for (const metric of ["plugin_invocation_errors_total", "plugin_invocation_duration_seconds", "plugin_installations_total", "plugin_upgrades_total", "WriteThrottleEvents", "ConcurrentExecutions"]) {
+    for (const metric of [
+      "plugin_invocation_errors_total",
+      "plugin_invocation_duration_seconds",
+      "plugin_installations_total",
+      "plugin_upgrades_total",
+      "WriteThrottleEvents",
+      "ConcurrentExecutions",
+    ]) {
       expect(text).toContain(metric);
     }
-    expect(text).toContain("SEARCH('{DifyPluginDaemon,service,plugin_id} MetricName=\\\"plugin_invocation_errors_total\\\"'");
+    expect(text).toContain(
+      "SEARCH('{DifyPluginDaemon,service,plugin_id} MetricName=\\\"plugin_invocation_errors_total\\\"'",
+    );
   });
 
   it("has the handlers write their EMF metrics to the dashboard's namespace", () => {
@@ -83,7 +96,8 @@ describe("alarms", () => {
     expect(descriptions.some((d) => d.includes("plugin installs failed"))).toBe(true);
     expect(descriptions.some((d) => d.includes("upgrades failed"))).toBe(true);
     expect(descriptions.some((d) => d.includes("metadata table throttled"))).toBe(true);
-    for (const name of HANDLER_NAMES) expect(descriptions.filter((d) => d.includes(`The ${name} handler`))).toHaveLength(2);
+    for (const name of HANDLER_NAMES)
+      expect(descriptions.filter((d) => d.includes(`The ${name} handler`))).toHaveLength(2);
     expect(alarms).toHaveLength(5 + 2 * HANDLER_NAMES.length);
     expect(alarms.every((a) => a.Properties.TreatMissingData === "notBreaching")).toBe(true);
     expect(alarms.every((a) => a.Properties.AlarmActions === undefined)).toBe(true);
@@ -94,9 +108,13 @@ describe("alarms", () => {
     const [topic] = resourcesOf(withEmail, "AWS::SNS::Topic");
     expect(topic!.Properties.KmsMasterKeyId).toBeDefined();
     expect(resourcesOf(withEmail, "AWS::SNS::Subscription")).toEqual([
-      expect.objectContaining({ Properties: expect.objectContaining({ Protocol: "email", Endpoint: "ops@example.com" }) }),
+      expect.objectContaining({
+        Properties: expect.objectContaining({ Protocol: "email", Endpoint: "ops@example.com" }),
+      }),
     ]);
-    expect(resourcesOf(withEmail, "AWS::CloudWatch::Alarm").every((a) => a.Properties.AlarmActions?.length === 1)).toBe(true);
+    expect(resourcesOf(withEmail, "AWS::CloudWatch::Alarm").every((a) => a.Properties.AlarmActions?.length === 1)).toBe(
+      true,
+    );
   });
 
   it("go to an existing topic when alarmTopicArn is given", () => {
@@ -111,7 +129,10 @@ describe("alarms", () => {
     expect(read({ alarmEmail: "ops" })).toThrow(/alarmEmail/);
     expect(read({ alarmTopicArn: "ops" })).toThrow(/alarmTopicArn/);
     expect(read({ tracing: "yes" })).toThrow(/tracing/);
-    expect(read({ alarmEmail: "ops@example.com", tracing: "true" })()).toMatchObject({ alarmEmail: "ops@example.com", tracing: true });
+    expect(read({ alarmEmail: "ops@example.com", tracing: "true" })()).toMatchObject({
+      alarmEmail: "ops@example.com",
+      tracing: true,
+    });
   });
 });
 
@@ -125,7 +146,9 @@ describe("tracing (context tracing=true)", () => {
       expect(fn.Properties.Environment.Variables.DAEMON_TRACING).toBe("true");
     }
     const pluginRole = logicalId(traced.stack, traced.stack.pluginRuntime.pluginRole);
-    const policies = resourcesOf(traced, "AWS::IAM::Policy").filter((p) => JSON.stringify(p.Properties.Roles).includes(pluginRole));
+    const policies = resourcesOf(traced, "AWS::IAM::Policy").filter((p) =>
+      JSON.stringify(p.Properties.Roles).includes(pluginRole),
+    );
     expect(JSON.stringify(policies)).toContain("xray:PutTraceSegments");
   });
 

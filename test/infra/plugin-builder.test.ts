@@ -67,7 +67,7 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const DRIVER = String.raw`
+const DRIVER = `
 import json, sys, zipfile
 sys.path.insert(0, sys.argv[1])
 import handler
@@ -84,20 +84,43 @@ print(json.dumps({"result": result, "entries": entries, "installed": installed})
 
 /** This machine's TLS trust settings (a proxy's CA, say): network configuration the builder passes on. */
 const tlsSettings = () =>
-  Object.fromEntries(["SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "REQUESTS_CA_BUNDLE"].flatMap((k) => (process.env[k] ? [[k, process.env[k]!]] : [])));
+  Object.fromEntries(
+    ["SSL_CERT_FILE", "SSL_CERT_DIR", "PIP_CERT", "REQUESTS_CA_BUNDLE"].flatMap((k) =>
+      process.env[k] ? [[k, process.env[k]!]] : [],
+    ),
+  );
 
 let runs = 0;
 /** Builds a package of `files` with the builder, in a process with SECRETS in its environment. */
-async function build(files: Record<string, string | Uint8Array>, options: { arch?: string; max?: number; withUv?: boolean } = {}): Promise<BuildOutcome> {
+async function build(
+  files: Record<string, string | Uint8Array>,
+  options: { arch?: string; max?: number; withUv?: boolean } = {},
+): Promise<BuildOutcome> {
   const dir = join(work, `run-${++runs}`);
   mkdirSync(join(dir, "work"), { recursive: true });
   const pkg = join(dir, "plugin.difypkg");
   writeFileSync(pkg, await buildPackage({ "manifest.yaml": MANIFEST, "main.py": "print('probe')\n", ...files }));
-  const args = { package: pkg, bundle: join(dir, "code.zip"), arch: options.arch ?? HOST_ARCH, work: join(dir, "work"), max: options.max };
+  const args = {
+    package: pkg,
+    bundle: join(dir, "code.zip"),
+    arch: options.arch ?? HOST_ARCH,
+    work: join(dir, "work"),
+    max: options.max,
+  };
   // Lambda's PATH has no uv; UV_PATH stands in for one found, else the builder pip-installs its own.
-  const env: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: dir, TMPDIR: dir, ...tlsSettings(), ...SECRETS };
+  const env: Record<string, string> = {
+    PATH: "/usr/local/bin:/usr/bin:/bin",
+    HOME: dir,
+    TMPDIR: dir,
+    ...tlsSettings(),
+    ...SECRETS,
+  };
   if (options.withUv !== false) env.UV_PATH = uv;
-  const run = spawnSync(python, ["-c", DRIVER, BUILDER_DIR, JSON.stringify(args)], { env, encoding: "utf8", timeout: 300_000 });
+  const run = spawnSync(python, ["-c", DRIVER, BUILDER_DIR, JSON.stringify(args)], {
+    env,
+    encoding: "utf8",
+    timeout: 300_000,
+  });
   if (run.status !== 0) throw new Error(`builder process failed: ${run.stderr}`);
   return JSON.parse(run.stdout.trim().split("\n").at(-1)!) as BuildOutcome;
 }
@@ -108,7 +131,11 @@ function lockedProject(locked: string[], declared: string[]): Record<string, str
   const pyproject = (deps: string[]) =>
     `[project]\nname = "builder-probe"\nversion = "0.0.1"\nrequires-python = ">=3.12"\ndependencies = [${deps.map((d) => JSON.stringify(d)).join(", ")}]\n`;
   writeFileSync(join(dir, "pyproject.toml"), pyproject(locked));
-  execFileSync(uv, ["lock", "--quiet", "--python", python], { cwd: dir, env: { ...process.env, UV_PYTHON_DOWNLOADS: "never" }, timeout: 120_000 });
+  execFileSync(uv, ["lock", "--quiet", "--python", python], {
+    cwd: dir,
+    env: { ...process.env, UV_PYTHON_DOWNLOADS: "never" },
+    timeout: 120_000,
+  });
   return { "pyproject.toml": pyproject(declared), "uv.lock": readFileSync(join(dir, "uv.lock"), "utf8") };
 }
 
@@ -156,7 +183,9 @@ describe("plugin builder (layers/plugin-builder/handler.py, real package index)"
 
   it("refuses a source distribution for another architecture, naming the method, the resolver's words and why", async () => {
     const foreign = await build({ "requirements.txt": "docopt==0.6.2\n" }, { arch: FOREIGN_ARCH });
-    expect(foreign.result.error).toMatch(/^installing dependencies from requirements\.txt \(resolved now\), uv pip install failed:/);
+    expect(foreign.result.error).toMatch(
+      /^installing dependencies from requirements\.txt \(resolved now\), uv pip install failed:/,
+    );
     expect(foreign.result.error).toMatch(/docopt==0\.6\.2 has no usable wheels/);
     expect(foreign.result.error).toMatch(/only a source distribution: it can be built only on the target platform/);
   }, 300_000);
@@ -174,8 +203,13 @@ describe("plugin builder (layers/plugin-builder/handler.py, real package index)"
   }, 300_000);
 
   it("fails a build over what Lambda leaves next to the layer before any function is created, naming the largest parts", async () => {
-    const outcome = await build({ "requirements.txt": "six==1.16.0\n", "data.bin": new Uint8Array(300_000) }, { max: 200_000 });
-    expect(outcome.result.error).toMatch(/^plugin code is 0\.\d MiB unzipped, over the 0\.2 MiB a Lambda function has left next to its layer/);
+    const outcome = await build(
+      { "requirements.txt": "six==1.16.0\n", "data.bin": new Uint8Array(300_000) },
+      { max: 200_000 },
+    );
+    expect(outcome.result.error).toMatch(
+      /^plugin code is 0\.\d MiB unzipped, over the 0\.2 MiB a Lambda function has left next to its layer/,
+    );
     expect(outcome.result.error).toMatch(/largest: data\.bin 0\.3 MiB/);
   }, 300_000);
 

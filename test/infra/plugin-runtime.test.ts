@@ -3,7 +3,7 @@
  * layers/build-layer.sh (`script`), whose failure fails the synth: a layer without
  * /opt/dify-plugin-bootstrap would deploy and start no plugin.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync, existsSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { App, Stack } from "aws-cdk-lib";
@@ -59,7 +59,9 @@ describe("plugin layer build", () => {
     const dir = layersDir('#!/usr/bin/env bash\ntouch "$1/from-script"\n');
     const { runtime, layerDir } = synthRuntime(dir);
     expect(executable(join(layerDir, "dify-plugin-bootstrap"))).toBe(true);
-    expect(readFileSync(join(layerDir, "python", "dify_lambda_bootstrap", "__main__.py"), "utf8")).toBe("print('hi')\n");
+    expect(readFileSync(join(layerDir, "python", "dify_lambda_bootstrap", "__main__.py"), "utf8")).toBe(
+      "print('hi')\n",
+    );
     expect(existsSync(join(layerDir, "from-script"))).toBe(false);
     // The layer's size is known to the daemon, for the 250 MB check before CreateFunction.
     expect(runtime.layerUnzippedBytes).toBe(directoryBytes(layerDir));
@@ -68,7 +70,15 @@ describe("plugin layer build", () => {
 
   it("lays out the real bootstrap: every module of dify_lambda_bootstrap, no SDK (plugins ship it)", () => {
     const { runtime, layerDir } = synthRuntime(realLayersDir, "copy");
-    for (const module of ["__main__.py", "plugin_process.py", "session.py", "backwards.py", "runtime_api.py", "ndjson.py", "log.py"]) {
+    for (const module of [
+      "__main__.py",
+      "plugin_process.py",
+      "session.py",
+      "backwards.py",
+      "runtime_api.py",
+      "ndjson.py",
+      "log.py",
+    ]) {
       expect(existsSync(join(layerDir, "python", "dify_lambda_bootstrap", module)), module).toBe(true);
     }
     expect(existsSync(join(layerDir, "python", "dify_plugin"))).toBe(false);
@@ -86,7 +96,9 @@ describe("plugin layer build", () => {
 
   it("fails the synth when build-layer.sh fails (e.g. no Python >= 3.12), naming copy mode as the way out", () => {
     const dir = layersDir('#!/usr/bin/env bash\necho partial > "$1/partial"\nexit 3\n');
-    expect(() => synthRuntime(dir, "script")).toThrow(/build-layer\.sh failed \(exit status 3\).*pluginLayerBuild=copy/);
+    expect(() => synthRuntime(dir, "script")).toThrow(
+      /build-layer\.sh failed \(exit status 3\).*pluginLayerBuild=copy/,
+    );
   });
 
   it("fails the synth when the script succeeds but leaves no bootstrap", () => {

@@ -1,7 +1,12 @@
 /** Deployment settings from CDK context: defaults, derived values and validation. */
 import { App } from "aws-cdk-lib";
 import { describe, expect, it } from "vitest";
-import { DEFAULT_RESERVED_CONCURRENCY, DEFAULT_SETTINGS, defaultPluginFunctionPrefix, readSettings } from "../../infra/settings.js";
+import {
+  DEFAULT_RESERVED_CONCURRENCY,
+  DEFAULT_SETTINGS,
+  defaultPluginFunctionPrefix,
+  readSettings,
+} from "../../infra/settings.js";
 
 const settings = (context: Record<string, unknown> = {}) => readSettings(new App({ context }).node);
 
@@ -42,10 +47,20 @@ describe("deployment settings", () => {
       pluginVpcSubnetIds: "subnet-0123456789abcdef0",
       pluginVpcSecurityGroupIds: "sg-0aaaaaaaaaaaaaaaa",
     });
-    expect(s.handlerVpc).toEqual({ subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"], securityGroupIds: ["sg-0123456789abcdef0"] });
-    expect(s.pluginVpc).toEqual({ subnetIds: ["subnet-0123456789abcdef0"], securityGroupIds: ["sg-0aaaaaaaaaaaaaaaa"] });
-    expect(() => settings({ vpcSubnetIds: "subnet-0123456789abcdef0" })).toThrow(/vpcSubnetIds and vpcSecurityGroupIds go together/);
-    expect(() => settings({ vpcSubnetIds: "vpc-0123456789abcdef0", vpcSecurityGroupIds: "sg-0123456789abcdef0" })).toThrow(/not a subnet- id/);
+    expect(s.handlerVpc).toEqual({
+      subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+      securityGroupIds: ["sg-0123456789abcdef0"],
+    });
+    expect(s.pluginVpc).toEqual({
+      subnetIds: ["subnet-0123456789abcdef0"],
+      securityGroupIds: ["sg-0aaaaaaaaaaaaaaaa"],
+    });
+    expect(() => settings({ vpcSubnetIds: "subnet-0123456789abcdef0" })).toThrow(
+      /vpcSubnetIds and vpcSecurityGroupIds go together/,
+    );
+    expect(() =>
+      settings({ vpcSubnetIds: "vpc-0123456789abcdef0", vpcSecurityGroupIds: "sg-0123456789abcdef0" }),
+    ).toThrow(/not a subnet- id/);
   });
 
   it("derive a plugin function prefix of at most 20 characters from the stack name", () => {

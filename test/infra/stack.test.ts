@@ -6,24 +6,24 @@ import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Validations, type Stack } from "aws-cdk-lib";
+import { type Stack, Validations } from "aws-cdk-lib";
 import { Match } from "aws-cdk-lib/assertions";
 import type { Asset } from "aws-cdk-lib/aws-s3-assets";
 import { AwsSolutionsChecks } from "cdk-nag";
 import type { IConstruct } from "constructs";
 import { beforeAll, describe, expect, it } from "vitest";
-import { itemTableDefinition } from "../support/aws-resources.js";
-import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
-import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
-import type { BlobStore } from "../../src/ports/blob-store.js";
-import { assetBlobKey, packageBlobKey } from "../../src/domain/blob-keys.js";
-import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
-import { HANDLER_NAMES, type HandlerName } from "../../infra/constructs/handlers.js";
 import { NOT_FOUND_BODY } from "../../infra/constructs/api.js";
+import { HANDLER_NAMES, type HandlerName } from "../../infra/constructs/handlers.js";
 import { VPC_EXECUTION_ACTIONS } from "../../infra/constructs/vpc-placement.js";
 import { DEFAULT_RESERVED_CONCURRENCY } from "../../infra/settings.js";
 import { DIFY_CALLERS } from "../../infra/stack.js";
-import { bundleHandlers, logicalId, repoRoot, synthDaemon, type SynthesizedDaemon } from "./synth.js";
+import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
+import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import { assetBlobKey, packageBlobKey } from "../../src/domain/blob-keys.js";
+import type { BlobStore } from "../../src/ports/blob-store.js";
+import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
+import { itemTableDefinition } from "../support/aws-resources.js";
+import { bundleHandlers, logicalId, repoRoot, type SynthesizedDaemon, synthDaemon } from "./synth.js";
 
 type Json = Record<string, any>;
 
@@ -37,7 +37,9 @@ let fnId: Record<HandlerName | "builder", string>;
 beforeAll(() => {
   const outdir = mkdtempSync(join(tmpdir(), "daemon-synth-"));
   // Without the test run's emulator endpoint and credentials: synth must work offline.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("AWS_") && !k.startsWith("CDK_")));
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith("AWS_") && !k.startsWith("CDK_")),
+  );
   const run = spawnSync("npx", ["cdk", "synth", "--quiet", "-c", "pluginLayerBuild=copy", "-o", outdir], {
     cwd: repoRoot,
     env: { ...env, AWS_EC2_METADATA_DISABLED: "true" },
@@ -66,7 +68,11 @@ describe("handlers", () => {
       expect(fn.Runtime).toBe("nodejs22.x");
       expect(fn.Architectures).toEqual(["arm64"]);
       expect(fn.Handler).toBe("index.handler");
-      expect(fn.LoggingConfig).toMatchObject({ LogFormat: "JSON", ApplicationLogLevel: "INFO", SystemLogLevel: "WARN" });
+      expect(fn.LoggingConfig).toMatchObject({
+        LogFormat: "JSON",
+        ApplicationLogLevel: "INFO",
+        SystemLogLevel: "WARN",
+      });
       expect(fn.LoggingConfig.LogGroup).toEqual({ Ref: expect.stringMatching(/Logs/) });
       expect(fn.TracingConfig).toBeUndefined();
     }
@@ -90,11 +96,16 @@ describe("handlers", () => {
     }
     const recommended = synthDaemon({ reservedConcurrency: "recommended" }).template;
     for (const name of HANDLER_NAMES) {
-      const found = recommended.findResources("AWS::Lambda::Function", { Properties: { ReservedConcurrentExecutions: DEFAULT_RESERVED_CONCURRENCY[name] } });
+      const found = recommended.findResources("AWS::Lambda::Function", {
+        Properties: { ReservedConcurrentExecutions: DEFAULT_RESERVED_CONCURRENCY[name] },
+      });
       expect(Object.keys(found).length, name).toBeGreaterThan(0);
     }
     const raised = synthDaemon({ reservedConcurrency: "dispatch=300" }).template;
-    raised.hasResourceProperties("AWS::Lambda::Function", { Description: Match.stringLikeRegexp("plugin invocation"), ReservedConcurrentExecutions: 300 });
+    raised.hasResourceProperties("AWS::Lambda::Function", {
+      Description: Match.stringLikeRegexp("plugin invocation"),
+      ReservedConcurrentExecutions: 300,
+    });
     // Plugin functions and the builder share the unreserved pool.
     expect(resources[fnId.builder]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
   });
@@ -104,7 +115,10 @@ describe("handlers", () => {
   });
 
   it("that call Dify run in the given VPC, with their network interface permissions created first; plugin functions on their own setting", () => {
-    const vpc = { subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"], securityGroupIds: ["sg-0123456789abcdef0"] };
+    const vpc = {
+      subnetIds: ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
+      securityGroupIds: ["sg-0123456789abcdef0"],
+    };
     const placed = synthDaemon({
       vpcSubnetIds: vpc.subnetIds.join(","),
       vpcSecurityGroupIds: vpc.securityGroupIds.join(","),
@@ -113,16 +127,26 @@ describe("handlers", () => {
     });
     const json = placed.template.toJSON().Resources as Record<string, Json>;
     const id = (n: HandlerName) => logicalId(placed.stack, placed.stack.handlers.functions[n]);
-    const policiesOf = (role: string) => Object.entries(json).filter(([, r]) => r.Type === "AWS::IAM::Policy" && r.Properties.Roles.some((x: Json) => x.Ref === role));
+    const policiesOf = (role: string) =>
+      Object.entries(json).filter(
+        ([, r]) => r.Type === "AWS::IAM::Policy" && r.Properties.Roles.some((x: Json) => x.Ref === role),
+      );
     for (const name of HANDLER_NAMES) {
       const fn = json[id(name)]!;
       const inVpc = (DIFY_CALLERS as readonly string[]).includes(name);
-      expect(fn.Properties.VpcConfig, name).toEqual(inVpc ? { SubnetIds: vpc.subnetIds, SecurityGroupIds: vpc.securityGroupIds } : undefined);
+      expect(fn.Properties.VpcConfig, name).toEqual(
+        inVpc ? { SubnetIds: vpc.subnetIds, SecurityGroupIds: vpc.securityGroupIds } : undefined,
+      );
       if (!inVpc) continue;
       const role = fn.Properties.Role["Fn::GetAtt"][0];
-      const eni = policiesOf(role).find(([, p]) => JSON.stringify(p.Properties.PolicyDocument).includes("ec2:CreateNetworkInterface"));
+      const eni = policiesOf(role).find(([, p]) =>
+        JSON.stringify(p.Properties.PolicyDocument).includes("ec2:CreateNetworkInterface"),
+      );
       expect(eni, name).toBeDefined();
-      expect(eni![1].Properties.PolicyDocument.Statement[0]).toMatchObject({ Action: [...VPC_EXECUTION_ACTIONS].sort(), Resource: "*" });
+      expect(eni![1].Properties.PolicyDocument.Statement[0]).toMatchObject({
+        Action: [...VPC_EXECUTION_ACTIONS].sort(),
+        Resource: "*",
+      });
       // CloudFormation must not create the function before its role may create its interfaces.
       expect(fn.DependsOn, name).toContain(eni![0]);
     }
@@ -133,19 +157,27 @@ describe("handlers", () => {
         PLUGIN_SECURITY_GROUP_IDS: "sg-0bbbbbbbbbbbbbbbb",
       });
       const role = json[id(creator)]!.Properties.Role["Fn::GetAtt"][0];
-      expect(JSON.stringify(policiesOf(role).map(([, p]) => p.Properties.PolicyDocument))).toContain("ec2:DescribeVpcs");
+      expect(JSON.stringify(policiesOf(role).map(([, p]) => p.Properties.PolicyDocument))).toContain(
+        "ec2:DescribeVpcs",
+      );
     }
     const pluginRole = logicalId(placed.stack, placed.stack.pluginRuntime.pluginRole);
-    expect(JSON.stringify(policiesOf(pluginRole).map(([, p]) => p.Properties.PolicyDocument))).toContain("ec2:CreateNetworkInterface");
+    expect(JSON.stringify(policiesOf(pluginRole).map(([, p]) => p.Properties.PolicyDocument))).toContain(
+      "ec2:CreateNetworkInterface",
+    );
     // Every wildcard that brings has its written reason.
     const report = new AwsSolutionsChecks(placed.app).validateScope(placed.stack as Stack);
-    expect(report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`)).toEqual([]);
+    expect(
+      report.violations.map((v) => `${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`),
+    ).toEqual([]);
   });
 
   it("do not retry asynchronous invocations (install tasks, upgrade checks)", () => {
     const configs = ofType("AWS::Lambda::EventInvokeConfig").map(([, r]) => r.Properties);
     for (const n of ["install-worker", "upgrade-check"] as const) {
-      expect(configs).toContainEqual(expect.objectContaining({ FunctionName: { Ref: fnId[n] }, MaximumRetryAttempts: 0 }));
+      expect(configs).toContainEqual(
+        expect.objectContaining({ FunctionName: { Ref: fnId[n] }, MaximumRetryAttempts: 0 }),
+      );
     }
   });
 
@@ -178,7 +210,18 @@ describe("handlers", () => {
       // Built from the API id, not the stage: a stage reference would be a dependency cycle
       // (Template.fromStack and CDK's CloudFormation validation both reject cycles).
       expect(env.DAEMON_PUBLIC_URL).toEqual({
-        "Fn::Join": ["", ["https://", { Ref: restApiId }, ".execute-api.", { Ref: "AWS::Region" }, ".", { Ref: "AWS::URLSuffix" }, "/prod"]],
+        "Fn::Join": [
+          "",
+          [
+            "https://",
+            { Ref: restApiId },
+            ".execute-api.",
+            { Ref: "AWS::Region" },
+            ".",
+            { Ref: "AWS::URLSuffix" },
+            "/prod",
+          ],
+        ],
       });
       // Unset unless configured (no placeholder URL).
       expect(env).not.toHaveProperty("DIFY_INNER_API_URL");
@@ -190,7 +233,9 @@ describe("handlers", () => {
     });
     expect(environmentOf(fnId["install-worker"])).toMatchObject({ PLUGIN_BUILDER_FUNCTION: { Ref: fnId.builder } });
     expect(environmentOf(fnId["install-worker"])).not.toHaveProperty("INSTALL_WORKER_FUNCTION");
-    expect(environmentOf(fnId["upgrade-check"])).toMatchObject({ INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] } });
+    expect(environmentOf(fnId["upgrade-check"])).toMatchObject({
+      INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] },
+    });
   });
 
   it("take their settings from context", () => {
@@ -218,7 +263,10 @@ describe("handlers", () => {
     // Dify's own check takes over: the rule stays, disabled, so turning it back on is a deploy.
     template.hasResourceProperties("AWS::Events::Rule", { State: "DISABLED" });
     template.hasResourceProperties("AWS::Lambda::LayerVersion", { CompatibleArchitectures: ["x86_64"] });
-    template.hasResourceProperties("AWS::Lambda::Function", { Environment: { Variables: { PLUGIN_ARCH: "x86_64" } }, Timeout: 330 });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: { Variables: { PLUGIN_ARCH: "x86_64" } },
+      Timeout: 330,
+    });
   });
 
   it("ship the bundle without source maps", () => {
@@ -260,7 +308,9 @@ describe("storage", () => {
     expect(bucket.DeletionPolicy).toBe("Retain");
     expect(bucket.Properties).toMatchObject({
       VersioningConfiguration: { Status: "Enabled" },
-      BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }] },
+      BucketEncryption: {
+        ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: "AES256" } }],
+      },
       PublicAccessBlockConfiguration: {
         BlockPublicAcls: true,
         BlockPublicPolicy: true,
@@ -294,9 +344,9 @@ describe("storage", () => {
     template.hasResourceProperties("AWS::Lambda::Function", {
       Environment: { Variables: Match.objectLike({ DIFY_INNER_API_KEY_SECRET_ARN: arn }) },
     });
-    expect(() => synthDaemon({ difyInnerApiKeySecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:partial" })).toThrow(
-      /complete secret ARN/,
-    );
+    expect(() =>
+      synthDaemon({ difyInnerApiKeySecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:partial" }),
+    ).toThrow(/complete secret ARN/);
   });
 });
 
@@ -305,7 +355,10 @@ describe("plugin runtime", () => {
     const layers = ofType("AWS::Lambda::LayerVersion");
     expect(layers).toHaveLength(1);
     expect(layers[0]![1].DeletionPolicy).toBe("Retain");
-    expect(layers[0]![1].Properties).toMatchObject({ CompatibleArchitectures: ["arm64"], CompatibleRuntimes: ["python3.12"] });
+    expect(layers[0]![1].Properties).toMatchObject({
+      CompatibleArchitectures: ["arm64"],
+      CompatibleRuntimes: ["python3.12"],
+    });
   });
 
   it("has a plugin builder on Python 3.12 with room for pip", () => {
@@ -438,8 +491,10 @@ describe("api", () => {
         return (t === "*" || t === ct) && (s === "*" || s === cs);
       });
     // Base64 would take a third of Lambda's 6 MB event from every JSON body (a 3.3 MB inline image).
-    for (const text of ["application/json", "text/plain", "application/x-www-form-urlencoded"]) expect(binary(text), text).toBe(false);
-    for (const bytes of ["multipart/form-data", "application/octet-stream", "image/png", "application/zip"]) expect(binary(bytes), bytes).toBe(true);
+    for (const text of ["application/json", "text/plain", "application/x-www-form-urlencoded"])
+      expect(binary(text), text).toBe(false);
+    for (const bytes of ["multipart/form-data", "application/octet-stream", "image/png", "application/zip"])
+      expect(binary(bytes), bytes).toBe(true);
   });
 
   it("logs access as JSON, logs errors, and throttles the stage", () => {
@@ -447,7 +502,10 @@ describe("api", () => {
     expect(stages).toHaveLength(1);
     const stage = stages[0]![1].Properties;
     expect(stage.StageName).toBe("prod");
-    expect(JSON.parse(stage.AccessLogSetting.Format)).toMatchObject({ requestId: "$context.requestId", status: "$context.status" });
+    expect(JSON.parse(stage.AccessLogSetting.Format)).toMatchObject({
+      requestId: "$context.requestId",
+      status: "$context.status",
+    });
     expect(stage.AccessLogSetting.DestinationArn).toBeDefined();
     expect(stage.MethodSettings).toEqual([
       expect.objectContaining({
@@ -477,20 +535,29 @@ describe("api", () => {
       ["THROTTLED", "429", -500],
       ["DEFAULT_5XX", "502", -500],
     ] as const) {
-      const [, response] = ofType("AWS::ApiGateway::GatewayResponse").find(([, r]) => r.Properties.ResponseType === type)!;
+      const [, response] = ofType("AWS::ApiGateway::GatewayResponse").find(
+        ([, r]) => r.Properties.ResponseType === type,
+      )!;
       expect(response.Properties.StatusCode).toBe(status);
       const envelope = JSON.parse(response.Properties.ResponseTemplates["application/json"]);
       expect(envelope.code).toBe(code);
       expect(envelope.data).toBeNull();
       // Dify parses the message as JSON to find the error type.
-      expect(JSON.parse(envelope.message)).toMatchObject({ error_type: expect.stringMatching(/^PluginDaemon/), message: expect.any(String) });
+      expect(JSON.parse(envelope.message)).toMatchObject({
+        error_type: expect.stringMatching(/^PluginDaemon/),
+        message: expect.any(String),
+      });
     }
   });
 
   it("lets API Gateway invoke exactly the four API handlers, from this API only", () => {
-    const fromApi = ofType("AWS::Lambda::Permission").filter(([, p]) => p.Properties.Principal === "apigateway.amazonaws.com");
+    const fromApi = ofType("AWS::Lambda::Permission").filter(
+      ([, p]) => p.Properties.Principal === "apigateway.amazonaws.com",
+    );
     const targets = fromApi.map(([, p]) => p.Properties.FunctionName["Fn::GetAtt"][0]).sort();
-    expect(targets).toEqual([fnId.management, fnId.dispatch, fnId["public-endpoint"], fnId["backwards-invocation"]].sort());
+    expect(targets).toEqual(
+      [fnId.management, fnId.dispatch, fnId["public-endpoint"], fnId["backwards-invocation"]].sort(),
+    );
     const restApi = ofType("AWS::ApiGateway::RestApi")[0]![0];
     for (const [, p] of fromApi) {
       expect(JSON.stringify(p.Properties.SourceArn)).toContain(JSON.stringify({ Ref: restApi }));
@@ -529,7 +596,9 @@ describe("iam", () => {
   const actionsOf = (role: string): Set<string> =>
     new Set((statementsByRole().get(role) ?? []).flatMap((s) => list<string>(s.Action)));
   const grants = (role: string, action: string): string[] =>
-    (statementsByRole().get(role) ?? []).filter((s) => list(s.Action).includes(action)).flatMap((s) => list(s.Resource).map(resourceText));
+    (statementsByRole().get(role) ?? [])
+      .filter((s) => list(s.Action).includes(action))
+      .flatMap((s) => list(s.Resource).map(resourceText));
 
   it("never grants Action * or Resource *, and wildcards only where a reason is written down", () => {
     const { stack } = daemon;
@@ -539,7 +608,9 @@ describe("iam", () => {
     const allowed = [
       new RegExp(`^<${bucket}\\.Arn>/(packages|assets|plugin-code|plugin-storage)/\\*$`),
       new RegExp(`^arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:${prefix}\\*$`),
-      new RegExp(`^arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/lambda/${prefix}\\*(:log-stream:\\*)?$`),
+      new RegExp(
+        `^arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/lambda/${prefix}\\*(:log-stream:\\*)?$`,
+      ),
       new RegExp(`^<${fnId["install-worker"]}\\.Arn>:\\*$`),
     ];
     let statements = 0;
@@ -551,7 +622,11 @@ describe("iam", () => {
         for (const r of list(s.Resource)) {
           const text = resourceText(r);
           expect(text, role).not.toBe("*");
-          if (text.includes("*")) expect(allowed.some((a) => a.test(text)), `${role}: ${text}`).toBe(true);
+          if (text.includes("*"))
+            expect(
+              allowed.some((a) => a.test(text)),
+              `${role}: ${text}`,
+            ).toBe(true);
         }
       }
     }
@@ -568,7 +643,11 @@ describe("iam", () => {
 
   it("gives the plugin execution role CloudWatch Logs only", () => {
     const pluginRole = logicalId(daemon.stack, daemon.stack.pluginRuntime.pluginRole);
-    expect([...actionsOf(pluginRole)].sort()).toEqual(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"]);
+    expect([...actionsOf(pluginRole)].sort()).toEqual([
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ]);
     expect(resources[pluginRole]!.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       expect.objectContaining({ Principal: { Service: "lambda.amazonaws.com" } }),
     ]);
@@ -585,12 +664,21 @@ describe("iam", () => {
         expect(actionsOf(role).has("iam:PassRole"), name).toBe(false);
         continue;
       }
-      for (const action of ["lambda:CreateFunction", "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:GetFunction", "lambda:InvokeFunction"]) {
+      for (const action of [
+        "lambda:CreateFunction",
+        "lambda:UpdateFunctionCode",
+        "lambda:UpdateFunctionConfiguration",
+        "lambda:DeleteFunction",
+        "lambda:GetFunction",
+        "lambda:InvokeFunction",
+      ]) {
         expect(grants(role, action), `${name} ${action}`).toContain(
           "arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:difypluginda-plugin-*",
         );
       }
-      const passRole = statementsByRole().get(role)!.filter((s) => list(s.Action).includes("iam:PassRole"));
+      const passRole = statementsByRole()
+        .get(role)!
+        .filter((s) => list(s.Action).includes("iam:PassRole"));
       expect(passRole).toEqual([
         expect.objectContaining({
           Resource: { "Fn::GetAtt": [pluginRole, "Arn"] },
@@ -629,9 +717,15 @@ describe("iam", () => {
     const innerKey = expect.stringMatching(/^<DifyInnerApiApiKey/);
     const secretReaders = (secret: string) =>
       HANDLER_NAMES.filter((n) => grants(roleOf(fnId[n]), "secretsmanager:GetSecretValue").includes(secret));
-    expect(secretReaders(daemonKey).sort()).toEqual(["backwards-invocation", "dispatch", "management", "public-endpoint"]);
+    expect(secretReaders(daemonKey).sort()).toEqual([
+      "backwards-invocation",
+      "dispatch",
+      "management",
+      "public-endpoint",
+    ]);
     for (const name of HANDLER_NAMES) {
-      for (const r of grants(roleOf(fnId[name]), "secretsmanager:GetSecretValue")) expect([daemonKey, innerKey]).toContainEqual(r);
+      for (const r of grants(roleOf(fnId[name]), "secretsmanager:GetSecretValue"))
+        expect([daemonKey, innerKey]).toContainEqual(r);
     }
     expect(grants(roleOf(fnId["install-worker"]), "secretsmanager:GetSecretValue")).toEqual([]);
   });
@@ -640,32 +734,73 @@ describe("iam", () => {
     // The keys, from the code that makes them; a large storage value through PluginStorage itself.
     const uid = `langgenius/openai:0.0.20@${"a".repeat(64)}`;
     const stored: string[] = [];
-    const recording: BlobStore = { put: async (k) => void stored.push(k), get: async () => undefined, exists: async () => false, delete: async () => undefined };
-    await new PluginStorage(new SqliteItemStore({ filename: ":memory:" }), recording).set("t1", "org/p", "big", new Uint8Array(INLINE_MAX_BYTES + 1), 2 ** 30);
-    const key = { package: packageBlobKey(uid), asset: assetBlobKey("0123abcd.svg"), code: pluginCodeKey(uid, "python3.12", "arm64"), storage: stored[0]! };
+    const recording: BlobStore = {
+      put: async (k) => void stored.push(k),
+      get: async () => undefined,
+      exists: async () => false,
+      delete: async () => undefined,
+    };
+    await new PluginStorage(new SqliteItemStore({ filename: ":memory:" }), recording).set(
+      "t1",
+      "org/p",
+      "big",
+      new Uint8Array(INLINE_MAX_BYTES + 1),
+      2 ** 30,
+    );
+    const key = {
+      package: packageBlobKey(uid),
+      asset: assetBlobKey("0123abcd.svg"),
+      code: pluginCodeKey(uid, "python3.12", "arm64"),
+      storage: stored[0]!,
+    };
     expect(key.storage).toBeDefined();
 
     type Access = "s3:GetObject" | "s3:PutObject" | "s3:DeleteObject";
     const uses: Array<[runner: HandlerName | "builder", keyOf: keyof typeof key, Access[], why: string]> = [
-      ["management", "package", ["s3:GetObject", "s3:PutObject"], "upload, decode, marketplace fetch on fetch/manifest"],
+      [
+        "management",
+        "package",
+        ["s3:GetObject", "s3:PutObject"],
+        "upload, decode, marketplace fetch on fetch/manifest",
+      ],
       ["management", "asset", ["s3:PutObject"], "assets extracted at upload"],
       ["dispatch", "asset", ["s3:GetObject"], "GET /asset/{id}"],
       ["dispatch", "package", ["s3:GetObject"], "extract-asset"],
-      ["backwards-invocation", "storage", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], "plugin storage over 64 KiB"],
+      [
+        "backwards-invocation",
+        "storage",
+        ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+        "plugin storage over 64 KiB",
+      ],
       ["install-worker", "package", ["s3:GetObject", "s3:PutObject"], "marketplace and GitHub installs"],
       ["install-worker", "asset", ["s3:PutObject"], "assets of downloaded packages"],
-      ["install-worker", "code", ["s3:GetObject", "s3:DeleteObject"], "CreateFunction reads the zip with the caller's permissions"],
+      [
+        "install-worker",
+        "code",
+        ["s3:GetObject", "s3:DeleteObject"],
+        "CreateFunction reads the zip with the caller's permissions",
+      ],
       ["upgrade-check", "package", ["s3:PutObject"], "upgrades download the new package"],
       ["builder", "package", ["s3:GetObject"], "the package to build"],
       ["builder", "code", ["s3:PutObject"], "the built zip"],
     ];
     const bucket = `<${logicalId(daemon.stack, daemon.stack.packages.bucket)}.Arn>/`;
     const covers = (pattern: string, objectKey: string) =>
-      pattern.startsWith(bucket) && new RegExp(`^${pattern.slice(bucket.length).split("*").map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, "\\$&")).join(".*")}$`).test(objectKey);
+      pattern.startsWith(bucket) &&
+      new RegExp(
+        `^${pattern
+          .slice(bucket.length)
+          .split("*")
+          .map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, "\\$&"))
+          .join(".*")}$`,
+      ).test(objectKey);
     for (const [runner, keyOf, actions, why] of uses) {
       const role = roleOf(fnId[runner]);
       for (const action of actions) {
-        expect(grants(role, action).some((p) => covers(p, key[keyOf])), `${runner} ${action} ${key[keyOf]} (${why})`).toBe(true);
+        expect(
+          grants(role, action).some((p) => covers(p, key[keyOf])),
+          `${runner} ${action} ${key[keyOf]} (${why})`,
+        ).toBe(true);
       }
     }
   });
@@ -701,7 +836,9 @@ function acknowledgments(root: IConstruct): Array<[id: string, reason: unknown]>
 describe("cdk-nag", () => {
   it("reports no unacknowledged AwsSolutions error or warning", () => {
     const report = new AwsSolutionsChecks(daemon.app).validateScope(daemon.stack as Stack);
-    const findings = report.violations.map((v) => `${v.severity} ${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`);
+    const findings = report.violations.map(
+      (v) => `${v.severity} ${v.ruleName} at ${v.violatingResources.map((r) => r.constructPath).join(", ")}`,
+    );
     expect(findings).toEqual([]);
   });
 
@@ -723,14 +860,31 @@ describe("outputs", () => {
     expect(Object.keys(outputs).sort()).toEqual(["DifySettings", "PluginDaemonKeyCommand", "PluginDaemonUrl"]);
     const restApi = logicalId(daemon.stack, daemon.stack.api.restApi);
     expect(outputs.PluginDaemonUrl.Value).toEqual({
-      "Fn::Join": ["", ["https://", { Ref: restApi }, ".execute-api.", { Ref: "AWS::Region" }, ".", { Ref: "AWS::URLSuffix" }, "/prod"]],
+      "Fn::Join": [
+        "",
+        [
+          "https://",
+          { Ref: restApi },
+          ".execute-api.",
+          { Ref: "AWS::Region" },
+          ".",
+          { Ref: "AWS::URLSuffix" },
+          "/prod",
+        ],
+      ],
     });
     const command = resourceText(outputs.PluginDaemonKeyCommand.Value);
     expect(command).toBe(
       `aws secretsmanager get-secret-value --region <AWS::Region> --secret-id <${logicalId(daemon.stack, daemon.stack.daemonKey.secret)}> --query SecretString --output text`,
     );
     const settings = resourceText(outputs.DifySettings.Value);
-    for (const name of ["PLUGIN_DAEMON_URL=", "PLUGIN_DAEMON_KEY=", "INNER_API_KEY_FOR_PLUGIN=", "ENDPOINT_URL_TEMPLATE=", "/e/{hook_id}"]) {
+    for (const name of [
+      "PLUGIN_DAEMON_URL=",
+      "PLUGIN_DAEMON_KEY=",
+      "INNER_API_KEY_FOR_PLUGIN=",
+      "ENDPOINT_URL_TEMPLATE=",
+      "/e/{hook_id}",
+    ]) {
       expect(settings).toContain(name);
     }
   });

@@ -2,14 +2,15 @@
  * Builds the daemon stack in-process for template assertions, the way infra/app.ts does, with
  * cdk.json's feature flags, so assertions see what `cdk synth` produces.
  */
+
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { spawnSync } from "node:child_process";
 import { App, type CfnElement, type Stack } from "aws-cdk-lib";
 import { Template } from "aws-cdk-lib/assertions";
-import { PluginDaemonStack } from "../../infra/stack.js";
 import { readSettings } from "../../infra/settings.js";
+import { PluginDaemonStack } from "../../infra/stack.js";
 
 export const repoRoot = resolve(import.meta.dirname, "..", "..");
 export const bundleDir = join(repoRoot, "dist", "functions");

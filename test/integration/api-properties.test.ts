@@ -26,27 +26,36 @@ const doc = JSON.parse(readFileSync(fileURLToPath(new URL("../../docs/openapi.js
 const T = "0b5e7a1c-3f00-4d00-8e00-0000000000d4";
 const RUNS = Number(process.env.API_PROPERTY_RUNS ?? 2000);
 
-const operations: Operation[] = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(([path, methods]) =>
-  Object.entries(methods).map(([method, op]) => ({
-    method: method.toUpperCase(),
-    path,
-    parameters: op.parameters ?? [],
-    body: op.requestBody?.content?.["application/json"]?.schema,
-    multipart: Boolean(op.requestBody?.content?.["multipart/form-data"]),
-  })),
+const operations: Operation[] = Object.entries(doc.paths as Record<string, Record<string, any>>).flatMap(
+  ([path, methods]) =>
+    Object.entries(methods).map(([method, op]) => ({
+      method: method.toUpperCase(),
+      path,
+      parameters: op.parameters ?? [],
+      body: op.requestBody?.content?.["application/json"]?.schema,
+      multipart: Boolean(op.requestBody?.content?.["multipart/form-data"]),
+    })),
 );
 
 /** Values shaped by a JSON Schema (zod's draft 2020-12 output), with out-of-range numbers and strings now and then. */
 function valueFor(schema: Schema | undefined, depth = 0): fc.Arbitrary<unknown> {
   const anyJson = fc.jsonValue({ maxDepth: 2 });
   if (!schema || depth > 4) return anyJson;
-  if (schema.enum) return fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...(schema.enum as unknown[])) }, { weight: 1, arbitrary: fc.string() });
+  if (schema.enum)
+    return fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...(schema.enum as unknown[])) },
+      { weight: 1, arbitrary: fc.string() },
+    );
   if (schema.const !== undefined) return fc.constant(schema.const);
   const variants = schema.anyOf ?? schema.oneOf;
   if (variants) return fc.oneof(...(variants as Schema[]).map((s) => valueFor(s, depth + 1)));
   switch (schema.type) {
     case "string":
-      return fc.oneof(fc.string({ maxLength: 40 }), fc.uuid(), fc.constantFrom("fixtures/echo-tool", "fixtures/echo-tool:0.0.1@" + "a".repeat(64), "", "../..", "%zz"));
+      return fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.uuid(),
+        fc.constantFrom("fixtures/echo-tool", `fixtures/echo-tool:0.0.1@${"a".repeat(64)}`, "", "../..", "%zz"),
+      );
     case "integer":
       return fc.oneof(fc.integer({ min: schema.minimum ?? -5, max: schema.maximum ?? 300 }), fc.integer());
     case "number":
@@ -61,7 +70,9 @@ function valueFor(schema: Schema | undefined, depth = 0): fc.Arbitrary<unknown> 
       const properties = (schema.properties ?? {}) as Record<string, Schema>;
       const keys = Object.keys(properties);
       if (keys.length === 0) return fc.dictionary(fc.string({ maxLength: 8 }), anyJson, { maxKeys: 3 });
-      const record = fc.record(Object.fromEntries(keys.map((k) => [k, valueFor(properties[k], depth + 1)])), { requiredKeys: [] });
+      const record = fc.record(Object.fromEntries(keys.map((k) => [k, valueFor(properties[k], depth + 1)])), {
+        requiredKeys: [],
+      });
       return fc.oneof({ weight: 4, arbitrary: record }, { weight: 1, arbitrary: anyJson });
     }
     default:
@@ -69,7 +80,7 @@ function valueFor(schema: Schema | undefined, depth = 0): fc.Arbitrary<unknown> 
   }
 }
 
-const asQueryValue = (v: unknown): string => (typeof v === "string" ? v : JSON.stringify(v) ?? "");
+const asQueryValue = (v: unknown): string => (typeof v === "string" ? v : (JSON.stringify(v) ?? ""));
 
 interface Sample {
   op: Operation;
@@ -84,12 +95,27 @@ const sample: fc.Arbitrary<Sample> = fc.constantFrom(...operations).chain((op) =
     op: fc.constant(op),
     path: fc.record(
       Object.fromEntries(
-        op.parameters.filter((p) => p.in === "path").map((p) => [p.name, p.name === "tenant_id" ? fc.oneof({ weight: 3, arbitrary: fc.constant(T) }, { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 20 }) }) : fc.string({ minLength: 1, maxLength: 30 })]),
+        op.parameters
+          .filter((p) => p.in === "path")
+          .map((p) => [
+            p.name,
+            p.name === "tenant_id"
+              ? fc.oneof(
+                  { weight: 3, arbitrary: fc.constant(T) },
+                  { weight: 1, arbitrary: fc.string({ minLength: 1, maxLength: 20 }) },
+                )
+              : fc.string({ minLength: 1, maxLength: 30 }),
+          ]),
       ),
     ),
-    query: fc.record(Object.fromEntries(op.parameters.filter((p) => p.in === "query").map((p) => [p.name, valueFor(p.schema)])), { requiredKeys: [] }),
+    query: fc.record(
+      Object.fromEntries(op.parameters.filter((p) => p.in === "query").map((p) => [p.name, valueFor(p.schema)])),
+      { requiredKeys: [] },
+    ),
     body: op.body ? valueFor(op.body) : fc.constant(undefined),
-    pluginHeader: fc.option(fc.constantFrom("fixtures/echo-tool", "fixtures/missing", "not a plugin id"), { nil: undefined }),
+    pluginHeader: fc.option(fc.constantFrom("fixtures/echo-tool", "fixtures/missing", "not a plugin id"), {
+      nil: undefined,
+    }),
   }),
 );
 
@@ -123,7 +149,9 @@ describe("the HTTP API under generated requests", () => {
     const statuses = new Map<number, number>();
     await fc.assert(
       fc.asyncProperty(sample, async ({ op, path, query, body, pluginHeader }) => {
-        const url = new URL(d.url + op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(path[name] ?? "x")));
+        const url = new URL(
+          d.url + op.path.replace(/\{([^}]+)\}/g, (_, name: string) => encodeURIComponent(path[name] ?? "x")),
+        );
         for (const [name, value] of Object.entries(query)) url.searchParams.set(name, asQueryValue(value));
         const headers: Record<string, string> = { "x-api-key": TEST_KEY };
         if (pluginHeader) {
@@ -139,7 +167,12 @@ describe("the HTTP API under generated requests", () => {
           headers["content-type"] = "application/json";
           payload = JSON.stringify(body ?? {});
         }
-        const res = await fetch(url, { method: op.method, headers, body: payload, signal: AbortSignal.timeout(20_000) });
+        const res = await fetch(url, {
+          method: op.method,
+          headers,
+          body: payload,
+          signal: AbortSignal.timeout(20_000),
+        });
         const text = await res.text();
         statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
         if (res.status < 500 || upstreamsOwn500(url.pathname, text)) return true;

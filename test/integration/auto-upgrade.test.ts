@@ -12,12 +12,12 @@ import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createUpgradeCheckHandler, type ContinuationEvent } from "../../functions/upgrade-check.js";
+import { type ContinuationEvent, createUpgradeCheckHandler } from "../../functions/upgrade-check.js";
+import { HttpMarketplace } from "../../src/adapters/http-marketplace.js";
 import { AutoUpgrade, type CycleReport, type UpgradeStarter } from "../../src/services/auto-upgrade.js";
 import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "../../src/stores/upgrade-strategies.js";
-import { HttpMarketplace } from "../../src/adapters/http-marketplace.js";
 import { echoToolPackage, FakeMarketplace } from "../support/fake-marketplace.js";
-import { startTestDaemon, TEST_KEY, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { startTestDaemon, TEST_KEY, type TestDaemon, uploadForm, waitForTask } from "../support/local-daemon.js";
 
 const A = "fixtures/echo-tool";
 const B = "fixtures/echo-extra";
@@ -108,7 +108,14 @@ async function status(tenant: string) {
       slot?: number;
       status: string;
       message: string;
-      upgrades: Array<{ plugin_id: string; from: string; to: string; task_id: string; status: string; message: string }>;
+      upgrades: Array<{
+        plugin_id: string;
+        from: string;
+        to: string;
+        task_id: string;
+        status: string;
+        message: string;
+      }>;
       failures: Array<{ plugin_id: string; message: string }>;
       skipped: Array<{ plugin_id: string; reason: string; latest?: string }>;
     };
@@ -130,11 +137,16 @@ async function installFromMarketplace(tenant: string, uid: string) {
 
 async function installed(tenant: string): Promise<Record<string, string>> {
   const env = await body(await d.call(`${M(tenant)}/list?page=1&page_size=256`));
-  return Object.fromEntries((env.data.list as Array<{ plugin_id: string; version: string }>).map((p) => [p.plugin_id, p.version]));
+  return Object.fromEntries(
+    (env.data.list as Array<{ plugin_id: string; version: string }>).map((p) => [p.plugin_id, p.version]),
+  );
 }
 
 async function tasksOf(tenant: string) {
-  return (await body(await d.call(`${M(tenant)}/install/tasks?page=1&page_size=256`))).data as Array<{ id: string; status: string }>;
+  return (await body(await d.call(`${M(tenant)}/install/tasks?page=1&page_size=256`))).data as Array<{
+    id: string;
+    status: string;
+  }>;
 }
 
 /** Runs `action` and answers the install tasks it created (successful tasks expire, so count new ids). */
@@ -173,9 +185,26 @@ describe("strategies and modes in one scheduled run", () => {
     [T.fixAll]: { strategy_setting: "fix_only", upgrade_mode: "all", upgrade_time_of_day: time },
     [T.disabled]: { strategy_setting: "disabled", upgrade_mode: "all", upgrade_time_of_day: time },
     [T.unset]: undefined,
-    [T.partialB]: { strategy_setting: "latest", upgrade_mode: "partial", include_plugins: [B], exclude_plugins: [B], upgrade_time_of_day: time },
-    [T.partialEmpty]: { strategy_setting: "latest", upgrade_mode: "partial", include_plugins: [], upgrade_time_of_day: time },
-    [T.excludeA]: { strategy_setting: "latest", upgrade_mode: "exclude", exclude_plugins: [A], include_plugins: [A], upgrade_time_of_day: time },
+    [T.partialB]: {
+      strategy_setting: "latest",
+      upgrade_mode: "partial",
+      include_plugins: [B],
+      exclude_plugins: [B],
+      upgrade_time_of_day: time,
+    },
+    [T.partialEmpty]: {
+      strategy_setting: "latest",
+      upgrade_mode: "partial",
+      include_plugins: [],
+      upgrade_time_of_day: time,
+    },
+    [T.excludeA]: {
+      strategy_setting: "latest",
+      upgrade_mode: "exclude",
+      exclude_plugins: [A],
+      include_plugins: [A],
+      upgrade_time_of_day: time,
+    },
     // Dify's defaults: fix_only, exclude mode, nothing excluded.
     [T.fixExcludeNone]: { upgrade_time_of_day: time },
   };
@@ -195,11 +224,20 @@ describe("strategies and modes in one scheduled run", () => {
   });
 
   it("handles the slot once, fetching the snapshot once for all its tenants", () => {
-    expect(report).toMatchObject({ done: true, snapshot: "fetched", tenants: 6, failed_tenants: 0, skipped_tenants: 0, upgrades_started: 6 });
+    expect(report).toMatchObject({
+      done: true,
+      snapshot: "fetched",
+      tenants: 6,
+      failed_tenants: 0,
+      skipped_tenants: 0,
+      upgrades_started: 6,
+    });
     expect(report.slots).toEqual([expect.objectContaining({ date: "2030-01-01", start: hms(1), end: hms(1, 15) })]);
     expect(fake.requests.snapshot).toBe(1);
     // Dify counts each auto-upgrade install on the marketplace; so does the daemon.
-    expect(fake.installCounts.sort()).toEqual([pkg["A0.0.2"], pkg["A0.0.2"], pkg["A0.0.2"], pkg["B1.0.0"], pkg["B1.0.0"], pkg["B1.0.0"]].sort());
+    expect(fake.installCounts.sort()).toEqual(
+      [pkg["A0.0.2"], pkg["A0.0.2"], pkg["A0.0.2"], pkg["B1.0.0"], pkg["B1.0.0"], pkg["B1.0.0"]].sort(),
+    );
   });
 
   it("latest + all: upgrades every plugin to its latest version", async () => {
@@ -216,7 +254,11 @@ describe("strategies and modes in one scheduled run", () => {
 
   it("fix_only + all: takes the patch, leaves the major bump", async () => {
     expect(await installed(T.fixAll)).toEqual({ [A]: "0.0.2", [B]: "0.0.1" });
-    expect((await status(T.fixAll)).last_check!.skipped).toContainEqual({ plugin_id: B, reason: "not-a-fix", latest: pkg["B1.0.0"] });
+    expect((await status(T.fixAll)).last_check!.skipped).toContainEqual({
+      plugin_id: B,
+      reason: "not-a-fix",
+      latest: pkg["B1.0.0"],
+    });
   });
 
   it("disabled: nothing is upgraded, and the tenant is not even in the slot's index", async () => {
@@ -227,12 +269,20 @@ describe("strategies and modes in one scheduled run", () => {
   it("no strategy saved: nothing is upgraded (Dify's console shows it as disabled)", async () => {
     expect(await installed(T.unset)).toEqual({ [A]: "0.0.1", [B]: "0.0.1" });
     const s = await status(T.unset);
-    expect(s).toMatchObject({ configured: false, last_check: null, strategy: { strategy_setting: "disabled", upgrade_mode: "exclude", upgrade_time_of_day: 0 } });
+    expect(s).toMatchObject({
+      configured: false,
+      last_check: null,
+      strategy: { strategy_setting: "disabled", upgrade_mode: "exclude", upgrade_time_of_day: 0 },
+    });
   });
 
   it("latest + partial: only the included plugins", async () => {
     expect(await installed(T.partialB)).toEqual({ [A]: "0.0.1", [B]: "1.0.0" });
-    expect((await status(T.partialB)).last_check!.skipped).toContainEqual({ plugin_id: A, reason: "not-included", latest: pkg["A0.0.2"] });
+    expect((await status(T.partialB)).last_check!.skipped).toContainEqual({
+      plugin_id: A,
+      reason: "not-included",
+      latest: pkg["A0.0.2"],
+    });
   });
 
   it("latest + partial with an empty include list: nothing", async () => {
@@ -242,7 +292,11 @@ describe("strategies and modes in one scheduled run", () => {
 
   it("latest + exclude: all but the excluded plugins", async () => {
     expect(await installed(T.excludeA)).toEqual({ [A]: "0.0.1", [B]: "1.0.0" });
-    expect((await status(T.excludeA)).last_check!.skipped).toContainEqual({ plugin_id: A, reason: "excluded", latest: pkg["A0.0.2"] });
+    expect((await status(T.excludeA)).last_check!.skipped).toContainEqual({
+      plugin_id: A,
+      reason: "excluded",
+      latest: pkg["A0.0.2"],
+    });
   });
 
   it("Dify's defaults (fix_only + exclude, nothing excluded): the patch only", async () => {
@@ -258,17 +312,27 @@ describe("strategies and modes in one scheduled run", () => {
 
   it("upgrades only plugins installed from the marketplace", async () => {
     const tenant = newTenant("uploaded");
-    const uploaded = await body(await d.call(`${M(tenant)}/install/upload/package`, { method: "POST", body: uploadForm(await echoToolPackage("0.0.1")) }));
+    const uploaded = await body(
+      await d.call(`${M(tenant)}/install/upload/package`, {
+        method: "POST",
+        body: uploadForm(await echoToolPackage("0.0.1")),
+      }),
+    );
     expect(uploaded.data.unique_identifier).toBe(pkg["A0.0.1"]);
     const started = await body(
-      await d.call(`${M(tenant)}/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [pkg["A0.0.1"]], source: "package", metas: [{}] } }),
+      await d.call(`${M(tenant)}/install/identifiers`, {
+        method: "POST",
+        json: { plugin_unique_identifiers: [pkg["A0.0.1"]], source: "package", metas: [{}] },
+      }),
     );
     await waitForTask(d, tenant, started.data.task_id);
     await setStrategy(tenant, { strategy_setting: "latest", upgrade_mode: "all", upgrade_time_of_day: hms(1, 30) });
     const r = await runScheduled("2030-01-02T01:29:30Z");
     expect(r.tenants).toBe(1);
     expect(await installed(tenant)).toEqual({ [A]: "0.0.1" });
-    expect((await status(tenant)).last_check!.skipped).toEqual([{ plugin_id: A, reason: "not-from-marketplace", latest: pkg["A0.0.2"] }]);
+    expect((await status(tenant)).last_check!.skipped).toEqual([
+      { plugin_id: A, reason: "not-from-marketplace", latest: pkg["A0.0.2"] },
+    ]);
   });
 });
 
@@ -276,13 +340,20 @@ describe("time-window selection", () => {
   it("takes the tenants whose time of day falls in the coming 15 minutes, and no others", async () => {
     const at = (label: string, time: number, setting = "latest") => {
       const tenant = newTenant(label);
-      return setStrategy(tenant, { strategy_setting: setting, upgrade_mode: "all", upgrade_time_of_day: time }).then(() => tenant);
+      return setStrategy(tenant, { strategy_setting: setting, upgrade_mode: "all", upgrade_time_of_day: time }).then(
+        () => tenant,
+      );
     };
     const inside = [await at("start", hms(5)), await at("end", hms(5, 14, 59))];
-    const outside = [await at("after", hms(5, 15)), await at("before", hms(4, 59, 59)), await at("disabled", hms(5, 5), "disabled")];
+    const outside = [
+      await at("after", hms(5, 15)),
+      await at("before", hms(4, 59, 59)),
+      await at("disabled", hms(5, 5), "disabled"),
+    ];
     const r = await runScheduled("2030-01-03T04:59:30Z");
     expect(r.tenants).toBe(2);
-    for (const t of inside) expect((await status(t)).last_check, t).toMatchObject({ trigger: "schedule", slot: 20, run_id: r.run_id });
+    for (const t of inside)
+      expect((await status(t)).last_check, t).toMatchObject({ trigger: "schedule", slot: 20, run_id: r.run_id });
     for (const t of outside) expect((await status(t)).last_check, t).toBeNull();
   });
 
@@ -350,7 +421,10 @@ describe("version edge cases", () => {
   });
 
   it("a pre-release: not taken from a stable version", async () => {
-    const tenant = await tenantOn("pre-from-stable", pkg["A0.0.2"]!, { strategy_setting: "latest", upgrade_time_of_day: hms(10) });
+    const tenant = await tenantOn("pre-from-stable", pkg["A0.0.2"]!, {
+      strategy_setting: "latest",
+      upgrade_time_of_day: hms(10),
+    });
     fake.setLatest(pkg["A0.0.3-beta1"]!);
     await runScheduled("2030-01-10T09:59:30Z");
     expect(await installed(tenant)).toEqual({ [A]: "0.0.2" });
@@ -359,7 +433,10 @@ describe("version edge cases", () => {
 
   it("from a pre-release: its stable release is taken", async () => {
     fake.setLatest(pkg["A0.0.3-beta1"]!);
-    const tenant = await tenantOn("from-pre", pkg["A0.0.3-beta1"]!, { strategy_setting: "fix_only", upgrade_time_of_day: hms(11) });
+    const tenant = await tenantOn("from-pre", pkg["A0.0.3-beta1"]!, {
+      strategy_setting: "fix_only",
+      upgrade_time_of_day: hms(11),
+    });
     fake.setLatest(pkg["A0.0.3"]!);
     await runScheduled("2030-01-11T10:59:30Z");
     await settle(tenant);
@@ -368,7 +445,10 @@ describe("version edge cases", () => {
 
   it("a major bump under fix_only: nothing", async () => {
     fake.setLatest(pkg["B1.0.0"]!);
-    const tenant = await tenantOn("major-fix-only", pkg["B0.0.1"]!, { strategy_setting: "fix_only", upgrade_time_of_day: hms(12) });
+    const tenant = await tenantOn("major-fix-only", pkg["B0.0.1"]!, {
+      strategy_setting: "fix_only",
+      upgrade_time_of_day: hms(12),
+    });
     await runScheduled("2030-01-12T11:59:30Z");
     expect(await installed(tenant)).toEqual({ [B]: "0.0.1" });
     expect(await skippedReason(tenant)).toEqual(["not-a-fix"]);
@@ -419,7 +499,11 @@ describe("marketplace failures", () => {
       installations,
       tasks,
       // Port 9 (discard) has no listener on loopback.
-      marketplace: new HttpMarketplace({ marketplaceUrl: "http://127.0.0.1:9", githubUrl: config.githubUrl, maxPackageBytes: 1 << 20 }),
+      marketplace: new HttpMarketplace({
+        marketplaceUrl: "http://127.0.0.1:9",
+        githubUrl: config.githubUrl,
+        maxPackageBytes: 1 << 20,
+      }),
       upgrades: { start: async (_t, _f, to) => (started.push(to), { task_id: "never" }) },
       options: { snapshotCacheSeconds: 0, leaseSeconds: 3600 },
     });
@@ -461,7 +545,16 @@ describe("marketplace failures", () => {
     const res = await d.call(`/plugin/${tenant}/dispatch/tool/invoke`, {
       method: "POST",
       headers: { "x-plugin-id": A },
-      json: { user_id: "u", data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "still here" } } },
+      json: {
+        user_id: "u",
+        data: {
+          provider: "echo",
+          tool: "echo",
+          credentials: {},
+          credential_type: "api-key",
+          tool_parameters: { text: "still here" },
+        },
+      },
     });
     expect(await res.text()).toContain("still here");
     const after = await status(tenant);
@@ -499,13 +592,20 @@ describe("overlapping checks", () => {
     let checks: any[] = [];
     const created = await newTasks(tenant, async () => {
       checks = await Promise.all(
-        [1, 2].map(async () => (await body(await d.call(`${M(tenant)}/auto-upgrade/check-now`, { method: "POST", json: {} }))).data),
+        [1, 2].map(
+          async () =>
+            (await body(await d.call(`${M(tenant)}/auto-upgrade/check-now`, { method: "POST", json: {} }))).data,
+        ),
       );
     });
     // Synchronous, as above: A0.0.2 already runs for another tenant.
     expect(created).toEqual([]);
     expect(checks.flatMap((c) => c.upgrades)).toHaveLength(1);
-    expect(checks.flatMap((c) => c.skipped)).toContainEqual({ plugin_id: A, reason: "upgrade-already-started", latest: pkg["A0.0.2"] });
+    expect(checks.flatMap((c) => c.skipped)).toContainEqual({
+      plugin_id: A,
+      reason: "upgrade-already-started",
+      latest: pkg["A0.0.2"],
+    });
     expect(await installed(tenant)).toEqual({ [A]: "0.0.2" });
   });
 });
@@ -516,8 +616,13 @@ describe("a run longer than one invocation", () => {
     for (const t of tenants) await setStrategy(t, { strategy_setting: "latest", upgrade_time_of_day: hms(16, 1) });
     const handed: ContinuationEvent[] = [];
     // No time left after the first batch: every invocation does one batch and hands over.
-    const handler = createUpgradeCheckHandler({ continueWith: async (event) => void handed.push(event), reserveMs: 600_000 });
-    const reports: CycleReport[] = [(await handler(scheduledEvent("2030-01-19T15:59:30Z"), lambdaContext())) as CycleReport];
+    const handler = createUpgradeCheckHandler({
+      continueWith: async (event) => void handed.push(event),
+      reserveMs: 600_000,
+    });
+    const reports: CycleReport[] = [
+      (await handler(scheduledEvent("2030-01-19T15:59:30Z"), lambdaContext())) as CycleReport,
+    ];
     while (handed.length > 0) reports.push((await handler(handed.shift(), lambdaContext())) as CycleReport);
     expect(reports.length).toBeGreaterThan(2);
     expect(reports.at(-1)!.done).toBe(true);
@@ -537,7 +642,11 @@ describe("a run longer than one invocation", () => {
       snapshots: new SnapshotCache(items, config.marketplaceUrl),
       installations,
       tasks,
-      marketplace: new HttpMarketplace({ marketplaceUrl: fake.url, githubUrl: "http://127.0.0.1:9", maxPackageBytes: 1 << 20 }),
+      marketplace: new HttpMarketplace({
+        marketplaceUrl: fake.url,
+        githubUrl: "http://127.0.0.1:9",
+        maxPackageBytes: 1 << 20,
+      }),
       upgrades: counting,
       options: { snapshotCacheSeconds: 900, leaseSeconds: 3600, concurrency: 2 },
     });
@@ -576,8 +685,14 @@ describe("management routes and CLI", () => {
 
   it("excludes a plugin like Dify: creating, adding, converting all → exclude", async () => {
     const exclude = async (plugin_id: string) =>
-      (await body(await d.call(`${M(tenant)}/auto-upgrade/exclude-plugin`, { method: "POST", json: { plugin_id } }))).data;
-    expect(await exclude(A)).toMatchObject({ strategy_setting: "fix_only", upgrade_time_of_day: 0, upgrade_mode: "exclude", exclude_plugins: [A] });
+      (await body(await d.call(`${M(tenant)}/auto-upgrade/exclude-plugin`, { method: "POST", json: { plugin_id } })))
+        .data;
+    expect(await exclude(A)).toMatchObject({
+      strategy_setting: "fix_only",
+      upgrade_time_of_day: 0,
+      upgrade_mode: "exclude",
+      exclude_plugins: [A],
+    });
     expect(await exclude(B)).toMatchObject({ exclude_plugins: [A, B] });
     await setStrategy(tenant, { strategy_setting: "latest", upgrade_mode: "partial", include_plugins: [A, B] });
     expect(await exclude(A)).toMatchObject({ upgrade_mode: "partial", include_plugins: [B] });
@@ -588,17 +703,23 @@ describe("management routes and CLI", () => {
   it("the CLI sets, reads and checks a tenant through the daemon's routes", async () => {
     const run = promisify(execFile);
     const cli = (...args: string[]) =>
-      run(process.execPath, ["--import", "tsx", "scripts/auto-upgrade.ts", ...args], { env: { ...process.env, DAEMON_URL: d.url, SERVER_KEY: TEST_KEY } }).then(
-        (r) => JSON.parse(r.stdout),
-      );
+      run(process.execPath, ["--import", "tsx", "scripts/auto-upgrade.ts", ...args], {
+        env: { ...process.env, DAEMON_URL: d.url, SERVER_KEY: TEST_KEY },
+      }).then((r) => JSON.parse(r.stdout));
     const cliTenant = newTenant("cli");
-    expect(await cli("set", cliTenant, "--strategy", "latest", "--time", "17:30", "--mode", "exclude", "--exclude", `${B}`)).toMatchObject({
+    expect(
+      await cli("set", cliTenant, "--strategy", "latest", "--time", "17:30", "--mode", "exclude", "--exclude", `${B}`),
+    ).toMatchObject({
       strategy_setting: "latest",
       upgrade_time_of_day: hms(17, 30),
       upgrade_mode: "exclude",
       exclude_plugins: [B],
     });
-    expect(await cli("set", cliTenant, "--time", "3600")).toMatchObject({ strategy_setting: "latest", upgrade_time_of_day: 3600, exclude_plugins: [B] });
+    expect(await cli("set", cliTenant, "--time", "3600")).toMatchObject({
+      strategy_setting: "latest",
+      upgrade_time_of_day: 3600,
+      exclude_plugins: [B],
+    });
     expect((await cli("get", cliTenant)).strategy.upgrade_time_of_day).toBe(3600);
     expect(await cli("check-now", cliTenant)).toMatchObject({ trigger: "manual", status: "ok", upgrades: [] });
     await expect(cli("set", cliTenant, "--time", "25:00")).rejects.toThrow(/--time/);
@@ -647,10 +768,22 @@ describe("on DynamoDB (the AWS store, served by the test emulator)", () => {
               updated_at: now,
             });
           }
-          await strategies.set(tenant, { strategy_setting: i % 3 === 2 ? "disabled" : "fix_only", upgrade_time_of_day: hms(2, 10), upgrade_mode: "all", exclude_plugins: [], include_plugins: [] });
+          await strategies.set(tenant, {
+            strategy_setting: i % 3 === 2 ? "disabled" : "fix_only",
+            upgrade_time_of_day: hms(2, 10),
+            upgrade_mode: "all",
+            exclude_plugins: [],
+            include_plugins: [],
+          });
         }
         // Someone else's slot is never read.
-        await strategies.set("dyn-other-slot", { strategy_setting: "latest", upgrade_time_of_day: hms(2, 40), upgrade_mode: "all", exclude_plugins: [], include_plugins: [] });
+        await strategies.set("dyn-other-slot", {
+          strategy_setting: "latest",
+          upgrade_time_of_day: hms(2, 40),
+          upgrade_mode: "all",
+          exclude_plugins: [],
+          include_plugins: [],
+        });
 
         const started: string[] = [];
         const service = new AutoUpgrade({
@@ -659,21 +792,36 @@ describe("on DynamoDB (the AWS store, served by the test emulator)", () => {
           snapshots: new SnapshotCache(items, market.url),
           installations,
           tasks: new InstallTasks(items),
-          marketplace: new HttpMarketplace({ marketplaceUrl: market.url, githubUrl: "http://127.0.0.1:9", maxPackageBytes: 1 << 20 }),
-          upgrades: { start: async (tenant, _f, to) => (started.push(`${tenant} ${to}`), { task_id: `t-${started.length}` }) },
+          marketplace: new HttpMarketplace({
+            marketplaceUrl: market.url,
+            githubUrl: "http://127.0.0.1:9",
+            maxPackageBytes: 1 << 20,
+          }),
+          upgrades: {
+            start: async (tenant, _f, to) => (started.push(`${tenant} ${to}`), { task_id: `t-${started.length}` }),
+          },
           options: { snapshotCacheSeconds: 900, leaseSeconds: 3600 },
         });
         const first = await service.runCycle({ at: new Date("2031-02-01T01:59:30Z") });
         // 20 enabled tenants; the 10 on 1.2.2 (even index, not disabled) get three fixes each.
         const due = tenants.filter((_, i) => i % 3 !== 2);
         const behind = due.filter((t) => Number(t.slice(4)) % 2 === 0);
-        expect(first).toMatchObject({ tenants: due.length, upgrades_started: behind.length * 3, snapshot: "fetched", done: true });
+        expect(first).toMatchObject({
+          tenants: due.length,
+          upgrades_started: behind.length * 3,
+          snapshot: "fetched",
+          done: true,
+        });
         const second = await service.runCycle({ forceSlot: first.slots[0]!.absolute_slot });
         expect(second).toMatchObject({ tenants: due.length, upgrades_started: 0, snapshot: "cached" });
         expect(market.requests.snapshot).toBe(1);
         expect(started.sort()).toEqual(behind.flatMap((t) => plugins.map((p) => `${t} ${latest.get(p)}`)).sort());
         const records = new UpgradeRecords(items);
-        expect((await records.lastCheck(behind[0]!))?.skipped.map((s) => s.reason)).toEqual(["upgrade-already-started", "upgrade-already-started", "upgrade-already-started"]);
+        expect((await records.lastCheck(behind[0]!))?.skipped.map((s) => s.reason)).toEqual([
+          "upgrade-already-started",
+          "upgrade-already-started",
+          "upgrade-already-started",
+        ]);
         expect(await records.lastCheck("dyn-other-slot")).toBeUndefined();
         expect((await new SnapshotCache(items, market.url).get())?.entries).toHaveLength(1203);
       } finally {

@@ -24,39 +24,55 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DeleteTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DeleteBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import {
+  DeleteBucketCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+} from "@aws-sdk/client-s3";
 import { CreateSecretCommand, DeleteSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
-import { GetCommand, QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { BINARY_MEDIA_TYPES } from "../../infra/constructs/api.js";
 import { createDynamoDbClient, createDynamoDbDocumentClient, createS3Client } from "../../src/adapters/aws/clients.js";
-import { pluginFunctionName } from "../../src/adapters/aws/lambda-function-spec.js";
+import { LAMBDA_MAX_REQUEST_BYTES, pluginFunctionName } from "../../src/adapters/aws/lambda-function-spec.js";
 import { runtimeRecordKey } from "../../src/adapters/aws/lambda-plugin-runtime.js";
 import { createSecretsManagerClient } from "../../src/adapters/aws/secrets.js";
+import {
+  type LambdaFunction as FakeFunction,
+  LambdaService as FakeLambdaService,
+} from "../../src/aws-local/lambda-service.js";
+import { packageBlobKey } from "../../src/domain/blob-keys.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
 import type { LocalResponseStream } from "../../src/local/awslambda-shim.js";
+import { keepAlive } from "../../src/routes/stream-keepalive.js";
 import { keys } from "../../src/stores/keys.js";
-import { packageBlobKey } from "../../src/domain/blob-keys.js";
 import {
   DAEMON_API,
   lambdaContext,
   proxyResultBody,
-  restApiEvent,
-  streamingResponse,
   type RestApiSettings,
   type RestRequest,
+  restApiEvent,
   type StreamedAnswer,
+  streamingResponse,
 } from "../support/apigateway-events.js";
-import { awsTestEndpoint, createTestBucket, createTestTable, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
-import { LambdaService as FakeLambdaService, type LambdaFunction as FakeFunction } from "../../src/aws-local/lambda-service.js";
-import { packFixture } from "../support/fixture-packages.js";
-import { buildSdkVenv, sandboxes, type SandboxPool, type SdkVenv } from "../support/lambda-sandboxes.js";
-import { buildPackage } from "../support/package-builder.js";
+import {
+  type AwsTestEndpoint,
+  awsTestEndpoint,
+  createTestBucket,
+  createTestTable,
+  uniqueResourceName,
+} from "../support/aws-resources.js";
 import { echoToolPackage, FakeMarketplace, syntheticIdentifier } from "../support/fake-marketplace.js";
-import { BINARY_MEDIA_TYPES } from "../../infra/constructs/api.js";
-import { LAMBDA_MAX_REQUEST_BYTES } from "../../src/adapters/aws/lambda-function-spec.js";
-import { keepAlive } from "../../src/routes/stream-keepalive.js";
+import { packFixture } from "../support/fixture-packages.js";
+import { buildSdkVenv, type SandboxPool, type SdkVenv, sandboxes } from "../support/lambda-sandboxes.js";
+import { buildPackage } from "../support/package-builder.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
 const TENANT = "6f1c2a9e-4b7d-4e21-9a3f-0c5d8e7b1a42";
@@ -108,7 +124,12 @@ async function buildCode(event: unknown) {
   const zip = await buildPackage(Object.fromEntries(archive.entries.map((entry) => [entry.name, entry.data])));
   await s3.send(new PutObjectCommand({ Bucket: e.bucket, Key: e.output_key, Body: zip }));
   const unzipped = archive.entries.reduce((sum, entry) => sum + entry.data.byteLength, 0);
-  return { code_key: e.output_key, size_bytes: zip.byteLength, unzipped_bytes: unzipped, log_tail: "copied the package's files (test stand-in)" };
+  return {
+    code_key: e.output_key,
+    size_bytes: zip.byteLength,
+    unzipped_bytes: unzipped,
+    log_tail: "copied the package's files (test stand-in)",
+  };
 }
 
 /** What Lambda does before an environment starts: the function's code zip, from S3, unpacked as its task root. */
@@ -152,15 +173,24 @@ beforeAll(async () => {
   table = uniqueResourceName("deployment");
   bucket = uniqueResourceName("deployment-packages");
   await Promise.all([createTestTable(dynamo, table), createTestBucket(s3, bucket)]);
-  secretArn = (await secrets.send(new CreateSecretCommand({ Name: `dify-daemon-key-${crypto.randomUUID()}`, SecretString: DAEMON_KEY }))).ARN!;
+  secretArn = (
+    await secrets.send(
+      new CreateSecretCommand({ Name: `dify-daemon-key-${crypto.randomUUID()}`, SecretString: DAEMON_KEY }),
+    )
+  ).ARN!;
 
   market = await FakeMarketplace.start();
-  venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
+  venv = buildSdkVenv({
+    uv: inject("uvPath"),
+    python: inject("pythonPath"),
+    requirements: join(ECHO_TOOL, "requirements.txt"),
+  });
   codeRoot = mkdtempSync(join(tmpdir(), "lambda-task-roots-"));
   fake = await FakeLambdaService.start({
     handlers: {
       [BUILDER]: buildCode,
-      [WORKER]: (event) => installWorker(event, lambdaContext(WORKER)).catch((err: unknown) => void workerFailures.push(err)),
+      [WORKER]: (event) =>
+        installWorker(event, lambdaContext(WORKER)).catch((err: unknown) => void workerFailures.push(err)),
     },
     // Every created function is Pending on the first GetFunction: the daemon must wait for Active.
     pendingPolls: 1,
@@ -197,15 +227,25 @@ beforeAll(async () => {
   delete process.env.SERVER_KEY;
 
   // Each handler in its own module graph and with its own environment, as each function on AWS.
-  const m = await lambdaFunction(() => Promise.all([import("../../functions/management.js"), import("../../src/daemon.js")]), {
-    PLUGIN_BUILDER_FUNCTION: BUILDER,
-    INSTALL_WORKER_FUNCTION: WORKER,
-  });
-  const d = await lambdaFunction(() => Promise.all([import("../../functions/dispatch.js"), import("../../src/daemon.js")]), {});
-  const w = await lambdaFunction(() => Promise.all([import("../../functions/install-worker.js"), import("../../src/daemon.js")]), {
-    PLUGIN_BUILDER_FUNCTION: BUILDER,
-  });
-  if (new Set([m.daemon, d.daemon, w.daemon]).size !== 3) throw new Error("the handler modules share a daemon: they would not be separate functions");
+  const m = await lambdaFunction(
+    () => Promise.all([import("../../functions/management.js"), import("../../src/daemon.js")]),
+    {
+      PLUGIN_BUILDER_FUNCTION: BUILDER,
+      INSTALL_WORKER_FUNCTION: WORKER,
+    },
+  );
+  const d = await lambdaFunction(
+    () => Promise.all([import("../../functions/dispatch.js"), import("../../src/daemon.js")]),
+    {},
+  );
+  const w = await lambdaFunction(
+    () => Promise.all([import("../../functions/install-worker.js"), import("../../src/daemon.js")]),
+    {
+      PLUGIN_BUILDER_FUNCTION: BUILDER,
+    },
+  );
+  if (new Set([m.daemon, d.daemon, w.daemon]).size !== 3)
+    throw new Error("the handler modules share a daemon: they would not be separate functions");
   management = m.handler as unknown as BufferedHandler;
   dispatch = d.handler as unknown as StreamingHandler;
   installWorker = w.handler as unknown as typeof installWorker;
@@ -226,7 +266,8 @@ afterAll(async () => {
     await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
   }
   if (dynamo && table) await dynamo.send(new DeleteTableCommand({ TableName: table }));
-  if (secrets && secretArn) await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true }));
+  if (secrets && secretArn)
+    await secrets.send(new DeleteSecretCommand({ SecretId: secretArn, ForceDeleteWithoutRecovery: true }));
   s3?.destroy();
   dynamo?.destroy();
   secrets?.destroy();
@@ -242,19 +283,33 @@ const withKey = (headers: RestRequest["headers"] = {}, key = DAEMON_KEY) => ({ "
 function lambdaEvent(request: RestRequest, api = DEPLOYED_API): APIGatewayProxyEvent {
   const event = restApiEvent(request, api);
   const bytes = Buffer.byteLength(JSON.stringify(event));
-  if (bytes > LAMBDA_MAX_REQUEST_BYTES) throw new Error(`Lambda refuses the event: ${bytes} bytes > ${LAMBDA_MAX_REQUEST_BYTES} (API Gateway answers 502)`);
+  if (bytes > LAMBDA_MAX_REQUEST_BYTES)
+    throw new Error(`Lambda refuses the event: ${bytes} bytes > ${LAMBDA_MAX_REQUEST_BYTES} (API Gateway answers 502)`);
   return event;
 }
 
-async function callManagement(request: RestRequest, api = DEPLOYED_API): Promise<{ status: number; envelope: Envelope; event: APIGatewayProxyEvent }> {
+async function callManagement(
+  request: RestRequest,
+  api = DEPLOYED_API,
+): Promise<{ status: number; envelope: Envelope; event: APIGatewayProxyEvent }> {
   const event = lambdaEvent(request, api);
   const result = await management(event, lambdaContext("dify-daemon-management"));
-  return { status: result.statusCode, envelope: JSON.parse(proxyResultBody(result).toString("utf8")) as Envelope, event };
+  return {
+    status: result.statusCode,
+    envelope: JSON.parse(proxyResultBody(result).toString("utf8")) as Envelope,
+    event,
+  };
 }
 
-const getJson = (path: string, query?: RestRequest["query"]) => callManagement({ method: "GET", path: `${M}${path}`, headers: withKey(), query });
+const getJson = (path: string, query?: RestRequest["query"]) =>
+  callManagement({ method: "GET", path: `${M}${path}`, headers: withKey(), query });
 const postJson = (path: string, body: unknown) =>
-  callManagement({ method: "POST", path: `${M}${path}`, headers: withKey({ "Content-Type": "application/json" }), body: JSON.stringify(body) });
+  callManagement({
+    method: "POST",
+    path: `${M}${path}`,
+    headers: withKey({ "Content-Type": "application/json" }),
+    body: JSON.stringify(body),
+  });
 
 async function callDispatch(request: RestRequest): Promise<StreamedAnswer> {
   const { stream, answer } = streamingResponse();
@@ -326,10 +381,18 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
   let installationId: string;
 
   it("answers a wrong daemon key with the 401 envelope, on buffered and streaming handlers alike", async () => {
-    const wrong = await callManagement({ method: "GET", path: `${M}/list`, headers: withKey({}, "not-the-key"), query: { page: "1", page_size: "10" } });
+    const wrong = await callManagement({
+      method: "GET",
+      path: `${M}/list`,
+      headers: withKey({}, "not-the-key"),
+      query: { page: "1", page_size: "10" },
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.envelope).toMatchObject({ code: -401, data: null });
-    expect(JSON.parse(wrong.envelope.message)).toMatchObject({ error_type: "PluginDaemonUnauthorizedError", message: "unauthorized" });
+    expect(JSON.parse(wrong.envelope.message)).toMatchObject({
+      error_type: "PluginDaemonUnauthorizedError",
+      message: "unauthorized",
+    });
 
     const missing = await callManagement({ method: "GET", path: `${M}/list`, query: { page: "1", page_size: "10" } });
     expect(missing.status).toBe(401);
@@ -358,12 +421,18 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     expect(upload.envelope.code).toBe(0);
     uid = upload.envelope.data.unique_identifier;
     expect(uid).toMatch(/^fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/);
-    expect(upload.envelope.data.manifest).toMatchObject({ name: "echo-tool", author: "fixtures", resource: { memory: 134_217_728 } });
+    expect(upload.envelope.data.manifest).toMatchObject({
+      name: "echo-tool",
+      author: "fixtures",
+      resource: { memory: 134_217_728 },
+    });
 
     // Stored where every function finds it: the package in S3, its record in DynamoDB.
     const object = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: packageBlobKey(uid) }));
     expect(object.ContentLength).toBe(pkg.byteLength);
-    const record = await documents.send(new GetCommand({ TableName: table, Key: keys.package(uid), ConsistentRead: true }));
+    const record = await documents.send(
+      new GetCommand({ TableName: table, Key: keys.package(uid), ConsistentRead: true }),
+    );
     expect(record.Item).toBeDefined();
   });
 
@@ -380,12 +449,19 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       expect(decoded.event.isBase64Encoded).toBe(api !== DEPLOYED_API);
       expect(decoded.event.body).not.toBeNull();
       expect(decoded.status).toBe(200);
-      expect(decoded.envelope).toMatchObject({ code: 0, data: { unique_identifier: uid, manifest: { name: "echo-tool", verified: false } } });
+      expect(decoded.envelope).toMatchObject({
+        code: 0,
+        data: { unique_identifier: uid, manifest: { name: "echo-tool", verified: false } },
+      });
     }
   });
 
   it("installs through the install-worker function, which creates one plugin function configured from the manifest", async () => {
-    const started = await postJson("/install/identifiers", { plugin_unique_identifiers: [uid], source: "package", metas: [{}] });
+    const started = await postJson("/install/identifiers", {
+      plugin_unique_identifiers: [uid],
+      source: "package",
+      metas: [{}],
+    });
     expect(started.envelope).toMatchObject({ code: 0, data: { all_installed: false } });
     const taskId = started.envelope.data.task_id as string;
     expect(taskId).toBeTruthy();
@@ -408,7 +484,12 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
 
     // The builder got the package from the bucket and wrote the code zip there.
     expect(builds).toHaveLength(1);
-    expect(builds[0]).toMatchObject({ bucket, package_key: packageBlobKey(uid), arch: "arm64", python_version: "3.12" });
+    expect(builds[0]).toMatchObject({
+      bucket,
+      package_key: packageBlobKey(uid),
+      arch: "arm64",
+      python_version: "3.12",
+    });
     const codeKey = builds[0]!.output_key!;
     await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: codeKey }));
 
@@ -440,11 +521,19 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     expect(list.envelope.code).toBe(0);
     expect(list.envelope.data.total).toBe(1);
     const entry = list.envelope.data.list[0];
-    expect(entry).toMatchObject({ plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid, runtime_type: "serverless", tenant_id: TENANT, source: "package" });
+    expect(entry).toMatchObject({
+      plugin_id: "fixtures/echo-tool",
+      plugin_unique_identifier: uid,
+      runtime_type: "serverless",
+      tenant_id: TENANT,
+      source: "package",
+    });
     installationId = entry.installation_id;
 
     const tools = await getJson("/tools", { page: "1", page_size: "256" });
-    expect(tools.envelope.data).toEqual([expect.objectContaining({ provider: "echo", plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid })]);
+    expect(tools.envelope.data).toEqual([
+      expect.objectContaining({ provider: "echo", plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid }),
+    ]);
 
     const items = await installationItems();
     expect(items).toHaveLength(1);
@@ -455,7 +544,9 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       gsi1sk: "INSTALLATION",
       data: { id: installationId, plugin_unique_identifier: uid, runtime_type: "serverless" },
     });
-    const runtime = await documents.send(new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }));
+    const runtime = await documents.send(
+      new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }),
+    );
     expect(runtime.Item?.data).toMatchObject({ function_name: pluginFunctionName(PREFIX, uid), memory_mib: 1024 });
   });
 
@@ -466,7 +557,13 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
       body: JSON.stringify({
         user_id: "u1",
-        data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "hello through API Gateway" } },
+        data: {
+          provider: "echo",
+          tool: "echo",
+          credentials: {},
+          credential_type: "api-key",
+          tool_parameters: { text: "hello through API Gateway" },
+        },
       }),
     });
     expect(answer.statusCode).toBe(200);
@@ -475,24 +572,40 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     // Written to the response stream piece by piece as the plugin produced them, not buffered into one.
     expect(answer.chunks.length).toBeGreaterThan(1);
     const envelopes = events(answer);
-    expect(envelopes.every((e) => e.code === 0), answer.body.toString("utf8")).toBe(true);
+    expect(
+      envelopes.every((e) => e.code === 0),
+      answer.body.toString("utf8"),
+    ).toBe(true);
     const messages = envelopes.map((e) => e.data);
-    expect(messages).toContainEqual(expect.objectContaining({ type: "text", message: { text: "hello through API Gateway" } }));
-    expect(messages).toContainEqual(expect.objectContaining({ type: "json", message: expect.objectContaining({ json_object: { echo: "hello through API Gateway" } }) }));
+    expect(messages).toContainEqual(
+      expect.objectContaining({ type: "text", message: { text: "hello through API Gateway" } }),
+    );
+    expect(messages).toContainEqual(
+      expect.objectContaining({
+        type: "json",
+        message: expect.objectContaining({ json_object: { echo: "hello through API Gateway" } }),
+      }),
+    );
 
     // One streamed invocation of the plugin's function, carrying a callback signed with the key from Secrets Manager.
     const sessions = fake.callsOf("InvokeWithResponseStream");
     expect(sessions.map((c) => c.functionName)).toEqual([pluginFunctionName(PREFIX, uid)]);
     const payload = sessions[0]!.body as { request: { session_id: string }; callback: { url: string; token: string } };
     expect(payload.callback.url).toBe(PUBLIC_URL);
-    expect(verifySessionCallbackToken(payload.callback.token, payload.request.session_id, TENANT, DAEMON_KEY)).toBe(true);
+    expect(verifySessionCallbackToken(payload.callback.token, payload.request.session_id, TENANT, DAEMON_KEY)).toBe(
+      true,
+    );
 
     // The warm environment serves the v2 route (plugin by unique identifier) too.
     const v2 = await callDispatch({
       method: "POST",
       path: "/v2/invoke/dispatch/tool/invoke",
       headers: withKey({ "Content-Type": "application/json", "X-Plugin-Unique-Identifier": uid }),
-      body: JSON.stringify({ tenant_id: TENANT, user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 3 } } }),
+      body: JSON.stringify({
+        tenant_id: TENANT,
+        user_id: "u1",
+        data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 3 } },
+      }),
     });
     expect(events(v2).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
     expect(pool.running.size).toBe(1);
@@ -504,7 +617,15 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       method: "POST",
       path: `/plugin/${TENANT}/dispatch/tool/invoke`,
       headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
-      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 3, delay_ms: 1200 } } }),
+      body: JSON.stringify({
+        user_id: "u1",
+        data: {
+          provider: "echo",
+          tool: "stream_chunks",
+          credentials: {},
+          tool_parameters: { count: 3, delay_ms: 1200 },
+        },
+      }),
     });
     expect(events(answer).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1", "chunk-2"]);
     const keepAlives = answer.chunks.filter((c) => c.bytes.toString() === "\n");
@@ -522,14 +643,21 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       method: "POST",
       path: `/plugin/${TENANT}/dispatch/tool/invoke`,
       headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
-      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 2, padding } } }),
+      body: JSON.stringify({
+        user_id: "u1",
+        data: { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 2, padding } },
+      }),
     };
     expect(lambdaEvent(request).isBase64Encoded).toBe(false);
-    expect(() => lambdaEvent(request, { ...DAEMON_API, binaryMediaTypes: ["*/*"] })).toThrow(/Lambda refuses the event/);
+    expect(() => lambdaEvent(request, { ...DAEMON_API, binaryMediaTypes: ["*/*"] })).toThrow(
+      /Lambda refuses the event/,
+    );
     const answer = await callDispatch(request);
     expect(events(answer).map((e) => e.data.message.text)).toEqual(["chunk-0", "chunk-1"]);
     // The plugin function got the whole parameter: its invocation payload stayed under 6 MB too.
-    const payload = fake.callsOf("InvokeWithResponseStream").at(-1)!.body as { request: { data: { tool_parameters: { padding: string } } } };
+    const payload = fake.callsOf("InvokeWithResponseStream").at(-1)!.body as {
+      request: { data: { tool_parameters: { padding: string } } };
+    };
     expect(payload.request.data.tool_parameters.padding).toHaveLength(padding.length);
   });
 
@@ -538,7 +666,10 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     const pkg = await echoToolPackage("0.0.2", "market-tool");
     const marketUid = await market.publish(pkg);
     const fetched = await getJson("/fetch/manifest", { plugin_unique_identifier: marketUid });
-    expect(fetched.envelope, JSON.stringify(fetched.envelope)).toMatchObject({ code: 0, data: { name: "market-tool", version: "0.0.2" } });
+    expect(fetched.envelope, JSON.stringify(fetched.envelope)).toMatchObject({
+      code: 0,
+      data: { name: "market-tool", version: "0.0.2" },
+    });
     const object = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: packageBlobKey(marketUid) }));
     expect(object.ContentLength).toBe(pkg.byteLength);
     // What Dify calls next works on the stored package.
@@ -551,7 +682,9 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     expect(decoded.envelope).toMatchObject({ code: 0, data: { unique_identifier: marketUid } });
 
     // Neither stored nor on the marketplace: the same "not found" as before, so Dify's fallback still runs.
-    const unknown = await getJson("/fetch/manifest", { plugin_unique_identifier: syntheticIdentifier("fixtures/nowhere", "1.0.0") });
+    const unknown = await getJson("/fetch/manifest", {
+      plugin_unique_identifier: syntheticIdentifier("fixtures/nowhere", "1.0.0"),
+    });
     expect(unknown.envelope.code).not.toBe(0);
     expect(unknown.envelope.message).toMatch(/plugin not found/);
   });
@@ -563,7 +696,9 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     expect(fake.callsOf("DeleteFunction").map((c) => c.functionName)).toEqual([pluginFunctionName(PREFIX, uid)]);
     expect(pluginFunctions()).toEqual([]);
     expect(await installationItems()).toEqual([]);
-    const runtime = await documents.send(new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }));
+    const runtime = await documents.send(
+      new GetCommand({ TableName: table, Key: runtimeRecordKey(uid), ConsistentRead: true }),
+    );
     expect(runtime.Item).toBeUndefined();
 
     const list = await getJson("/list", { page: "1", page_size: "256" });
@@ -572,7 +707,10 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
       method: "POST",
       path: `/plugin/${TENANT}/dispatch/tool/invoke`,
       headers: withKey({ "Content-Type": "application/json", "X-Plugin-ID": "fixtures/echo-tool" }),
-      body: JSON.stringify({ user_id: "u1", data: { provider: "echo", tool: "echo", credentials: {}, tool_parameters: { text: "x" } } }),
+      body: JSON.stringify({
+        user_id: "u1",
+        data: { provider: "echo", tool: "echo", credentials: {}, tool_parameters: { text: "x" } },
+      }),
     });
     expect(after.statusCode).toBe(404);
     expect(JSON.parse(after.body.toString("utf8"))).toMatchObject({ code: -404 });

@@ -12,19 +12,19 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "vitest";
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { pluginDirectory } from "../../src/adapters/local/plugin-environment.js";
+import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
 import { parsePluginLine, toSessionOutput } from "../../src/domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../src/domain/session-token.js";
-import type { PluginRuntime, SessionOutput } from "../../src/ports/plugin-runtime.js";
-import { Dispatcher } from "../../src/services/dispatcher.js";
 import { serve } from "../../src/http/pipeline.js";
 import { Router } from "../../src/http/router.js";
+import type { PluginRuntime, SessionOutput } from "../../src/ports/plugin-runtime.js";
 import { backwardsInvocationRoutes } from "../../src/routes/backwards-invocation.js";
+import { Dispatcher } from "../../src/services/dispatcher.js";
 import { registeringSessions } from "../../src/services/session-registry.js";
-import { PluginSessions, type PluginSession } from "../../src/stores/plugin-sessions.js";
-import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
-import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
+import { type PluginSession, PluginSessions } from "../../src/stores/plugin-sessions.js";
 import { FakeDifyInnerApi, llmChunks } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
+import { LAYER_BOOTSTRAP } from "../support/lambda-sandboxes.js";
 import { installPackage, readEvents, startTestDaemon, TEST_KEY, type TestDaemon } from "../support/local-daemon.js";
 
 const T = "22222222-aaaa-bbbb-cccc-333333333333";
@@ -34,7 +34,12 @@ const PROVIDER = "fixtures/fake-models/fake";
 /** What the fixture sends as an image to multimodal models (base64). */
 const IMAGE = Buffer.from("\x89PNG not really an image", "latin1").toString("base64");
 /** The same plugin packaged under another name with one permission family switched off. */
-const WITHOUT = { "no-model-tool": "model", "no-tool-tool": "tool", "no-app-tool": "app", "no-node-tool": "node" } as const;
+const WITHOUT = {
+  "no-model-tool": "model",
+  "no-tool-tool": "tool",
+  "no-app-tool": "app",
+  "no-node-tool": "node",
+} as const;
 let d: TestDaemon;
 let inner: FakeDifyInnerApi;
 let uid: string;
@@ -42,7 +47,9 @@ let uid: string;
 const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
 
 function manifestWithout(name: string, family: string): string {
-  const manifest = parseYaml(readFileSync(new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url), "utf8"));
+  const manifest = parseYaml(
+    readFileSync(new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url), "utf8"),
+  );
   expect(manifest.resource.permission[family]).toBeDefined();
   delete manifest.resource.permission[family];
   return stringifyYaml({ ...manifest, name });
@@ -72,7 +79,10 @@ function callTool(tool: string, params: Record<string, unknown>, pluginId = PLUG
     .call(`/plugin/${T}/dispatch/tool/invoke`, {
       method: "POST",
       headers: { "x-plugin-id": pluginId },
-      json: { user_id: "u1", data: { provider: "backwards", tool, credentials: {}, credential_type: "api-key", tool_parameters: params } },
+      json: {
+        user_id: "u1",
+        data: { provider: "backwards", tool, credentials: {}, credential_type: "api-key", tool_parameters: params },
+      },
     })
     .then(readEvents);
 }
@@ -105,7 +115,11 @@ async function lambdaSession(accessType = "tool") {
 
 /** One invoke message posted to /backwards-invocation/transaction as the SDK's HTTP mode does. */
 function transact(sessionId: string, token: string, type: string, request: Record<string, unknown>) {
-  const event = { event: "session", session_id: sessionId, data: { type: "invoke", data: { type, backwards_request_id: "r1", request } } };
+  const event = {
+    event: "session",
+    session_id: sessionId,
+    data: { type: "invoke", data: { type, backwards_request_id: "r1", request } },
+  };
   return fetch(`${d.url}/backwards-invocation/transaction`, {
     method: "POST",
     headers: { "Dify-Plugin-Session-ID": sessionId, "X-Dify-Plugin-Callback-Token": token },
@@ -117,12 +131,23 @@ const lines = async (res: Response) =>
   (await res.text())
     .split("\n")
     .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as { session_id: string; event: string; conversation_id: string | null; data: { backwards_request_id: string; event: string; message: string; data: any } });
+    .map(
+      (l) =>
+        JSON.parse(l) as {
+          session_id: string;
+          event: string;
+          conversation_id: string | null;
+          data: { backwards_request_id: string; event: string; message: string; data: any };
+        },
+    );
 
 describe("storage kept by the daemon", () => {
   it("round-trips set, exist, get and delete", async () => {
     const events = await callTool("storage_roundtrip", { key: "greeting", value: "héllo" });
-    expect(messages(events)).toEqual([{ text: "héllo" }, { json_object: { key: "greeting", existed: true, value: "héllo", exists_after_delete: false } }]);
+    expect(messages(events)).toEqual([
+      { text: "héllo" },
+      { json_object: { key: "greeting", existed: true, value: "héllo", exists_after_delete: false } },
+    ]);
     expect(await d.daemon.pluginStorage.usage(T, PLUGIN)).toBe(0);
     expect(inner.requests).toHaveLength(0);
   });
@@ -144,7 +169,11 @@ describe("storage kept by the daemon", () => {
 
 describe("calls relayed to Dify's inner API", () => {
   it("streams an LLM answer (length-prefixed framing) with tenant, user and type added", async () => {
-    const events = await callTool("call_llm", { prompt: "one two three", provider: "langgenius/openai/openai", model: "gpt-x" });
+    const events = await callTool("call_llm", {
+      prompt: "one two three",
+      provider: "langgenius/openai/openai",
+      model: "gpt-x",
+    });
     expect(messages(events)).toEqual([{ text: "one two three" }]);
     const [call] = inner.requestsTo("invoke/llm");
     expect(call?.headers["x-inner-api-key"]).toBe(inner.key);
@@ -191,7 +220,9 @@ describe("calls relayed to Dify's inner API", () => {
     await inner.stop();
     try {
       const events = await callTool("call_llm", { prompt: "hi" });
-      expect(pluginError(events)).toMatch(/invoke llm model failed: Dify inner API is unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/);
+      expect(pluginError(events)).toMatch(
+        /invoke llm model failed: Dify inner API is unreachable at http:\/\/127\.0\.0\.1:\d+: ECONNREFUSED/,
+      );
     } finally {
       await inner.start(port);
     }
@@ -241,7 +272,14 @@ const relayed: RelayedCase[] = [
     params: { prompt: "one two", provider: PROVIDER, model: "fake-chat" },
     path: "invoke/llm",
     streamed: true,
-    body: { provider: PROVIDER, model: "fake-chat", model_type: "llm", mode: "chat", prompt_messages: [{ role: "user", content: "one two" }], stream: true },
+    body: {
+      provider: PROVIDER,
+      model: "fake-chat",
+      model_type: "llm",
+      mode: "chat",
+      prompt_messages: [{ role: "user", content: "one two" }],
+      stream: true,
+    },
     result: [{ text: "one two" }],
   },
   {
@@ -274,8 +312,24 @@ const relayed: RelayedCase[] = [
     params: { kind: "text_embedding", text: "a|bb|ccc" },
     path: "invoke/text-embedding",
     streamed: false,
-    body: { provider: PROVIDER, model: "fake-embedding", model_type: "text-embedding", texts: ["a", "bb", "ccc"], input_type: "document" },
-    result: [json({ model: "fake-embedding", embeddings: [[1, 0], [2, 1], [3, 2]], tokens: 6 })],
+    body: {
+      provider: PROVIDER,
+      model: "fake-embedding",
+      model_type: "text-embedding",
+      texts: ["a", "bb", "ccc"],
+      input_type: "document",
+    },
+    result: [
+      json({
+        model: "fake-embedding",
+        embeddings: [
+          [1, 0],
+          [2, 1],
+          [3, 2],
+        ],
+        tokens: 6,
+      }),
+    ],
   },
   {
     type: "multimodal_embedding",
@@ -293,7 +347,16 @@ const relayed: RelayedCase[] = [
       ],
       input_type: "query",
     },
-    result: [json({ model: "fake-multimodal-embedding", embeddings: [[5, 0], [IMAGE.length, 1]], tokens: 2 })],
+    result: [
+      json({
+        model: "fake-multimodal-embedding",
+        embeddings: [
+          [5, 0],
+          [IMAGE.length, 1],
+        ],
+        tokens: 2,
+      }),
+    ],
   },
   {
     type: "rerank",
@@ -301,7 +364,15 @@ const relayed: RelayedCase[] = [
     params: { kind: "rerank", text: "cats purr|dogs bark|dog food" },
     path: "invoke/rerank",
     streamed: false,
-    body: { provider: PROVIDER, model: "fake-rerank", model_type: "rerank", query: "dogs", docs: ["cats purr", "dogs bark", "dog food"], score_threshold: 0.1, top_n: 2 },
+    body: {
+      provider: PROVIDER,
+      model: "fake-rerank",
+      model_type: "rerank",
+      query: "dogs",
+      docs: ["cats purr", "dogs bark", "dog food"],
+      score_threshold: 0.1,
+      top_n: 2,
+    },
     result: [
       json({
         model: "fake-rerank",
@@ -337,7 +408,13 @@ const relayed: RelayedCase[] = [
     params: { kind: "tts", text: "hello plugin world" },
     path: "invoke/tts",
     streamed: true,
-    body: { provider: PROVIDER, model: "fake-tts", model_type: "tts", voice: "alloy", content_text: "hello plugin world" },
+    body: {
+      provider: PROVIDER,
+      model: "fake-tts",
+      model_type: "tts",
+      voice: "alloy",
+      content_text: "hello plugin world",
+    },
     result: [json({ chunks: 3, audio: "hello plugin world" })],
   },
   {
@@ -346,7 +423,12 @@ const relayed: RelayedCase[] = [
     params: { kind: "speech2text", text: "ping" },
     path: "invoke/speech2text",
     streamed: false,
-    body: { provider: PROVIDER, model: "fake-whisper", model_type: "speech2text", file: Buffer.from("ping").toString("hex") },
+    body: {
+      provider: PROVIDER,
+      model: "fake-whisper",
+      model_type: "speech2text",
+      file: Buffer.from("ping").toString("hex"),
+    },
     result: [json({ transcript: "heard: ping" })],
   },
   {
@@ -364,8 +446,17 @@ const relayed: RelayedCase[] = [
     params: { mode: "chat", app_id: "chat-app", text: "hi there" },
     path: "invoke/app",
     streamed: true,
-    body: { app_id: "chat-app", query: "hi there", inputs: { tone: "dry" }, response_mode: "streaming", conversation_id: "conv-1", user: null },
-    result: [json({ events: ["message", "message", "message", "message", "message_end"], answer: "You said: hi there" })],
+    body: {
+      app_id: "chat-app",
+      query: "hi there",
+      inputs: { tone: "dry" },
+      response_mode: "streaming",
+      conversation_id: "conv-1",
+      user: null,
+    },
+    result: [
+      json({ events: ["message", "message", "message", "message", "message_end"], answer: "You said: hi there" }),
+    ],
   },
   {
     type: "app",
@@ -376,7 +467,16 @@ const relayed: RelayedCase[] = [
     body: { app_id: "completion-app", inputs: { text: "draft" }, response_mode: "blocking", user: null },
     result: [
       json({
-        result: { event: "message", task_id: "t2", id: "m2", message_id: "m2", mode: "completion", answer: "Completed: draft", metadata: {}, created_at: 1_700_000_000 },
+        result: {
+          event: "message",
+          task_id: "t2",
+          id: "m2",
+          message_id: "m2",
+          mode: "completion",
+          answer: "Completed: draft",
+          metadata: {},
+          created_at: 1_700_000_000,
+        },
       }),
     ],
   },
@@ -429,7 +529,13 @@ const relayed: RelayedCase[] = [
       query: "will it rain? weather please",
       instruction: "",
     },
-    result: [json({ inputs: { query: "will it rain? weather please" }, process_data: { model_mode: "chat" }, outputs: { class_name: "weather", class_id: "c1" } })],
+    result: [
+      json({
+        inputs: { query: "will it rain? weather please" },
+        process_data: { model_mode: "chat" },
+        outputs: { class_name: "weather", class_id: "c1" },
+      }),
+    ],
   },
   {
     type: "upload_file",
@@ -500,31 +606,62 @@ describe("every invocation type the SDK makes, relayed to Dify's inner API", () 
     await callTool("upload_file", { text: "file body", filename: "report.csv", mimetype: "text/csv" });
     expect(inner.uploads).toHaveLength(1);
     const [upload] = inner.uploads;
-    expect(upload).toMatchObject({ filename: "report.csv", mimetype: "text/csv", query: { tenant_id: T, user_id: "u1" } });
+    expect(upload).toMatchObject({
+      filename: "report.csv",
+      mimetype: "text/csv",
+      query: { tenant_id: T, user_id: "u1" },
+    });
     expect(upload!.content.toString()).toBe("file body");
   });
 });
 
 const refused = [
   { family: "model", plugin: "no-model-tool", tool: "call_llm", params: { prompt: "hi" }, access: "llm" },
-  { family: "model", plugin: "no-model-tool", tool: "call_model", params: { kind: "text_embedding", text: "a" }, access: "text-embedding" },
+  {
+    family: "model",
+    plugin: "no-model-tool",
+    tool: "call_model",
+    params: { kind: "text_embedding", text: "a" },
+    access: "text-embedding",
+  },
   { family: "tool", plugin: "no-tool-tool", tool: "call_tool", params: { text: "hi" }, access: "tool" },
-  { family: "app", plugin: "no-app-tool", tool: "call_app", params: { mode: "chat", app_id: "chat-app", text: "hi" }, access: "app" },
-  { family: "node", plugin: "no-node-tool", tool: "call_node", params: { kind: "question_classifier", text: "hi" }, access: "node" },
+  {
+    family: "app",
+    plugin: "no-app-tool",
+    tool: "call_app",
+    params: { mode: "chat", app_id: "chat-app", text: "hi" },
+    access: "app",
+  },
+  {
+    family: "node",
+    plugin: "no-node-tool",
+    tool: "call_node",
+    params: { kind: "question_classifier", text: "hi" },
+    access: "node",
+  },
 ];
 
 describe("permissions the manifest switches off", () => {
-  it.each(refused)("without $family: $tool is refused with upstream's message for $access", async ({ plugin, tool, params, access }) => {
-    const events = await callTool(tool, params, `fixtures/${plugin}`);
-    expect(pluginError(events)).toContain(`permission denied, you need to enable ${access} access in plugin manifest`);
-    expect(inner.requests).toHaveLength(0);
-  });
+  it.each(refused)(
+    "without $family: $tool is refused with upstream's message for $access",
+    async ({ plugin, tool, params, access }) => {
+      const events = await callTool(tool, params, `fixtures/${plugin}`);
+      expect(pluginError(events)).toContain(
+        `permission denied, you need to enable ${access} access in plugin manifest`,
+      );
+      expect(inner.requests).toHaveLength(0);
+    },
+  );
 });
 
 describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
   it("serves storage for a registered session and frames events as upstream", async () => {
     const { sessionId, token } = await lambdaSession();
-    const res = await transact(sessionId, token, "storage", { opt: "set", key: "cb", value: Buffer.from("via lambda").toString("hex") });
+    const res = await transact(sessionId, token, "storage", {
+      opt: "set",
+      key: "cb",
+      value: Buffer.from("via lambda").toString("hex"),
+    });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toBe("text/event-stream");
     const events = await lines(res);
@@ -532,16 +669,32 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
       ["backwards_response", "response", "struct", { data: "ok" }],
       ["backwards_response", "end", "", null],
     ]);
-    expect(events[0]).toMatchObject({ session_id: sessionId, conversation_id: "c1", data: { backwards_request_id: "r1" } });
+    expect(events[0]).toMatchObject({
+      session_id: sessionId,
+      conversation_id: "c1",
+      data: { backwards_request_id: "r1" },
+    });
     const got = await lines(await transact(sessionId, token, "storage", { opt: "get", key: "cb" }));
     expect(Buffer.from(got[0]!.data.data.data, "hex").toString()).toBe("via lambda");
   });
 
   it("relays a streamed LLM answer event by event", async () => {
     const { sessionId, token } = await lambdaSession();
-    const events = await lines(await transact(sessionId, token, "llm", { provider: "p", model: "m", mode: "chat", prompt_messages: [{ role: "user", content: "x y" }] }));
+    const events = await lines(
+      await transact(sessionId, token, "llm", {
+        provider: "p",
+        model: "m",
+        mode: "chat",
+        prompt_messages: [{ role: "user", content: "x y" }],
+      }),
+    );
     expect(events.map((e) => e.data.message)).toEqual(["stream", "stream", ""]);
-    expect(events.slice(0, 2).map((e) => e.data.data.delta.message.content).join("")).toBe("x y");
+    expect(
+      events
+        .slice(0, 2)
+        .map((e) => e.data.data.delta.message.content)
+        .join(""),
+    ).toBe("x y");
     expect(inner.requestsTo("invoke/llm")[0]?.body).toMatchObject({ tenant_id: T, user_id: "u9", type: "llm" });
   });
 
@@ -550,27 +703,52 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
     const tampered = `${token.slice(0, -2)}${token.endsWith("AA") ? "BB" : "AA"}`;
     const res = await transact(sessionId, tampered, "storage", { opt: "set", key: "forged", value: "00" });
     expect(res.status).toBe(401);
-    expect(await res.json()).toMatchObject({ backwards_request_id: "r1", event: "error", data: { error_type: "Unauthorized" } });
+    expect(await res.json()).toMatchObject({
+      backwards_request_id: "r1",
+      event: "error",
+      data: { error_type: "Unauthorized" },
+    });
     const other = await lambdaSession();
-    expect((await transact(sessionId, other.token, "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(401);
+    expect((await transact(sessionId, other.token, "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(
+      401,
+    );
     expect((await transact(sessionId, "", "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(401);
     expect(await d.daemon.pluginStorage.exists(T, PLUGIN, "forged")).toBe(false);
   });
 
   it("answers an unknown session like upstream (SessionNotFound)", async () => {
     const sessionId = crypto.randomUUID();
-    const res = await transact(sessionId, sessionCallbackToken(sessionId, T, TEST_KEY), "storage", { opt: "exist", key: "k" });
+    const res = await transact(sessionId, sessionCallbackToken(sessionId, T, TEST_KEY), "storage", {
+      opt: "exist",
+      key: "k",
+    });
     expect(res.status).toBe(400);
-    expect(await res.json()).toMatchObject({ event: "error", message: "failed to get session info from cache", data: { error_type: "SessionNotFound", session_id: sessionId } });
+    expect(await res.json()).toMatchObject({
+      event: "error",
+      message: "failed to get session info from cache",
+      data: { error_type: "SessionNotFound", session_id: sessionId },
+    });
   });
 
   it("sends blank-line heartbeats while Dify is slow to answer", async () => {
     const { sessionId, token } = await lambdaSession();
     inner.on("invoke/llm", (body) => ({ chunks: llmChunks(body), delayMs: 350 }));
     const router = new Router(
-      backwardsInvocationRoutes({ sessions: d.daemon.pluginSessions, backwards: d.daemon.backwards, callbackSecret: async () => TEST_KEY, heartbeatMs: 100 }),
+      backwardsInvocationRoutes({
+        sessions: d.daemon.pluginSessions,
+        backwards: d.daemon.backwards,
+        callbackSecret: async () => TEST_KEY,
+        heartbeatMs: 100,
+      }),
     );
-    const event = { event: "session", session_id: sessionId, data: { type: "invoke", data: { type: "llm", backwards_request_id: "r2", request: { prompt_messages: [{ content: "p q" }] } } } };
+    const event = {
+      event: "session",
+      session_id: sessionId,
+      data: {
+        type: "invoke",
+        data: { type: "llm", backwards_request_id: "r2", request: { prompt_messages: [{ content: "p q" }] } },
+      },
+    };
     const res = await serve(
       router,
       {
@@ -633,7 +811,10 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
       const callback = { url: d.url, token: sessionCallbackToken(request.session_id, options.tenantId, TEST_KEY) };
       const payload = new TextEncoder().encode(JSON.stringify({ request, callback, timeout_seconds: 60 }));
       let buffered = "";
-      for await (const part of sandbox.api.invoke(payload, { timeoutMs: 60_000, functionArn: "arn:aws:lambda:us-east-1:000000000000:function:test" })) {
+      for await (const part of sandbox.api.invoke(payload, {
+        timeoutMs: 60_000,
+        functionArn: "arn:aws:lambda:us-east-1:000000000000:function:test",
+      })) {
         if (part.kind === "error") throw new Error(`${part.errorType}: ${part.errorMessage}`);
         buffered += Buffer.from(part.bytes).toString("utf8");
         const lines = buffered.split("\n");
@@ -657,7 +838,11 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
   }
 
   const run = (tool: string, params: Record<string, unknown>) =>
-    new Dispatcher(registeringSessions(lambdaLike, new RecordingSessions(d.daemon.items)), 60, d.daemon.backwards.factory).stream({
+    new Dispatcher(
+      registeringSessions(lambdaLike, new RecordingSessions(d.daemon.items)),
+      60,
+      d.daemon.backwards.factory,
+    ).stream({
       tenantId: T,
       uniqueIdentifier: uid,
       action: { type: "tool", action: "invoke_tool" },
@@ -667,7 +852,10 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
   const collect = async (chunks: AsyncIterable<string>) => {
     let text = "";
     for await (const c of chunks) text += c;
-    return text.split("\n").filter((l) => l.startsWith("data: ")).map((l) => JSON.parse(l.slice(6)) as { code: number; message: string; data: unknown });
+    return text
+      .split("\n")
+      .filter((l) => l.startsWith("data: "))
+      .map((l) => JSON.parse(l.slice(6)) as { code: number; message: string; data: unknown });
   };
 
   it("serves storage through /backwards-invocation/transaction", async () => {
@@ -678,11 +866,15 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
     ]);
   }, 120_000);
 
-  it.each(rows)("$type via $via, the SDK calling back over HTTP", async ({ type, tool, params, path, body, result }) => {
-    const events = await collect(run(tool, params));
-    expect(messages(events), JSON.stringify(events)).toEqual(result);
-    expect(inner.requestsTo(path)[0]?.body).toMatchObject({ ...body, tenant_id: T, user_id: "u-lambda", type });
-  }, 120_000);
+  it.each(rows)(
+    "$type via $via, the SDK calling back over HTTP",
+    async ({ type, tool, params, path, body, result }) => {
+      const events = await collect(run(tool, params));
+      expect(messages(events), JSON.stringify(events)).toEqual(result);
+      expect(inner.requestsTo(path)[0]?.body).toMatchObject({ ...body, tenant_id: T, user_id: "u-lambda", type });
+    },
+    120_000,
+  );
 
   it("relays a streamed LLM answer to the plugin and forgets the session afterwards", async () => {
     const events = await collect(run("call_llm", { prompt: "over the bridge" }));
@@ -690,7 +882,13 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
     const [call] = inner.requestsTo("invoke/llm");
     expect(call?.body).toMatchObject({ tenant_id: T, user_id: "u-lambda", type: "llm" });
     const session = registered.at(-1)!;
-    expect(session).toMatchObject({ tenant_id: T, user_id: "u-lambda", plugin_unique_identifier: uid, access_type: "tool", access_action: "invoke_tool" });
+    expect(session).toMatchObject({
+      tenant_id: T,
+      user_id: "u-lambda",
+      plugin_unique_identifier: uid,
+      access_type: "tool",
+      access_action: "invoke_tool",
+    });
     expect(await d.daemon.pluginSessions.get(session.session_id)).toBeUndefined();
   }, 120_000);
 });

@@ -31,7 +31,18 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<Run> {
     execFile(
       process.execPath,
       ["--import", "tsx", join(root, "src/cli/main.ts"), ...args],
-      { cwd: root, env: { ...process.env, PLUGIN_DAEMON_URL: d.url, PLUGIN_DAEMON_KEY: TEST_KEY, DIFY_TENANT_ID: T, DATA_DIR: d.dataDir, ...env }, timeout: 240_000 },
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          PLUGIN_DAEMON_URL: d.url,
+          PLUGIN_DAEMON_KEY: TEST_KEY,
+          DIFY_TENANT_ID: T,
+          DATA_DIR: d.dataDir,
+          ...env,
+        },
+        timeout: 240_000,
+      },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });
@@ -51,7 +62,10 @@ beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "cli-test-"));
   echoPackage = join(work, "echo-tool.difypkg");
   // The echo tool, saying hello on stderr as it starts (what `logs` shows).
-  const main = readFileSync(join(root, "test/fixtures/plugins/echo-tool/main.py"), "utf8").replace("plugin.run()", 'print("echo-tool says hello on stderr", file=sys.stderr, flush=True)\n    plugin.run()');
+  const main = readFileSync(join(root, "test/fixtures/plugins/echo-tool/main.py"), "utf8").replace(
+    "plugin.run()",
+    'print("echo-tool says hello on stderr", file=sys.stderr, flush=True)\n    plugin.run()',
+  );
   writeFileSync(echoPackage, await packFixture("echo-tool", { files: { "main.py": `import sys\n${main}` } }));
 }, 600_000);
 afterAll(async () => {
@@ -63,7 +77,8 @@ describe("dify-plugin-daemon-aws CLI", () => {
   it("lists its commands in --help", async () => {
     const run = await cli(["--help"]);
     expect(run.code).toBe(0);
-    for (const command of ["plugins", "tasks", "logs", "upgrade-check", "verify", "smoke", "migrate"]) expect(run.stdout).toContain(command);
+    for (const command of ["plugins", "tasks", "logs", "upgrade-check", "verify", "smoke", "migrate"])
+      expect(run.stdout).toContain(command);
     const plugins = await cli(["plugins", "--help"]);
     for (const command of ["list", "install", "uninstall"]) expect(plugins.stdout).toContain(command);
   });
@@ -73,7 +88,9 @@ describe("dify-plugin-daemon-aws CLI", () => {
     expect(run.code, run.stderr).toBe(0);
     const lines = run.stderr.trim().split("\n");
     expect(lines[0]).toMatch(/^uploading echo-tool\.difypkg \(\d+ KiB\)$/);
-    expect(lines).toContainEqual(expect.stringMatching(/^starting the install of fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^starting the install of fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/),
+    );
     expect(lines.at(-1)).toMatch(/^installed fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/);
     // A second install of the same package is a no-op the daemon reports at once.
     const again = await cli(["plugins", "install", echoPackage, "--json"]);
@@ -98,7 +115,10 @@ describe("dify-plugin-daemon-aws CLI", () => {
       await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
         method: "POST",
         headers: { "x-plugin-id": "fixtures/echo-tool" },
-        json: { user_id: "u", data: { provider: "echo", tool: "echo", credentials: {}, tool_parameters: { text: "x" } } },
+        json: {
+          user_id: "u",
+          data: { provider: "echo", tool: "echo", credentials: {}, tool_parameters: { text: "x" } },
+        },
       }),
     );
     expect(events[0]?.code).toBe(0);

@@ -26,10 +26,26 @@ afterAll(async () => {
 });
 
 function dispatch(pluginId: string, path: string, data: Record<string, unknown>) {
-  return d.call(`/plugin/${T}/dispatch/${path}`, { method: "POST", headers: { "x-plugin-id": pluginId }, json: { user_id: "u1", data } });
+  return d.call(`/plugin/${T}/dispatch/${path}`, {
+    method: "POST",
+    headers: { "x-plugin-id": pluginId },
+    json: { user_id: "u1", data },
+  });
 }
-const tool = (name: string, params: Record<string, unknown>) => ({ provider: "misbehaving", tool: name, credentials: {}, credential_type: "api-key", tool_parameters: params });
-const echo = (params: Record<string, unknown>) => ({ provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: params });
+const tool = (name: string, params: Record<string, unknown>) => ({
+  provider: "misbehaving",
+  tool: name,
+  credentials: {},
+  credential_type: "api-key",
+  tool_parameters: params,
+});
+const echo = (params: Record<string, unknown>) => ({
+  provider: "echo",
+  tool: "echo",
+  credentials: {},
+  credential_type: "api-key",
+  tool_parameters: params,
+});
 const innerError = (event: { message: string }) => {
   const outer = JSON.parse(event.message) as { error_type: string; message: string };
   return { outer: outer.error_type, inner: JSON.parse(outer.message) as { error_type: string; message: string } };
@@ -49,7 +65,10 @@ const llmData = (text: string) => ({
 describe("streaming results", () => {
   it("streams an LLM answer chunk by chunk with usage at the end", async () => {
     const events = await readEvents(await dispatch("fixtures/fake-llm", "llm/invoke", llmData("one two three four")));
-    expect(events.every((e) => e.code === 0), JSON.stringify(events.at(-1))).toBe(true);
+    expect(
+      events.every((e) => e.code === 0),
+      JSON.stringify(events.at(-1)),
+    ).toBe(true);
     const chunks = events.map((e) => e.data as any);
     expect(chunks.map((c) => c.delta.message.content).join("")).toBe("one two three four");
     expect(chunks.length).toBe(5);
@@ -58,13 +77,20 @@ describe("streaming results", () => {
 
   it("streams many tool chunks in order", async () => {
     const events = await readEvents(
-      await dispatch("fixtures/echo-tool", "tool/invoke", { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 50 } }),
+      await dispatch("fixtures/echo-tool", "tool/invoke", {
+        provider: "echo",
+        tool: "stream_chunks",
+        credentials: {},
+        tool_parameters: { count: 50 },
+      }),
     );
     expect(events.map((e) => (e.data as any).message.text)).toEqual(Array.from({ length: 50 }, (_, i) => `chunk-${i}`));
   });
 
   it("passes blob chunks through intact", async () => {
-    const events = await readEvents(await dispatch("fixtures/echo-tool", "tool/invoke", echo({ text: "0123456789", repeat: 3000 })));
+    const events = await readEvents(
+      await dispatch("fixtures/echo-tool", "tool/invoke", echo({ text: "0123456789", repeat: 3000 })),
+    );
     const chunks = events.map((e) => e.data as any).filter((m) => m.type === "blob_chunk");
     expect(chunks.length).toBeGreaterThan(2);
     const bytes = Buffer.concat(chunks.map((c) => Buffer.from(c.message.blob, "base64")));
@@ -73,14 +99,21 @@ describe("streaming results", () => {
   });
 
   it("answers credential validation with one result chunk", async () => {
-    const events = await readEvents(await dispatch("fixtures/fake-llm", "model/validate_provider_credentials", { provider: "fakellm", credentials: { api_key: "good" } }));
+    const events = await readEvents(
+      await dispatch("fixtures/fake-llm", "model/validate_provider_credentials", {
+        provider: "fakellm",
+        credentials: { api_key: "good" },
+      }),
+    );
     expect(events).toHaveLength(1);
     expect((events[0]?.data as any).result).toBe(true);
   });
 
   it("serves many concurrent sessions of one plugin process", async () => {
     const results = await Promise.all(
-      Array.from({ length: 16 }, (_, i) => dispatch("fixtures/echo-tool", "tool/invoke", echo({ text: `n${i}` })).then(readEvents)),
+      Array.from({ length: 16 }, (_, i) =>
+        dispatch("fixtures/echo-tool", "tool/invoke", echo({ text: `n${i}` })).then(readEvents),
+      ),
     );
     results.forEach((events, i) => expect((events[0]?.data as any).message.text).toBe(`n${i}`));
   });
@@ -93,7 +126,12 @@ describe("streaming results", () => {
     await readEvents(slow);
 
     started = Date.now();
-    const res = await dispatch("fixtures/echo-tool", "tool/invoke", { provider: "echo", tool: "stream_chunks", credentials: {}, tool_parameters: { count: 4, delay_ms: 500 } });
+    const res = await dispatch("fixtures/echo-tool", "tool/invoke", {
+      provider: "echo",
+      tool: "stream_chunks",
+      credentials: {},
+      tool_parameters: { count: 4, delay_ms: 500 },
+    });
     const headersAfter = Date.now() - started;
     const events = await readEvents(res);
     expect(events).toHaveLength(4);
@@ -113,14 +151,24 @@ describe("streaming results", () => {
 
 describe("plugin errors in Dify's shape", () => {
   it("forwards a credential failure as PluginInvokeError wrapping CredentialsValidateFailedError", async () => {
-    const events = await readEvents(await dispatch("fixtures/fake-llm", "model/validate_provider_credentials", { provider: "fakellm", credentials: { api_key: "bad" } }));
+    const events = await readEvents(
+      await dispatch("fixtures/fake-llm", "model/validate_provider_credentials", {
+        provider: "fakellm",
+        credentials: { api_key: "bad" },
+      }),
+    );
     const last = events.at(-1)!;
     expect(last.code).toBe(-500);
-    expect(innerError(last)).toMatchObject({ outer: "PluginInvokeError", inner: { error_type: "CredentialsValidateFailedError" } });
+    expect(innerError(last)).toMatchObject({
+      outer: "PluginInvokeError",
+      inner: { error_type: "CredentialsValidateFailedError" },
+    });
   });
 
   it("forwards a rate limit as InvokeRateLimitError", async () => {
-    const events = await readEvents(await dispatch("fixtures/fake-llm", "llm/invoke", llmData("please RATE_LIMIT now")));
+    const events = await readEvents(
+      await dispatch("fixtures/fake-llm", "llm/invoke", llmData("please RATE_LIMIT now")),
+    );
     expect(innerError(events.at(-1)!).inner.error_type).toBe("InvokeRateLimitError");
   });
 
@@ -138,7 +186,9 @@ describe("failure isolation", () => {
     expect(last.code).toBe(-500);
     expect(innerError(last).inner).toMatchObject({ error_type: "PluginRuntimeError" });
     expect(innerError(last).inner.message).toContain("plugin process exited");
-    const again = await readEvents(await dispatch("fixtures/misbehaving-tool", "tool/invoke", tool("sleep", { seconds: 0 })));
+    const again = await readEvents(
+      await dispatch("fixtures/misbehaving-tool", "tool/invoke", tool("sleep", { seconds: 0 })),
+    );
     expect(again.at(-1)!.code).toBe(0);
   });
 
@@ -153,7 +203,9 @@ describe("failure isolation", () => {
   });
 
   it("stops a plugin that grows past its manifest's memory (above the configured floor) and reports it", async () => {
-    const events = await readEvents(await dispatch("fixtures/misbehaving-tool", "tool/invoke", tool("allocate", { megabytes: 600 })));
+    const events = await readEvents(
+      await dispatch("fixtures/misbehaving-tool", "tool/invoke", tool("allocate", { megabytes: 600 })),
+    );
     const last = events.at(-1)!;
     expect(last.code).toBe(-500);
     expect(innerError(last).inner.message).toMatch(/memory limit/);

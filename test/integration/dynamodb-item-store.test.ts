@@ -1,9 +1,14 @@
 import { DescribeTableCommand, DescribeTimeToLiveCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { type DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDynamoDbClient, createDynamoDbDocumentClient } from "../../src/adapters/aws/clients.js";
 import { DynamoDbItemStore } from "../../src/adapters/aws/dynamodb-item-store.js";
-import { awsTestEndpoint, createTestTable, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
+import {
+  type AwsTestEndpoint,
+  awsTestEndpoint,
+  createTestTable,
+  uniqueResourceName,
+} from "../support/aws-resources.js";
 import { itemStoreContract } from "./item-store.contract.js";
 import { runtimeClaimsContract } from "./runtime-claims.contract.js";
 
@@ -50,7 +55,9 @@ describe("DynamoDbItemStore", () => {
 
   it("stores small data as a browsable native map with ttl and version attributes", async () => {
     const key = { pk: "layout#native", sk: "item" };
-    await store.write([{ op: "put", item: { ...key, gsi1pk: "g", gsi1sk: "s", expiresAt: 2_000_000_000, data: { a: [1, "b"] } } }]);
+    await store.write([
+      { op: "put", item: { ...key, gsi1pk: "g", gsi1sk: "s", expiresAt: 2_000_000_000, data: { a: [1, "b"] } } },
+    ]);
     const { Item } = await documents.send(new GetCommand({ TableName: tableName, Key: key }));
     expect(Item).toEqual({ ...key, gsi1pk: "g", gsi1sk: "s", ttl: 2_000_000_000, v: 1, data: { a: [1, "b"] } });
   });

@@ -26,13 +26,24 @@ const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
 
 beforeAll(async () => {
   inner = await new FakeDifyInnerApi().start();
-  d = await startTestDaemon({ DIFY_INNER_API_URL: inner.url, DIFY_INNER_API_KEY: inner.key, PLUGIN_MAX_EXECUTION_TIMEOUT: "8" });
+  d = await startTestDaemon({
+    DIFY_INNER_API_URL: inner.url,
+    DIFY_INNER_API_KEY: inner.key,
+    PLUGIN_MAX_EXECUTION_TIMEOUT: "8",
+  });
   uid = await install(await packFixture("backwards-tool"));
   // The same plugin under another name whose manifest does not ask for endpoint access.
-  const manifest = (await import("node:fs")).readFileSync(new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url), "utf8");
+  const manifest = (await import("node:fs")).readFileSync(
+    new URL("../fixtures/plugins/backwards-tool/manifest.yaml", import.meta.url),
+    "utf8",
+  );
   noEndpointUid = await install(
     await packFixture("backwards-tool", {
-      files: { "manifest.yaml": manifest.replace("name: backwards-tool", "name: no-endpoint-tool").replace(/ {4}endpoint:\n {6}enabled: true\n/, "") },
+      files: {
+        "manifest.yaml": manifest
+          .replace("name: backwards-tool", "name: no-endpoint-tool")
+          .replace(/ {4}endpoint:\n {6}enabled: true\n/, ""),
+      },
     }),
   );
 }, 600_000);
@@ -42,7 +53,8 @@ afterAll(async () => {
 });
 beforeEach(() => inner.reset());
 
-const post = (path: string, json: unknown) => d.call(`/plugin/${T}/endpoint/${path}`, { method: "POST", json }).then((r) => r.json() as Promise<any>);
+const post = (path: string, json: unknown) =>
+  d.call(`/plugin/${T}/endpoint/${path}`, { method: "POST", json }).then((r) => r.json() as Promise<any>);
 const get = (path: string) => d.call(`/plugin/${T}/endpoint/${path}`).then((r) => r.json() as Promise<any>);
 const errorOf = (body: { message: string }) => JSON.parse(body.message) as { message: string; error_type: string };
 
@@ -83,14 +95,25 @@ describe("endpoint management", () => {
 
     const listed = (await get(`list/plugin?plugin_id=${PLUGIN}&page=1&page_size=10`)).data as any[];
     const mine = listed.find((e) => e.id === endpoint.id);
-    expect(mine).toMatchObject({ name: "my hook", tenant_id: T, user_id: "u1", plugin_id: PLUGIN, expired_at: "2050-01-01T00:00:00Z" });
+    expect(mine).toMatchObject({
+      name: "my hook",
+      tenant_id: T,
+      user_id: "u1",
+      plugin_id: PLUGIN,
+      expired_at: "2050-01-01T00:00:00Z",
+    });
     expect(mine.declaration.settings.map((s: any) => s.name)).toEqual(["greeting", "api_key"]);
     expect(mine.declaration.endpoints.map((e: any) => e.path)).toEqual(["/hook", "/stream"]);
     expect(await counters()).toEqual({ setups: before.setups + 1, active: before.active + 1 });
   });
 
   it("validates settings against the declaration and checks the installation and its permission", async () => {
-    const bad = await post("setup", { plugin_unique_identifier: uid, user_id: "u1", settings: { greeting: 5 }, name: "x" });
+    const bad = await post("setup", {
+      plugin_unique_identifier: uid,
+      user_id: "u1",
+      settings: { greeting: 5 },
+      name: "x",
+    });
     expect(bad.code).toBe(-400);
     expect(errorOf(bad).message).toBe("failed to validate settings: setting greeting is not a string");
 
@@ -99,7 +122,12 @@ describe("endpoint management", () => {
     expect(missing.code).toBe(-404);
     expect(errorOf(missing)).toEqual({ message: "plugin not found", error_type: "PluginNotFoundError", args: null });
 
-    const denied = await post("setup", { plugin_unique_identifier: noEndpointUid, user_id: "u1", settings: {}, name: "x" });
+    const denied = await post("setup", {
+      plugin_unique_identifier: noEndpointUid,
+      user_id: "u1",
+      settings: {},
+      name: "x",
+    });
     expect(denied.code).toBe(-403);
     expect(errorOf(denied).message).toBe("permission denied, you need to enable endpoint access in plugin manifest");
     expect(inner.requestsTo("invoke/encrypt")).toHaveLength(0);
@@ -109,12 +137,31 @@ describe("endpoint management", () => {
     const endpoint = await setup({ greeting: "a", api_key: "secret-value-1" });
     const masked = endpoint.settings.api_key;
     inner.reset();
-    expect((await post("update", { endpoint_id: endpoint.id, user_id: "u1", name: "renamed", settings: { greeting: "b", api_key: masked } })).data).toBe(true);
+    expect(
+      (
+        await post("update", {
+          endpoint_id: endpoint.id,
+          user_id: "u1",
+          name: "renamed",
+          settings: { greeting: "b", api_key: masked },
+        })
+      ).data,
+    ).toBe(true);
     let answer = (await (await hook(endpoint.hook_id, "/hook", { method: "POST", body: "x" })).json()) as any;
     expect(answer).toMatchObject({ greeting: "b", api_key: "secret-value-1" });
-    expect(inner.requestsTo("invoke/encrypt").map((r) => r.body.opt)).toEqual(["decrypt", "encrypt", "clear", "decrypt"]);
+    expect(inner.requestsTo("invoke/encrypt").map((r) => r.body.opt)).toEqual([
+      "decrypt",
+      "encrypt",
+      "clear",
+      "decrypt",
+    ]);
 
-    await post("update", { endpoint_id: endpoint.id, user_id: "u1", name: "renamed", settings: { greeting: "b", api_key: "secret-value-2" } });
+    await post("update", {
+      endpoint_id: endpoint.id,
+      user_id: "u1",
+      name: "renamed",
+      settings: { greeting: "b", api_key: "secret-value-2" },
+    });
     answer = (await (await hook(endpoint.hook_id, "/hook", { method: "POST", body: "x" })).json()) as any;
     expect(answer.api_key).toBe("secret-value-2");
     const listed = ((await get("list?page=1&page_size=100")).data as any[]).find((e) => e.id === endpoint.id);
@@ -187,7 +234,11 @@ describe("public endpoint calls", () => {
       api_key: "k-123456789",
     });
     // The settings were decrypted through Dify for the call.
-    expect(inner.requestsTo("invoke/encrypt").at(-1)?.body).toMatchObject({ opt: "decrypt", identity: endpoint.id, user_id: "" });
+    expect(inner.requestsTo("invoke/encrypt").at(-1)?.body).toMatchObject({
+      opt: "decrypt",
+      identity: endpoint.id,
+      user_id: "",
+    });
   });
 
   it("passes body chunks through as the plugin produces them", async () => {
@@ -223,7 +274,11 @@ describe("public endpoint calls", () => {
     expect(res.status).toBe(404);
     const body = (await res.json()) as any;
     expect(body.code).toBe(-400);
-    expect(errorOf(body)).toEqual({ message: "endpoint not found", error_type: "PluginDaemonBadRequestError", args: null });
+    expect(errorOf(body)).toEqual({
+      message: "endpoint not found",
+      error_type: "PluginDaemonBadRequestError",
+      args: null,
+    });
   });
 
   it("refuses a body over 10 MB with 413 without calling the plugin", async () => {
@@ -240,7 +295,18 @@ describe("public endpoint calls", () => {
     try {
       const config = loadConfig({ DATA_DIR: dir, SERVER_KEY: TEST_KEY, PLUGIN_ENDPOINT_ENABLED: "false" });
       const off = createDaemon(config, await localAdapters(config));
-      const res = await serve(routerFor(off, "public-endpoint"), { method: "POST", path: "/e/abc/hook", params: {}, query: new URLSearchParams(), headers: {}, body: Buffer.alloc(0) }, async () => TEST_KEY);
+      const res = await serve(
+        routerFor(off, "public-endpoint"),
+        {
+          method: "POST",
+          path: "/e/abc/hook",
+          params: {},
+          query: new URLSearchParams(),
+          headers: {},
+          body: Buffer.alloc(0),
+        },
+        async () => TEST_KEY,
+      );
       expect(res).toMatchObject({ kind: "json", status: 404, body: { code: "not_found", message: "route not found" } });
       await off.close();
     } finally {

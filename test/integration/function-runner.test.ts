@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { LocalFunctionRunner, type EnvironmentReport } from "../../src/aws-local/function-runner.js";
+import { type EnvironmentReport, LocalFunctionRunner } from "../../src/aws-local/function-runner.js";
 import { LambdaService } from "../../src/aws-local/lambda-service.js";
 import { PYTHON_RUNTIME_CLIENT } from "../../src/aws-local/managed-runtimes.js";
 
@@ -51,9 +51,23 @@ beforeAll(async () => {
     ["quick", { Timeout: 1, MemorySize: 128 }],
     ["roomy", { Timeout: 30, MemorySize: 1024 }],
   ] as const) {
-    service.register({ FunctionName: name, Runtime: "python3.12", Handler: "app.handler", Role: "arn:aws:iam::123456789012:role/r", ...settings }, { directory: code });
+    service.register(
+      {
+        FunctionName: name,
+        Runtime: "python3.12",
+        Handler: "app.handler",
+        Role: "arn:aws:iam::123456789012:role/r",
+        ...settings,
+      },
+      { directory: code },
+    );
   }
-  lambda = new LambdaClient({ endpoint: service.endpoint, region: "us-east-1", credentials: { accessKeyId: "t", secretAccessKey: "t" }, maxAttempts: 1 });
+  lambda = new LambdaClient({
+    endpoint: service.endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "t", secretAccessKey: "t" },
+    maxAttempts: 1,
+  });
 });
 
 afterAll(async () => {
@@ -64,11 +78,17 @@ afterAll(async () => {
 });
 
 async function invoke(name: string, event: unknown) {
-  const out = await lambda.send(new InvokeCommand({ FunctionName: name, Payload: new TextEncoder().encode(JSON.stringify(event)) }));
-  return { error: out.FunctionError, payload: JSON.parse(new TextDecoder().decode(out.Payload)) as Record<string, unknown> };
+  const out = await lambda.send(
+    new InvokeCommand({ FunctionName: name, Payload: new TextEncoder().encode(JSON.stringify(event)) }),
+  );
+  return {
+    error: out.FunctionError,
+    payload: JSON.parse(new TextDecoder().decode(out.Payload)) as Record<string, unknown>,
+  };
 }
 
-const environmentsOf = (name: string) => (runner.describe() as EnvironmentReport[]).filter((r) => r.functionName === name);
+const environmentsOf = (name: string) =>
+  (runner.describe() as EnvironmentReport[]).filter((r) => r.functionName === name);
 
 describe("local function runner (Lambda service emulated, real LambdaClient)", () => {
   it("keeps one warm environment for consecutive invocations, with the deadline and memory size in the context", async () => {
@@ -93,7 +113,10 @@ describe("local function runner (Lambda service emulated, real LambdaClient)", (
     const warm = await invoke("quick", {});
     const late = await invoke("quick", { sleep: 3 });
     expect(late.error).toBe("Unhandled");
-    expect(late.payload).toMatchObject({ errorType: "Sandbox.Timedout", errorMessage: expect.stringMatching(/Task timed out after 1\.00 seconds/) });
+    expect(late.payload).toMatchObject({
+      errorType: "Sandbox.Timedout",
+      errorMessage: expect.stringMatching(/Task timed out after 1\.00 seconds/),
+    });
     const next = await invoke("quick", {});
     expect(next.payload.pid).not.toBe(warm.payload.pid);
   });

@@ -10,7 +10,7 @@
  * (bench/hostile-memory.ts) measures the bundled daemon as a child process instead.
  */
 import { request } from "node:http";
-import { connect, type AddressInfo, type Server } from "node:net";
+import { type AddressInfo, connect, type Server } from "node:net";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -32,7 +32,11 @@ let debugging: Server;
 beforeAll(async () => {
   d = await startTestDaemon({ REQUEST_BODY_IDLE_TIMEOUT: String(IDLE_MS), PLUGIN_REMOTE_INSTALLING_ENABLED: "true" });
   if (!(d.daemon.runtime instanceof LocalPluginRuntime)) throw new Error("expected the local runtime");
-  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, { host: "127.0.0.1", port: 0, lineMaxBytes: d.daemon.config.pluginLineMaxBytes });
+  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, {
+    host: "127.0.0.1",
+    port: 0,
+    lineMaxBytes: d.daemon.config.pluginLineMaxBytes,
+  });
   uid = await installPackage(d, T, await packFixture("misbehaving-tool"));
 }, 600_000);
 afterAll(async () => {
@@ -51,7 +55,7 @@ interface Envelope {
   data: unknown;
 }
 const errorText = (e: Envelope) => (JSON.parse(e.message) as { message: string }).message;
-const deep = (levels: number) => '{"a":'.repeat(levels) + "1" + "}".repeat(levels);
+const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${"}".repeat(levels)}`;
 
 // A full collection before "after" readings, so they show what is kept, not what awaits the GC.
 v8.setFlagsFromString("--expose-gc");
@@ -109,7 +113,14 @@ function send(o: SendOptions): Promise<{ status: number; body: Envelope | undefi
       let text = "";
       res.setEncoding("utf8");
       res.on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text ? (JSON.parse(text) as Envelope) : undefined, sentBytes: sent, ms: Date.now() - started }));
+      res.on("end", () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: text ? (JSON.parse(text) as Envelope) : undefined,
+          sentBytes: sent,
+          ms: Date.now() - started,
+        }),
+      );
       res.on("error", reject);
     });
     req.on("error", (err) => {
@@ -118,7 +129,9 @@ function send(o: SendOptions): Promise<{ status: number; body: Envelope | undefi
     const pump = async () => {
       while (!answered && sent < o.totalBytes) {
         if (o.stallAfterBytes !== undefined && sent >= o.stallAfterBytes) return;
-        const piece = o.body ? o.body.subarray(sent, sent + chunk.length) : chunk.subarray(0, Math.min(chunk.length, o.totalBytes - sent));
+        const piece = o.body
+          ? o.body.subarray(sent, sent + chunk.length)
+          : chunk.subarray(0, Math.min(chunk.length, o.totalBytes - sent));
         sent += piece.length;
         if (!req.write(piece)) await new Promise<void>((r) => req.once("drain", () => r()));
         if (o.intervalMs) await new Promise((r) => setTimeout(r, o.intervalMs));
@@ -139,7 +152,11 @@ const tool = (name: string, params: Record<string, unknown>) => ({
   tool_parameters: params,
 });
 const invoke = (params: Record<string, unknown>) =>
-  d.call(`/plugin/${T}/dispatch/tool/invoke`, { method: "POST", headers: dispatchHeaders, json: { user_id: "u1", data: tool("huge_output", params) } });
+  d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+    method: "POST",
+    headers: dispatchHeaders,
+    json: { user_id: "u1", data: tool("huge_output", params) },
+  });
 
 describe("deeply nested JSON", () => {
   it("a tool call whose parameter or context nests 10,000 deep gets -400, on both dispatch routes, and the plugin still answers", async () => {
@@ -149,7 +166,11 @@ describe("deeply nested JSON", () => {
         headers: dispatchHeaders,
         text: `{"user_id":"u1","data":{"provider":"misbehaving","tool":"huge_output","tool_parameters":{"megabytes":${deep(10_000)}}}}`,
       },
-      { path: `/plugin/${T}/dispatch/tool/invoke`, headers: dispatchHeaders, text: `{"user_id":"u1","data":{"tool":"huge_output"},"context":${deep(10_000)}}` },
+      {
+        path: `/plugin/${T}/dispatch/tool/invoke`,
+        headers: dispatchHeaders,
+        text: `{"user_id":"u1","data":{"tool":"huge_output"},"context":${deep(10_000)}}`,
+      },
       {
         path: "/v2/invoke/dispatch/tool/invoke",
         headers: { "x-plugin-unique-identifier": uid },
@@ -157,7 +178,11 @@ describe("deeply nested JSON", () => {
       },
     ];
     for (const c of cases) {
-      const res = await d.call(c.path, { method: "POST", headers: { ...c.headers, "content-type": "application/json" }, body: c.text });
+      const res = await d.call(c.path, {
+        method: "POST",
+        headers: { ...c.headers, "content-type": "application/json" },
+        body: c.text,
+      });
       expect(res.status, c.path).toBe(400);
       const envelope = (await res.json()) as Envelope;
       expect(envelope.code).toBe(-400);
@@ -168,19 +193,32 @@ describe("deeply nested JSON", () => {
   });
 
   it("every POST route answers deep JSON with -400 or ignores a body it does not read; none answers 5xx", async () => {
-    const routes = [...managementGroup(d.daemon), ...dispatchRoutes(d.daemon), ...backwardsInvocationGroup(d.daemon)].filter((r) => r.method === "POST");
+    const routes = [
+      ...managementGroup(d.daemon),
+      ...dispatchRoutes(d.daemon),
+      ...backwardsInvocationGroup(d.daemon),
+    ].filter((r) => r.method === "POST");
     expect(routes.length).toBeGreaterThan(15);
     const answers: Record<string, string> = {};
     for (const route of routes) {
-      const path = route.pattern.replace(":tenant_id", T).replace(/:[a-z_]+/g, "x").replace(/\*[a-z_]+/, "tool/invoke");
-      const res = await d.call(path, { method: "POST", headers: { ...dispatchHeaders, "content-type": "application/json" }, body: `{"data":${deep(10_000)}}` });
+      const path = route.pattern
+        .replace(":tenant_id", T)
+        .replace(/:[a-z_]+/g, "x")
+        .replace(/\*[a-z_]+/, "tool/invoke");
+      const res = await d.call(path, {
+        method: "POST",
+        headers: { ...dispatchHeaders, "content-type": "application/json" },
+        body: `{"data":${deep(10_000)}}`,
+      });
       const text = await res.text();
       answers[route.pattern] = `${res.status} ${text.slice(0, 120)}`;
       expect(res.status, `${route.pattern}: ${text}`).toBeLessThan(500);
       expect(text, route.pattern).not.toContain('"code":-500');
     }
     // The routes that read a JSON body all refuse it the same way.
-    const refused = Object.entries(answers).filter(([, a]) => a.includes("nested too deeply")).map(([p]) => p);
+    const refused = Object.entries(answers)
+      .filter(([, a]) => a.includes("nested too deeply"))
+      .map(([p]) => p);
     expect(refused).toEqual(
       expect.arrayContaining([
         "/plugin/:tenant_id/dispatch/*action",
@@ -220,16 +258,23 @@ describe("malformed path parameters", () => {
     expect(((await res.json()) as Envelope).code).toBe(-401);
   });
 
-  it.each(["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "icon%00.svg", "%2E%2E%2Fx"])("asset id %s is a 400, not an internal error", async (id) => {
-    const res = await d.call(`/plugin/${T}/asset/${id}`);
-    expect(res.status).toBe(400);
-    const envelope = (await res.json()) as Envelope;
-    expect(envelope.code).toBe(-400);
-    expect(errorText(envelope)).toBe("invalid path parameter asset_id");
-  });
+  it.each(["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "icon%00.svg", "%2E%2E%2Fx"])(
+    "asset id %s is a 400, not an internal error",
+    async (id) => {
+      const res = await d.call(`/plugin/${T}/asset/${id}`);
+      expect(res.status).toBe(400);
+      const envelope = (await res.json()) as Envelope;
+      expect(envelope.code).toBe(-400);
+      expect(errorText(envelope)).toBe("invalid path parameter asset_id");
+    },
+  );
 
   it("a multipart upload without a boundary is a -400", async () => {
-    const res = await d.call(`/plugin/${T}/management/install/upload/package`, { method: "POST", headers: { "content-type": "multipart/form-data" }, body: "x" });
+    const res = await d.call(`/plugin/${T}/management/install/upload/package`, {
+      method: "POST",
+      headers: { "content-type": "multipart/form-data" },
+      body: "x",
+    });
     expect(res.status).toBeLessThan(500);
     const envelope = (await res.json()) as Envelope;
     expect(envelope.code).toBe(-400);
@@ -247,7 +292,15 @@ describe("malformed path parameters", () => {
 describe("oversized bodies", () => {
   it("four concurrent 100 MB uploads without the key each get a 401 before their body is read", async () => {
     const { result, peakMiB } = await rssGrowth(() =>
-      Promise.all(Array.from({ length: 4 }, () => send({ path: `/plugin/${T}/management/install/upload/package`, headers: { "content-type": "multipart/form-data; boundary=x" }, totalBytes: 100e6 }))),
+      Promise.all(
+        Array.from({ length: 4 }, () =>
+          send({
+            path: `/plugin/${T}/management/install/upload/package`,
+            headers: { "content-type": "multipart/form-data; boundary=x" },
+            totalBytes: 100e6,
+          }),
+        ),
+      ),
     );
     for (const r of result) {
       expect(r.status).toBe(401);
@@ -258,7 +311,13 @@ describe("oversized bodies", () => {
   });
 
   it("an authenticated 100 MB JSON body is refused by its Content-Length with 413 and -400", async () => {
-    const { result, peakMiB } = await rssGrowth(() => send({ path: `/plugin/${T}/management/install/identifiers`, headers: { "x-api-key": TEST_KEY }, totalBytes: 100e6 }));
+    const { result, peakMiB } = await rssGrowth(() =>
+      send({
+        path: `/plugin/${T}/management/install/identifiers`,
+        headers: { "x-api-key": TEST_KEY },
+        totalBytes: 100e6,
+      }),
+    );
     expect(result.status).toBe(413);
     expect(result.body?.code).toBe(-400);
     expect(errorText(result.body as Envelope)).toBe("request body too large: at most 10485760 bytes");
@@ -267,7 +326,12 @@ describe("oversized bodies", () => {
 
   it("a chunked JSON body (no Content-Length) is cut at the 10 MiB cap", async () => {
     const { result, peakMiB } = await rssGrowth(() =>
-      send({ path: `/plugin/${T}/dispatch/tool/invoke`, headers: { "x-api-key": TEST_KEY, ...dispatchHeaders }, totalBytes: 100e6, contentLength: false }),
+      send({
+        path: `/plugin/${T}/dispatch/tool/invoke`,
+        headers: { "x-api-key": TEST_KEY, ...dispatchHeaders },
+        totalBytes: 100e6,
+        contentLength: false,
+      }),
     );
     expect(result.status).toBe(413);
     expect(result.body?.code).toBe(-400);
@@ -310,14 +374,27 @@ describe("oversized bodies", () => {
 describe("slow bodies", () => {
   it("a body that trickles in (but never stalls) is served", async () => {
     const json = Buffer.from(JSON.stringify({ plugin_unique_identifiers: ["not-an-identifier"], source: "package" }));
-    const res = await send({ path: `/plugin/${T}/management/install/identifiers`, headers: { "x-api-key": TEST_KEY }, body: json, totalBytes: json.length, chunkBytes: 8, intervalMs: 40 });
+    const res = await send({
+      path: `/plugin/${T}/management/install/identifiers`,
+      headers: { "x-api-key": TEST_KEY },
+      body: json,
+      totalBytes: json.length,
+      chunkBytes: 8,
+      intervalMs: 40,
+    });
     // Served (the body was read whole): the identifier's own validation answers.
     expect(res.status).toBe(400);
     expect(errorText(res.body as Envelope)).toContain("plugin_unique_identifier is not valid");
   });
 
   it("a body that stalls gets 408 after the idle timeout, and other callers are served meanwhile", async () => {
-    const stalled = send({ path: `/plugin/${T}/management/install/identifiers`, headers: { "x-api-key": TEST_KEY }, totalBytes: 1000, stallAfterBytes: 10, chunkBytes: 10 });
+    const stalled = send({
+      path: `/plugin/${T}/management/install/identifiers`,
+      headers: { "x-api-key": TEST_KEY },
+      totalBytes: 1000,
+      stallAfterBytes: 10,
+      chunkBytes: 10,
+    });
     const started = Date.now();
     expect((await fetch(`${d.url}/health/check`)).status).toBe(200);
     expect(Date.now() - started).toBeLessThan(500);
@@ -354,7 +431,8 @@ describe("huge plugin output lines", () => {
       expect(outer.error_type).toBe("PluginInvokeError");
       expect(JSON.parse(outer.message)).toMatchObject({
         error_type: "PluginRuntimeError",
-        message: "plugin output line exceeds the maximum of 5242880 bytes (PLUGIN_RUNTIME_MAX_BUFFER_SIZE) and was dropped",
+        message:
+          "plugin output line exceeds the maximum of 5242880 bytes (PLUGIN_RUNTIME_MAX_BUFFER_SIZE) and was dropped",
       });
     }
     expect(peakMiB).toBeLessThan(64);
@@ -426,7 +504,9 @@ describe("remote-debugging port", () => {
   });
 
   it("after a valid handshake a registration line is capped at PLUGIN_RUNTIME_MAX_BUFFER_SIZE", async () => {
-    const key = ((await (await d.call(`/plugin/${T}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } }).data.key;
+    const key = (
+      (await (await d.call(`/plugin/${T}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } }
+    ).data.key;
     const handshake = `${JSON.stringify({ type: "handshake", data: { key } })}\n`;
     const { said } = await flood(handshake, 8 * MiB);
     expect(said).toBe("registration failed, message too large (at most 5242880 bytes)\n");

@@ -4,9 +4,9 @@
  * started again on the same data directory), with a fixture whose dependency is built by a
  * backend that reports its environment, can sleep, and always fails.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { createServer, type AddressInfo } from "node:net";
+import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, inject, it } from "vitest";
@@ -16,7 +16,11 @@ import { startInstall as startTenantInstall } from "../support/local-daemon.js";
 const KEY = "recovery-test-key";
 const TENANT = "22222222-aaaa-4000-8000-000000000001";
 /** Set in the daemon's environment: none of them may reach install-time code. */
-const SECRETS = { SERVER_KEY: KEY, DIFY_INNER_API_KEY: "canary-inner-api-key", AWS_SECRET_ACCESS_KEY: "canary-aws-secret" };
+const SECRETS = {
+  SERVER_KEY: KEY,
+  DIFY_INNER_API_KEY: "canary-inner-api-key",
+  AWS_SECRET_ACCESS_KEY: "canary-aws-secret",
+};
 
 interface RunningDaemon {
   url: string;
@@ -73,7 +77,10 @@ async function startDaemon(extraEnv: Record<string, string> = {}): Promise<Runni
   const deadline = Date.now() + 60_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`daemon exited with ${child.exitCode}`);
-    const up = await fetch(`${url}/health/check`).then((r) => r.ok, () => false);
+    const up = await fetch(`${url}/health/check`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (up) return { url, process: child, call };
     if (Date.now() > deadline) throw new Error("daemon did not start");
     await new Promise((r) => setTimeout(r, 100));
@@ -87,7 +94,11 @@ async function task(d: RunningDaemon, taskId: string): Promise<Task> {
   return body.data;
 }
 
-async function until<T>(probe: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+async function until<T>(
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -97,22 +108,32 @@ async function until<T>(probe: () => Promise<T | undefined> | T | undefined, tim
   }
 }
 
-const startInstall = async (d: RunningDaemon, pkg: Uint8Array): Promise<string> => (await startTenantInstall(d, TENANT, pkg)).taskId;
+const startInstall = async (d: RunningDaemon, pkg: Uint8Array): Promise<string> =>
+  (await startTenantInstall(d, TENANT, pkg)).taskId;
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z");
+const alive = (pid: number) =>
+  existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z");
 const stagingDirs = () =>
   existsSync(join(dataDir, "plugins"))
-    ? readdirSync(join(dataDir, "plugins"), { recursive: true, encoding: "utf8" }).filter((p) => p.split("/").length === 2 && p.includes(".building-"))
+    ? readdirSync(join(dataDir, "plugins"), { recursive: true, encoding: "utf8" }).filter(
+        (p) => p.split("/").length === 2 && p.includes(".building-"),
+      )
     : [];
 
 describe("install tasks across a daemon killed with SIGKILL", () => {
   it("fails the interrupted task soon after restart, leaves no installer process or staging directory", async () => {
     const pidFile = join(dataDir, "probe.pid");
-    const pkg = await packFixture("build-probe-tool", { files: { "probe/pid_file": pidFile, "probe/sleep_seconds": "120" } });
+    const pkg = await packFixture("build-probe-tool", {
+      files: { "probe/pid_file": pidFile, "probe/sleep_seconds": "120" },
+    });
     const first = await startDaemon();
     const taskId = await startInstall(first, pkg);
     // The build backend is running (and sleeping) once it wrote its pid.
-    const probePid = await until(() => (existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined), 120_000, "build backend started");
+    const probePid = await until(
+      () => (existsSync(pidFile) ? Number(readFileSync(pidFile, "utf8")) : undefined),
+      120_000,
+      "build backend started",
+    );
     expect((await task(first, taskId)).status).toBe("running");
     expect(stagingDirs().length).toBe(1);
 
@@ -123,14 +144,20 @@ describe("install tasks across a daemon killed with SIGKILL", () => {
 
     const restartedAt = Date.now();
     const second = await startDaemon();
-    const failed = await until(async () => {
-      const t = await task(second, taskId);
-      return t.status === "failed" ? t : undefined;
-    }, 10_000, "interrupted task failed");
+    const failed = await until(
+      async () => {
+        const t = await task(second, taskId);
+        return t.status === "failed" ? t : undefined;
+      },
+      10_000,
+      "interrupted task failed",
+    );
     const terminalMs = Date.now() - restartedAt;
     expect(failed.plugins[0]!.message).toContain("the plugin daemon stopped while this install was running");
     expect(stagingDirs()).toEqual([]);
-    console.log(`build backend gone ${orphanMs} ms after SIGKILL; interrupted task failed ${terminalMs} ms after restart`);
+    console.log(
+      `build backend gone ${orphanMs} ms after SIGKILL; interrupted task failed ${terminalMs} ms after restart`,
+    );
     second.process.kill("SIGTERM");
   });
 });
@@ -139,10 +166,14 @@ describe("install-time code", () => {
   it("runs a package's build backend with the plugins' scrubbed environment, without the daemon's secrets", async () => {
     const d = await startDaemon();
     const taskId = await startInstall(d, await packFixture("build-probe-tool", { version: "0.0.2" }));
-    const done = await until(async () => {
-      const t = await task(d, taskId);
-      return t.status === "failed" || t.status === "success" ? t : undefined;
-    }, 120_000, "probe install ended");
+    const done = await until(
+      async () => {
+        const t = await task(d, taskId);
+        return t.status === "failed" || t.status === "success" ? t : undefined;
+      },
+      120_000,
+      "probe install ended",
+    );
     // The backend ran and reported (the install fails by design)…
     const message = done.plugins[0]!.message;
     expect(message).toContain("ENV-PROBE");
@@ -164,12 +195,19 @@ describe("the install timeout", () => {
     const started = Date.now();
     const taskId = await startInstall(
       d,
-      await packFixture("build-probe-tool", { version: "0.0.3", files: { "probe/pid_file": pidFile, "probe/sleep_seconds": "120" } }),
+      await packFixture("build-probe-tool", {
+        version: "0.0.3",
+        files: { "probe/pid_file": pidFile, "probe/sleep_seconds": "120" },
+      }),
     );
-    const failed = await until(async () => {
-      const t = await task(d, taskId);
-      return t.status === "failed" ? t : undefined;
-    }, 30_000, "timed-out task failed");
+    const failed = await until(
+      async () => {
+        const t = await task(d, taskId);
+        return t.status === "failed" ? t : undefined;
+      },
+      30_000,
+      "timed-out task failed",
+    );
     expect(failed.plugins[0]!.message).toContain("install timed out after 0.1 minutes (PLUGIN_INSTALL_TIMEOUT)");
     expect(Date.now() - started).toBeLessThan(15_000);
     const probePid = Number(readFileSync(pidFile, "utf8"));

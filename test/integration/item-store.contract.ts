@@ -72,7 +72,10 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       const { store, pk } = await setup();
       const key = { pk: pk("item"), sk: "one" };
       await store.write([
-        { op: "put", item: { ...key, gsi1pk: pk("idx"), gsi1sk: "a", expiresAt: nowSeconds() + 60, data: { a: 1, b: 2 } } },
+        {
+          op: "put",
+          item: { ...key, gsi1pk: pk("idx"), gsi1sk: "a", expiresAt: nowSeconds() + 60, data: { a: 1, b: 2 } },
+        },
       ]);
       await store.write([{ op: "put", item: { ...key, version: 99, data: { c: 3 } } }]);
       expect(await store.get(key)).toEqual({ ...key, version: 2, data: { c: 3 } });
@@ -119,7 +122,9 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       const read = await store.get(key);
       expect(read?.version).toBe(1);
 
-      await store.write([{ op: "put", item: { ...key, data: { n: 1 } }, condition: { kind: "versionIs", version: 1 } }]);
+      await store.write([
+        { op: "put", item: { ...key, data: { n: 1 } }, condition: { kind: "versionIs", version: 1 } },
+      ]);
       await expect(
         store.write([{ op: "put", item: { ...key, data: { n: 2 } }, condition: { kind: "versionIs", version: 1 } }]),
       ).rejects.toBeInstanceOf(ConditionFailedError);
@@ -162,9 +167,9 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       const key = { pk: pk("endpoint"), sk: "e2" };
       await store.write([{ op: "put", item: { ...key, data: { x: 1 } } }]);
       await store.write([{ op: "put", item: { ...key, data: { x: 2 } } }]);
-      await expect(store.write([{ op: "delete", key, condition: { kind: "versionIs", version: 1 } }])).rejects.toBeInstanceOf(
-        ConditionFailedError,
-      );
+      await expect(
+        store.write([{ op: "delete", key, condition: { kind: "versionIs", version: 1 } }]),
+      ).rejects.toBeInstanceOf(ConditionFailedError);
       await store.write([{ op: "delete", key, condition: { kind: "versionIs", version: 2 } }]);
       expect(await store.get(key)).toBeUndefined();
     });
@@ -238,9 +243,9 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
 
     it("rejects an item with only one of the two index keys", async () => {
       const { store, pk } = await setup();
-      await expect(store.write([{ op: "put", item: { pk: pk("half"), sk: "x", gsi1pk: "g", data: {} } }])).rejects.toThrow(
-        /only one of gsi1pk and gsi1sk/,
-      );
+      await expect(
+        store.write([{ op: "put", item: { pk: pk("half"), sk: "x", gsi1pk: "g", data: {} } }]),
+      ).rejects.toThrow(/only one of gsi1pk and gsi1sk/);
     });
   });
 
@@ -275,7 +280,10 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
     it("stops at the limit, in either direction and with a prefix", async () => {
       const { store, pk } = await seed();
       expect(skOf(await store.query(pk("list"), { limit: 2 }))).toEqual(["a#1", "a#10"]);
-      expect(skOf(await store.query(pk("list"), { skPrefix: "a#", descending: true, limit: 2 }))).toEqual(["a#2", "a#10"]);
+      expect(skOf(await store.query(pk("list"), { skPrefix: "a#", descending: true, limit: 2 }))).toEqual([
+        "a#2",
+        "a#10",
+      ]);
       expect(await store.query(pk("list"), { limit: 0 })).toEqual([]);
     });
 
@@ -289,7 +297,9 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       const { store, pk } = await setup();
       const tenant = pk("tenant");
       const put = (owner: string, when: string) =>
-        store.write([{ op: "put", item: { pk: pk(owner), sk: "install", gsi1pk: tenant, gsi1sk: when, data: { owner } } }]);
+        store.write([
+          { op: "put", item: { pk: pk(owner), sk: "install", gsi1pk: tenant, gsi1sk: when, data: { owner } } },
+        ]);
       await put("p3", "2026-03");
       await put("p1", "2026-01");
       await put("p2", "2026-02");
@@ -305,7 +315,14 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       ]);
       expect(owners(await store.query(tenant, { index: "gsi1", limit: 1 }))).toEqual(["p4"]);
       const [item] = await store.query(tenant, { index: "gsi1", limit: 1 });
-      expect(item).toEqual({ pk: pk("p4"), sk: "install", gsi1pk: tenant, gsi1sk: "2025-12", version: 1, data: { owner: "p4" } });
+      expect(item).toEqual({
+        pk: pk("p4"),
+        sk: "install",
+        gsi1pk: tenant,
+        gsi1sk: "2025-12",
+        version: 1,
+        data: { owner: "p4" },
+      });
     });
   });
 
@@ -315,8 +332,14 @@ export function itemStoreContract(makeStore: () => ItemStore | Promise<ItemStore
       const now = nowSeconds();
       const session = pk("session");
       await store.write([
-        { op: "put", item: { pk: session, sk: "1-expired", gsi1pk: pk("s-idx"), gsi1sk: "1", expiresAt: now - 10, data: {} } },
-        { op: "put", item: { pk: session, sk: "2-live", gsi1pk: pk("s-idx"), gsi1sk: "2", expiresAt: now + 600, data: {} } },
+        {
+          op: "put",
+          item: { pk: session, sk: "1-expired", gsi1pk: pk("s-idx"), gsi1sk: "1", expiresAt: now - 10, data: {} },
+        },
+        {
+          op: "put",
+          item: { pk: session, sk: "2-live", gsi1pk: pk("s-idx"), gsi1sk: "2", expiresAt: now + 600, data: {} },
+        },
         { op: "put", item: { pk: session, sk: "3-expired", expiresAt: now - 1, data: {} } },
         { op: "put", item: { pk: session, sk: "4-forever", data: {} } },
       ]);

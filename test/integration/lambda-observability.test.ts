@@ -45,11 +45,20 @@ afterAll(() => {
 });
 
 const json = () => stdout.flatMap((line) => (line.startsWith("{") ? [JSON.parse(line) as Record<string, any>] : []));
-const emf = (metric: string) => json().filter((l) => l._aws?.CloudWatchMetrics?.[0]?.Metrics?.some((m: { Name: string }) => m.Name === metric));
+const emf = (metric: string) =>
+  json().filter((l) => l._aws?.CloudWatchMetrics?.[0]?.Metrics?.some((m: { Name: string }) => m.Name === metric));
 
 describe("Lambda handlers", () => {
   it("write EMF HTTP metrics per route group and status class, and ColdStart once", async () => {
-    const list = (key: string) => management(restApiEvent({ method: "GET", path: `/plugin/${T}/management/list?page=1&page_size=10`, headers: { "X-Api-Key": key } }), lambdaContext("dify-plugin-daemon-management"));
+    const list = (key: string) =>
+      management(
+        restApiEvent({
+          method: "GET",
+          path: `/plugin/${T}/management/list?page=1&page_size=10`,
+          headers: { "X-Api-Key": key },
+        }),
+        lambdaContext("dify-plugin-daemon-management"),
+      );
     expect((await list(KEY)).statusCode).toBe(200);
     expect((await list("wrong")).statusCode).toBe(401);
 

@@ -9,28 +9,37 @@
  */
 import { execFile } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PutObjectCommand } from "@aws-sdk/client-s3";
 import Database from "better-sqlite3";
 import { v7 as uuidv7 } from "uuid";
-import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
-import { packageChecksum } from "../../src/domain/checksum.js";
-import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
-import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
-import { fixturesDir, packFixture } from "../support/fixture-packages.js";
-import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
-import { startPostgres, POSTGRES_PASSWORD, POSTGRES_USER, type TestPostgres } from "../support/postgres.js";
-import { createTestBucket, createTestTable, uniqueResourceName } from "../support/aws-resources.js";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createDynamoDbClient, createS3Client } from "../../src/adapters/aws/clients.js";
-import { PutObjectCommand } from "@aws-sdk/client-s3";
 import { DynamoDbItemStore } from "../../src/adapters/aws/dynamodb-item-store.js";
 import { S3BlobStore } from "../../src/adapters/aws/s3-blob-store.js";
+import { packageChecksum } from "../../src/domain/checksum.js";
+import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { Endpoints } from "../../src/stores/endpoints.js";
 import { Installations } from "../../src/stores/installations.js";
 import { PackageRecords } from "../../src/stores/package-records.js";
 import { PluginStorage } from "../../src/stores/plugin-storage.js";
+import { createTestBucket, createTestTable, uniqueResourceName } from "../support/aws-resources.js";
+import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
+import { fixturesDir, packFixture } from "../support/fixture-packages.js";
+import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
+import { POSTGRES_PASSWORD, POSTGRES_USER, startPostgres, type TestPostgres } from "../support/postgres.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const goFixtures = fileURLToPath(new URL("../fixtures/go-daemon", import.meta.url));
@@ -48,17 +57,32 @@ let dataDir: string;
 let daemon: TestDaemon | undefined;
 const uid = { echo: "", store: "", llm: "", remote: "" };
 const id = {
-  echoA: uuidv7(), storeA: uuidv7(), llmA: uuidv7(), remoteA: uuidv7(), echoB: uuidv7(), storeB: uuidv7(),
-  hookA1: uuidv7(), hookA2: uuidv7(), hookB1: uuidv7(), hookRemote: uuidv7(),
+  echoA: uuidv7(),
+  storeA: uuidv7(),
+  llmA: uuidv7(),
+  remoteA: uuidv7(),
+  echoB: uuidv7(),
+  storeB: uuidv7(),
+  hookA1: uuidv7(),
+  hookA2: uuidv7(),
+  hookB1: uuidv7(),
+  hookRemote: uuidv7(),
 };
 const bigValue = randomBytes(100 * 1024);
 
 /** The backwards-tool fixture plus a tool that only reads the plugin storage. */
 async function storePackage(): Promise<Uint8Array> {
   const tool = (name: string) => readFileSync(join(goFixtures, "storage-read-tool/tools", name));
-  const provider = readFileSync(join(fixturesDir, "backwards-tool/provider/backwards.yaml"), "utf8").replace("tools:\n", "tools:\n  - tools/storage_read.yaml\n");
+  const provider = readFileSync(join(fixturesDir, "backwards-tool/provider/backwards.yaml"), "utf8").replace(
+    "tools:\n",
+    "tools:\n  - tools/storage_read.yaml\n",
+  );
   return packFixture("backwards-tool", {
-    files: { "tools/storage_read.py": tool("storage_read.py"), "tools/storage_read.yaml": tool("storage_read.yaml"), "provider/backwards.yaml": provider },
+    files: {
+      "tools/storage_read.py": tool("storage_read.py"),
+      "tools/storage_read.yaml": tool("storage_read.yaml"),
+      "provider/backwards.yaml": provider,
+    },
   });
 }
 
@@ -76,52 +100,155 @@ function writeStorage(key: string, bytes: Uint8Array | string): void {
 const encrypted = (secret: string) => `encrypted:${Buffer.from(secret).toString("base64")}`;
 const sql = (value: unknown) => (value === null ? "NULL" : `'${String(value).replaceAll("'", "''")}'`);
 const insert = (table: string, row: Record<string, unknown>) =>
-  `INSERT INTO "${table}" (${Object.keys(row).map((c) => `"${c}"`).join(", ")}) VALUES (${Object.values(row).map(sql).join(", ")});`;
-const stamps = (minute: number) => ({ created_at: `2025-06-01T10:${String(minute).padStart(2, "0")}:00.123Z`, updated_at: `2025-06-02T10:${String(minute).padStart(2, "0")}:00.456Z` });
+  `INSERT INTO "${table}" (${Object.keys(row)
+    .map((c) => `"${c}"`)
+    .join(", ")}) VALUES (${Object.values(row).map(sql).join(", ")});`;
+const stamps = (minute: number) => ({
+  created_at: `2025-06-01T10:${String(minute).padStart(2, "0")}:00.123Z`,
+  updated_at: `2025-06-02T10:${String(minute).padStart(2, "0")}:00.456Z`,
+});
 
 /** Rows as the Go daemon writes them for the installs, endpoint setups and storage writes of two tenants. */
 function goRows(): string {
-  const installation = (rowId: string, tenant: string, identifier: string, minute: number, extra: Record<string, unknown>) =>
+  const installation = (
+    rowId: string,
+    tenant: string,
+    identifier: string,
+    minute: number,
+    extra: Record<string, unknown>,
+  ) =>
     insert("plugin_installations", {
-      id: rowId, ...stamps(minute), tenant_id: tenant, plugin_id: identifier.split(":")[0], plugin_unique_identifier: identifier,
-      runtime_type: "local", endpoints_setups: 0, endpoints_active: 0, source: "marketplace", meta: "{}", ...extra,
+      id: rowId,
+      ...stamps(minute),
+      tenant_id: tenant,
+      plugin_id: identifier.split(":")[0],
+      plugin_unique_identifier: identifier,
+      runtime_type: "local",
+      endpoints_setups: 0,
+      endpoints_active: 0,
+      source: "marketplace",
+      meta: "{}",
+      ...extra,
     });
   const provider = (table: string, tenant: string, identifier: string, name: string) =>
-    insert(table, { id: uuidv7(), ...stamps(0), tenant_id: tenant, provider: name, plugin_unique_identifier: identifier, plugin_id: identifier.split(":")[0] });
-  const endpoint = (rowId: string, tenant: string, hook: string, name: string, enabled: boolean, greeting: string, secret: string) =>
+    insert(table, {
+      id: uuidv7(),
+      ...stamps(0),
+      tenant_id: tenant,
+      provider: name,
+      plugin_unique_identifier: identifier,
+      plugin_id: identifier.split(":")[0],
+    });
+  const endpoint = (
+    rowId: string,
+    tenant: string,
+    hook: string,
+    name: string,
+    enabled: boolean,
+    greeting: string,
+    secret: string,
+  ) =>
     insert("endpoints", {
-      id: rowId, ...stamps(30), name, hook_id: hook, tenant_id: tenant, user_id: "user-1", plugin_id: uid.store.split(":")[0],
-      expired_at: "2050-01-01T00:00:00Z", enabled, settings: JSON.stringify({ greeting, api_key: encrypted(secret) }),
+      id: rowId,
+      ...stamps(30),
+      name,
+      hook_id: hook,
+      tenant_id: tenant,
+      user_id: "user-1",
+      plugin_id: uid.store.split(":")[0],
+      expired_at: "2050-01-01T00:00:00Z",
+      enabled,
+      settings: JSON.stringify({ greeting, api_key: encrypted(secret) }),
     });
   const plugin = (identifier: string, refers: number, installType = "local") =>
-    insert("plugins", { id: uuidv7(), ...stamps(0), plugin_unique_identifier: identifier, plugin_id: identifier.split(":")[0], refers, install_type: installType, manifest_type: "plugin", source: "marketplace" });
+    insert("plugins", {
+      id: uuidv7(),
+      ...stamps(0),
+      plugin_unique_identifier: identifier,
+      plugin_id: identifier.split(":")[0],
+      refers,
+      install_type: installType,
+      manifest_type: "plugin",
+      source: "marketplace",
+    });
   const declaration = (identifier: string) =>
-    insert("plugin_declarations", { id: uuidv7(), ...stamps(0), plugin_unique_identifier: identifier, plugin_id: identifier.split(":")[0], declaration: "{}" });
+    insert("plugin_declarations", {
+      id: uuidv7(),
+      ...stamps(0),
+      plugin_unique_identifier: identifier,
+      plugin_id: identifier.split(":")[0],
+      declaration: "{}",
+    });
   const staleEcho = uid.echo.replace(/@[0-9a-f]+$/, `@${"e".repeat(64)}`).replace(":0.0.1@", ":0.0.0@");
   return [
     installation(id.echoA, A, uid.echo, 1, { meta: JSON.stringify({ installed_by: "u1", nested: { n: 1 } }) }),
     installation(id.storeA, A, uid.store, 2, { source: "package", endpoints_setups: 3, endpoints_active: 2 }),
-    installation(id.llmA, A, uid.llm, 3, { source: "github", meta: JSON.stringify({ repo: "fixtures/fake-llm", version: "0.0.1", package: "fake-llm.difypkg" }) }),
+    installation(id.llmA, A, uid.llm, 3, {
+      source: "github",
+      meta: JSON.stringify({ repo: "fixtures/fake-llm", version: "0.0.1", package: "fake-llm.difypkg" }),
+    }),
     installation(id.remoteA, A, uid.remote, 4, { runtime_type: "remote", source: "remote" }),
     installation(id.echoB, B, uid.echo, 5, {}),
     installation(id.storeB, B, uid.store, 6, { endpoints_setups: 1, endpoints_active: 1 }),
-    plugin(uid.echo, 2), plugin(uid.store, 2), plugin(uid.llm, 1), plugin(uid.remote, 1, "remote"),
-    declaration(uid.echo), declaration(uid.store), declaration(uid.llm), declaration(`fixtures/uploaded-only:0.0.1@${"b".repeat(64)}`),
-    provider("tool_installations", A, uid.echo, "echo"), provider("tool_installations", A, uid.store, "backwards"),
-    provider("tool_installations", B, uid.echo, "echo"), provider("tool_installations", B, uid.store, "backwards"),
+    plugin(uid.echo, 2),
+    plugin(uid.store, 2),
+    plugin(uid.llm, 1),
+    plugin(uid.remote, 1, "remote"),
+    declaration(uid.echo),
+    declaration(uid.store),
+    declaration(uid.llm),
+    declaration(`fixtures/uploaded-only:0.0.1@${"b".repeat(64)}`),
+    provider("tool_installations", A, uid.echo, "echo"),
+    provider("tool_installations", A, uid.store, "backwards"),
+    provider("tool_installations", B, uid.echo, "echo"),
+    provider("tool_installations", B, uid.store, "backwards"),
     provider("tool_installations", A, staleEcho, "echo"),
     provider("ai_model_installations", A, uid.llm, "fakellm"),
     endpoint(id.hookA1, A, "hookaaaaaaaaaaa1", "go hook", true, "hi from go", "sk-go-secret-a"),
     endpoint(id.hookA2, A, "hookaaaaaaaaaaa2", "disabled hook", false, "off", "sk-off"),
     endpoint(id.hookB1, B, "hookbbbbbbbbbbb1", "tenant b hook", true, "hi tenant b", "sk-go-secret-b"),
     insert("endpoints", {
-      id: id.hookRemote, ...stamps(31), name: "remote", hook_id: "hookremote000001", tenant_id: A, user_id: "user-1",
-      plugin_id: uid.remote.split(":")[0], expired_at: "2050-01-01T00:00:00Z", enabled: true, settings: "{}",
+      id: id.hookRemote,
+      ...stamps(31),
+      name: "remote",
+      hook_id: "hookremote000001",
+      tenant_id: A,
+      user_id: "user-1",
+      plugin_id: uid.remote.split(":")[0],
+      expired_at: "2050-01-01T00:00:00Z",
+      enabled: true,
+      settings: "{}",
     }),
-    insert("tenant_storages", { id: uuidv7(), ...stamps(0), tenant_id: A, plugin_id: "fixtures/backwards-tool", size: 36 + 12 + bigValue.length }),
-    insert("tenant_storages", { id: uuidv7(), ...stamps(0), tenant_id: B, plugin_id: "fixtures/backwards-tool", size: 14 }),
-    insert("install_tasks", { id: uuidv7(), ...stamps(0), status: "success", tenant_id: A, total_plugins: 1, completed_plugins: 1, plugins: "[]" }),
-    insert("plugin_readme_records", { id: uuidv7(), ...stamps(0), plugin_unique_identifier: uid.echo, language: "en_US", content: "# Echo" }),
+    insert("tenant_storages", {
+      id: uuidv7(),
+      ...stamps(0),
+      tenant_id: A,
+      plugin_id: "fixtures/backwards-tool",
+      size: 36 + 12 + bigValue.length,
+    }),
+    insert("tenant_storages", {
+      id: uuidv7(),
+      ...stamps(0),
+      tenant_id: B,
+      plugin_id: "fixtures/backwards-tool",
+      size: 14,
+    }),
+    insert("install_tasks", {
+      id: uuidv7(),
+      ...stamps(0),
+      status: "success",
+      tenant_id: A,
+      total_plugins: 1,
+      completed_plugins: 1,
+      plugins: "[]",
+    }),
+    insert("plugin_readme_records", {
+      id: uuidv7(),
+      ...stamps(0),
+      plugin_unique_identifier: uid.echo,
+      language: "en_US",
+      content: "# Echo",
+    }),
   ].join("\n");
 }
 
@@ -138,7 +265,12 @@ function cli(args: string[]): Promise<CliResult> {
       [join(root, "src/cli/bin.mjs"), "migrate", "from-go", ...args],
       {
         cwd: tmpdir(),
-        env: { ...process.env, PYTHON_INTERPRETER_PATH: inject("pythonPath"), UV_PATH: inject("uvPath"), LOG_LEVEL: "error" },
+        env: {
+          ...process.env,
+          PYTHON_INTERPRETER_PATH: inject("pythonPath"),
+          UV_PATH: inject("uvPath"),
+          LOG_LEVEL: "error",
+        },
         maxBuffer: 32 * 1024 * 1024,
         timeout: 300_000,
       },
@@ -147,7 +279,12 @@ function cli(args: string[]): Promise<CliResult> {
   });
 }
 
-const sourceArgs = (database = DB, storage = () => storageRoot) => ["--database-url", postgres.url(database), "--storage-root", storage()];
+const sourceArgs = (database = DB, storage = () => storageRoot) => [
+  "--database-url",
+  postgres.url(database),
+  "--storage-root",
+  storage(),
+];
 const migrate = async (...extra: string[]) => {
   const result = await cli([...sourceArgs(), "--target", "local", "--data-dir", dataDir, "--json", ...extra]);
   expect(result.code, result.stderr).toBe(0);
@@ -159,14 +296,24 @@ interface Report {
   counts: Record<string, { migrated: number; present: number; skipped: number }>;
   skipped: Array<{ kind: string; item: string; reason: string }>;
   not_carried: Array<{ table: string; rows: number; reason: string }>;
-  runtimes: Array<{ plugin_unique_identifier: string; tenants: number; ready: boolean; prepared: boolean; error?: string }>;
+  runtimes: Array<{
+    plugin_unique_identifier: string;
+    tenants: number;
+    ready: boolean;
+    prepared: boolean;
+    error?: string;
+  }>;
 }
 
 /** Every row of every table and every stored file with its hash: what "the source did not change" compares. */
 async function sourceState(): Promise<string> {
-  const tables = await postgres.query<{ table_name: string }>(DB, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1");
+  const tables = await postgres.query<{ table_name: string }>(
+    DB,
+    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+  );
   const rows: Record<string, unknown> = {};
-  for (const { table_name } of tables) rows[table_name] = await postgres.query(DB, `SELECT * FROM "${table_name}" ORDER BY id`);
+  for (const { table_name } of tables)
+    rows[table_name] = await postgres.query(DB, `SELECT * FROM "${table_name}" ORDER BY id`);
   const files = listFiles(storageRoot).map((f) => {
     const path = join(storageRoot, f);
     return `${f} ${createHash("sha256").update(readFileSync(path)).digest("hex")} ${statSync(path).mtimeMs}`;
@@ -194,11 +341,28 @@ function targetState(): string {
 }
 
 const startDaemon = async () =>
-  (daemon ??= await startTestDaemon({ DATA_DIR: dataDir, DIFY_INNER_API_URL: inner.url, DIFY_INNER_API_KEY: inner.key }));
-const api = async (path: string) => (await (await (await startDaemon()).call(path)).json()) as { code: number; data: any; message: string };
+  (daemon ??= await startTestDaemon({
+    DATA_DIR: dataDir,
+    DIFY_INNER_API_URL: inner.url,
+    DIFY_INNER_API_KEY: inner.key,
+  }));
+const api = async (path: string) =>
+  (await (await (await startDaemon()).call(path)).json()) as { code: number; data: any; message: string };
 const dispatch = async (tenant: string, pluginId: string, path: string, data: Record<string, unknown>) =>
-  readEvents(await (await startDaemon()).call(`/plugin/${tenant}/dispatch/${path}`, { method: "POST", headers: { "x-plugin-id": pluginId }, json: { user_id: "u1", data } }));
-const tool = (provider: string, name: string, params: Record<string, unknown>) => ({ provider, tool: name, credentials: {}, credential_type: "api-key", tool_parameters: params });
+  readEvents(
+    await (await startDaemon()).call(`/plugin/${tenant}/dispatch/${path}`, {
+      method: "POST",
+      headers: { "x-plugin-id": pluginId },
+      json: { user_id: "u1", data },
+    }),
+  );
+const tool = (provider: string, name: string, params: Record<string, unknown>) => ({
+  provider,
+  tool: name,
+  credentials: {},
+  credential_type: "api-key",
+  tool_parameters: params,
+});
 
 beforeAll(async () => {
   work = mkdtempSync(join(tmpdir(), "migrate-from-go-"));
@@ -262,10 +426,26 @@ describe("migrate from-go", () => {
       storage: { migrated: 4, present: 0, skipped: 1 },
     });
     expect(report.skipped.map((s) => [s.kind, s.item.split(" (")[0], s.reason])).toEqual([
-      ["installations", `plugin_installations row ${id.remoteA}`, "remote debugging plugin: it registers again when its process connects to this daemon"],
-      ["tool_installations", expect.stringMatching(/^tool_installations row /), "no installation of this plugin version in this tenant (left over by an upgrade or uninstall)"],
-      ["endpoints", `endpoints row ${id.hookRemote}`, "belongs to a remote debugging plugin, which is not carried over"],
-      ["storage", `storage object persistence/${A}/fixtures/unknown-plugin/key`, "no tenant_storages row names its plugin"],
+      [
+        "installations",
+        `plugin_installations row ${id.remoteA}`,
+        "remote debugging plugin: it registers again when its process connects to this daemon",
+      ],
+      [
+        "tool_installations",
+        expect.stringMatching(/^tool_installations row /),
+        "no installation of this plugin version in this tenant (left over by an upgrade or uninstall)",
+      ],
+      [
+        "endpoints",
+        `endpoints row ${id.hookRemote}`,
+        "belongs to a remote debugging plugin, which is not carried over",
+      ],
+      [
+        "storage",
+        `storage object persistence/${A}/fixtures/unknown-plugin/key`,
+        "no tenant_storages row names its plugin",
+      ],
     ]);
     expect(report.not_carried.map((n) => [n.table, n.rows])).toEqual([
       ["plugins", 4],
@@ -285,10 +465,17 @@ describe("migrate from-go", () => {
   }, 240_000);
 
   it("lists the same installations per tenant, with ids, sources, metas and endpoint counts", async () => {
-    const rows = await postgres.query<Record<string, any>>(DB, "SELECT * FROM plugin_installations WHERE runtime_type <> 'remote'");
+    const rows = await postgres.query<Record<string, any>>(
+      DB,
+      "SELECT * FROM plugin_installations WHERE runtime_type <> 'remote'",
+    );
     for (const tenant of [A, B]) {
       const listed = (await api(`/plugin/${tenant}/management/list?page=1&page_size=50`)).data.list as any[];
-      const endpoints = await postgres.query<{ plugin_id: string; enabled: boolean }>(DB, "SELECT plugin_id, enabled FROM endpoints WHERE tenant_id = $1", [tenant]);
+      const endpoints = await postgres.query<{ plugin_id: string; enabled: boolean }>(
+        DB,
+        "SELECT plugin_id, enabled FROM endpoints WHERE tenant_id = $1",
+        [tenant],
+      );
       const expected = rows
         .filter((r) => r.tenant_id === tenant)
         .map((r) => ({
@@ -303,15 +490,27 @@ describe("migrate from-go", () => {
           endpoints_active: endpoints.filter((e) => e.plugin_id === r.plugin_id && e.enabled).length,
         }));
       const actual = listed.map((p) => ({
-        installation_id: p.installation_id, plugin_id: p.plugin_id, plugin_unique_identifier: p.plugin_unique_identifier, source: p.source,
-        meta: p.meta, created_at: p.created_at, endpoints_setups: p.endpoints_setups, endpoints_active: p.endpoints_active,
+        installation_id: p.installation_id,
+        plugin_id: p.plugin_id,
+        plugin_unique_identifier: p.plugin_unique_identifier,
+        source: p.source,
+        meta: p.meta,
+        created_at: p.created_at,
+        endpoints_setups: p.endpoints_setups,
+        endpoints_active: p.endpoints_active,
       }));
-      const byId = (a: { installation_id: string }, b: { installation_id: string }) => a.installation_id.localeCompare(b.installation_id);
+      const byId = (a: { installation_id: string }, b: { installation_id: string }) =>
+        a.installation_id.localeCompare(b.installation_id);
       expect(actual.sort(byId)).toEqual(expected.sort(byId));
     }
     const toolsA = (await api(`/plugin/${A}/management/tools?page=1&page_size=50`)).data as any[];
-    expect(toolsA.map((t) => [t.plugin_id, t.provider]).sort()).toEqual([["fixtures/backwards-tool", "backwards"], ["fixtures/echo-tool", "echo"]]);
-    expect(toolsA.find((t) => t.provider === "backwards").declaration.tools.map((t: any) => t.identity.name)).toContain("storage_read");
+    expect(toolsA.map((t) => [t.plugin_id, t.provider]).sort()).toEqual([
+      ["fixtures/backwards-tool", "backwards"],
+      ["fixtures/echo-tool", "echo"],
+    ]);
+    expect(toolsA.find((t) => t.provider === "backwards").declaration.tools.map((t: any) => t.identity.name)).toContain(
+      "storage_read",
+    );
     const modelsA = (await api(`/plugin/${A}/management/models?page=1&page_size=50`)).data as any[];
     expect(modelsA.map((m) => [m.plugin_id, m.provider])).toEqual([["fixtures/fake-llm", "fakellm"]]);
     expect((await api(`/plugin/${B}/management/models?page=1&page_size=50`)).data).toEqual([]);
@@ -319,13 +518,33 @@ describe("migrate from-go", () => {
 
   it("answers tool and model calls in every tenant", async () => {
     for (const tenant of [A, B]) {
-      const events = await dispatch(tenant, "fixtures/echo-tool", "tool/invoke", tool("echo", "echo", { text: `hi ${tenant}` }));
-      expect(events.every((e) => e.code === 0), JSON.stringify(events)).toBe(true);
-      expect(events.map((e) => (e.data as any).message?.text).filter(Boolean).join("")).toContain(`hi ${tenant}`);
+      const events = await dispatch(
+        tenant,
+        "fixtures/echo-tool",
+        "tool/invoke",
+        tool("echo", "echo", { text: `hi ${tenant}` }),
+      );
+      expect(
+        events.every((e) => e.code === 0),
+        JSON.stringify(events),
+      ).toBe(true);
+      expect(
+        events
+          .map((e) => (e.data as any).message?.text)
+          .filter(Boolean)
+          .join(""),
+      ).toContain(`hi ${tenant}`);
     }
     const llm = await dispatch(A, "fixtures/fake-llm", "llm/invoke", {
-      provider: "fakellm", model_type: "llm", model: "fake-chat", credentials: { api_key: "k" },
-      prompt_messages: [{ role: "user", content: "carried over" }], model_parameters: {}, tools: [], stop: [], stream: true,
+      provider: "fakellm",
+      model_type: "llm",
+      model: "fake-chat",
+      credentials: { api_key: "k" },
+      prompt_messages: [{ role: "user", content: "carried over" }],
+      model_parameters: {},
+      tools: [],
+      stop: [],
+      stream: true,
     });
     expect(llm.map((e) => (e.data as any).delta.message.content).join("")).toBe("carried over");
   });
@@ -335,28 +554,46 @@ describe("migrate from-go", () => {
     const hook = async (hookId: string) => fetch(`${d.url}/e/${hookId}/hook`, { method: "POST", body: "x" });
     const a1 = await hook("hookaaaaaaaaaaa1");
     expect(a1.status).toBe(201);
-    expect(await a1.json()).toMatchObject({ hook_id: "hookaaaaaaaaaaa1", greeting: "hi from go", api_key: "sk-go-secret-a" });
+    expect(await a1.json()).toMatchObject({
+      hook_id: "hookaaaaaaaaaaa1",
+      greeting: "hi from go",
+      api_key: "sk-go-secret-a",
+    });
     const b1 = await hook("hookbbbbbbbbbbb1");
     expect(await b1.json()).toMatchObject({ greeting: "hi tenant b", api_key: "sk-go-secret-b" });
     expect((await hook("hookaaaaaaaaaaa2")).status).toBe(404);
     expect((await hook("hookremote000001")).status).toBe(404);
 
     const listed = (await api(`/plugin/${A}/endpoint/list?page=1&page_size=50`)).data as any[];
-    expect(listed.map((e) => [e.id, e.hook_id, e.name, e.enabled, e.settings.api_key]).sort()).toEqual([
-      [id.hookA1, "hookaaaaaaaaaaa1", "go hook", true, "sk**********-a"],
-      [id.hookA2, "hookaaaaaaaaaaa2", "disabled hook", false, "******"],
-    ].sort());
+    expect(listed.map((e) => [e.id, e.hook_id, e.name, e.enabled, e.settings.api_key]).sort()).toEqual(
+      [
+        [id.hookA1, "hookaaaaaaaaaaa1", "go hook", true, "sk**********-a"],
+        [id.hookA2, "hookaaaaaaaaaaa2", "disabled hook", false, "******"],
+      ].sort(),
+    );
   });
 
   it("gives each plugin back the values it stored, per tenant", async () => {
     const read = async (tenant: string, key: string) => {
-      const events = await dispatch(tenant, "fixtures/backwards-tool", "tool/invoke", tool("backwards", "storage_read", { key }));
-      expect(events.every((e) => e.code === 0), JSON.stringify(events)).toBe(true);
+      const events = await dispatch(
+        tenant,
+        "fixtures/backwards-tool",
+        "tool/invoke",
+        tool("backwards", "storage_read", { key }),
+      );
+      expect(
+        events.every((e) => e.code === 0),
+        JSON.stringify(events),
+      ).toBe(true);
       return (events.find((e) => (e.data as any).type === "json")?.data as any).message.json_object;
     };
     expect(await read(A, "greeting")).toMatchObject({ exists: true, text: "hello from the Go daemon, tenant A!" });
     expect(await read(A, "nested/deep")).toMatchObject({ exists: true, text: "nested value" });
-    expect(await read(A, "big")).toMatchObject({ exists: true, size: bigValue.length, sha256: createHash("sha256").update(bigValue).digest("hex") });
+    expect(await read(A, "big")).toMatchObject({
+      exists: true,
+      size: bigValue.length,
+      sha256: createHash("sha256").update(bigValue).digest("hex"),
+    });
     expect(await read(B, "greeting")).toMatchObject({ exists: true, text: "hello tenant B" });
     expect(await read(B, "big")).toEqual({ key: "big", exists: false });
   });
@@ -366,7 +603,11 @@ describe("migrate from-go", () => {
     const report = await migrate("--prepare");
     for (const [kind, counts] of Object.entries(report.counts)) expect(counts.migrated, kind).toBe(0);
     expect(report.counts).toMatchObject({
-      packages: { present: 3 }, installations: { present: 5 }, endpoints: { present: 3 }, storage: { present: 4 }, tool_installations: { present: 4 },
+      packages: { present: 3 },
+      installations: { present: 5 },
+      endpoints: { present: 3 },
+      storage: { present: 4 },
+      tool_installations: { present: 4 },
     });
     expect(report.runtimes.every((r) => r.ready && !r.prepared)).toBe(true);
     expect(targetState()).toBe(stored);
@@ -378,17 +619,33 @@ describe("migrate from-go", () => {
     await postgres.createDatabase(broken);
     await postgres.exec(broken, schema);
     const rowId = uuidv7();
-    await postgres.exec(broken, insert("plugin_installations", {
-      id: rowId, ...stamps(1), tenant_id: A, plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid.echo,
-      runtime_type: "local", endpoints_setups: 0, endpoints_active: 0, source: "marketplace", meta: "{}",
-    }));
+    await postgres.exec(
+      broken,
+      insert("plugin_installations", {
+        id: rowId,
+        ...stamps(1),
+        tenant_id: A,
+        plugin_id: "fixtures/echo-tool",
+        plugin_unique_identifier: uid.echo,
+        runtime_type: "local",
+        endpoints_setups: 0,
+        endpoints_active: 0,
+        source: "marketplace",
+        meta: "{}",
+      }),
+    );
     const otherStorage = join(work, "tampered-storage");
     mkdirSync(join(otherStorage, "plugin_packages/fixtures"), { recursive: true });
-    writeFileSync(join(otherStorage, `plugin_packages/${uid.echo}`), await packFixture("echo-tool", { files: { "extra.txt": "changed" } }));
+    writeFileSync(
+      join(otherStorage, `plugin_packages/${uid.echo}`),
+      await packFixture("echo-tool", { files: { "extra.txt": "changed" } }),
+    );
     const fresh = join(work, "fresh-data");
     const result = await cli([...sourceArgs(broken, () => otherStorage), "--target", "local", "--data-dir", fresh]);
     expect(result.code).toBe(1);
-    expect(result.stderr).toContain(`error: plugin_installations row ${rowId} (tenant ${A}, ${uid.echo}): package plugin_packages/${uid.echo} cannot be carried over`);
+    expect(result.stderr).toContain(
+      `error: plugin_installations row ${rowId} (tenant ${A}, ${uid.echo}): package plugin_packages/${uid.echo} cannot be carried over`,
+    );
     expect(result.stderr).toContain("the checksum does not match the identifier");
     expect(listFiles(join(fresh, "blobs"))).toEqual([]);
   });
@@ -398,11 +655,30 @@ describe("migrate from-go", () => {
     await postgres.createDatabase(bad);
     await postgres.exec(bad, schema);
     const rowId = uuidv7();
-    await postgres.exec(bad, insert("endpoints", {
-      id: rowId, ...stamps(1), name: "x", hook_id: "hookbadjson00001", tenant_id: A, user_id: "u", plugin_id: "fixtures/x",
-      expired_at: "2050-01-01T00:00:00Z", enabled: true, settings: "{not json",
-    }));
-    const result = await cli([...sourceArgs(bad), "--target", "local", "--data-dir", join(work, "unused"), "--dry-run", "--json"]);
+    await postgres.exec(
+      bad,
+      insert("endpoints", {
+        id: rowId,
+        ...stamps(1),
+        name: "x",
+        hook_id: "hookbadjson00001",
+        tenant_id: A,
+        user_id: "u",
+        plugin_id: "fixtures/x",
+        expired_at: "2050-01-01T00:00:00Z",
+        enabled: true,
+        settings: "{not json",
+      }),
+    );
+    const result = await cli([
+      ...sourceArgs(bad),
+      "--target",
+      "local",
+      "--data-dir",
+      join(work, "unused"),
+      "--dry-run",
+      "--json",
+    ]);
     expect(result.code).toBe(1);
     expect(JSON.parse(result.stdout)).toEqual({ error: `endpoints row ${rowId}: settings: not a JSON object` });
   });
@@ -414,16 +690,34 @@ describe("migrate from-go with an older Go daemon's database", () => {
     await postgres.createDatabase(old);
     await postgres.exec(old, `${schema}\nDROP INDEX "idx_tenant_plugin";`);
     const [older, newer] = [uuidv7(), uuidv7()];
-    const row = (rowId: string, minute: number) => insert("plugin_installations", {
-      id: rowId, ...stamps(minute), tenant_id: A, plugin_id: "fixtures/echo-tool", plugin_unique_identifier: uid.echo,
-      runtime_type: "local", endpoints_setups: 0, endpoints_active: 0, source: "marketplace", meta: "{}",
-    });
+    const row = (rowId: string, minute: number) =>
+      insert("plugin_installations", {
+        id: rowId,
+        ...stamps(minute),
+        tenant_id: A,
+        plugin_id: "fixtures/echo-tool",
+        plugin_unique_identifier: uid.echo,
+        runtime_type: "local",
+        endpoints_setups: 0,
+        endpoints_active: 0,
+        source: "marketplace",
+        meta: "{}",
+      });
     await postgres.exec(old, [row(older, 1), row(newer, 2)].join("\n"));
-    const result = await cli([...sourceArgs(old), "--target", "local", "--data-dir", join(work, "old-data"), "--dry-run"]);
+    const result = await cli([
+      ...sourceArgs(old),
+      "--target",
+      "local",
+      "--data-dir",
+      join(work, "old-data"),
+      "--dry-run",
+    ]);
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout).toContain("Dry run: nothing was written.");
     expect(result.stdout).toMatch(/installations\s+1\s+0\s+1\n/);
-    expect(result.stdout).toContain(`plugin_installations row ${older} (tenant ${A}, ${uid.echo}): duplicate installation of fixtures/echo-tool in this tenant; kept the newer row ${newer}`);
+    expect(result.stdout).toContain(
+      `plugin_installations row ${older} (tenant ${A}, ${uid.echo}): duplicate installation of fixtures/echo-tool in this tenant; kept the newer row ${newer}`,
+    );
     expect(result.stderr).toContain(`[checking packages 1/1] ${uid.echo}: checked (plugin_packages/${uid.echo})`);
   });
 });
@@ -435,33 +729,66 @@ describe("migrate from-go on AWS", () => {
     const table = uniqueResourceName("migrated");
     const bucket = uniqueResourceName("migrated");
     const s3 = createS3Client();
-    await Promise.all([createTestBucket(s3, goBucket), createTestBucket(s3, bucket), createTestTable(createDynamoDbClient(), table)]);
+    await Promise.all([
+      createTestBucket(s3, goBucket),
+      createTestBucket(s3, bucket),
+      createTestTable(createDynamoDbClient(), table),
+    ]);
     for (const key of listFiles(storageRoot)) {
       await s3.send(new PutObjectCommand({ Bucket: goBucket, Key: key, Body: readFileSync(join(storageRoot, key)) }));
     }
     // The Go daemon's own .env, as its operator has it.
     const goEnv = join(work, "go-daemon.env");
-    writeFileSync(goEnv, [
-      "# the Go daemon's settings", "DB_TYPE=postgresql", "DB_HOST=127.0.0.1", `DB_PORT=${postgres.port}`, `DB_USERNAME=${POSTGRES_USER}`,
-      `DB_PASSWORD="${POSTGRES_PASSWORD}"`, `DB_DATABASE=${DB}`, "PLUGIN_STORAGE_TYPE=aws_s3", `PLUGIN_STORAGE_OSS_BUCKET=${goBucket}`,
-      `S3_ENDPOINT=${endpoint}`, "S3_USE_PATH_STYLE=true", "AWS_ACCESS_KEY=test", "AWS_SECRET_KEY=test", "AWS_REGION=us-east-1",
-    ].join("\n"));
+    writeFileSync(
+      goEnv,
+      [
+        "# the Go daemon's settings",
+        "DB_TYPE=postgresql",
+        "DB_HOST=127.0.0.1",
+        `DB_PORT=${postgres.port}`,
+        `DB_USERNAME=${POSTGRES_USER}`,
+        `DB_PASSWORD="${POSTGRES_PASSWORD}"`,
+        `DB_DATABASE=${DB}`,
+        "PLUGIN_STORAGE_TYPE=aws_s3",
+        `PLUGIN_STORAGE_OSS_BUCKET=${goBucket}`,
+        `S3_ENDPOINT=${endpoint}`,
+        "S3_USE_PATH_STYLE=true",
+        "AWS_ACCESS_KEY=test",
+        "AWS_SECRET_KEY=test",
+        "AWS_REGION=us-east-1",
+      ].join("\n"),
+    );
     const run = () => cli(["--go-env", goEnv, "--target", "aws", "--table", table, "--bucket", bucket, "--json"]);
 
     const first = await run();
     expect(first.code, first.stderr).toBe(0);
     const report = JSON.parse(first.stdout) as Report;
     expect(report.counts).toMatchObject({
-      packages: { migrated: 3 }, installations: { migrated: 5 }, endpoints: { migrated: 3 }, storage: { migrated: 4 },
+      packages: { migrated: 3 },
+      installations: { migrated: 5 },
+      endpoints: { migrated: 3 },
+      storage: { migrated: 4 },
     });
     // Lambda functions are built by --prepare (or the first install); until then the report says so.
     expect(report.runtimes.every((r) => !r.ready)).toBe(true);
 
     const items = new DynamoDbItemStore({ tableName: table });
     const installations = await new Installations(items).list(A);
-    expect(installations.map((i) => [i.id, i.runtime_type]).sort()).toEqual([[id.echoA, "serverless"], [id.llmA, "serverless"], [id.storeA, "serverless"]].sort());
-    expect((await new PackageRecords(items, new S3BlobStore({ bucket })).bytes(uid.store))?.byteLength).toBeGreaterThan(0);
-    expect(await new Endpoints(items).findByHook("hookbbbbbbbbbbb1")).toMatchObject({ id: id.hookB1, tenant_id: B, settings: { greeting: "hi tenant b" } });
+    expect(installations.map((i) => [i.id, i.runtime_type]).sort()).toEqual(
+      [
+        [id.echoA, "serverless"],
+        [id.llmA, "serverless"],
+        [id.storeA, "serverless"],
+      ].sort(),
+    );
+    expect((await new PackageRecords(items, new S3BlobStore({ bucket })).bytes(uid.store))?.byteLength).toBeGreaterThan(
+      0,
+    );
+    expect(await new Endpoints(items).findByHook("hookbbbbbbbbbbb1")).toMatchObject({
+      id: id.hookB1,
+      tenant_id: B,
+      settings: { greeting: "hi tenant b" },
+    });
     const storage = new PluginStorage(items, new S3BlobStore({ bucket }));
     expect(Buffer.compare((await storage.get(A, "fixtures/backwards-tool", "big"))!, bigValue)).toBe(0);
     expect((await storage.get(A, "fixtures/backwards-tool", "nested/deep"))?.toString()).toBe("nested value");
@@ -470,6 +797,11 @@ describe("migrate from-go on AWS", () => {
     expect(second.code, second.stderr).toBe(0);
     const again = JSON.parse(second.stdout) as Report;
     expect(Object.values(again.counts).every((c) => c.migrated === 0)).toBe(true);
-    expect(again.counts).toMatchObject({ packages: { present: 3 }, installations: { present: 5 }, endpoints: { present: 3 }, storage: { present: 4 } });
+    expect(again.counts).toMatchObject({
+      packages: { present: 3 },
+      installations: { present: 5 },
+      endpoints: { present: 3 },
+      storage: { present: 4 },
+    });
   }, 120_000);
 });

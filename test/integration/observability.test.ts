@@ -26,7 +26,11 @@ beforeAll(async () => {
   sink.on("data", (chunk: Buffer) => logLines.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
   restoreLogs = captureLogs(sink, "debug");
   inner = await new FakeDifyInnerApi(INNER_KEY).start();
-  d = await startTestDaemon({ DIFY_INNER_API_URL: inner.url, DIFY_INNER_API_KEY: INNER_KEY, PLUGIN_MAX_EXECUTION_TIMEOUT: "20" });
+  d = await startTestDaemon({
+    DIFY_INNER_API_URL: inner.url,
+    DIFY_INNER_API_KEY: INNER_KEY,
+    PLUGIN_MAX_EXECUTION_TIMEOUT: "20",
+  });
   await installPackage(d, T, await packFixture("echo-tool"));
   await installPackage(d, T, await packFixture("misbehaving-tool"));
   await installPackage(d, T, await packFixture("backwards-tool"));
@@ -38,7 +42,11 @@ afterAll(async () => {
 });
 
 const dispatch = (pluginId: string, data: Record<string, unknown>) =>
-  d.call(`/plugin/${T}/dispatch/tool/invoke`, { method: "POST", headers: { "x-plugin-id": pluginId }, json: { user_id: "u1", data } });
+  d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+    method: "POST",
+    headers: { "x-plugin-id": pluginId },
+    json: { user_id: "u1", data },
+  });
 const tool = (provider: string, name: string, params: Record<string, unknown>) => ({
   provider,
   tool: name,
@@ -92,8 +100,13 @@ describe("GET /metrics", () => {
   });
 
   it("counts backwards invocations by type and outcome", async () => {
-    const events = await readEvents(await dispatch("fixtures/backwards-tool", tool("backwards", "call_llm", { prompt: "one two" })));
-    expect(events.every((e) => e.code === 0), JSON.stringify(events.at(-1))).toBe(true);
+    const events = await readEvents(
+      await dispatch("fixtures/backwards-tool", tool("backwards", "call_llm", { prompt: "one two" })),
+    );
+    expect(
+      events.every((e) => e.code === 0),
+      JSON.stringify(events.at(-1)),
+    ).toBe(true);
     inner.on("invoke/llm", () => ({ document: { error: "down" }, status: 500 }));
     await readEvents(await dispatch("fixtures/backwards-tool", tool("backwards", "call_llm", { prompt: "again" })));
     inner.reset();
@@ -103,15 +116,24 @@ describe("GET /metrics", () => {
   });
 
   it("counts HTTP requests by route and status, a wrong key included, with upstream's names", async () => {
-    const wrong = await fetch(`${d.url}/plugin/${T}/management/list?page=1&page_size=10`, { headers: { "x-api-key": "not-the-key" } });
+    const wrong = await fetch(`${d.url}/plugin/${T}/management/list?page=1&page_size=10`, {
+      headers: { "x-api-key": "not-the-key" },
+    });
     expect(wrong.status).toBe(401);
     await d.call(`/plugin/${T}/management/list?page=1&page_size=10`);
     const text = await scrape();
     const list = { method: "GET", endpoint: "/plugin/:tenant_id/management/list", route_group: "management" };
     expect(sample(text, "plugin_http_requests_total", { ...list, status: "200" })).toBeGreaterThanOrEqual(1);
     expect(sample(text, "plugin_http_requests_total", { ...list, status: "401" })).toBe(1);
-    expect(sample(text, "plugin_http_request_duration_seconds_count", { method: "GET", endpoint: "/plugin/:tenant_id/management/list" })).toBeGreaterThanOrEqual(2);
-    expect(sample(text, "plugin_http_requests_total", { endpoint: "/plugin/:tenant_id/dispatch/*action", status: "200" })).toBeGreaterThanOrEqual(4);
+    expect(
+      sample(text, "plugin_http_request_duration_seconds_count", {
+        method: "GET",
+        endpoint: "/plugin/:tenant_id/management/list",
+      }),
+    ).toBeGreaterThanOrEqual(2);
+    expect(
+      sample(text, "plugin_http_requests_total", { endpoint: "/plugin/:tenant_id/dispatch/*action", status: "200" }),
+    ).toBeGreaterThanOrEqual(4);
     // Node's process metrics sit beside them, as Go's do upstream.
     expect(text).toContain("process_resident_memory_bytes");
   });
@@ -122,11 +144,22 @@ describe("logs", () => {
     // The key in a query string, credentials in bodies that succeed and fail, a backwards call
     // that sends the inner-API key to Dify, and an endpoint request that fails validation.
     await fetch(`${d.url}/health/check?key=${encodeURIComponent(TEST_KEY)}`);
-    await fetch(`${d.url}/plugin/${T}/management/list?page=1&page_size=10&x=${TEST_KEY}`, { headers: { "x-api-key": TEST_KEY } });
-    await readEvents(await dispatch("fixtures/misbehaving-tool", tool("misbehaving", "raise", { secret: PLUGIN_SECRET })));
+    await fetch(`${d.url}/plugin/${T}/management/list?page=1&page_size=10&x=${TEST_KEY}`, {
+      headers: { "x-api-key": TEST_KEY },
+    });
+    await readEvents(
+      await dispatch("fixtures/misbehaving-tool", tool("misbehaving", "raise", { secret: PLUGIN_SECRET })),
+    );
     await readEvents(await dispatch("fixtures/backwards-tool", tool("backwards", "call_llm", { prompt: INNER_KEY })));
-    await d.call(`/plugin/${T}/dispatch/tool/invoke`, { method: "POST", headers: { "x-plugin-id": "fixtures/echo-tool" }, json: { data: `not an object ${PLUGIN_SECRET}` } });
-    await d.call(`/plugin/${T}/management/uninstall`, { method: "POST", json: { plugin_installation_id: "", api_key: PLUGIN_SECRET } });
+    await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
+      method: "POST",
+      headers: { "x-plugin-id": "fixtures/echo-tool" },
+      json: { data: `not an object ${PLUGIN_SECRET}` },
+    });
+    await d.call(`/plugin/${T}/management/uninstall`, {
+      method: "POST",
+      json: { plugin_installation_id: "", api_key: PLUGIN_SECRET },
+    });
     await new Promise((r) => setTimeout(r, 200));
     const all = logLines.join("\n");
     expect(logLines.length).toBeGreaterThan(10);
@@ -140,7 +173,9 @@ describe("logs", () => {
     logLines.length = 0;
     await readEvents(await dispatch("fixtures/echo-tool", tool("echo", "echo", { text: "fields" })));
     await new Promise((r) => setTimeout(r, 100));
-    const access = logLines.map((l) => JSON.parse(l)).find((l) => l.message === "HTTP request" && String(l.path).includes("/dispatch/"));
+    const access = logLines
+      .map((l) => JSON.parse(l))
+      .find((l) => l.message === "HTTP request" && String(l.path).includes("/dispatch/"));
     expect(access).toMatchObject({
       level: "INFO",
       service: "dify-plugin-daemon",

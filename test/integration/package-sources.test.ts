@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FakeMarketplace } from "../support/fake-marketplace.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { startTestDaemon, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import { startTestDaemon, type TestDaemon, waitForTask } from "../support/local-daemon.js";
 
 const M = "/plugin/55555555-2222-3333-4444-555555555555/management";
 let d: TestDaemon;
@@ -16,7 +16,11 @@ let market: FakeMarketplace;
 
 beforeAll(async () => {
   market = await FakeMarketplace.start();
-  d = await startTestDaemon({ MARKETPLACE_API_URL: market.url, GITHUB_API_URL: market.url, MAX_PLUGIN_PACKAGE_SIZE: String(2 * 1024 * 1024) });
+  d = await startTestDaemon({
+    MARKETPLACE_API_URL: market.url,
+    GITHUB_API_URL: market.url,
+    MAX_PLUGIN_PACKAGE_SIZE: String(2 * 1024 * 1024),
+  });
 });
 afterAll(async () => {
   await d?.stop();
@@ -25,14 +29,18 @@ afterAll(async () => {
 
 const json = async (res: Response) => (await res.json()) as { code: number; message: string; data: any };
 /** Whether the daemon has the package (fetch/identifier says whether a tenant has it installed). */
-const stored = async (uid: string) => (await json(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`))).code === 0;
+const stored = async (uid: string) =>
+  (await json(await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`))).code === 0;
 
 let tenants = 0;
 /** Each install in its own tenant: a tenant that already has the plugin (any version) answers all_installed. */
 async function install(uid: string, source: string, meta: Record<string, unknown> = {}) {
   const tenant = `tenant-${++tenants}`;
   const started = await json(
-    await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source, metas: [meta] } }),
+    await d.call(`/plugin/${tenant}/management/install/identifiers`, {
+      method: "POST",
+      json: { plugin_unique_identifiers: [uid], source, metas: [meta] },
+    }),
   );
   expect(started.code, started.message).toBe(0);
   expect(started.data.all_installed).toBe(false);
@@ -84,17 +92,28 @@ describe("source=github", () => {
     const pkg = await packFixture("fake-llm", { version: "2.0.0" });
     const uid = await market.publish(pkg);
     market.publishGithubRelease("fixtures/fake-llm", "v2.0.0", "fake-llm.difypkg", pkg);
-    const task = await install(uid, "github", { repo: "fixtures/fake-llm", version: "v2.0.0", package: "fake-llm.difypkg" });
+    const task = await install(uid, "github", {
+      repo: "fixtures/fake-llm",
+      version: "v2.0.0",
+      package: "fake-llm.difypkg",
+    });
     expect(task.status, JSON.stringify(task)).toBe("success");
     expect(task.installed).toEqual([uid]);
   });
 
   it("stops a download over the size limit", async () => {
     // Random bytes do not compress: the download itself is over the 2 MiB cap.
-    const pkg = await packFixture("echo-tool", { version: "2.0.1", files: { "noise.bin": randomBytes(3 * 1024 * 1024) } });
+    const pkg = await packFixture("echo-tool", {
+      version: "2.0.1",
+      files: { "noise.bin": randomBytes(3 * 1024 * 1024) },
+    });
     const uid = `fixtures/echo-tool:2.0.1@${"d".repeat(64)}`;
     market.publishGithubRelease("fixtures/echo-tool", "v2.0.1", "echo.difypkg", pkg);
-    const task = await install(uid, "github", { repo: "fixtures/echo-tool", version: "v2.0.1", package: "echo.difypkg" });
+    const task = await install(uid, "github", {
+      repo: "fixtures/echo-tool",
+      version: "v2.0.1",
+      package: "echo.difypkg",
+    });
     expect(task.status).toBe("failed");
     expect(task.plugins[0]?.message).toMatch(/exceeds the maximum limit/);
     expect(await stored(uid)).toBe(false);

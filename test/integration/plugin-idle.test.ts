@@ -31,10 +31,15 @@ async function whoami(): Promise<number> {
   const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
     method: "POST",
     headers: { "x-plugin-id": "fixtures/lifecycle-tool" },
-    json: { user_id: "u", data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} } },
+    json: {
+      user_id: "u",
+      data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} },
+    },
   });
   const events = await readEvents(res);
-  const json = events.map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } }).find((m) => m?.type === "json");
+  const json = events
+    .map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } })
+    .find((m) => m?.type === "json");
   if (!json) throw new Error(`no answer: ${JSON.stringify(events.at(-1))}`);
   return json.message!.json_object!.pid;
 }

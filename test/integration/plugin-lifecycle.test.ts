@@ -8,7 +8,15 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { installPackage, readEvents, startInstall, startTestDaemon, uploadForm, waitForTask, type TestDaemon } from "../support/local-daemon.js";
+import {
+  installPackage,
+  readEvents,
+  startInstall,
+  startTestDaemon,
+  type TestDaemon,
+  uploadForm,
+  waitForTask,
+} from "../support/local-daemon.js";
 
 const A = "11111111-aaaa-4000-8000-000000000001";
 const B = "11111111-bbbb-4000-8000-000000000002";
@@ -25,19 +33,34 @@ afterAll(async () => {
   await d?.stop();
 });
 
-const whoami = (seconds = 0) => ({ provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: { seconds } });
+const whoami = (seconds = 0) => ({
+  provider: "lifecycle",
+  tool: "whoami",
+  credentials: {},
+  credential_type: "api-key",
+  tool_parameters: { seconds },
+});
 
 async function call(tenant: string, data: Record<string, unknown> = whoami()) {
-  const res = await d.call(`/plugin/${tenant}/dispatch/tool/invoke`, { method: "POST", headers: { "x-plugin-id": PLUGIN }, json: { user_id: "u", data } });
+  const res = await d.call(`/plugin/${tenant}/dispatch/tool/invoke`, {
+    method: "POST",
+    headers: { "x-plugin-id": PLUGIN },
+    json: { user_id: "u", data },
+  });
   return readEvents(res);
 }
 
 /** The pid and version that answered, or the error message. */
-async function whoAnswered(tenant: string, seconds = 0): Promise<{ pid?: number; version?: string; six?: string; error?: string }> {
+async function whoAnswered(
+  tenant: string,
+  seconds = 0,
+): Promise<{ pid?: number; version?: string; six?: string; error?: string }> {
   const events = await call(tenant, whoami(seconds));
   const last = events.at(-1)!;
   if (last.code !== 0) return { error: JSON.parse(last.message).message as string };
-  const json = events.map((e) => (e.data as { type?: string; message?: { json_object?: { pid: number; version: string; six?: string } } })).find((m) => m?.type === "json");
+  const json = events
+    .map((e) => e.data as { type?: string; message?: { json_object?: { pid: number; version: string; six?: string } } })
+    .find((m) => m?.type === "json");
   return json!.message!.json_object!;
 }
 
@@ -51,7 +74,11 @@ async function installationOf(tenant: string): Promise<{ id: string; plugin_uniq
 
 async function uninstall(tenant: string): Promise<void> {
   const installation = await installationOf(tenant);
-  if (installation) await d.call(`/plugin/${tenant}/management/uninstall`, { method: "POST", json: { plugin_installation_id: installation.id } });
+  if (installation)
+    await d.call(`/plugin/${tenant}/management/uninstall`, {
+      method: "POST",
+      json: { plugin_installation_id: installation.id },
+    });
 }
 
 async function until<T>(probe: () => T | undefined | Promise<T | undefined>, timeoutMs: number): Promise<T> {
@@ -64,11 +91,16 @@ async function until<T>(probe: () => T | undefined | Promise<T | undefined>, tim
   }
 }
 
-const residentMiB = (pid: number) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
+const residentMiB = (pid: number) =>
+  Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 
 describe("memory policy", () => {
   it("runs a plugin that declares 1 MiB and idles at ~200 MiB, as real plugins with pandas do", async () => {
-    const uid = await installPackage(d, A, await packFixture("lifecycle-tool", { files: { ballast_megabytes: "200" } }));
+    const uid = await installPackage(
+      d,
+      A,
+      await packFixture("lifecycle-tool", { files: { ballast_megabytes: "200" } }),
+    );
     const first = await whoAnswered(A);
     expect(residentMiB(first.pid!)).toBeGreaterThan(190);
     // Several watchdog samples later it is the same process, still answering.
@@ -115,7 +147,13 @@ describe("supervisor", () => {
   });
 
   it("declares a plugin that keeps crashing at start a crash loop and answers with its stderr", async () => {
-    const broken = await call(A, { provider: "lifecycle", tool: "break_start", credentials: {}, credential_type: "api-key", tool_parameters: {} });
+    const broken = await call(A, {
+      provider: "lifecycle",
+      tool: "break_start",
+      credentials: {},
+      credential_type: "api-key",
+      tool_parameters: {},
+    });
     expect(broken.at(-1)!.code).toBe(-500);
     await until(() => (runtime.states()[uid] === "crash-loop" ? true : undefined), 15_000);
     const refused = await whoAnswered(A);
@@ -145,7 +183,10 @@ describe("installs", () => {
     // pyproject.toml asks for six>=1.0 (today 1.17); the lock pins 1.16.0.
     const pkg = await packFixture("lifecycle-tool", {
       version: "0.5.0",
-      files: { "pyproject.toml": readFileSync(`${lockDir}pyproject.toml`), "uv.lock": readFileSync(`${lockDir}uv.lock`) },
+      files: {
+        "pyproject.toml": readFileSync(`${lockDir}pyproject.toml`),
+        "uv.lock": readFileSync(`${lockDir}uv.lock`),
+      },
     });
     await installPackage(d, B, pkg);
     expect(await whoAnswered(B)).toMatchObject({ version: "0.5.0", six: "1.16.0" });
@@ -159,7 +200,12 @@ describe("installs", () => {
     const inFlight = Array.from({ length: 8 }, () => whoAnswered(B, 3));
     await new Promise((r) => setTimeout(r, 300));
     const { uid: next } = await (async () => {
-      const up = (await (await d.call(`/plugin/${B}/management/install/upload/package`, { method: "POST", body: uploadForm(await packFixture("lifecycle-tool", { version: "0.2.0" })) })).json()) as {
+      const up = (await (
+        await d.call(`/plugin/${B}/management/install/upload/package`, {
+          method: "POST",
+          body: uploadForm(await packFixture("lifecycle-tool", { version: "0.2.0" })),
+        })
+      ).json()) as {
         data: { unique_identifier: string };
       };
       return { uid: up.data.unique_identifier };
@@ -167,7 +213,12 @@ describe("installs", () => {
     const upgrade = (await (
       await d.call(`/plugin/${B}/management/install/upgrade`, {
         method: "POST",
-        json: { original_plugin_unique_identifier: original, new_plugin_unique_identifier: next, source: "package", meta: {} },
+        json: {
+          original_plugin_unique_identifier: original,
+          new_plugin_unique_identifier: next,
+          source: "package",
+          meta: {},
+        },
       })
     ).json()) as { data: { task_id: string } };
     if (upgrade.data.task_id) expect((await waitForTask(d, B, upgrade.data.task_id)).status).toBe("success");

@@ -3,15 +3,15 @@
  * INSTALL_METHOD=remote dials the debugging server with its tenant's key, shows up as a "remote"
  * installation, serves dispatches over the socket, and disappears when it exits.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import type { AddressInfo, Server } from "node:net";
-import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { startRemoteDebuggingServer } from "../../src/adapters/local/remote-debugging-server.js";
-import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 import { buildSdkVenv, type SdkVenv } from "../support/lambda-sandboxes.js";
+import { readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 
 const ECHO_TOOL = fileURLToPath(new URL("../fixtures/plugins/echo-tool", import.meta.url));
 const TENANT = "5b0a3f4e-1c2d-4e5f-8a9b-0c1d2e3f4a5b";
@@ -24,7 +24,13 @@ let port: number;
 function startPlugin(key: string): ChildProcess {
   const child = spawn(venv.python, ["-m", "main"], {
     cwd: ECHO_TOOL,
-    env: { PATH: process.env.PATH, INSTALL_METHOD: "remote", REMOTE_INSTALL_URL: `127.0.0.1:${port}`, REMOTE_INSTALL_KEY: key, PYTHONUNBUFFERED: "1" },
+    env: {
+      PATH: process.env.PATH,
+      INSTALL_METHOD: "remote",
+      REMOTE_INSTALL_URL: `127.0.0.1:${port}`,
+      REMOTE_INSTALL_KEY: key,
+      PYTHONUNBUFFERED: "1",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.resume();
@@ -50,10 +56,18 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
 }
 
 beforeAll(async () => {
-  venv = buildSdkVenv({ uv: inject("uvPath"), python: inject("pythonPath"), requirements: join(ECHO_TOOL, "requirements.txt") });
+  venv = buildSdkVenv({
+    uv: inject("uvPath"),
+    python: inject("pythonPath"),
+    requirements: join(ECHO_TOOL, "requirements.txt"),
+  });
   d = await startTestDaemon({ PLUGIN_REMOTE_INSTALLING_ENABLED: "true" });
   if (!(d.daemon.runtime instanceof LocalPluginRuntime)) throw new Error("expected the local runtime");
-  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, { host: "127.0.0.1", port: 0, lineMaxBytes: d.daemon.config.pluginLineMaxBytes });
+  debugging = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime, {
+    host: "127.0.0.1",
+    port: 0,
+    lineMaxBytes: d.daemon.config.pluginLineMaxBytes,
+  });
   port = (debugging.address() as AddressInfo).port;
 }, 600_000);
 
@@ -65,17 +79,26 @@ afterAll(async () => {
 
 describe("remote debugging", () => {
   it("gives a tenant one stable key", async () => {
-    const first = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { code: number; data: { key: string } };
-    const second = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    const first = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as {
+      code: number;
+      data: { key: string };
+    };
+    const second = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as {
+      data: { key: string };
+    };
     expect(first.code).toBe(0);
     expect(first.data.key).toMatch(/.{16,}/);
     expect(second.data.key).toBe(first.data.key);
-    const other = (await (await d.call(`/plugin/other-tenant/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    const other = (await (await d.call(`/plugin/other-tenant/debugging/key`, { method: "POST" })).json()) as {
+      data: { key: string };
+    };
     expect(other.data.key).not.toBe(first.data.key);
   });
 
   it("installs a connected SDK plugin as remote, dispatches to it, and removes it when it exits", async () => {
-    const { data } = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } };
+    const { data } = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as {
+      data: { key: string };
+    };
     const plugin = startPlugin(data.key);
     try {
       const entry = await until(async () => (await listed()).find((p) => p.plugin_id === "fixtures/echo-tool"));
@@ -95,7 +118,13 @@ describe("remote debugging", () => {
         headers: { "x-plugin-id": "fixtures/echo-tool" },
         json: {
           user_id: "u1",
-          data: { provider: "echo", tool: "echo", credentials: {}, credential_type: "api-key", tool_parameters: { text: "over tcp" } },
+          data: {
+            provider: "echo",
+            tool: "echo",
+            credentials: {},
+            credential_type: "api-key",
+            tool_parameters: { text: "over tcp" },
+          },
         },
       });
       const events = await readEvents(res);
@@ -104,7 +133,10 @@ describe("remote debugging", () => {
     } finally {
       plugin.kill("SIGKILL");
     }
-    await until(async () => ((await listed()).some((p) => p.plugin_id === "fixtures/echo-tool") ? undefined : true), 30_000);
+    await until(
+      async () => ((await listed()).some((p) => p.plugin_id === "fixtures/echo-tool") ? undefined : true),
+      30_000,
+    );
   }, 120_000);
 
   it("does not register a plugin that presents a wrong key", async () => {

@@ -27,7 +27,9 @@ export function runtimeClaimsContract(store: () => ItemStore) {
     it("keeps the runtime while any tenant has it installed", async () => {
       const claims = new RuntimeClaims(store(), lease);
       const id = uid();
-      await store().write([{ op: "put", item: { ...keys.packageUse(id, "tenant-b"), data: { tenant_id: "tenant-b" } } }]);
+      await store().write([
+        { op: "put", item: { ...keys.packageUse(id, "tenant-b"), data: { tenant_id: "tenant-b" } } },
+      ]);
       expect(await claims.beginRemovalIfUnused(id)).toBeUndefined();
     });
 
@@ -49,10 +51,13 @@ export function runtimeClaimsContract(store: () => ItemStore) {
       const id = uid();
       let interleaved = false;
       const racing = new RuntimeClaims(store(), lease);
-      const remover = new RuntimeClaims(afterFirst(store(), "query", async () => {
-        interleaved = true;
-        await racing.claim(id, "tenant-a");
-      }), lease);
+      const remover = new RuntimeClaims(
+        afterFirst(store(), "query", async () => {
+          interleaved = true;
+          await racing.claim(id, "tenant-a");
+        }),
+        lease,
+      );
       expect(await remover.beginRemovalIfUnused(id)).toBeUndefined();
       expect(interleaved).toBe(true);
     });
@@ -61,9 +66,12 @@ export function runtimeClaimsContract(store: () => ItemStore) {
       const id = uid();
       const remover = new RuntimeClaims(store(), lease);
       let token: string | undefined;
-      const claimer = new RuntimeClaims(afterFirst(store(), "get", async () => {
-        token = await remover.beginRemovalIfUnused(id);
-      }), lease);
+      const claimer = new RuntimeClaims(
+        afterFirst(store(), "get", async () => {
+          token = await remover.beginRemovalIfUnused(id);
+        }),
+        lease,
+      );
       const claim = claimer.claim(id, "tenant-a");
       expect(await settled(claim, 200)).toBe(false);
       expect(token).toEqual(expect.any(String));
@@ -97,7 +105,8 @@ function afterFirst(inner: ItemStore, method: "get" | "query", hook: () => Promi
   };
   return {
     get: async (key) => (method === "get" ? once(await inner.get(key)) : inner.get(key)),
-    query: async (pk, options) => (method === "query" ? once(await inner.query(pk, options)) : inner.query(pk, options)),
+    query: async (pk, options) =>
+      method === "query" ? once(await inner.query(pk, options)) : inner.query(pk, options),
     write: (ops) => inner.write(ops),
   };
 }

@@ -2,7 +2,12 @@ import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { createS3Client } from "../../src/adapters/aws/clients.js";
 import { S3BlobStore } from "../../src/adapters/aws/s3-blob-store.js";
-import { awsTestEndpoint, createTestBucket, uniqueResourceName, type AwsTestEndpoint } from "../support/aws-resources.js";
+import {
+  type AwsTestEndpoint,
+  awsTestEndpoint,
+  createTestBucket,
+  uniqueResourceName,
+} from "../support/aws-resources.js";
 import { blobStoreContract } from "./blob-store.contract.js";
 
 let endpoint: AwsTestEndpoint;

@@ -8,8 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packFixture } from "../support/fixture-packages.js";
+import { startTestDaemon, type TestDaemon, uploadForm } from "../support/local-daemon.js";
 import { patchZipRecords, testSigningKeys } from "../support/package-builder.js";
-import { startTestDaemon, uploadForm, type TestDaemon } from "../support/local-daemon.js";
 
 const M = "/plugin/aaaaaaaa-2222-3333-4444-555555555555/management";
 let d: TestDaemon;
@@ -36,18 +36,25 @@ const upload = async (pkg: Uint8Array) =>
 const total = async () => ((await (await d.call(`${M}/list?page=1&page_size=10`)).json()) as any).data.total as number;
 /** Whether the daemon has the package (fetch/identifier says whether a tenant has it installed). */
 const stored = async (uid: string) =>
-  ((await (await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`)).json()) as any).code === 0;
+  ((await (await d.call(`${M}/fetch/manifest?plugin_unique_identifier=${encodeURIComponent(uid)}`)).json()) as any)
+    .code === 0;
 
 describe("signature enforcement (default on)", () => {
   it("refuses an unsigned package", async () => {
     const env = await upload(await packFixture("echo-tool"));
     expect(env.code).toBe(-400);
-    expect(JSON.parse(env.message).message).toBe("plugin verification has been enabled, and the plugin you want to install has a bad signature");
+    expect(JSON.parse(env.message).message).toBe(
+      "plugin verification has been enabled, and the plugin you want to install has a bad signature",
+    );
     expect(await total()).toBe(0);
   });
 
   it("accepts a package signed by a trusted key, with its verification category", async () => {
-    const pkg = await packFixture("echo-tool", {}, { sign: { privateKey: testSigningKeys().privateKey }, verification: { authorized_category: "partner" } });
+    const pkg = await packFixture(
+      "echo-tool",
+      {},
+      { sign: { privateKey: testSigningKeys().privateKey }, verification: { authorized_category: "partner" } },
+    );
     const env = await upload(pkg);
     expect(env.code).toBe(0);
     expect(env.data.manifest.verified).toBe(true);
@@ -56,7 +63,11 @@ describe("signature enforcement (default on)", () => {
   });
 
   it("refuses the same signed package with one byte changed, and stores nothing", async () => {
-    const pkg = await packFixture("echo-tool", { version: "0.0.4" }, { sign: { privateKey: testSigningKeys().privateKey }, compress: false });
+    const pkg = await packFixture(
+      "echo-tool",
+      { version: "0.0.4" },
+      { sign: { privateKey: testSigningKeys().privateKey }, compress: false },
+    );
     // Flip one byte of main.py's content in place (stored entries keep the archive structure valid).
     const text = Buffer.from(pkg);
     const at = text.indexOf("Plugin(");

@@ -21,7 +21,9 @@ function freePort(): Promise<number> {
     probe.on("error", reject);
     probe.listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -39,16 +41,39 @@ function smoke(args: string[]): Promise<{ code: number | null; output: string }>
 
 beforeAll(async () => {
   standInPort = await freePort();
-  daemon = await startTestDaemon({ DIFY_INNER_API_URL: `http://127.0.0.1:${standInPort}`, DIFY_INNER_API_KEY: INNER_KEY });
+  daemon = await startTestDaemon({
+    DIFY_INNER_API_URL: `http://127.0.0.1:${standInPort}`,
+    DIFY_INNER_API_KEY: INNER_KEY,
+  });
 });
 afterAll(async () => daemon?.stop());
 
 describe("npm run smoke against the local daemon", () => {
   it("passes every path: health, auth, upload, install, stream, backwards call, endpoint, storage over 64 KiB, a 5 MB request, uninstall", async () => {
-    const { code, output } = await smoke(["--url", daemon.url, "--key", TEST_KEY, "--inner-api-stand-in", `127.0.0.1:${standInPort}`, "--inner-api-key", INNER_KEY]);
+    const { code, output } = await smoke([
+      "--url",
+      daemon.url,
+      "--key",
+      TEST_KEY,
+      "--inner-api-stand-in",
+      `127.0.0.1:${standInPort}`,
+      "--inner-api-key",
+      INNER_KEY,
+    ]);
     console.log(output);
     expect(code, output).toBe(0);
-    for (const path of ["health", "auth", "upload", "install", "stream", "backwards", "endpoint", "storage", "large-request", "uninstall"]) {
+    for (const path of [
+      "health",
+      "auth",
+      "upload",
+      "install",
+      "stream",
+      "backwards",
+      "endpoint",
+      "storage",
+      "large-request",
+      "uninstall",
+    ]) {
       expect(output, path).toMatch(new RegExp(`^PASS  ${path} `, "m"));
     }
     // Plugin paths report a cold and a warm timing.
@@ -58,7 +83,14 @@ describe("npm run smoke against the local daemon", () => {
   }, 600_000);
 
   it("exits non-zero and says which path failed when the daemon refuses its key", async () => {
-    const { code, output } = await smoke(["--url", daemon.url, "--key", "not-the-daemon-key", "--skip", "backwards,endpoint"]);
+    const { code, output } = await smoke([
+      "--url",
+      daemon.url,
+      "--key",
+      "not-the-daemon-key",
+      "--skip",
+      "backwards,endpoint",
+    ]);
     expect(code).toBe(1);
     expect(output).toMatch(/^PASS {2}health /m);
     expect(output).toMatch(/^FAIL {2}auth .*the key was refused/m);

@@ -35,9 +35,17 @@ describe("SqliteItemStore", () => {
 
       const after = SqliteItemStore.inDirectory(join(dir, "nested", "data"));
       try {
-        expect(await after.get(key)).toEqual({ ...key, gsi1pk: "tenant-1", gsi1sk: "openai", version: 2, data: { n: 2 } });
+        expect(await after.get(key)).toEqual({
+          ...key,
+          gsi1pk: "tenant-1",
+          gsi1sk: "openai",
+          version: 2,
+          data: { n: 2 },
+        });
         expect(await after.query("tenant-1", { index: "gsi1" })).toHaveLength(1);
-        await after.write([{ op: "put", item: { ...key, data: { n: 3 } }, condition: { kind: "versionIs", version: 2 } }]);
+        await after.write([
+          { op: "put", item: { ...key, data: { n: 3 } }, condition: { kind: "versionIs", version: 2 } },
+        ]);
         expect((await after.get(key))?.version).toBe(3);
       } finally {
         after.close();

@@ -7,8 +7,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import packageJson from "../../package.json" with { type: "json" };
 import { packFixture } from "../support/fixture-packages.js";
-import { installPackage, startTestDaemon, uploadForm, type TestDaemon } from "../support/local-daemon.js";
-import { UPSTREAM_COMMIT, wireCases, type UpstreamAnswer, type WireContext, type WireRequest } from "../support/upstream-answers.js";
+import { installPackage, startTestDaemon, type TestDaemon, uploadForm } from "../support/local-daemon.js";
+import {
+  UPSTREAM_COMMIT,
+  type UpstreamAnswer,
+  type WireContext,
+  type WireRequest,
+  wireCases,
+} from "../support/upstream-answers.js";
 
 const TENANT = "7a7a7a7a-2222-3333-4444-555555555555";
 const OTHER_TENANT = "7b7b7b7b-2222-3333-4444-555555555555";
@@ -17,15 +23,23 @@ let d: TestDaemon;
 let ctx: WireContext;
 
 async function upload(pkg: Uint8Array) {
-  const res = await d.call(`/plugin/${TENANT}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) });
+  const res = await d.call(`/plugin/${TENANT}/management/install/upload/package`, {
+    method: "POST",
+    body: uploadForm(pkg),
+  });
   return ((await res.json()) as { data: { unique_identifier: string; manifest: { icon: string } } }).data;
 }
 
 beforeAll(async () => {
   d = await startTestDaemon();
-  const [v1, v2, v3] = await Promise.all(["0.0.1", "0.0.2", "0.0.3"].map((version) => packFixture("polling-llm", { version })));
+  const [v1, v2, v3] = await Promise.all(
+    ["0.0.1", "0.0.2", "0.0.3"].map((version) => packFixture("polling-llm", { version })),
+  );
   // Two versions, each running for one tenant, install side by side.
-  const [installed, installedElsewhere] = await Promise.all([installPackage(d, TENANT, v1!), installPackage(d, OTHER_TENANT, v2!)]);
+  const [installed, installedElsewhere] = await Promise.all([
+    installPackage(d, TENANT, v1!),
+    installPackage(d, OTHER_TENANT, v2!),
+  ]);
   const stored = await upload(v3!);
   ctx = {
     tenant: TENANT,

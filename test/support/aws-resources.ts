@@ -5,10 +5,10 @@
 import { randomBytes } from "node:crypto";
 import {
   CreateTableCommand,
-  UpdateTimeToLiveCommand,
-  waitUntilTableExists,
   type CreateTableCommandInput,
   type DynamoDBClient,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import { startAwsEmulator } from "../../src/aws-local/moto-server.js";

@@ -96,30 +96,45 @@ export class FakeDifyInnerApi {
   }
 
   private uploadSignature(...facts: string[]): string {
-    return createHmac("sha256", this.key).update(`upload|${facts.join("|")}`).digest("base64url");
+    return createHmac("sha256", this.key)
+      .update(`upload|${facts.join("|")}`)
+      .digest("base64url");
   }
 
   /** POST /files/upload/for-plugin: multipart field `file`, answered 201 with Dify's file fields. */
   private async receiveUpload(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const query = Object.fromEntries(new URL(req.url ?? "", "http://fake").searchParams);
-    const file = await new Promise<{ filename: string; mimetype: string; content: Buffer } | undefined>((resolve, reject) => {
-      let found: { filename: string; mimetype: string; content: Buffer } | undefined;
-      const parser = busboy({ headers: req.headers });
-      parser.on("file", (name, stream, info) => {
-        const parts: Buffer[] = [];
-        stream.on("data", (d: Buffer) => parts.push(d));
-        stream.on("end", () => {
-          if (name === "file") found = { filename: info.filename ?? "", mimetype: info.mimeType, content: Buffer.concat(parts) };
+    const file = await new Promise<{ filename: string; mimetype: string; content: Buffer } | undefined>(
+      (resolve, reject) => {
+        let found: { filename: string; mimetype: string; content: Buffer } | undefined;
+        const parser = busboy({ headers: req.headers });
+        parser.on("file", (name, stream, info) => {
+          const parts: Buffer[] = [];
+          stream.on("data", (d: Buffer) => parts.push(d));
+          stream.on("end", () => {
+            if (name === "file")
+              found = { filename: info.filename ?? "", mimetype: info.mimeType, content: Buffer.concat(parts) };
+          });
         });
-      });
-      parser.on("close", () => resolve(found));
-      parser.on("error", reject);
-      req.pipe(parser);
-    });
+        parser.on("close", () => resolve(found));
+        parser.on("error", reject);
+        req.pipe(parser);
+      },
+    );
     const expected =
-      file && this.uploadSignature(file.filename, file.mimetype, query.tenant_id ?? "", query.user_id ?? "", query.timestamp ?? "", query.nonce ?? "");
+      file &&
+      this.uploadSignature(
+        file.filename,
+        file.mimetype,
+        query.tenant_id ?? "",
+        query.user_id ?? "",
+        query.timestamp ?? "",
+        query.nonce ?? "",
+      );
     if (!file || !query.sign || query.sign !== expected) {
-      res.writeHead(403, { "content-type": "application/json" }).end(JSON.stringify({ code: "forbidden", message: "Invalid request.", status: 403 }));
+      res
+        .writeHead(403, { "content-type": "application/json" })
+        .end(JSON.stringify({ code: "forbidden", message: "Invalid request.", status: 403 }));
       return;
     }
     this.uploads.push({ query, ...file });
@@ -202,9 +217,18 @@ export function llmChunks(body: Record<string, unknown>): unknown[] {
         ...(i === words.length - 1 && {
           finish_reason: "stop",
           usage: {
-            prompt_tokens: 1, prompt_unit_price: 0, prompt_price_unit: 0, prompt_price: 0,
-            completion_tokens: words.length, completion_unit_price: 0, completion_price_unit: 0, completion_price: 0,
-            total_tokens: words.length + 1, total_price: 0, currency: "USD", latency: 0.1,
+            prompt_tokens: 1,
+            prompt_unit_price: 0,
+            prompt_price_unit: 0,
+            prompt_price: 0,
+            completion_tokens: words.length,
+            completion_unit_price: 0,
+            completion_price_unit: 0,
+            completion_price: 0,
+            total_tokens: words.length + 1,
+            total_price: 0,
+            currency: "USD",
+            latency: 0.1,
           },
         }),
       },
@@ -215,7 +239,11 @@ export function llmChunks(body: Record<string, unknown>): unknown[] {
 
 function crypt(body: Record<string, unknown>): Answer {
   const data = (body.data as Record<string, unknown> | null) ?? {};
-  const secrets = new Set(((body.config as Array<{ name?: string; type?: string }>) ?? []).filter((c) => c.type === "secret-input").map((c) => c.name));
+  const secrets = new Set(
+    ((body.config as Array<{ name?: string; type?: string }>) ?? [])
+      .filter((c) => c.type === "secret-input")
+      .map((c) => c.name),
+  );
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(data)) {
     if (!secrets.has(k) || typeof v !== "string") out[k] = v;
@@ -226,42 +254,75 @@ function crypt(body: Record<string, unknown>): Answer {
 }
 
 /** Dify's answer to a request its payload model rejects: a ValueError, which its API turns into HTTP 400. */
-const invalid = (message: string): Answer => ({ document: { code: "invalid_param", message: `invalid payload: ${message}`, status: 400 }, status: 400 });
+const invalid = (message: string): Answer => ({
+  document: { code: "invalid_param", message: `invalid payload: ${message}`, status: 400 },
+  status: 400,
+});
 
 type Body = Record<string, unknown>;
 const str = (v: unknown) => typeof v === "string";
 const list = (v: unknown) => Array.isArray(v);
-const words = (text: unknown) => String(text ?? "").split(/\s+/).filter(Boolean);
+const words = (text: unknown) =>
+  String(text ?? "")
+    .split(/\s+/)
+    .filter(Boolean);
 const hex = (text: string) => Buffer.from(text, "utf8").toString("hex");
-const usage = (tokens: number) => ({ tokens, total_tokens: tokens, unit_price: 0, price_unit: 0, total_price: 0, currency: "USD", latency: 0.1 });
+const usage = (tokens: number) => ({
+  tokens,
+  total_tokens: tokens,
+  unit_price: 0,
+  price_unit: 0,
+  total_price: 0,
+  currency: "USD",
+  latency: 0.1,
+});
 
 /** The first field that does not fit Dify's request model for the path (core/plugin/entities/request.py), if any. */
 function firstProblem(body: Body, fields: Record<string, (v: unknown) => boolean>): string | undefined {
-  for (const [name, fits] of Object.entries(fields)) if (!fits(body[name])) return `${name}: ${JSON.stringify(body[name] ?? null)} does not fit`;
+  for (const [name, fits] of Object.entries(fields))
+    if (!fits(body[name])) return `${name}: ${JSON.stringify(body[name] ?? null)} does not fit`;
   return undefined;
 }
 const model = { provider: str, model: str };
 const nodeModel = (v: unknown) => !!v && str((v as Body).provider) && str((v as Body).name) && str((v as Body).mode);
 const checks: Record<string, (body: Body) => string | undefined> = {
   "invoke/text-embedding": (b) => firstProblem(b, { ...model, texts: list }),
-  "invoke/multimodal-embedding": (b) => firstProblem(b, { ...model, documents: (v) => list(v) && (v as Body[]).every((d) => str(d.content) && str(d.content_type)) }),
+  "invoke/multimodal-embedding": (b) =>
+    firstProblem(b, {
+      ...model,
+      documents: (v) => list(v) && (v as Body[]).every((d) => str(d.content) && str(d.content_type)),
+    }),
   "invoke/rerank": (b) => firstProblem(b, { ...model, query: str, docs: list }),
-  "invoke/multimodal-rerank": (b) => firstProblem(b, { ...model, query: (v) => !!v && str((v as Body).content), docs: list }),
+  "invoke/multimodal-rerank": (b) =>
+    firstProblem(b, { ...model, query: (v) => !!v && str((v as Body).content), docs: list }),
   "invoke/tts": (b) => firstProblem(b, { ...model, content_text: str, voice: str }),
-  "invoke/speech2text": (b) => firstProblem(b, { ...model, file: (v) => str(v) && /^(?:[0-9a-f]{2})*$/i.test(v as string) }),
+  "invoke/speech2text": (b) =>
+    firstProblem(b, { ...model, file: (v) => str(v) && /^(?:[0-9a-f]{2})*$/i.test(v as string) }),
   "invoke/moderation": (b) => firstProblem(b, { ...model, text: str }),
   "invoke/llm/structured-output": (b) => firstProblem(b, { ...model, mode: str, prompt_messages: list }),
   // Dify's ParameterConfig: name, type, description (str) and required (bool) are all required.
   "invoke/parameter-extractor": (b) =>
     firstProblem(b, {
-      parameters: (v) => list(v) && (v as Body[]).every((p) => str(p.name) && str(p.type) && str(p.description) && typeof p.required === "boolean"),
+      parameters: (v) =>
+        list(v) &&
+        (v as Body[]).every((p) => str(p.name) && str(p.type) && str(p.description) && typeof p.required === "boolean"),
       model: nodeModel,
       instruction: str,
       query: str,
     }),
   "invoke/question-classifier": (b) =>
-    firstProblem(b, { classes: (v) => list(v) && (v as Body[]).every((c) => str(c.id) && str(c.name)), model: nodeModel, instruction: str, query: str }),
-  "invoke/app": (b) => firstProblem(b, { app_id: str, inputs: (v) => !!v && typeof v === "object", response_mode: (v) => v === "blocking" || v === "streaming" }),
+    firstProblem(b, {
+      classes: (v) => list(v) && (v as Body[]).every((c) => str(c.id) && str(c.name)),
+      model: nodeModel,
+      instruction: str,
+      query: str,
+    }),
+  "invoke/app": (b) =>
+    firstProblem(b, {
+      app_id: str,
+      inputs: (v) => !!v && typeof v === "object",
+      response_mode: (v) => v === "blocking" || v === "streaming",
+    }),
   "upload/file/request": (b) => firstProblem(b, { filename: str, mimetype: str }),
 };
 
@@ -280,7 +341,11 @@ const embeddings = (inputs: string[]) => inputs.map((text, i) => [text.length, i
 function rerank(query: string, docs: string[], threshold: unknown, topN: unknown) {
   const terms = words(query.toLowerCase());
   return docs
-    .map((text, index) => ({ index, text, score: terms.some((t) => text.toLowerCase().includes(t.replace(/s$/, ""))) ? 0.9 : 0.05 }))
+    .map((text, index) => ({
+      index,
+      text,
+      score: terms.some((t) => text.toLowerCase().includes(t.replace(/s$/, ""))) ? 0.9 : 0.05,
+    }))
     .filter((d) => typeof threshold !== "number" || d.score >= threshold)
     .sort((a, b) => b.score - a.score)
     .slice(0, typeof topN === "number" ? topN : undefined);
@@ -294,17 +359,37 @@ function runApp(body: Body): Answer {
     case "chat-app": {
       if (!body.query) return invalid("missing query");
       const answer = words(`You said: ${String(body.query)}`);
-      const common = { task_id: "t1", message_id: "m1", conversation_id: body.conversation_id || "conv-new", created_at: now };
+      const common = {
+        task_id: "t1",
+        message_id: "m1",
+        conversation_id: body.conversation_id || "conv-new",
+        created_at: now,
+      };
       return {
         chunks: [
-          ...answer.map((w, i) => ({ data: { event: "message", ...common, id: "m1", answer: i === 0 ? w : ` ${w}` }, error: "" })),
-          { data: { event: "message_end", ...common, id: "m1", metadata: { usage: { total_tokens: answer.length } } }, error: "" },
+          ...answer.map((w, i) => ({
+            data: { event: "message", ...common, id: "m1", answer: i === 0 ? w : ` ${w}` },
+            error: "",
+          })),
+          {
+            data: { event: "message_end", ...common, id: "m1", metadata: { usage: { total_tokens: answer.length } } },
+            error: "",
+          },
         ],
       };
     }
     case "completion-app": {
       const answer = `Completed: ${String(inputs.text ?? "")}`;
-      const document = { event: "message", task_id: "t2", id: "m2", message_id: "m2", mode: "completion", answer, metadata: {}, created_at: now };
+      const document = {
+        event: "message",
+        task_id: "t2",
+        id: "m2",
+        message_id: "m2",
+        mode: "completion",
+        answer,
+        metadata: {},
+        created_at: now,
+      };
       // Blocking: Dify's generator returns the whole response, which it sends as the stream's one chunk.
       return { chunks: [{ data: document, error: "" }] };
     }
@@ -312,10 +397,34 @@ function runApp(body: Body): Answer {
       const run = { task_id: "t3", workflow_run_id: "run-1" };
       return {
         chunks: [
-          { data: { event: "workflow_started", ...run, data: { id: "run-1", workflow_id: "wf-1", inputs, created_at: now } }, error: "" },
-          { data: { event: "node_finished", ...run, data: { id: "n1", node_id: "upper", node_type: "code", status: "succeeded" } }, error: "" },
           {
-            data: { event: "workflow_finished", ...run, data: { id: "run-1", status: "succeeded", outputs: { upper: String(inputs.text ?? "").toUpperCase() }, total_steps: 1, created_at: now } },
+            data: {
+              event: "workflow_started",
+              ...run,
+              data: { id: "run-1", workflow_id: "wf-1", inputs, created_at: now },
+            },
+            error: "",
+          },
+          {
+            data: {
+              event: "node_finished",
+              ...run,
+              data: { id: "n1", node_id: "upper", node_type: "code", status: "succeeded" },
+            },
+            error: "",
+          },
+          {
+            data: {
+              event: "workflow_finished",
+              ...run,
+              data: {
+                id: "run-1",
+                status: "succeeded",
+                outputs: { upper: String(inputs.text ?? "").toUpperCase() },
+                total_steps: 1,
+                created_at: now,
+              },
+            },
             error: "",
           },
         ],
@@ -332,8 +441,22 @@ const defaults: Record<string, Handler> = {
   "invoke/llm/structured-output": (body) => ({ chunks: structuredOutputChunks(body) }),
   "invoke/tool": (body) => ({
     chunks: [
-      { data: { type: "text", message: { text: `tool ${String(body.provider)}/${String(body.tool)} says:` }, meta: null }, error: "" },
-      { data: { type: "text", message: { text: String((body.tool_parameters as Record<string, unknown>)?.text ?? "") }, meta: null }, error: "" },
+      {
+        data: {
+          type: "text",
+          message: { text: `tool ${String(body.provider)}/${String(body.tool)} says:` },
+          meta: null,
+        },
+        error: "",
+      },
+      {
+        data: {
+          type: "text",
+          message: { text: String((body.tool_parameters as Record<string, unknown>)?.text ?? "") },
+          meta: null,
+        },
+        error: "",
+      },
     ],
   }),
   "invoke/text-embedding": (body) => {
@@ -344,13 +467,22 @@ const defaults: Record<string, Handler> = {
     const contents = (body.documents as Array<{ content: string }>).map((d) => d.content);
     return ok({ model: body.model, embeddings: embeddings(contents), usage: usage(contents.length) });
   },
-  "invoke/rerank": (body) => ok({ model: body.model, docs: rerank(String(body.query), body.docs as string[], body.score_threshold, body.top_n) }),
+  "invoke/rerank": (body) =>
+    ok({
+      model: body.model,
+      docs: rerank(String(body.query), body.docs as string[], body.score_threshold, body.top_n),
+    }),
   "invoke/multimodal-rerank": (body) => {
     const docs = (body.docs as Array<{ content: string }>).map((d) => d.content);
-    return ok({ model: body.model, docs: rerank(String((body.query as Body).content), docs, body.score_threshold, body.top_n) });
+    return ok({
+      model: body.model,
+      docs: rerank(String((body.query as Body).content), docs, body.score_threshold, body.top_n),
+    });
   },
   // Dify streams the audio as it comes, each piece hex-encoded; here one piece per word.
-  "invoke/tts": (body) => ({ chunks: words(body.content_text).map((w, i) => ({ data: { result: hex(i === 0 ? w : ` ${w}`) }, error: "" })) }),
+  "invoke/tts": (body) => ({
+    chunks: words(body.content_text).map((w, i) => ({ data: { result: hex(i === 0 ? w : ` ${w}`) }, error: "" })),
+  }),
   "invoke/speech2text": (body) => ok({ result: `heard: ${Buffer.from(String(body.file), "hex").toString("utf8")}` }),
   "invoke/moderation": (body) => ok({ result: /\bbad\b/i.test(String(body.text)) }),
   "invoke/app": runApp,
@@ -358,18 +490,35 @@ const defaults: Record<string, Handler> = {
     const query = String(body.query);
     const parameters = body.parameters as Array<{ name: string; type: string }>;
     const outputs: Body = { __is_success: 1, __reason: null };
-    for (const p of parameters) outputs[p.name] = p.type === "number" ? Number(query.match(/\d+/)?.[0] ?? 0) : (query.match(/\b[A-Z][a-z]+\b/)?.[0] ?? "");
-    return ok({ inputs: { query }, process_data: { model_mode: (body.model as Body).mode, instruction: body.instruction }, outputs });
+    for (const p of parameters)
+      outputs[p.name] =
+        p.type === "number" ? Number(query.match(/\d+/)?.[0] ?? 0) : (query.match(/\b[A-Z][a-z]+\b/)?.[0] ?? "");
+    return ok({
+      inputs: { query },
+      process_data: { model_mode: (body.model as Body).mode, instruction: body.instruction },
+      outputs,
+    });
   },
   "invoke/question-classifier": (body) => {
     const query = String(body.query).toLowerCase();
     const classes = body.classes as Array<{ id: string; name: string }>;
     const chosen = classes.find((c) => query.includes(c.name.toLowerCase())) ?? classes.at(-1)!;
-    return ok({ inputs: { query: body.query }, process_data: { model_mode: (body.model as Body).mode }, outputs: { class_name: chosen.name, class_id: chosen.id } });
+    return ok({
+      inputs: { query: body.query },
+      process_data: { model_mode: (body.model as Body).mode },
+      outputs: { class_name: chosen.name, class_id: chosen.id },
+    });
   },
   "invoke/summary": (body) => ok({ summary: String(body.text ?? "").slice(0, 10) }),
   "upload/file/request": (body, fake) =>
-    ok({ url: fake.signedUploadUrl(String(body.filename), String(body.mimetype), String(body.tenant_id), String(body.user_id)) }),
+    ok({
+      url: fake.signedUploadUrl(
+        String(body.filename),
+        String(body.mimetype),
+        String(body.tenant_id),
+        String(body.user_id),
+      ),
+    }),
   "fetch/app/info": (body) => ok({ data: { app_id: body.app_id, name: "app" } }),
 };
 

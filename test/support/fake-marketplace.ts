@@ -8,10 +8,11 @@
  * Tests publish packages (built from the fixture plugins), choose each plugin's latest release,
  * and can make the marketplace fail: down (503), garbage bodies, broken downloads.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+
 import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { packageChecksum } from "../../src/domain/checksum.js";
 import { loadDeclaration } from "../../src/domain/declaration.js";
@@ -30,7 +31,10 @@ interface Listing {
 /** The identifier the daemon computes for a package (same algorithm as upstream's). */
 export async function identifierOf(bytes: Uint8Array): Promise<string> {
   const archive = await readPackage(bytes, DEFAULT_PACKAGE_LIMITS);
-  const declaration = loadDeclaration((path) => archive.file(path), archive.entries.map((e) => e.name));
+  const declaration = loadDeclaration(
+    (path) => archive.file(path),
+    archive.entries.map((e) => e.name),
+  );
   return formatUniqueIdentifier({
     author: declaration.author || undefined,
     name: declaration.name,
@@ -48,7 +52,8 @@ export function echoToolPackage(version: string, name = "echo-tool"): Promise<Ui
 }
 
 /** A syntactically valid identifier for a listing that has no package behind it. */
-export const syntheticIdentifier = (pluginId: string, version: string) => `${pluginId}:${version}@${randomBytes(32).toString("hex")}`;
+export const syntheticIdentifier = (pluginId: string, version: string) =>
+  `${pluginId}:${version}@${randomBytes(32).toString("hex")}`;
 
 export class FakeMarketplace {
   snapshotMode: SnapshotMode = "ok";

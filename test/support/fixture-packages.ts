@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildPackage, type BuildPackageOptions } from "./package-builder.js";
+import { type BuildPackageOptions, buildPackage } from "./package-builder.js";
 
 export const fixturesDir = fileURLToPath(new URL("../fixtures/plugins", import.meta.url));
 
@@ -22,7 +22,11 @@ export interface FixtureChanges {
   files?: Record<string, string | Uint8Array>;
 }
 
-export async function packFixture(name: string, changes: FixtureChanges = {}, options: BuildPackageOptions = {}): Promise<Uint8Array> {
+export async function packFixture(
+  name: string,
+  changes: FixtureChanges = {},
+  options: BuildPackageOptions = {},
+): Promise<Uint8Array> {
   const files: Record<string, Uint8Array | string> = {};
   collect(join(fixturesDir, name), join(fixturesDir, name), files as Record<string, Uint8Array>);
   if (changes.version) {

@@ -13,7 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
-import { streamFromRuntime, type LambdaFunction as FakeFunction, type StreamHandler } from "../../src/aws-local/lambda-service.js";
+import {
+  type LambdaFunction as FakeFunction,
+  type StreamHandler,
+  streamFromRuntime,
+} from "../../src/aws-local/lambda-service.js";
 
 /** The plugin layer's exec wrapper, straight from the source tree. */
 export const LAYER_BOOTSTRAP = fileURLToPath(new URL("../../layers/plugin-runtime/bootstrap", import.meta.url));
@@ -83,7 +87,9 @@ export function sandboxes(options: SandboxPoolOptions): SandboxPool {
 
   const handler: StreamHandler = async function* (payload, fn) {
     const sandbox = await environment(fn);
-    yield* streamFromRuntime(sandbox.api.invoke(payload, { timeoutMs: fn.configuration.Timeout * 1000, functionArn: fn.arn }));
+    yield* streamFromRuntime(
+      sandbox.api.invoke(payload, { timeoutMs: fn.configuration.Timeout * 1000, functionArn: fn.arn }),
+    );
   };
 
   return {
@@ -112,6 +118,9 @@ export function buildSdkVenv(settings: { uv: string; python: string; requirement
   const venv = join(dir, ".venv");
   execFileSync(settings.uv, ["venv", "--python", settings.python, venv], { stdio: "ignore" });
   const python = join(venv, "bin", "python");
-  execFileSync(settings.uv, ["pip", "install", "--python", python, "-r", settings.requirements], { stdio: "ignore", timeout: 300_000 });
+  execFileSync(settings.uv, ["pip", "install", "--python", python, "-r", settings.requirements], {
+    stdio: "ignore",
+    timeout: 300_000,
+  });
   return { python, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -3,11 +3,11 @@
  * loopback port with a fresh data directory, configured through the environment like `npm start`.
  */
 import { mkdtempSync, rmSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { AddressInfo } from "node:net";
 import { inject } from "vitest";
-import { sharedDaemon, type Daemon } from "../../src/daemon.js";
+import { type Daemon, sharedDaemon } from "../../src/daemon.js";
 import { startLocalServer } from "../../src/local/server.js";
 
 export const TEST_KEY = "test-daemon-key";
@@ -84,13 +84,22 @@ export async function waitForTask(d: TestDaemon, tenant: string, taskId: string,
 }
 
 /** Uploads a package and starts its install for a tenant, as Dify does; resolves with its identifier and task. */
-export async function startInstall(d: Pick<TestDaemon, "call">, tenant: string, pkg: Uint8Array): Promise<{ uid: string; taskId: string }> {
-  const up = (await (await d.call(`/plugin/${tenant}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })).json()) as {
+export async function startInstall(
+  d: Pick<TestDaemon, "call">,
+  tenant: string,
+  pkg: Uint8Array,
+): Promise<{ uid: string; taskId: string }> {
+  const up = (await (
+    await d.call(`/plugin/${tenant}/management/install/upload/package`, { method: "POST", body: uploadForm(pkg) })
+  ).json()) as {
     data: { unique_identifier: string };
   };
   const uid = up.data.unique_identifier;
   const started = (await (
-    await d.call(`/plugin/${tenant}/management/install/identifiers`, { method: "POST", json: { plugin_unique_identifiers: [uid], source: "package" } })
+    await d.call(`/plugin/${tenant}/management/install/identifiers`, {
+      method: "POST",
+      json: { plugin_unique_identifiers: [uid], source: "package" },
+    })
   ).json()) as { data: { task_id: string } };
   return { uid, taskId: started.data.task_id };
 }

@@ -47,8 +47,7 @@ export async function buildPackage(files: PackageFiles, options: BuildPackageOpt
     ? [...(files as readonly PackageFile[])]
     : Object.entries(files as Record<string, PackageContent>).map(([path, content]) => ({ path, content }));
   if (options.verification !== undefined) {
-    const text =
-      typeof options.verification === "string" ? options.verification : JSON.stringify(options.verification);
+    const text = typeof options.verification === "string" ? options.verification : JSON.stringify(options.verification);
     list.push({ path: VERIFICATION_FILE, content: text });
   }
 

@@ -26,7 +26,11 @@ export interface TestPostgres {
   createDatabase(name: string): Promise<void>;
   /** Runs SQL (several statements allowed) against a database. */
   exec(database: string, sql: string): Promise<void>;
-  query<T extends pg.QueryResultRow = Record<string, unknown>>(database: string, sql: string, params?: unknown[]): Promise<T[]>;
+  query<T extends pg.QueryResultRow = Record<string, unknown>>(
+    database: string,
+    sql: string,
+    params?: unknown[],
+  ): Promise<T[]>;
   stop(): Promise<void>;
 }
 
@@ -46,9 +50,25 @@ export async function startPostgres(): Promise<TestPostgres> {
   chmodSync(dir, 0o700);
   // The server refuses to run as root: run its programs as the postgres user then.
   const pgRun = (program: string, args: string[]) =>
-    asRoot ? run("runuser", ["-u", "postgres", "--", join(bindir, program), ...args], { cwd: dir }) : run(join(bindir, program), args, { cwd: dir });
+    asRoot
+      ? run("runuser", ["-u", "postgres", "--", join(bindir, program), ...args], { cwd: dir })
+      : run(join(bindir, program), args, { cwd: dir });
 
-  await pgRun("initdb", ["-D", data, "-U", POSTGRES_USER, "--pwfile", pwfile, "--auth", "scram-sha-256", "-E", "UTF8", "--locale", "C", "--no-sync"]);
+  await pgRun("initdb", [
+    "-D",
+    data,
+    "-U",
+    POSTGRES_USER,
+    "--pwfile",
+    pwfile,
+    "--auth",
+    "scram-sha-256",
+    "-E",
+    "UTF8",
+    "--locale",
+    "C",
+    "--no-sync",
+  ]);
   const port = await freePort();
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off`;
   await pgRun("pg_ctl", ["-D", data, "-l", join(dir, "server.log"), "-o", options, "-w", "-t", "60", "start"]);
@@ -82,7 +102,9 @@ function freePort(): Promise<number> {
     server.once("error", reject);
     server.listen(0, "127.0.0.1", () => {
       const address = server.address();
-      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      server.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }

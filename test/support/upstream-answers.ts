@@ -83,8 +83,17 @@ export interface WireCase {
 const M = (ctx: WireContext) => `/plugin/${ctx.tenant}/management`;
 const q = encodeURIComponent;
 
-const badBinding: UpstreamAnswer = { status: 400, kind: "envelope", code: -400, errorType: "PluginDaemonBadRequestError" };
-const routeNotFound: UpstreamAnswer = { status: 404, kind: "json", data: { code: "not_found", message: "route not found" } };
+const badBinding: UpstreamAnswer = {
+  status: 400,
+  kind: "envelope",
+  code: -400,
+  errorType: "PluginDaemonBadRequestError",
+};
+const routeNotFound: UpstreamAnswer = {
+  status: 404,
+  kind: "json",
+  data: { code: "not_found", message: "route not found" },
+};
 const ok = (data: unknown): UpstreamAnswer => ({ status: 200, kind: "envelope", code: 0, data });
 const serviceError = (code: number, errorType: string, message?: string | RegExp): UpstreamAnswer => ({
   status: 200,
@@ -116,7 +125,11 @@ const checkData = (pluginState: Record<string, unknown>) => ({ ...llm, model: "s
 
 /** A plugin's error as upstream carries it: PluginInvokeError whose text is the plugin's own error as JSON. */
 export const pluginErrorInside = (errorType: string, message: RegExp) =>
-  expect.stringMatching(new RegExp(`"error_type":"${errorType}".*"message":"${message.source}|"message":"${message.source}.*"error_type":"${errorType}"`));
+  expect.stringMatching(
+    new RegExp(
+      `"error_type":"${errorType}".*"message":"${message.source}|"message":"${message.source}.*"error_type":"${errorType}"`,
+    ),
+  );
 
 export const wireCases: WireCase[] = [
   // ---------------------------------------------------------------------------------- health, auth, routes
@@ -145,7 +158,13 @@ export const wireCases: WireCase[] = [
     name: "a management call without the key",
     source: "internal/server/middleware.go CheckingKey",
     request: (ctx) => ({ method: "GET", path: `${M(ctx)}/list?page=1&page_size=10`, noKey: true }),
-    upstream: () => ({ status: 401, kind: "envelope", code: -401, errorType: "PluginDaemonUnauthorizedError", message: "unauthorized" }),
+    upstream: () => ({
+      status: 401,
+      kind: "envelope",
+      code: -401,
+      errorType: "PluginDaemonUnauthorizedError",
+      message: "unauthorized",
+    }),
   },
   {
     name: "an unknown route",
@@ -158,7 +177,11 @@ export const wireCases: WireCase[] = [
   {
     name: "upload/package without the dify_pkg field",
     source: "internal/server/controllers/plugins.go UploadPlugin (c.FormFile error)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/upload/package`, form: multipart("other", new Uint8Array([1])) }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/upload/package`,
+      form: multipart("other", new Uint8Array([1])),
+    }),
     upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "http: no such file"),
   },
   {
@@ -170,24 +193,40 @@ export const wireCases: WireCase[] = [
   {
     name: "upload/bundle without the dify_bundle field",
     source: "internal/server/controllers/plugins.go UploadBundle (c.FormFile error)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/upload/bundle`, form: multipart("dify_pkg", new Uint8Array([1])) }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/upload/bundle`,
+      form: multipart("dify_pkg", new Uint8Array([1])),
+    }),
     upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "http: no such file"),
   },
   {
     name: "upload/package of bytes that are not a package",
     source: "internal/service/plugin_decoder.go UploadPluginPkg (decoder error)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/upload/package`, form: multipart("dify_pkg", new TextEncoder().encode("not a zip")) }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/upload/package`,
+      form: multipart("dify_pkg", new TextEncoder().encode("not a zip")),
+    }),
     upstream: () => serviceError(-400, "PluginDaemonBadRequestError"),
   },
   {
     name: "upload/package of a package",
     source: "internal/service/plugin_decoder.go UploadPluginPkg",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/upload/package`, form: multipart("dify_pkg", ctx.packageBytes) }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/upload/package`,
+      form: multipart("dify_pkg", ctx.packageBytes),
+    }),
     upstream: (ctx) =>
       ok({
         unique_identifier: ctx.storedOnly,
         // the stored declaration: icons remapped to asset ids
-        manifest: expect.objectContaining({ name: "polling-llm", icon: expect.stringMatching(/^[a-f0-9]{64}\.svg$/), verified: false }),
+        manifest: expect.objectContaining({
+          name: "polling-llm",
+          icon: expect.stringMatching(/^[a-f0-9]{64}\.svg$/),
+          verified: false,
+        }),
         verification: null,
       }),
   },
@@ -196,7 +235,11 @@ export const wireCases: WireCase[] = [
   {
     name: "install/identifiers with an identifier that is not one",
     source: "internal/server/controllers/plugins.go InstallPluginFromIdentifiers (validate plugin_unique_identifier)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/identifiers`, json: { plugin_unique_identifiers: ["nope"], source: "package", metas: [{}] } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/identifiers`,
+      json: { plugin_unique_identifiers: ["nope"], source: "package", metas: [{}] },
+    }),
     upstream: () => badBinding,
   },
   {
@@ -207,12 +250,21 @@ export const wireCases: WireCase[] = [
       path: `${M(ctx)}/install/identifiers`,
       json: { plugin_unique_identifiers: [ctx.installed, ctx.storedOnly], source: "package", metas: [{}] },
     }),
-    upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "the number of metas must be equal to the number of plugin unique identifiers"),
+    upstream: () =>
+      serviceError(
+        -400,
+        "PluginDaemonBadRequestError",
+        "the number of metas must be equal to the number of plugin unique identifiers",
+      ),
   },
   {
     name: "install/identifiers of a plugin the tenant has",
     source: "internal/service/install_plugin.go InstallMultiplePluginsToTenant (allInstalled)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/identifiers`, json: { plugin_unique_identifiers: [ctx.installed], source: "package", metas: [{}] } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/identifiers`,
+      json: { plugin_unique_identifiers: [ctx.installed], source: "package", metas: [{}] },
+    }),
     upstream: () => ok({ all_installed: true, task_id: "" }),
   },
   {
@@ -221,9 +273,15 @@ export const wireCases: WireCase[] = [
     request: (ctx) => ({
       method: "POST",
       path: `${M(ctx)}/install/upgrade`,
-      json: { original_plugin_unique_identifier: ctx.installed, new_plugin_unique_identifier: ctx.installed, source: "package", meta: {} },
+      json: {
+        original_plugin_unique_identifier: ctx.installed,
+        new_plugin_unique_identifier: ctx.installed,
+        source: "package",
+        meta: {},
+      },
     }),
-    upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "original and new plugin unique identifier are the same"),
+    upstream: () =>
+      serviceError(-400, "PluginDaemonBadRequestError", "original and new plugin unique identifier are the same"),
   },
   {
     name: "install/upgrade to another plugin",
@@ -231,7 +289,12 @@ export const wireCases: WireCase[] = [
     request: (ctx) => ({
       method: "POST",
       path: `${M(ctx)}/install/upgrade`,
-      json: { original_plugin_unique_identifier: ctx.installed, new_plugin_unique_identifier: ctx.unknown, source: "package", meta: {} },
+      json: {
+        original_plugin_unique_identifier: ctx.installed,
+        new_plugin_unique_identifier: ctx.unknown,
+        source: "package",
+        meta: {},
+      },
     }),
     upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "original and new plugin id are different"),
   },
@@ -241,14 +304,23 @@ export const wireCases: WireCase[] = [
     request: (ctx) => ({
       method: "POST",
       path: `${M(ctx)}/install/upgrade`,
-      json: { original_plugin_unique_identifier: ctx.storedOnly, new_plugin_unique_identifier: ctx.installedElsewhere, source: "package", meta: {} },
+      json: {
+        original_plugin_unique_identifier: ctx.storedOnly,
+        new_plugin_unique_identifier: ctx.installedElsewhere,
+        source: "package",
+        meta: {},
+      },
     }),
     upstream: () => serviceError(-404, "PluginDaemonNotFoundError", "plugin installation not found for this tenant"),
   },
   {
     name: "install/upgrade with a missing field",
     source: "internal/server/controllers/plugins.go UpgradePlugin (validate required)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/upgrade`, json: { original_plugin_unique_identifier: ctx.installed, source: "package" } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/upgrade`,
+      json: { original_plugin_unique_identifier: ctx.installed, source: "package" },
+    }),
     upstream: () => badBinding,
   },
 
@@ -262,7 +334,10 @@ export const wireCases: WireCase[] = [
   {
     name: "install/tasks",
     source: "internal/service/install_task_service.go FetchPluginInstallationTasks",
-    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.otherTenant}/management/install/tasks?page=1&page_size=10` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `/plugin/${ctx.otherTenant}/management/install/tasks?page=1&page_size=10`,
+    }),
     upstream: () => ok(expect.any(Array)),
   },
   {
@@ -274,13 +349,20 @@ export const wireCases: WireCase[] = [
   {
     name: "install/tasks/:id/delete/*identifier with an identifier that is not one",
     source: "internal/server/controllers/plugins.go DeletePluginInstallationItemFromTask",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/tasks/0190f0f0-0000-7000-8000-000000000000/delete/not-an-identifier` }),
-    upstream: () => serviceError(-400, "PluginDaemonBadRequestError", "plugin_unique_identifier is not valid: not-an-identifier"),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/tasks/0190f0f0-0000-7000-8000-000000000000/delete/not-an-identifier`,
+    }),
+    upstream: () =>
+      serviceError(-400, "PluginDaemonBadRequestError", "plugin_unique_identifier is not valid: not-an-identifier"),
   },
   {
     name: "install/tasks/:id/delete/*identifier of a task already gone",
     source: "internal/service/install_task_service.go DeletePluginInstallationItemFromTask",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/install/tasks/0190f0f0-0000-7000-8000-000000000000/delete/${ctx.installed}` }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/install/tasks/0190f0f0-0000-7000-8000-000000000000/delete/${ctx.installed}`,
+    }),
     upstream: () => ok(true),
   },
   {
@@ -300,7 +382,10 @@ export const wireCases: WireCase[] = [
   {
     name: "decode/from_identifier: the manifest as the package declares it",
     source: "internal/service/decode_service.go DecodePluginFromIdentifier (zipDecoder.Manifest)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/decode/from_identifier?plugin_unique_identifier=${q(ctx.storedOnly)}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/decode/from_identifier?plugin_unique_identifier=${q(ctx.storedOnly)}`,
+    }),
     upstream: (ctx) =>
       ok({
         unique_identifier: ctx.storedOnly,
@@ -311,7 +396,10 @@ export const wireCases: WireCase[] = [
   {
     name: "decode/from_identifier of a package nobody uploaded",
     source: "internal/service/decode_service.go DecodePluginFromIdentifier (GetPackage error)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/decode/from_identifier?plugin_unique_identifier=${q(ctx.unknown)}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/decode/from_identifier?plugin_unique_identifier=${q(ctx.unknown)}`,
+    }),
     upstream: () => serviceError(-400, "PluginDaemonBadRequestError"),
   },
   {
@@ -323,11 +411,19 @@ export const wireCases: WireCase[] = [
   {
     name: "v2/invoke/extract: the manifest as the package declares it",
     source: "internal/service/extract.go ExtractPluginSchema",
-    request: (ctx) => ({ method: "GET", path: "/v2/invoke/extract", headers: { "x-plugin-unique-identifier": ctx.installed } }),
+    request: (ctx) => ({
+      method: "GET",
+      path: "/v2/invoke/extract",
+      headers: { "x-plugin-unique-identifier": ctx.installed },
+    }),
     upstream: (ctx) =>
       ok({
         unique_identifier: ctx.installed,
-        manifest: expect.objectContaining({ name: "polling-llm", icon: "icon.svg", model: expect.objectContaining({ provider: "pollingllm" }) }),
+        manifest: expect.objectContaining({
+          name: "polling-llm",
+          icon: "icon.svg",
+          model: expect.objectContaining({ provider: "pollingllm" }),
+        }),
         verification: null,
       }),
   },
@@ -335,7 +431,13 @@ export const wireCases: WireCase[] = [
     name: "v2/invoke/extract without X-Plugin-Unique-Identifier",
     source: "internal/server/middleware.go FetchPluginDirect",
     request: () => ({ method: "GET", path: "/v2/invoke/extract" }),
-    upstream: () => ({ status: 400, kind: "envelope", code: -400, errorType: "PluginDaemonBadRequestError", message: "X-Plugin-Unique-Identifier header is required" }),
+    upstream: () => ({
+      status: 400,
+      kind: "envelope",
+      code: -400,
+      errorType: "PluginDaemonBadRequestError",
+      message: "X-Plugin-Unique-Identifier header is required",
+    }),
   },
   {
     name: "v2/invoke/extract with an identifier that is not one",
@@ -346,7 +448,10 @@ export const wireCases: WireCase[] = [
   {
     name: "fetch/manifest: the stored declaration",
     source: "internal/service/plugin_decoder.go FetchPluginManifest",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/fetch/manifest?plugin_unique_identifier=${q(ctx.storedOnly)}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/fetch/manifest?plugin_unique_identifier=${q(ctx.storedOnly)}`,
+    }),
     upstream: (ctx) => ok(expect.objectContaining({ name: "polling-llm", icon: ctx.iconAsset })),
   },
   {
@@ -358,13 +463,19 @@ export const wireCases: WireCase[] = [
   {
     name: "fetch/identifier of a plugin installed for a tenant",
     source: "internal/service/decode_service.go FetchPluginFromIdentifier (plugins table)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/fetch/identifier?plugin_unique_identifier=${q(ctx.installed)}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/fetch/identifier?plugin_unique_identifier=${q(ctx.installed)}`,
+    }),
     upstream: () => ok(true),
   },
   {
     name: "fetch/identifier of a package stored but installed nowhere",
     source: "internal/service/decode_service.go FetchPluginFromIdentifier (plugins table)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/fetch/identifier?plugin_unique_identifier=${q(ctx.storedOnly)}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/fetch/identifier?plugin_unique_identifier=${q(ctx.storedOnly)}`,
+    }),
     upstream: () => ok(false),
   },
   {
@@ -376,33 +487,50 @@ export const wireCases: WireCase[] = [
   {
     name: "fetch/readme",
     source: "internal/service/plugin_readme.go FetchPluginReadme",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/fetch/readme?plugin_unique_identifier=${q(ctx.installed)}&language=ja_JP` }),
-    upstream: () => ok({ content: expect.stringContaining("![How a polling call goes](./_assets/flow.svg)"), language: "en_US" }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/fetch/readme?plugin_unique_identifier=${q(ctx.installed)}&language=ja_JP`,
+    }),
+    upstream: () =>
+      ok({ content: expect.stringContaining("![How a polling call goes](./_assets/flow.svg)"), language: "en_US" }),
   },
 
   // ---------------------------------------------------------------------------------- assets (raw bytes)
   {
     name: "extract-asset of a README image, named as Dify's web UI asks for it",
-    source: "internal/server/controllers/plugins.go ExtractPluginAsset, internal/core/plugin_manager/manager.go ExtractPluginAsset",
-    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=flow.svg` }),
+    source:
+      "internal/server/controllers/plugins.go ExtractPluginAsset, internal/core/plugin_manager/manager.go ExtractPluginAsset",
+    request: (ctx) => ({
+      method: "GET",
+      path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=flow.svg`,
+    }),
     upstream: () => ({ status: 200, kind: "bytes", text: expect.stringContaining("start, check, done") }),
   },
   {
     name: "extract-asset of a name the package's assets do not have",
     source: "internal/core/plugin_manager/manager.go ExtractPluginAsset (assets[path] is nil)",
-    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=missing.png` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=missing.png`,
+    }),
     upstream: () => ({ status: 200, kind: "bytes", text: "" }),
   },
   {
     name: "extract-asset of a file outside _assets",
     source: "internal/core/plugin_manager/manager.go ExtractPluginAsset (only _assets/ is searched)",
-    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=README.md` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.installed)}&file_path=README.md`,
+    }),
     upstream: () => ({ status: 200, kind: "bytes", text: "" }),
   },
   {
     name: "extract-asset of a package nobody uploaded",
     source: "internal/server/controllers/plugins.go ExtractPluginAsset (GetPackage error)",
-    request: (ctx) => ({ method: "GET", path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.unknown)}&file_path=flow.svg` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `/plugin/${ctx.tenant}/extract-asset/?plugin_unique_identifier=${q(ctx.unknown)}&file_path=flow.svg`,
+    }),
     upstream: () => ({ status: 500, kind: "envelope", code: -500, errorType: "PluginDaemonInternalServerError" }),
   },
   {
@@ -431,7 +559,14 @@ export const wireCases: WireCase[] = [
     request: (ctx) => ({ method: "GET", path: `${M(ctx)}/list?page=1&page_size=10` }),
     upstream: (ctx) =>
       ok({
-        list: [expect.objectContaining({ plugin_id: "fixtures/polling-llm", plugin_unique_identifier: ctx.installed, runtime_type: "local", version: "0.0.1" })],
+        list: [
+          expect.objectContaining({
+            plugin_id: "fixtures/polling-llm",
+            plugin_unique_identifier: ctx.installed,
+            runtime_type: "local",
+            version: "0.0.1",
+          }),
+        ],
         total: 1,
       }),
   },
@@ -486,26 +621,50 @@ export const wireCases: WireCase[] = [
   {
     name: ":category/list searching the label in the requested language",
     source: "internal/service/manage_plugin.go pluginMatchesCategoryListFilters, localizedPluginListText",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/model/list?page=1&page_size=10&language=zh_Hans&query=${q("轮询")}&tags=utilities` }),
-    upstream: () => ok({ list: [expect.objectContaining({ plugin_id: "fixtures/polling-llm", name: "polling-llm" })], has_more: false }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/model/list?page=1&page_size=10&language=zh_Hans&query=${q("轮询")}&tags=utilities`,
+    }),
+    upstream: () =>
+      ok({
+        list: [expect.objectContaining({ plugin_id: "fixtures/polling-llm", name: "polling-llm" })],
+        has_more: false,
+      }),
   },
   {
     name: ":category/list searching another language's label finds nothing",
     source: "internal/service/manage_plugin.go localizedPluginListText (only the requested language, else en_US)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/model/list?page=1&page_size=10&language=en_US&query=${q("轮询")}` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/model/list?page=1&page_size=10&language=en_US&query=${q("轮询")}`,
+    }),
     upstream: () => ok({ list: [], has_more: false }),
   },
   {
     name: ":category/list falls back to en_US where the language has no text",
     source: "internal/service/manage_plugin.go localizedPluginListText (en_US fallback)",
-    request: (ctx) => ({ method: "GET", path: `${M(ctx)}/model/list?page=1&page_size=10&language=ja_JP&query=answers%20through` }),
+    request: (ctx) => ({
+      method: "GET",
+      path: `${M(ctx)}/model/list?page=1&page_size=10&language=ja_JP&query=answers%20through`,
+    }),
     upstream: () => ok({ list: [expect.objectContaining({ plugin_id: "fixtures/polling-llm" })], has_more: false }),
   },
   {
     name: "installation/fetch/batch",
     source: "internal/service/manage_plugin.go BatchFetchPluginInstallationByIDs",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/installation/fetch/batch`, json: { plugin_ids: ["fixtures/polling-llm", "fixtures/absent"] } }),
-    upstream: (ctx) => ok([expect.objectContaining({ plugin_id: "fixtures/polling-llm", plugin_unique_identifier: ctx.installed, version: "0.0.1" })]),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/installation/fetch/batch`,
+      json: { plugin_ids: ["fixtures/polling-llm", "fixtures/absent"] },
+    }),
+    upstream: (ctx) =>
+      ok([
+        expect.objectContaining({
+          plugin_id: "fixtures/polling-llm",
+          plugin_unique_identifier: ctx.installed,
+          version: "0.0.1",
+        }),
+      ]),
   },
   {
     name: "installation/fetch/batch without plugin_ids",
@@ -516,7 +675,11 @@ export const wireCases: WireCase[] = [
   {
     name: "installation/missing",
     source: "internal/service/manage_plugin.go FetchMissingPluginInstallations",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/installation/missing`, json: { plugin_unique_identifiers: [ctx.installed, ctx.storedOnly, ctx.unknown] } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/installation/missing`,
+      json: { plugin_unique_identifiers: [ctx.installed, ctx.storedOnly, ctx.unknown] },
+    }),
     upstream: (ctx) =>
       ok([
         { plugin_unique_identifier: ctx.storedOnly, current_identifier: ctx.installed },
@@ -541,7 +704,8 @@ export const wireCases: WireCase[] = [
   },
   {
     name: "models: the provider with upstream's parameter templates",
-    source: "internal/service/manage_plugin.go ListModels; pkg/entities/plugin_entities/model_declaration.go PARAMETER_RULE_TEMPLATE",
+    source:
+      "internal/service/manage_plugin.go ListModels; pkg/entities/plugin_entities/model_declaration.go PARAMETER_RULE_TEMPLATE",
     request: (ctx) => ({ method: "GET", path: `${M(ctx)}/models?page=1&page_size=256` }),
     upstream: () =>
       ok([
@@ -559,7 +723,8 @@ export const wireCases: WireCase[] = [
                     help: {
                       en_US:
                         "Controls randomness. Lower temperature results in less random completions. As the temperature approaches zero, the model will become deterministic and repetitive. Higher temperature results in more random completions.",
-                      zh_Hans: "温度控制随机性。较低的温度会导致较少的随机完成。随着温度接近零，模型将变得确定性和重复性。较高的温度会导致更多的随机完成。",
+                      zh_Hans:
+                        "温度控制随机性。较低的温度会导致较少的随机完成。随着温度接近零，模型将变得确定性和重复性。较高的温度会导致更多的随机完成。",
                       ja_JP:
                         "温度はランダム性を制御します。温度が低いほどランダムな完成が少なくなります。温度がゼロに近づくと、モデルは決定論的で繰り返しになります。温度が高いほどランダムな完成が多くなります。",
                       pt_BR:
@@ -574,7 +739,9 @@ export const wireCases: WireCase[] = [
                     min: 1,
                     max: 2048,
                     precision: 0,
-                    help: expect.objectContaining({ zh_Hans: "指定生成结果长度的上限。如果生成结果截断，可以调大该参数。" }),
+                    help: expect.objectContaining({
+                      zh_Hans: "指定生成结果长度的上限。如果生成结果截断，可以调大该参数。",
+                    }),
                   }),
                 ],
               }),
@@ -628,13 +795,21 @@ export const wireCases: WireCase[] = [
   {
     name: "tools/check_existence",
     source: "internal/service/manage_plugin.go CheckToolExistence",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/tools/check_existence`, json: { provider_ids: [{ plugin_id: "fixtures/polling-llm", provider_name: "pollingllm" }] } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/tools/check_existence`,
+      json: { provider_ids: [{ plugin_id: "fixtures/polling-llm", provider_name: "pollingllm" }] },
+    }),
     upstream: () => ok([false]),
   },
   {
     name: "uninstall of an installation that does not exist",
     source: "internal/service/install_plugin.go UninstallPlugin (ErrDatabaseNotFound)",
-    request: (ctx) => ({ method: "POST", path: `${M(ctx)}/uninstall`, json: { plugin_installation_id: "0190f0f0-0000-7000-8000-000000000000" } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `${M(ctx)}/uninstall`,
+      json: { plugin_installation_id: "0190f0f0-0000-7000-8000-000000000000" },
+    }),
     upstream: () => ok(true),
   },
   {
@@ -648,14 +823,23 @@ export const wireCases: WireCase[] = [
   {
     name: "endpoint/enable of an endpoint that does not exist",
     source: "internal/service/endpoint.go EnableEndpoint, handleEndpointStateError",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/endpoint/enable`, json: { endpoint_id: "0190f0f0-0000-7000-8000-000000000000" } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/endpoint/enable`,
+      json: { endpoint_id: "0190f0f0-0000-7000-8000-000000000000" },
+    }),
     upstream: () => serviceError(-404, "PluginDaemonNotFoundError", "endpoint not found"),
   },
   {
     name: "endpoint/remove of an endpoint that does not exist",
     source: "internal/service/setup_endpoint.go RemoveEndpoint",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/endpoint/remove`, json: { endpoint_id: "0190f0f0-0000-7000-8000-000000000000" } }),
-    upstream: () => serviceError(-500, "PluginDaemonInternalServerError", /^failed to remove endpoint: .*record not found/),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/endpoint/remove`,
+      json: { endpoint_id: "0190f0f0-0000-7000-8000-000000000000" },
+    }),
+    upstream: () =>
+      serviceError(-500, "PluginDaemonInternalServerError", /^failed to remove endpoint: .*record not found/),
   },
   {
     name: "endpoint/list with a page size over 100",
@@ -686,14 +870,35 @@ export const wireCases: WireCase[] = [
   {
     name: "dispatch without X-Plugin-ID",
     source: "internal/server/middleware.go FetchPluginInstallation",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/llm/invoke`, json: { data: startData("slow-chat", "hi") } }),
-    upstream: () => ({ status: 400, kind: "envelope", code: -400, errorType: "PluginDaemonBadRequestError", message: "plugin_id is required" }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/llm/invoke`,
+      json: { data: startData("slow-chat", "hi") },
+    }),
+    upstream: () => ({
+      status: 400,
+      kind: "envelope",
+      code: -400,
+      errorType: "PluginDaemonBadRequestError",
+      message: "plugin_id is required",
+    }),
   },
   {
     name: "dispatch to a plugin the tenant has not installed",
     source: "internal/server/middleware.go FetchPluginInstallation (ErrDatabaseNotFound)",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/llm/invoke`, headers: { "x-plugin-id": "fixtures/absent" }, json: { data: {} } }),
-    upstream: () => ({ status: 404, kind: "envelope", code: -404, errorType: "PluginNotFoundError", message: "plugin not found" }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/llm/invoke`,
+      headers: { "x-plugin-id": "fixtures/absent" },
+      json: { data: {} },
+    }),
+    upstream: () => ({
+      status: 404,
+      kind: "envelope",
+      code: -404,
+      errorType: "PluginNotFoundError",
+      message: "plugin not found",
+    }),
   },
   {
     name: "dispatch of an action that does not exist, without any header",
@@ -714,7 +919,11 @@ export const wireCases: WireCase[] = [
       status: 200,
       kind: "sse",
       code: 0,
-      data: [expect.objectContaining({ delta: expect.objectContaining({ message: expect.objectContaining({ content: "streamed words" }) }) })],
+      data: [
+        expect.objectContaining({
+          delta: expect.objectContaining({ message: expect.objectContaining({ content: "streamed words" }) }),
+        }),
+      ],
     }),
   },
 
@@ -750,7 +959,12 @@ export const wireCases: WireCase[] = [
   {
     name: "model/polling/start answers one envelope with the plugin's state",
     source: "internal/service/model_polling.go StartPolling; pkg/entities/model_entities/polling.go ModelPollingResult",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`, headers: dispatchHeaders, json: { user_id: "u1", data: startData("slow-chat", "polled answer") } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`,
+      headers: dispatchHeaders,
+      json: { user_id: "u1", data: startData("slow-chat", "polled answer") },
+    }),
     upstream: () =>
       ok({
         status: "running",
@@ -771,7 +985,13 @@ export const wireCases: WireCase[] = [
       headers: dispatchHeaders,
       json: { user_id: "u1", data: checkData({ answer: "polled answer", checks: 0, fail: false }) },
     }),
-    upstream: () => ok({ status: "running", plugin_state: { answer: "polled answer", checks: 1, fail: false }, result: null, next_check_after_seconds: 1 }),
+    upstream: () =>
+      ok({
+        status: "running",
+        plugin_state: { answer: "polled answer", checks: 1, fail: false },
+        result: null,
+        next_check_after_seconds: 1,
+      }),
   },
   {
     name: "model/polling/check once the job is done",
@@ -795,13 +1015,23 @@ export const wireCases: WireCase[] = [
   {
     name: "model/polling/check of a job that failed: a result, not an error",
     source: "pkg/entities/model_entities/polling.go (status failed carries error)",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/check`, headers: dispatchHeaders, json: { data: checkData({ fail: true }) } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/check`,
+      headers: dispatchHeaders,
+      json: { data: checkData({ fail: true }) },
+    }),
     upstream: () => ok({ status: "failed", result: null, error: "the job failed upstream" }),
   },
   {
     name: "model/polling/start the plugin refuses: HTTP 500 with the plugin's error",
     source: "internal/service/model_polling.go StartPolling (InvokePluginError, 500)",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`, headers: dispatchHeaders, json: { data: startData("slow-chat", "please REFUSE this") } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`,
+      headers: dispatchHeaders,
+      json: { data: startData("slow-chat", "please REFUSE this") },
+    }),
     upstream: () => ({
       status: 500,
       kind: "envelope",
@@ -813,13 +1043,29 @@ export const wireCases: WireCase[] = [
   {
     name: "model/polling/start of a model without the polling feature",
     source: "internal/service/model_polling.go StartPolling (InvokePluginError, 500)",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`, headers: dispatchHeaders, json: { data: startData("quick-chat", "hi") } }),
-    upstream: () => ({ status: 500, kind: "envelope", code: -500, errorType: "PluginInvokeError", message: expect.stringContaining("does not support polling") }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`,
+      headers: dispatchHeaders,
+      json: { data: startData("quick-chat", "hi") },
+    }),
+    upstream: () => ({
+      status: 500,
+      kind: "envelope",
+      code: -500,
+      errorType: "PluginInvokeError",
+      message: expect.stringContaining("does not support polling"),
+    }),
   },
   {
     name: "model/polling/check without plugin_state",
     source: "pkg/entities/requests/model.go RequestCheckPolling (plugin_state required,min=1)",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/check`, headers: dispatchHeaders, json: { data: { ...llm, model: "slow-chat" } } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/check`,
+      headers: dispatchHeaders,
+      json: { data: { ...llm, model: "slow-chat" } },
+    }),
     upstream: () => badBinding,
   },
   {
@@ -836,8 +1082,18 @@ export const wireCases: WireCase[] = [
   {
     name: "model/polling/start without X-Plugin-ID",
     source: "internal/server/middleware.go FetchPluginInstallation",
-    request: (ctx) => ({ method: "POST", path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`, json: { data: startData("slow-chat", "hi") } }),
-    upstream: () => ({ status: 400, kind: "envelope", code: -400, errorType: "PluginDaemonBadRequestError", message: "plugin_id is required" }),
+    request: (ctx) => ({
+      method: "POST",
+      path: `/plugin/${ctx.tenant}/dispatch/model/polling/start`,
+      json: { data: startData("slow-chat", "hi") },
+    }),
+    upstream: () => ({
+      status: 400,
+      kind: "envelope",
+      code: -400,
+      errorType: "PluginDaemonBadRequestError",
+      message: "plugin_id is required",
+    }),
   },
 
   // ---------------------------------------------------------------------------------- v2 dispatch
@@ -855,13 +1111,28 @@ export const wireCases: WireCase[] = [
   {
     name: "v2 dispatch without X-Plugin-Unique-Identifier",
     source: "internal/server/middleware.go FetchPluginDirect",
-    request: (ctx) => ({ method: "POST", path: "/v2/invoke/dispatch/llm/invoke", json: { tenant_id: ctx.tenant, data: {} } }),
-    upstream: () => ({ status: 400, kind: "envelope", code: -400, errorType: "PluginDaemonBadRequestError", message: "X-Plugin-Unique-Identifier header is required" }),
+    request: (ctx) => ({
+      method: "POST",
+      path: "/v2/invoke/dispatch/llm/invoke",
+      json: { tenant_id: ctx.tenant, data: {} },
+    }),
+    upstream: () => ({
+      status: 400,
+      kind: "envelope",
+      code: -400,
+      errorType: "PluginDaemonBadRequestError",
+      message: "X-Plugin-Unique-Identifier header is required",
+    }),
   },
   {
     name: "v2 dispatch with an identifier that is not one",
     source: "internal/server/middleware.go FetchPluginDirect",
-    request: (ctx) => ({ method: "POST", path: "/v2/invoke/dispatch/llm/invoke", headers: { "x-plugin-unique-identifier": "nope" }, json: { tenant_id: ctx.tenant, data: {} } }),
+    request: (ctx) => ({
+      method: "POST",
+      path: "/v2/invoke/dispatch/llm/invoke",
+      headers: { "x-plugin-unique-identifier": "nope" },
+      json: { tenant_id: ctx.tenant, data: {} },
+    }),
     upstream: () => ({ status: 400, kind: "envelope", code: -400, errorType: "PluginUniqueIdentifierError" }),
   },
   {
@@ -871,7 +1142,16 @@ export const wireCases: WireCase[] = [
       method: "POST",
       path: "/v2/invoke/dispatch/llm/num_tokens",
       headers: { "x-plugin-unique-identifier": ctx.installed },
-      json: { tenant_id: ctx.tenant, user_id: "u1", data: { ...llm, model: "slow-chat", prompt_messages: [{ role: "user", content: "three short words" }], tools: [] } },
+      json: {
+        tenant_id: ctx.tenant,
+        user_id: "u1",
+        data: {
+          ...llm,
+          model: "slow-chat",
+          prompt_messages: [{ role: "user", content: "three short words" }],
+          tools: [],
+        },
+      },
     }),
     upstream: () => ({ status: 200, kind: "sse", code: 0, data: [{ num_tokens: 3 }] }),
   },
@@ -883,7 +1163,12 @@ export const wireCases: WireCase[] = [
     request: (ctx) => ({
       method: "POST",
       path: `${M(ctx)}/install/upgrade`,
-      json: { original_plugin_unique_identifier: ctx.installed, new_plugin_unique_identifier: ctx.installedElsewhere, source: "package", meta: { note: "sync" } },
+      json: {
+        original_plugin_unique_identifier: ctx.installed,
+        new_plugin_unique_identifier: ctx.installedElsewhere,
+        source: "package",
+        meta: { note: "sync" },
+      },
     }),
     upstream: () => ok({ all_installed: true, task_id: "" }),
   },
@@ -892,7 +1177,16 @@ export const wireCases: WireCase[] = [
     source: "internal/types/models/curd UpgradePlugin (installation swapped in the same transaction)",
     request: (ctx) => ({ method: "GET", path: `${M(ctx)}/list?page=1&page_size=10` }),
     upstream: (ctx) =>
-      ok({ list: [expect.objectContaining({ plugin_unique_identifier: ctx.installedElsewhere, version: "0.0.2", meta: { note: "sync" } })], total: 1 }),
+      ok({
+        list: [
+          expect.objectContaining({
+            plugin_unique_identifier: ctx.installedElsewhere,
+            version: "0.0.2",
+            meta: { note: "sync" },
+          }),
+        ],
+        total: 1,
+      }),
   },
   {
     name: "install/upgrade to a version installed nowhere: a task",

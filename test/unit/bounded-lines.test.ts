@@ -1,13 +1,18 @@
 /** The capped line reader plugin stdout and the debugging socket are read with. */
 import { PassThrough } from "node:stream";
 import { describe, expect, it } from "vitest";
-import { readBoundedLines, type OversizedLine } from "../../src/shared/bounded-lines.js";
+import { type OversizedLine, readBoundedLines } from "../../src/shared/bounded-lines.js";
 
 function reader(limit: number | (() => number)) {
   const input = new PassThrough();
   const lines: string[] = [];
   const oversized: OversizedLine[] = [];
-  readBoundedLines(input, limit, (l) => lines.push(l), (o) => oversized.push(o));
+  readBoundedLines(
+    input,
+    limit,
+    (l) => lines.push(l),
+    (o) => oversized.push(o),
+  );
   return { input, lines, oversized };
 }
 

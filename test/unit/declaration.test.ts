@@ -4,7 +4,13 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { loadDeclaration } from "../../src/domain/declaration.js";
-import { declarationCategory, memoryBytesOf, permissionsOf, providerNames, runnerOf } from "../../src/domain/declaration-facts.js";
+import {
+  declarationCategory,
+  memoryBytesOf,
+  permissionsOf,
+  providerNames,
+  runnerOf,
+} from "../../src/domain/declaration-facts.js";
 import { DaemonError } from "../../src/domain/errors.js";
 import { extractAssets } from "../../src/domain/plugin-assets.js";
 
@@ -109,15 +115,15 @@ describe("loadDeclaration: a tool plugin", () => {
   it("reads unquoted numbers as text in string fields and as numbers elsewhere", () => {
     const days = d.tool?.tools[0]?.parameters[1];
     expect(days?.options?.map((o) => o.value)).toEqual(["1.0", "3"]);
-    expect(days?.["default"]).toBe(3);
+    expect(days?.default).toBe(3);
     const radius = d.tool?.tools[1]?.parameters[1];
-    expect(radius?.["default"]).toBe(2.5);
+    expect(radius?.default).toBe(2.5);
     expect(radius?.min).toBe(0.5);
   });
 
   it("keeps fields it does not model, such as the Python source hints", () => {
-    expect(d.tool?.["extra"]).toEqual({ python: { source: "provider/weather.py" } });
-    expect(d.tool?.tools[1]?.["extra"]).toEqual({ python: { source: "tools/alerts.py" } });
+    expect(d.tool?.extra).toEqual({ python: { source: "provider/weather.py" } });
+    expect(d.tool?.tools[1]?.extra).toEqual({ python: { source: "tools/alerts.py" } });
   });
 
   it("is listed as a tool plugin under the provider's identity name", () => {
@@ -190,7 +196,10 @@ describe("loadDeclaration: a model provider", () => {
   it("defaults list fields of credential forms and keeps a default's written text", () => {
     const [key, region] = model.provider_credential_schema!.credential_form_schemas;
     expect(key).toMatchObject({ variable: "acme_api_key", options: [], show_on: [] });
-    expect(region).toMatchObject({ default: "1.0", options: [{ value: "eu", label: { en_US: "Europe" }, show_on: [] }] });
+    expect(region).toMatchObject({
+      default: "1.0",
+      options: [{ value: "eu", label: { en_US: "Europe" }, show_on: [] }],
+    });
   });
 
   it("gives the provider the plugin's description when it has none", () => {
@@ -219,7 +228,9 @@ describe("loadDeclaration: a model provider", () => {
 
   it("needs the package's file list to expand model globs", () => {
     const { read } = fixture("model-provider");
-    expect(() => loadDeclaration(read)).toThrow(/provider\/acme\.yaml: model file patterns need the package's file list/);
+    expect(() => loadDeclaration(read)).toThrow(
+      /provider\/acme\.yaml: model file patterns need the package's file list/,
+    );
   });
 });
 
@@ -280,7 +291,9 @@ describe("loadDeclaration: rejected packages", () => {
   });
 
   it("needs at least one provider", () => {
-    const manifest = manifestOf("bad-version").replace("version: 1.0", "version: 1.0.0").replace(/plugins:\n {2}tools:\n.*\n/, "plugins: {}\n");
+    const manifest = manifestOf("bad-version")
+      .replace("version: 1.0", "version: 1.0.0")
+      .replace(/plugins:\n {2}tools:\n.*\n/, "plugins: {}\n");
     expect(loadError("bad-version", { "manifest.yaml": manifest }).message).toMatch(
       /^manifest\.yaml: plugins: declare at least one of tools, models/,
     );
@@ -288,7 +301,9 @@ describe("loadDeclaration: rejected packages", () => {
 
   it("rejects tags outside upstream's list", () => {
     const manifest = `${manifestOf("endpoint-plugin")}tags: [search, gaming]\n`;
-    expect(loadError("endpoint-plugin", { "manifest.yaml": manifest }).message).toMatch(/^manifest\.yaml: tags\[1\]: expected one of/);
+    expect(loadError("endpoint-plugin", { "manifest.yaml": manifest }).message).toMatch(
+      /^manifest\.yaml: tags\[1\]: expected one of/,
+    );
   });
 
   it("rejects an unknown parameter template, naming the model file", () => {
@@ -296,7 +311,9 @@ describe("loadDeclaration: rejected packages", () => {
     const err = loadError("model-provider", {
       "models/llm/acme-large.yaml": large.replace("use_template: temperature", "use_template: warmth"),
     });
-    expect(err.message).toBe('models/llm/acme-large.yaml: parameter_rules[0].use_template: template "warmth" not found');
+    expect(err.message).toBe(
+      'models/llm/acme-large.yaml: parameter_rules[0].use_template: template "warmth" not found',
+    );
   });
 
   it("requires a tool's identity name", () => {
@@ -308,7 +325,7 @@ describe("loadDeclaration: rejected packages", () => {
 
 describe("extractAssets", () => {
   const idOf = (fileName: string, content: Uint8Array) =>
-    createHash("sha256").update(content).update(fileName).digest("hex") + ".svg";
+    `${createHash("sha256").update(content).update(fileName).digest("hex")}.svg`;
 
   it("rewrites icons to content-addressed ids and returns each file once", () => {
     const { read } = fixture("tool-plugin");

@@ -1,6 +1,12 @@
 /** Endpoint settings rules as upstream applies them: validation, masking, the masked-secret merge. */
 import { describe, expect, it } from "vitest";
-import { hasSecrets, maskSettings, mergeMaskedSecrets, settingsProblem, type SettingsSchema } from "../../src/domain/endpoint-settings.js";
+import {
+  hasSecrets,
+  maskSettings,
+  mergeMaskedSecrets,
+  type SettingsSchema,
+  settingsProblem,
+} from "../../src/domain/endpoint-settings.js";
 
 const schema = [
   { name: "token", type: "secret-input", required: true, label: { en_US: "Token" } },
@@ -19,14 +25,22 @@ describe("settingsProblem", () => {
     expect(settingsProblem({ token: "t", mode: "b" }, schema)).toBe("setting mode is not a valid option");
     expect(settingsProblem({ token: "t", on: "yes" }, schema)).toBe("setting on is not a boolean");
     expect(settingsProblem({ token: "t", app: {} }, schema)).toBe("setting app is missing app_id");
-    expect(settingsProblem({ token: "t", model: { provider: "p", model: "m", model_type: "rerank" } }, schema)).toBe("setting model is missing score_threshold");
-    expect(settingsProblem(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 1])), schema)).toBe("too many setting fields");
+    expect(settingsProblem({ token: "t", model: { provider: "p", model: "m", model_type: "rerank" } }, schema)).toBe(
+      "setting model is missing score_threshold",
+    );
+    expect(settingsProblem(Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 1])), schema)).toBe(
+      "too many setting fields",
+    );
   });
 });
 
 describe("masking", () => {
   it("masks secrets only, keeping two bytes at each end past six bytes", () => {
-    expect(maskSettings({ token: "sk-1234567890", mode: "a", other: "x" }, schema)).toEqual({ token: "sk*********90", mode: "a", other: "x" });
+    expect(maskSettings({ token: "sk-1234567890", mode: "a", other: "x" }, schema)).toEqual({
+      token: "sk*********90",
+      mode: "a",
+      other: "x",
+    });
     expect(maskSettings({ token: "123456" }, schema)).toEqual({ token: "******" });
     expect(maskSettings({ token: 5 }, schema)).toEqual({ token: 5 });
     expect(hasSecrets(schema)).toBe(true);
@@ -36,7 +50,10 @@ describe("masking", () => {
   it("keeps the stored secret when the update sends its masked form back", () => {
     const stored = { token: "sk-1234567890", mode: "a" };
     expect(mergeMaskedSecrets({ token: "sk*********90", mode: "a" }, stored, schema)).toEqual(stored);
-    expect(mergeMaskedSecrets({ token: "new-token-value", mode: "a" }, stored, schema)).toEqual({ token: "new-token-value", mode: "a" });
+    expect(mergeMaskedSecrets({ token: "new-token-value", mode: "a" }, stored, schema)).toEqual({
+      token: "new-token-value",
+      mode: "a",
+    });
     // Only secrets are merged: a text field equal to anything stays as sent.
     expect(mergeMaskedSecrets({ mode: "a" }, stored, schema)).toEqual({ mode: "a" });
   });

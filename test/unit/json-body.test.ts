@@ -1,11 +1,11 @@
 /** JSON bodies under the depth and size limits, and path parameters that do not decode. */
 import { describe, expect, it } from "vitest";
 import { DaemonError } from "../../src/domain/errors.js";
+import { ok } from "../../src/http/daemon-response.js";
 import { nestingExceeds, parseJsonBody } from "../../src/http/json-body.js";
 import { Router } from "../../src/http/router.js";
-import { ok } from "../../src/http/daemon-response.js";
 
-const deep = (n: number) => '{"a":'.repeat(n) + "1" + "}".repeat(n);
+const deep = (n: number) => `${'{"a":'.repeat(n)}1${"}".repeat(n)}`;
 const refusal = (fn: () => unknown) => {
   try {
     fn();
@@ -22,8 +22,8 @@ describe("JSON body limits", () => {
   it("counts nesting outside strings only, escaped quotes included", () => {
     expect(nestingExceeds(Buffer.from(deep(64)), 64)).toBe(false);
     expect(nestingExceeds(Buffer.from(deep(65)), 64)).toBe(true);
-    expect(nestingExceeds(Buffer.from(JSON.stringify({ s: "[[[[[[\\\"{{{{{{" })), 2)).toBe(false);
-    expect(nestingExceeds(Buffer.from(JSON.stringify({ s: 'a\\"[[[' , t: [[[1]]] })), 3)).toBe(true);
+    expect(nestingExceeds(Buffer.from(JSON.stringify({ s: '[[[[[[\\"{{{{{{' })), 2)).toBe(false);
+    expect(nestingExceeds(Buffer.from(JSON.stringify({ s: 'a\\"[[[', t: [[[1]]] })), 3)).toBe(true);
   });
 
   it("refuses a deep body with -400 before parsing it", () => {
@@ -35,7 +35,10 @@ describe("JSON body limits", () => {
   });
 
   it("refuses a body over the size limit with -400 and 413", () => {
-    expect(refusal(() => parseJsonBody(Buffer.alloc(limits.maxBodyBytes + 1, 0x20), limits))).toMatchObject({ code: -400, status: 413 });
+    expect(refusal(() => parseJsonBody(Buffer.alloc(limits.maxBodyBytes + 1, 0x20), limits))).toMatchObject({
+      code: -400,
+      status: 413,
+    });
   });
 
   it("parses what is within both limits", () => {
@@ -44,7 +47,9 @@ describe("JSON body limits", () => {
 });
 
 describe("path parameters", () => {
-  const router = new Router([{ method: "GET", pattern: "/plugin/:tenant_id/asset/:asset_id", handler: async () => ok(true) }]);
+  const router = new Router([
+    { method: "GET", pattern: "/plugin/:tenant_id/asset/:asset_id", handler: async () => ok(true) },
+  ]);
 
   it("finds the route without decoding, and decoding failures are a 400", () => {
     expect(router.find("GET", "/plugin/%E0%A4%A/asset/x")).toBeDefined();
@@ -53,7 +58,10 @@ describe("path parameters", () => {
 
   it("refuses single-segment parameters that decode to a path", () => {
     for (const id of ["..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "a%00.svg", "..", "%2E%2E"]) {
-      expect(refusal(() => router.match("GET", `/plugin/t/asset/${id}`)), id).toMatchObject({ code: -400, status: 400 });
+      expect(
+        refusal(() => router.match("GET", `/plugin/t/asset/${id}`)),
+        id,
+      ).toMatchObject({ code: -400, status: 400 });
     }
     expect(router.match("GET", "/plugin/t/asset/ab%20c.svg")?.params).toEqual({ tenant_id: "t", asset_id: "ab c.svg" });
   });

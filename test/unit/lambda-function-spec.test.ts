@@ -71,7 +71,9 @@ describe("Python runtime for meta.runner.version", () => {
   });
 
   it("fails clearly when no supported runtime is new enough, or for another major version", () => {
-    expect(() => lambdaPythonRuntime("3.14")).toThrow(/no AWS Lambda Python runtime for meta.runner.version "3.14".*python3.12, python3.13/);
+    expect(() => lambdaPythonRuntime("3.14")).toThrow(
+      /no AWS Lambda Python runtime for meta.runner.version "3.14".*python3.12, python3.13/,
+    );
     expect(() => lambdaPythonRuntime("2.7")).toThrow(/no AWS Lambda Python runtime/);
     expect(() => lambdaPythonRuntime("latest")).toThrow(/not a Python version/);
   });
@@ -137,7 +139,9 @@ describe("tags and code keys", () => {
   });
 
   it("put built code under plugin-code/, one zip per identifier, runtime and architecture", () => {
-    expect(pluginCodeKey(UID, "python3.12", "arm64")).toBe(`plugin-code/fixtures/echo-tool/0.0.1@${"a".repeat(64)}/python3.12-arm64.zip`);
+    expect(pluginCodeKey(UID, "python3.12", "arm64")).toBe(
+      `plugin-code/fixtures/echo-tool/0.0.1@${"a".repeat(64)}/python3.12-arm64.zip`,
+    );
   });
 });
 

@@ -13,7 +13,22 @@ const src = fileURLToPath(new URL("../../src/", import.meta.url));
 
 /** What each ring must not import (top-level folders or files of src/, without extension). */
 const forbidden: Record<string, readonly string[]> = {
-  domain: ["ports", "stores", "adapters", "services", "routes", "http", "local", "aws-local", "cli", "migration", "observability", "daemon", "config", "logger"],
+  domain: [
+    "ports",
+    "stores",
+    "adapters",
+    "services",
+    "routes",
+    "http",
+    "local",
+    "aws-local",
+    "cli",
+    "migration",
+    "observability",
+    "daemon",
+    "config",
+    "logger",
+  ],
   ports: ["stores", "adapters", "services", "routes", "http", "local", "aws-local", "cli", "migration", "daemon"],
   stores: ["adapters", "services", "routes", "http", "local", "aws-local", "cli", "daemon"],
   adapters: ["stores", "services", "routes", "http", "local", "cli", "daemon"],

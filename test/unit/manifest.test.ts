@@ -103,7 +103,11 @@ describe("manifestSchema", () => {
     ["icon path over 128 characters", { icon: `${"a".repeat(125)}.svg` }, "icon"],
     ["zero memory", { resource: { memory: 0 } }, "resource.memory"],
     ["fractional memory", { resource: { memory: 1.5 } }, "resource.memory"],
-    ["storage under 1 KiB", { resource: { memory: 1, permission: { storage: { enabled: true, size: 10 } } } }, "resource.permission.storage.size"],
+    [
+      "storage under 1 KiB",
+      { resource: { memory: 1, permission: { storage: { enabled: true, size: 10 } } } },
+      "resource.permission.storage.size",
+    ],
     ["unknown arch", { meta: { ...(manifest().meta as object), arch: ["riscv64"] } }, "meta.arch.0"],
     ["tag outside the list", { tags: ["utilities", "games"] }, "tags.1"],
     ["created_at that is not a time", { created_at: "yesterday" }, "created_at"],
@@ -121,8 +125,27 @@ describe("manifestSchema", () => {
   });
 
   it("accepts every upstream tag and version suffix", () => {
-    const tags = ["search", "image", "videos", "weather", "finance", "design", "travel", "social", "news", "medical",
-      "productivity", "education", "business", "entertainment", "utilities", "agent", "rag", "other", "trigger"];
+    const tags = [
+      "search",
+      "image",
+      "videos",
+      "weather",
+      "finance",
+      "design",
+      "travel",
+      "social",
+      "news",
+      "medical",
+      "productivity",
+      "education",
+      "business",
+      "entertainment",
+      "utilities",
+      "agent",
+      "rag",
+      "other",
+      "trigger",
+    ];
     expect(issues(manifest({ tags, version: "1.2.3-beta_1" }))).toEqual([]);
   });
 });
@@ -164,17 +187,21 @@ describe("canonicalDecimal", () => {
 
 describe("parameterRuleSchema", () => {
   it("lets the rule override what the template sets", () => {
-    expect(parameterRuleSchema.parse({ name: "top_p", use_template: "top_p", max: 0.9, label: { en_US: "Top P" } })).toEqual({
+    expect(
+      parameterRuleSchema.parse({ name: "top_p", use_template: "top_p", max: 0.9, label: { en_US: "Top P" } }),
+    ).toEqual({
       name: "top_p",
       use_template: "top_p",
       label: { en_US: "Top P" },
       type: "float",
       // upstream's four-language help text, word for word
       help: {
-        en_US: "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
+        en_US:
+          "Controls diversity via nucleus sampling: 0.5 means half of all likelihood-weighted options are considered.",
         zh_Hans: "通过核心采样控制多样性：0.5表示考虑了一半的所有可能性加权选项。",
         ja_JP: "核サンプリングを通じて多様性を制御します：0.5は、すべての可能性加权オプションの半分を考慮します。",
-        pt_BR: "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
+        pt_BR:
+          "Controla a diversidade via amostragem de núcleo: 0.5 significa que metade das opções com maior probabilidade são consideradas.",
       },
       required: false,
       default: 1,
@@ -188,7 +215,10 @@ describe("parameterRuleSchema", () => {
   it("needs a type when there is no template", () => {
     const result = parameterRuleSchema.safeParse({ name: "seed" });
     expect(result.success).toBe(false);
-    expect(result.error?.issues[0]).toMatchObject({ path: ["type"], message: "is required when use_template is not set" });
+    expect(result.error?.issues[0]).toMatchObject({
+      path: ["type"],
+      message: "is required when use_template is not set",
+    });
   });
 });
 
@@ -214,8 +244,9 @@ describe("provider shapes", () => {
 
   it("rejects a provider identity name with characters Dify cannot route", () => {
     expect(
-      toolProviderSchema.safeParse({ identity: { author: "a", name: "my provider", label: { en_US: "P" }, icon: "i.svg" } })
-        .success,
+      toolProviderSchema.safeParse({
+        identity: { author: "a", name: "my provider", label: { en_US: "P" }, icon: "i.svg" },
+      }).success,
     ).toBe(false);
   });
 

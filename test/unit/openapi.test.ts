@@ -16,15 +16,25 @@ describe("docs/openapi.json", () => {
 
   it("is OpenAPI 3.1 with the key header, every dispatch action and the request schemas the handlers validate", () => {
     expect(committed.openapi).toBe("3.1.0");
-    expect(committed.components.securitySchemes.daemonKey).toMatchObject({ type: "apiKey", in: "header", name: "X-Api-Key" });
+    expect(committed.components.securitySchemes.daemonKey).toMatchObject({
+      type: "apiKey",
+      in: "header",
+      name: "X-Api-Key",
+    });
     const install = committed.paths["/plugin/{tenant_id}/management/install/identifiers"].post;
     expect(install.requestBody.content["application/json"].schema).toMatchObject({
       type: "object",
       required: expect.arrayContaining(["plugin_unique_identifiers", "source"]),
     });
     const list = committed.paths["/plugin/{tenant_id}/management/list"].get;
-    expect(list.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toEqual(["path:tenant_id", "query:page", "query:page_size"]);
-    expect(committed.paths["/plugin/{tenant_id}/dispatch/llm/invoke"].post.responses["200"].content).toHaveProperty("text/event-stream");
+    expect(list.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`)).toEqual([
+      "path:tenant_id",
+      "query:page",
+      "query:page_size",
+    ]);
+    expect(committed.paths["/plugin/{tenant_id}/dispatch/llm/invoke"].post.responses["200"].content).toHaveProperty(
+      "text/event-stream",
+    );
     expect(committed.paths["/v2/invoke/dispatch/model/polling/start"]).toBeUndefined();
     expect(committed.paths["/health/check"].get.security).toEqual([]);
   });

@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { packageChecksum } from "../../src/domain/checksum.js";
 import { DaemonError } from "../../src/domain/errors.js";
-import { DEFAULT_PACKAGE_LIMITS, readPackage, type PackageLimits } from "../../src/domain/package-archive.js";
+import { DEFAULT_PACKAGE_LIMITS, type PackageLimits, readPackage } from "../../src/domain/package-archive.js";
 import { buildPackage, patchZipRecords } from "../support/package-builder.js";
 
 const FILES = {
@@ -129,7 +129,10 @@ describe("readPackage", () => {
       patchZipRecords(bytes, (record, view) => {
         if (record.name !== "a.txt") return;
         const dataStart =
-          record.localOffset + 30 + view.getUint16(record.localOffset + 26, true) + view.getUint16(record.localOffset + 28, true);
+          record.localOffset +
+          30 +
+          view.getUint16(record.localOffset + 26, true) +
+          view.getUint16(record.localOffset + 28, true);
         bytes[dataStart] = "X".charCodeAt(0);
       });
       const err = await rejection(readPackage(bytes, DEFAULT_PACKAGE_LIMITS));
@@ -143,7 +146,9 @@ describe("readPackage", () => {
       ["C:/evil.py", /absolute path/],
       ["tools\\evil.py", /backslash/],
     ])("rejects the path %j (zip slip)", async (path, message) => {
-      const err = await rejection(readPackage(await buildPackage({ "manifest.yaml": "m", [path]: "x" }), DEFAULT_PACKAGE_LIMITS));
+      const err = await rejection(
+        readPackage(await buildPackage({ "manifest.yaml": "m", [path]: "x" }), DEFAULT_PACKAGE_LIMITS),
+      );
       expect(err.message).toMatch(message);
       expect(err.message).toContain(JSON.stringify(path));
     });
@@ -160,7 +165,8 @@ describe("readPackage", () => {
     it("rejects encrypted entries", async () => {
       const bytes = await buildPackage(FILES);
       patchZipRecords(bytes, (record, view) => {
-        if (record.name === "main.py") view.setUint16(record.offset + 8, view.getUint16(record.offset + 8, true) | 1, true);
+        if (record.name === "main.py")
+          view.setUint16(record.offset + 8, view.getUint16(record.offset + 8, true) | 1, true);
       });
       const err = await rejection(readPackage(bytes, DEFAULT_PACKAGE_LIMITS));
       expect(err.message).toBe('difypkg entry "main.py" is encrypted, which is not supported');
@@ -232,10 +238,7 @@ describe("packageChecksum", () => {
       { name: "\u{1F600}.txt", data: Buffer.from("a") },
       { name: "\uFF5E.txt", data: Buffer.from("b") },
     ];
-    const joined = Buffer.concat([
-      sha256("\uFF5E.txt"), sha256("b"),
-      sha256("\u{1F600}.txt"), sha256("a"),
-    ]);
+    const joined = Buffer.concat([sha256("\uFF5E.txt"), sha256("b"), sha256("\u{1F600}.txt"), sha256("a")]);
     expect(packageChecksum(entries)).toBe(sha256(joined).toString("hex"));
   });
 

@@ -3,7 +3,9 @@ import { parsePluginEvents } from "../../src/domain/plugin-protocol.js";
 
 describe("reading plugin output lines", () => {
   it("reads a session stream event", () => {
-    const [event] = parsePluginEvents('{"event":"session","session_id":"s1","data":{"type":"stream","data":{"type":"text","message":{"text":"hi"}}}}');
+    const [event] = parsePluginEvents(
+      '{"event":"session","session_id":"s1","data":{"type":"stream","data":{"type":"text","message":{"text":"hi"}}}}',
+    );
     expect(event).toMatchObject({ event: "session", session_id: "s1", data: { type: "stream" } });
   });
 
@@ -23,6 +25,8 @@ describe("reading plugin output lines", () => {
 
   it("reads heartbeats and logs without a session id", () => {
     expect(parsePluginEvents('{"event":"heartbeat","session_id":null,"data":{}}')[0]?.event).toBe("heartbeat");
-    expect(parsePluginEvents('{"event": "log", "data": {"level": "INFO", "message": "m", "timestamp": 1}}')[0]).toMatchObject({ event: "log" });
+    expect(
+      parsePluginEvents('{"event": "log", "data": {"level": "INFO", "message": "m", "timestamp": 1}}')[0],
+    ).toMatchObject({ event: "log" });
   });
 });

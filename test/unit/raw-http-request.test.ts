@@ -5,7 +5,14 @@
 import { describe, expect, it } from "vitest";
 import { canonicalHeaderKey, rawEndpointRequest, writeHttpRequest } from "../../src/domain/raw-http-request.js";
 
-const write = (method: string, path: string, query: string, host: string, headers: Array<[string, string]>, body: string) =>
+const write = (
+  method: string,
+  path: string,
+  query: string,
+  host: string,
+  headers: Array<[string, string]>,
+  body: string,
+) =>
   writeHttpRequest({
     method,
     path,
@@ -17,12 +24,19 @@ const write = (method: string, path: string, query: string, host: string, header
 
 describe("Go's http.Request.Write", () => {
   it("writes Host and User-Agent first, Content-Length, then the other headers sorted, and the query in key order", () => {
-    const raw = write("POST", "/hook", "b=2&a=1&a=0&c=x+y%26z", "example.com:5002", [
-      ["X-Echo", "hi"],
-      ["Content-Type", "application/json"],
-      ["User-Agent", "curl/8"],
-      ["Dify-Hook-Id", "abc"],
-    ], '{"x":1}');
+    const raw = write(
+      "POST",
+      "/hook",
+      "b=2&a=1&a=0&c=x+y%26z",
+      "example.com:5002",
+      [
+        ["X-Echo", "hi"],
+        ["Content-Type", "application/json"],
+        ["User-Agent", "curl/8"],
+        ["Dify-Hook-Id", "abc"],
+      ],
+      '{"x":1}',
+    );
     expect(raw).toBe(
       'POST /hook?a=1&a=0&b=2&c=x+y%26z HTTP/1.1\r\nHost: example.com:5002\r\nUser-Agent: curl/8\r\nContent-Length: 7\r\nContent-Type: application/json\r\nDify-Hook-Id: abc\r\nX-Echo: hi\r\n\r\n{"x":1}',
     );
@@ -41,12 +55,18 @@ describe("Go's http.Request.Write", () => {
   });
 
   it("drops an empty body on DELETE, GET and OPTIONS and keeps a key without value", () => {
-    expect(write("DELETE", "/", "", "h", [], "")).toBe("DELETE / HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\n\r\n");
-    expect(write("OPTIONS", "/o", "k", "h", [], "")).toBe("OPTIONS /o?k= HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\n\r\n");
+    expect(write("DELETE", "/", "", "h", [], "")).toBe(
+      "DELETE / HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+    );
+    expect(write("OPTIONS", "/o", "k", "h", [], "")).toBe(
+      "OPTIONS /o?k= HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\n\r\n",
+    );
   });
 
   it("gives a GET with a body its Content-Length and cleans header values", () => {
-    expect(write("GET", "/g", "", "h", [], "body")).toBe("GET /g HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 4\r\n\r\nbody");
+    expect(write("GET", "/g", "", "h", [], "body")).toBe(
+      "GET /g HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 4\r\n\r\nbody",
+    );
     expect(write("PUT", "/p", "", "h", [["X-Sp", "  v \r\n w "]], "data")).toBe(
       "PUT /p HTTP/1.1\r\nHost: h\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 4\r\nX-Sp: v    w\r\n\r\ndata",
     );
@@ -90,7 +110,10 @@ describe("upstream's endpoint header rules", () => {
   });
 
   it("keeps a Dify-Hook-Url the caller supplied and overrides a forged Dify-Hook-Id", () => {
-    const raw = rawEndpointRequest({ ...base, headers: { host: "h:5002", "dify-hook-url": "https://given/e/x", "dify-hook-id": "forged" } }, "real").toString("latin1");
+    const raw = rawEndpointRequest(
+      { ...base, headers: { host: "h:5002", "dify-hook-url": "https://given/e/x", "dify-hook-id": "forged" } },
+      "real",
+    ).toString("latin1");
     expect(raw).toContain("Dify-Hook-Id: real\r\n");
     expect(raw).toContain("Dify-Hook-Url: https://given/e/x\r\n");
     expect(raw).toContain("Host: h:5002\r\n");

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { CrashHistory, type RestartPolicy } from "../../src/domain/restart-policy.js";
 
-const policy: RestartPolicy = { firstDelayMs: 100, maxDelayMs: 1000, crashLoopCrashes: 4, windowMs: 10_000, cooldownMs: 30_000 };
+const policy: RestartPolicy = {
+  firstDelayMs: 100,
+  maxDelayMs: 1000,
+  crashLoopCrashes: 4,
+  windowMs: 10_000,
+  cooldownMs: 30_000,
+};
 
 describe("when a crashed plugin starts again", () => {
   it("restarts quickly at first and doubles the wait with each crash inside the window, up to the cap", () => {

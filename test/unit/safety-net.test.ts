@@ -4,7 +4,7 @@
  * upstream's -500 envelope, and the daemon keeps serving. The daemon runs as a child process,
  * with a store method replaced by one that fails that way (no route does any more).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -40,7 +40,14 @@ console.log("PORT " + server.address().port);
   );
   child = spawn(process.execPath, ["--import", "tsx", script], {
     cwd: root,
-    env: { ...process.env, SERVER_KEY: "k", DATA_DIR: join(dir, "data"), STORE_BACKEND: "local", AUTO_UPGRADE_ENABLED: "false", LOG_LEVEL: "error" },
+    env: {
+      ...process.env,
+      SERVER_KEY: "k",
+      DATA_DIR: join(dir, "data"),
+      STORE_BACKEND: "local",
+      AUTO_UPGRADE_ENABLED: "false",
+      LOG_LEVEL: "error",
+    },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (c: Buffer) => (output += c.toString()));

@@ -103,9 +103,9 @@ describe("package signatures", () => {
 
   it("reports an extra key that is not an RSA public key as a configuration error", async () => {
     const archive = await read(await buildPackage(FILES));
-    expect(() => verifyPackageSignature(archive, ["-----BEGIN RSA PUBLIC KEY-----\nnope\n-----END RSA PUBLIC KEY-----"])).toThrow(
-      DaemonError,
-    );
+    expect(() =>
+      verifyPackageSignature(archive, ["-----BEGIN RSA PUBLIC KEY-----\nnope\n-----END RSA PUBLIC KEY-----"]),
+    ).toThrow(DaemonError);
     const ed = generateKeyPairSync("ed25519").publicKey.export({ type: "spki", format: "pem" }).toString();
     expect(() => verifyPackageSignature(archive, [ed])).toThrow(/expected RSA/);
   });

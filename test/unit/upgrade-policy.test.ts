@@ -3,20 +3,20 @@ import { describe, expect, it } from "vitest";
 import {
   compareVersions,
   decideUpgrade,
+  type LatestRelease,
   parsePluginVersion,
   planUpgrades,
   releaseFromMarketplace,
-  type LatestRelease,
 } from "../../src/domain/upgrade-policy.js";
 import {
   absoluteSlotAt,
   DEFAULT_STRATEGY,
   excludePlugin,
+  type StrategySetting,
   slotOfDay,
   slotOfTimeOfDay,
   slotsToRun,
   slotWindow,
-  type StrategySetting,
   type UpgradeMode,
   type UpgradeStrategy,
 } from "../../src/domain/upgrade-strategy.js";
@@ -28,8 +28,16 @@ const installed = (plugin: string, version: string, source = "marketplace") => (
   plugin_unique_identifier: uid(plugin, version),
   source,
 });
-const release = (plugin: string, version: string): LatestRelease => ({ plugin_id: plugin, version, unique_identifier: uid(plugin, version) });
-const strategy = (setting: StrategySetting, mode: UpgradeMode = "all", lists: Partial<UpgradeStrategy> = {}): UpgradeStrategy => ({
+const release = (plugin: string, version: string): LatestRelease => ({
+  plugin_id: plugin,
+  version,
+  unique_identifier: uid(plugin, version),
+});
+const strategy = (
+  setting: StrategySetting,
+  mode: UpgradeMode = "all",
+  lists: Partial<UpgradeStrategy> = {},
+): UpgradeStrategy => ({
   ...DEFAULT_STRATEGY,
   strategy_setting: setting,
   upgrade_mode: mode,
@@ -85,7 +93,13 @@ describe("version edge cases", () => {
     ["stable to pre-release of a major", "latest", "1.2.3", "2.0.0-rc1", "pre-release"],
     ["pre-release to its stable", "latest", "1.2.4-beta", "1.2.4", "upgrade 1.2.4"],
     ["pre-release to a newer pre-release", "latest", "1.2.4-beta", "1.2.4-rc", "upgrade 1.2.4-rc"],
-    ["pre-release to a newer numbered pre-release", "fix_only", "1.2.4-beta_2", "1.2.4-beta_10", "upgrade 1.2.4-beta_10"],
+    [
+      "pre-release to a newer numbered pre-release",
+      "fix_only",
+      "1.2.4-beta_2",
+      "1.2.4-beta_10",
+      "upgrade 1.2.4-beta_10",
+    ],
     ["pre-release to an older pre-release", "latest", "1.2.4-rc", "1.2.4-beta", "older-in-marketplace"],
     ["stable to its own pre-release", "latest", "1.2.4", "1.2.4-rc", "older-in-marketplace"],
     ["pre-release to a fix under fix_only", "fix_only", "1.2.4-beta", "1.2.5", "upgrade 1.2.5"],
@@ -111,7 +125,21 @@ describe("version edge cases", () => {
   }
 
   it("coerces versions keeping their order", () => {
-    const order = ["0.0.1", "0.0.2-alpha", "0.0.2-beta", "0.0.2-beta_2", "0.0.2-beta_10", "0.0.2", "0.0.2.1", "0.0.3", "0.1", "0.1.1", "1.0.0.0001", "1.0.1", "10.0.0"];
+    const order = [
+      "0.0.1",
+      "0.0.2-alpha",
+      "0.0.2-beta",
+      "0.0.2-beta_2",
+      "0.0.2-beta_10",
+      "0.0.2",
+      "0.0.2.1",
+      "0.0.3",
+      "0.1",
+      "0.1.1",
+      "1.0.0.0001",
+      "1.0.1",
+      "10.0.0",
+    ];
     const parsed = order.map((v) => parsePluginVersion(v));
     expect(parsed.every(Boolean)).toBe(true);
     for (let i = 1; i < parsed.length; i++) {
@@ -120,14 +148,28 @@ describe("version edge cases", () => {
   });
 
   it("rejects what the identifier grammar rejects", () => {
-    for (const v of ["1", "v1.2.3", "1.2.3-beta.1", "1.2.3-", "12345.0.0", "1.2.3+build", "1..2", "", "1.2.3-toolongsuffix123456"]) {
+    for (const v of [
+      "1",
+      "v1.2.3",
+      "1.2.3-beta.1",
+      "1.2.3-",
+      "12345.0.0",
+      "1.2.3+build",
+      "1..2",
+      "",
+      "1.2.3-toolongsuffix123456",
+    ]) {
       expect(parsePluginVersion(v), v).toBeUndefined();
     }
     expect(parsePluginVersion("1.2.3-_")?.prerelease).toBe(true);
   });
 
   it("never upgrades a plugin whose installed identifier it cannot read", () => {
-    const d = decideUpgrade(strategy("latest"), { plugin_id: "org/p", plugin_unique_identifier: "org/p:garbage", source: "marketplace" }, release("org/p", "1.0.0"));
+    const d = decideUpgrade(
+      strategy("latest"),
+      { plugin_id: "org/p", plugin_unique_identifier: "org/p:garbage", source: "marketplace" },
+      release("org/p", "1.0.0"),
+    );
     expect(outcome(d)).toBe("unparseable-version");
   });
 });
@@ -147,7 +189,9 @@ describe("modes", () => {
   });
 
   it("partial: only the included plugins", () => {
-    expect(plan(strategy("latest", "partial", { include_plugins: ["org/a", "org/c"], exclude_plugins: ["org/a"] }))).toEqual({
+    expect(
+      plan(strategy("latest", "partial", { include_plugins: ["org/a", "org/c"], exclude_plugins: ["org/a"] })),
+    ).toEqual({
       "org/a": "upgrade 1.0.1",
       "org/b": "not-included",
       "org/c": "upgrade 1.0.1",
@@ -155,7 +199,11 @@ describe("modes", () => {
   });
 
   it("partial with an empty include list: nothing", () => {
-    expect(Object.values(plan(strategy("latest", "partial")))).toEqual(["not-included", "not-included", "not-included"]);
+    expect(Object.values(plan(strategy("latest", "partial")))).toEqual([
+      "not-included",
+      "not-included",
+      "not-included",
+    ]);
   });
 
   it("exclude: all but the excluded plugins", () => {
@@ -167,7 +215,11 @@ describe("modes", () => {
   });
 
   it("only plugins installed from the marketplace", () => {
-    const mixed = [installed("org/a", "1.0.0", "package"), installed("org/b", "1.0.0", "github"), installed("org/c", "1.0.0", "remote")];
+    const mixed = [
+      installed("org/a", "1.0.0", "package"),
+      installed("org/b", "1.0.0", "github"),
+      installed("org/c", "1.0.0", "remote"),
+    ];
     const decisions = planUpgrades(strategy("latest"), mixed, (id) => latest.get(id));
     expect(decisions.map(outcome)).toEqual(["not-from-marketplace", "not-from-marketplace", "not-from-marketplace"]);
   });
@@ -175,7 +227,9 @@ describe("modes", () => {
   it("plugins the marketplace does not list are left alone", () => {
     expect(outcome(decide(strategy("latest"), "1.0.0", undefined))).toBe("not-in-marketplace");
     // A release of another plugin is never applied.
-    expect(outcome(decideUpgrade(strategy("latest"), installed("org/a", "1.0.0"), release("org/b", "2.0.0")))).toBe("not-in-marketplace");
+    expect(outcome(decideUpgrade(strategy("latest"), installed("org/a", "1.0.0"), release("org/b", "2.0.0")))).toBe(
+      "not-in-marketplace",
+    );
   });
 });
 
@@ -189,7 +243,11 @@ describe("strategy × mode matrix", () => {
   ]);
   const lists = { include_plugins: ["org/fix", "org/major"], exclude_plugins: ["org/fix"] };
   const expected: Record<StrategySetting, Record<UpgradeMode, string[]>> = {
-    latest: { all: ["org/fix", "org/major", "org/other"], partial: ["org/fix", "org/major"], exclude: ["org/major", "org/other"] },
+    latest: {
+      all: ["org/fix", "org/major", "org/other"],
+      partial: ["org/fix", "org/major"],
+      exclude: ["org/major", "org/other"],
+    },
     fix_only: { all: ["org/fix", "org/other"], partial: ["org/fix"], exclude: ["org/other"] },
     disabled: { all: [], partial: [], exclude: [] },
   };
@@ -207,9 +265,13 @@ describe("strategy × mode matrix", () => {
 
 describe("marketplace entries", () => {
   it("accepts an entry whose identifier names the plugin and the advertised version", () => {
-    expect(releaseFromMarketplace({ plugin_id: "org/p", latest_version: "1.2.3", latest_package_identifier: uid("org/p", "1.2.3") })).toEqual(
-      release("org/p", "1.2.3"),
-    );
+    expect(
+      releaseFromMarketplace({
+        plugin_id: "org/p",
+        latest_version: "1.2.3",
+        latest_package_identifier: uid("org/p", "1.2.3"),
+      }),
+    ).toEqual(release("org/p", "1.2.3"));
   });
 
   it("drops entries that contradict themselves or are not identifiers", () => {
@@ -248,7 +310,12 @@ describe("exclude-plugin (Dify's semantics)", () => {
 
   it("turns all into exclude with just this plugin", () => {
     const s = strategy("latest", "all", { exclude_plugins: ["org/old"], upgrade_time_of_day: 3600 });
-    expect(excludePlugin(s, "org/a")).toMatchObject({ upgrade_mode: "exclude", exclude_plugins: ["org/a"], upgrade_time_of_day: 3600, strategy_setting: "latest" });
+    expect(excludePlugin(s, "org/a")).toMatchObject({
+      upgrade_mode: "exclude",
+      exclude_plugins: ["org/a"],
+      upgrade_time_of_day: 3600,
+      strategy_setting: "latest",
+    });
   });
 });
 
@@ -299,7 +366,9 @@ describe("local timer", () => {
     vi.useFakeTimers({ now: new Date("2030-01-01T10:07:00Z") });
     try {
       const runs: string[] = [];
-      const timer = startAutoUpgradeTimer({ runCycle: async (input = {}) => (runs.push((input.at as Date).toISOString()), {} as never) });
+      const timer = startAutoUpgradeTimer({
+        runCycle: async (input = {}) => (runs.push((input.at as Date).toISOString()), {} as never),
+      });
       await vi.advanceTimersByTimeAsync(0);
       expect(runs).toEqual(["2030-01-01T10:07:00.000Z"]);
       await vi.advanceTimersByTimeAsync(7 * 60_000 + 29_000);

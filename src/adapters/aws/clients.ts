@@ -17,10 +17,11 @@
  * Nothing is built at import time: clients are created on first use and cached for the process,
  * which keeps Lambda cold starts cheap and reuses warm connections across invocations.
  */
-import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+
 import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { LambdaClient, type LambdaClientConfig } from "@aws-sdk/client-lambda";
+import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { traced } from "../../observability/tracing.js";
 
 type Env = Record<string, string | undefined>;

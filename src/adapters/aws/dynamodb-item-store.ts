@@ -13,24 +13,24 @@
 import { gunzipSync, gzipSync } from "node:zlib";
 import {
   DeleteCommand,
+  type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
   UpdateCommand,
-  type DynamoDBDocumentClient,
 } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import {
-  ConditionFailedError,
   type Condition,
+  ConditionFailedError,
   type Item,
   type ItemKey,
   type ItemStore,
   type QueryOptions,
   type WriteOp,
 } from "../../ports/item-store.js";
-import { sharedDynamoDbDocumentClient } from "./clients.js";
 import { checkBatch, isLive, nowSeconds } from "../item-rules.js";
+import { sharedDynamoDbDocumentClient } from "./clients.js";
 
 /** Items are capped at 400 KB; JSON bigger than this is compressed into `dataz`. */
 const COMPRESS_ABOVE_BYTES = 100 * 1024;
@@ -295,4 +295,3 @@ function decodeData(row: Row): Record<string, unknown> {
   const json = gunzipSync(row.dataz as Uint8Array).toString("utf8");
   return z.record(z.string(), z.unknown()).parse(JSON.parse(json));
 }
-

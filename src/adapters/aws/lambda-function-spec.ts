@@ -3,8 +3,9 @@
  * memory, timeout, environment, tags and the S3 key of its built code. Kept free of I/O so each
  * rule is unit-tested on its own.
  */
-import { pluginCodeBlobKey } from "../../domain/blob-keys.js";
+
 import { createHash } from "node:crypto";
+import { pluginCodeBlobKey } from "../../domain/blob-keys.js";
 import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
@@ -112,7 +113,8 @@ export function memorySizeMiB(bytes: number, floorMiB = DEFAULT_PLUGIN_MIN_MEMOR
  */
 export function functionTimeoutSeconds(declaration: PluginDeclaration, executionTimeoutSeconds: number): number {
   const declared = (declaration.resource as Record<string, unknown>).timeout;
-  const seconds = typeof declared === "number" && Number.isFinite(declared) && declared > 0 ? declared : executionTimeoutSeconds;
+  const seconds =
+    typeof declared === "number" && Number.isFinite(declared) && declared > 0 ? declared : executionTimeoutSeconds;
   return Math.min(LAMBDA_MAX_TIMEOUT_SECONDS, Math.max(1, Math.ceil(seconds)));
 }
 

@@ -5,7 +5,12 @@
  * runs in this process instead.
  */
 import { InvokeCommand, type LambdaClient } from "@aws-sdk/client-lambda";
-import { installJobPayloadSchema, type InstallJobPayload, type InstallJobRef, type InstallQueue } from "../../ports/install-queue.js";
+import {
+  type InstallJobPayload,
+  type InstallJobRef,
+  type InstallQueue,
+  installJobPayloadSchema,
+} from "../../ports/install-queue.js";
 import { InProcessInstallQueue } from "../local/in-process-install-queue.js";
 import { sharedLambdaClient } from "./clients.js";
 

@@ -42,7 +42,11 @@ const buildResult = z.union([
 /** What Lambda returns as the payload when the builder itself crashed or timed out. */
 const functionError = z.object({ errorType: z.string().optional(), errorMessage: z.string().optional() }).loose();
 
-export async function buildPluginCode(lambda: LambdaClient, builderFunction: string, request: BuildRequest): Promise<BuiltCode> {
+export async function buildPluginCode(
+  lambda: LambdaClient,
+  builderFunction: string,
+  request: BuildRequest,
+): Promise<BuiltCode> {
   const out = await lambda.send(
     new InvokeCommand({
       FunctionName: builderFunction,

@@ -8,17 +8,17 @@ import {
   CreateFunctionCommand,
   DeleteFunctionCommand,
   GetFunctionCommand,
+  type GetFunctionCommandOutput,
+  type LambdaClient,
   UpdateFunctionCodeCommand,
   UpdateFunctionConfigurationCommand,
   waitForFunctionActiveV2,
   waitForFunctionUpdatedV2,
-  type GetFunctionCommandOutput,
-  type LambdaClient,
 } from "@aws-sdk/client-lambda";
 import { internalError } from "../../domain/errors.js";
 import { logger } from "../../logger.js";
-import { PLUGIN_HANDLER, tagsMatch, type PluginFunctionSpec } from "./lambda-function-spec.js";
 import { pluginTracingConfig } from "../../observability/tracing.js";
+import { PLUGIN_HANDLER, type PluginFunctionSpec, tagsMatch } from "./lambda-function-spec.js";
 
 export interface FunctionDeployment {
   uniqueIdentifier: string;
@@ -44,7 +44,10 @@ type Progress = (message: string) => void;
 export const isNotFound = (err: unknown): boolean => (err as { name?: string })?.name === "ResourceNotFoundException";
 const isConflict = (err: unknown): boolean => (err as { name?: string })?.name === "ResourceConflictException";
 
-export async function describeFunction(lambda: LambdaClient, functionName: string): Promise<GetFunctionCommandOutput | undefined> {
+export async function describeFunction(
+  lambda: LambdaClient,
+  functionName: string,
+): Promise<GetFunctionCommandOutput | undefined> {
   try {
     return await lambda.send(new GetFunctionCommand({ FunctionName: functionName }));
   } catch (err) {
@@ -118,9 +121,16 @@ function configuration(d: FunctionDeployment, change: "create" | "update") {
   };
 }
 
-async function createFunction(lambda: LambdaClient, d: FunctionDeployment, progress: Progress, wait: WaitSettings): Promise<void> {
+async function createFunction(
+  lambda: LambdaClient,
+  d: FunctionDeployment,
+  progress: Progress,
+  wait: WaitSettings,
+): Promise<void> {
   const { spec } = d;
-  progress(`creating Lambda function ${spec.functionName} (${spec.runtime}, ${spec.arch}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`);
+  progress(
+    `creating Lambda function ${spec.functionName} (${spec.runtime}, ${spec.arch}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`,
+  );
   await lambda.send(
     new CreateFunctionCommand({
       ...configuration(d, "create"),
@@ -133,15 +143,24 @@ async function createFunction(lambda: LambdaClient, d: FunctionDeployment, progr
   progress("waiting for the function to become active");
   const result = await waitForFunctionActiveV2(waiterParams(lambda, wait), { FunctionName: spec.functionName });
   if (result.state === "SUCCESS") return;
-  const reason = failureReason(result.reason, "StateReason") ?? `not active after ${wait.maxWaitSeconds} s (${result.state})`;
+  const reason =
+    failureReason(result.reason, "StateReason") ?? `not active after ${wait.maxWaitSeconds} s (${result.state})`;
   // A function that never became active is useless; leave nothing behind.
   await deleteFunction(lambda, spec.functionName).catch((err: unknown) =>
-    logger.warn({ functionName: spec.functionName, err: (err as Error).message }, "could not delete a failed plugin function"),
+    logger.warn(
+      { functionName: spec.functionName, err: (err as Error).message },
+      "could not delete a failed plugin function",
+    ),
   );
   throw internalError(`Lambda function ${spec.functionName} failed to become active: ${reason}`);
 }
 
-async function updateFunction(lambda: LambdaClient, d: FunctionDeployment, progress: Progress, wait: WaitSettings): Promise<void> {
+async function updateFunction(
+  lambda: LambdaClient,
+  d: FunctionDeployment,
+  progress: Progress,
+  wait: WaitSettings,
+): Promise<void> {
   const { spec } = d;
   progress(`updating the code of Lambda function ${spec.functionName}`);
   await whenSettled(lambda, spec.functionName, wait, () =>
@@ -155,8 +174,12 @@ async function updateFunction(lambda: LambdaClient, d: FunctionDeployment, progr
     ),
   );
   await waitUpdated(lambda, spec.functionName, wait);
-  progress(`updating the configuration of Lambda function ${spec.functionName} (${spec.runtime}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`);
-  await whenSettled(lambda, spec.functionName, wait, () => lambda.send(new UpdateFunctionConfigurationCommand(configuration(d, "update"))));
+  progress(
+    `updating the configuration of Lambda function ${spec.functionName} (${spec.runtime}, ${spec.memorySizeMiB} MB, ${spec.timeoutSeconds} s timeout)`,
+  );
+  await whenSettled(lambda, spec.functionName, wait, () =>
+    lambda.send(new UpdateFunctionConfigurationCommand(configuration(d, "update"))),
+  );
   await waitUpdated(lambda, spec.functionName, wait);
 }
 
@@ -164,12 +187,19 @@ async function updateFunction(lambda: LambdaClient, d: FunctionDeployment, progr
  * Runs a change once the function accepts changes: not while it is still being created and not
  * while another update runs (Lambda answers both with ResourceConflictException).
  */
-async function whenSettled(lambda: LambdaClient, functionName: string, wait: WaitSettings, change: () => Promise<unknown>): Promise<void> {
+async function whenSettled(
+  lambda: LambdaClient,
+  functionName: string,
+  wait: WaitSettings,
+  change: () => Promise<unknown>,
+): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     const fn = await describeFunction(lambda, functionName);
     if (!fn) throw internalError(`Lambda function ${functionName} was deleted during the install`);
-    if (fn.Configuration?.State === "Pending") await waitForFunctionActiveV2(waiterParams(lambda, wait), { FunctionName: functionName });
-    if (fn.Configuration?.LastUpdateStatus === "InProgress") await waitForFunctionUpdatedV2(waiterParams(lambda, wait), { FunctionName: functionName });
+    if (fn.Configuration?.State === "Pending")
+      await waitForFunctionActiveV2(waiterParams(lambda, wait), { FunctionName: functionName });
+    if (fn.Configuration?.LastUpdateStatus === "InProgress")
+      await waitForFunctionUpdatedV2(waiterParams(lambda, wait), { FunctionName: functionName });
     try {
       await change();
       return;
@@ -182,7 +212,9 @@ async function whenSettled(lambda: LambdaClient, functionName: string, wait: Wai
 async function waitUpdated(lambda: LambdaClient, functionName: string, wait: WaitSettings): Promise<void> {
   const result = await waitForFunctionUpdatedV2(waiterParams(lambda, wait), { FunctionName: functionName });
   if (result.state === "SUCCESS") return;
-  const reason = failureReason(result.reason, "LastUpdateStatusReason") ?? `not updated after ${wait.maxWaitSeconds} s (${result.state})`;
+  const reason =
+    failureReason(result.reason, "LastUpdateStatusReason") ??
+    `not updated after ${wait.maxWaitSeconds} s (${result.state})`;
   throw internalError(`updating Lambda function ${functionName} failed: ${reason}`);
 }
 

@@ -5,22 +5,44 @@
  * and streams each session back as NDJSON. Sessions are InvokeWithResponseStream calls; the
  * plugin's backwards invocations come back to the daemon over HTTP with a per-session token.
  */
-import { InvokeWithResponseStreamCommand, type InvokeWithResponseStreamCommandOutput, type LambdaClient } from "@aws-sdk/client-lambda";
+import {
+  InvokeWithResponseStreamCommand,
+  type InvokeWithResponseStreamCommandOutput,
+  type LambdaClient,
+} from "@aws-sdk/client-lambda";
 import type { DaemonConfig } from "../../config.js";
+import { packageBlobKey } from "../../domain/blob-keys.js";
 import { internalError } from "../../domain/errors.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../domain/session-token.js";
 import { logger } from "../../logger.js";
 import type { ItemStore } from "../../ports/item-store.js";
-import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
-import { packageBlobKey } from "../../domain/blob-keys.js";
+import type {
+  InstallablePlugin,
+  InvokeOptions,
+  PluginRequest,
+  PluginRuntime,
+  SessionOutput,
+} from "../../ports/plugin-runtime.js";
 import { createLambdaClient, sharedLambdaClient } from "./clients.js";
-import { checkFunctionPrefix, LAMBDA_MAX_REQUEST_BYTES, LAMBDA_MAX_UNZIPPED_BYTES, pluginFunctionName, pluginFunctionSpec } from "./lambda-function-spec.js";
+import {
+  checkFunctionPrefix,
+  LAMBDA_MAX_REQUEST_BYTES,
+  LAMBDA_MAX_UNZIPPED_BYTES,
+  pluginFunctionName,
+  pluginFunctionSpec,
+} from "./lambda-function-spec.js";
 import { buildPluginCode } from "./lambda-plugin-builder.js";
-import { DEFAULT_WAIT, deleteFunction, deployFunction, isNotFound, type WaitSettings } from "./lambda-plugin-functions.js";
+import {
+  DEFAULT_WAIT,
+  deleteFunction,
+  deployFunction,
+  isNotFound,
+  type WaitSettings,
+} from "./lambda-plugin-functions.js";
 import { sessionOutputs } from "./lambda-session-stream.js";
-import { batchableTexts, mergeBatchAnswers, splitTexts, type TextBatch } from "./text-batches.js";
 import { secretValue } from "./secrets.js";
+import { batchableTexts, mergeBatchAnswers, splitTexts, type TextBatch } from "./text-batches.js";
 
 export interface LambdaPluginRuntimeOptions {
   config: DaemonConfig;
@@ -152,7 +174,11 @@ export class LambdaPluginRuntime implements PluginRuntime {
     await this.options.items.write([{ op: "delete", key: runtimeRecordKey(uniqueIdentifier) }]);
   }
 
-  async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+  async *invoke(
+    uniqueIdentifier: string,
+    request: PluginRequest,
+    options: InvokeOptions,
+  ): AsyncIterable<SessionOutput> {
     const end: SessionOutput = { type: "end" };
     let payload: Uint8Array;
     let token: string | null;
@@ -170,7 +196,9 @@ export class LambdaPluginRuntime implements PluginRuntime {
         yield* this.invokeInBatches(uniqueIdentifier, request, texts, token, options);
         return;
       }
-      yield runtimeError(`request too large for the plugin runtime: ${payload.byteLength} bytes > ${LAMBDA_MAX_REQUEST_BYTES}`);
+      yield runtimeError(
+        `request too large for the plugin runtime: ${payload.byteLength} bytes > ${LAMBDA_MAX_REQUEST_BYTES}`,
+      );
       yield end;
       return;
     }
@@ -191,13 +219,20 @@ export class LambdaPluginRuntime implements PluginRuntime {
     const withTexts = (slice: unknown[]): PluginRequest => ({ ...request, data: { ...request.data, texts: slice } });
     let batches: TextBatch[];
     try {
-      batches = splitTexts(texts, LAMBDA_MAX_REQUEST_BYTES, (slice) => this.invocationPayload(withTexts(slice), token).byteLength);
+      batches = splitTexts(
+        texts,
+        LAMBDA_MAX_REQUEST_BYTES,
+        (slice) => this.invocationPayload(withTexts(slice), token).byteLength,
+      );
     } catch (err) {
       yield runtimeError((err as Error).message);
       yield { type: "end" };
       return;
     }
-    logger.info({ uniqueIdentifier, action: request.data.action, texts: texts.length, batches: batches.length }, "request split into serial batches");
+    logger.info(
+      { uniqueIdentifier, action: request.data.action, texts: texts.length, batches: batches.length },
+      "request split into serial batches",
+    );
     const answers: unknown[] = [];
     for (const [index, batch] of batches.entries()) {
       const payload = this.invocationPayload(withTexts(batch.texts), token);
@@ -216,7 +251,9 @@ export class LambdaPluginRuntime implements PluginRuntime {
         return;
       }
       if (streamed.length !== 1) {
-        yield runtimeError(`ServerlessBatchResultMismatch: batch ${index} answered ${streamed.length} results, expected 1`);
+        yield runtimeError(
+          `ServerlessBatchResultMismatch: batch ${index} answered ${streamed.length} results, expected 1`,
+        );
         yield { type: "end" };
         return;
       }
@@ -230,7 +267,12 @@ export class LambdaPluginRuntime implements PluginRuntime {
     yield { type: "end" };
   }
 
-  private async *invokeOnce(uniqueIdentifier: string, request: PluginRequest, payload: Uint8Array, options: InvokeOptions): AsyncIterable<SessionOutput> {
+  private async *invokeOnce(
+    uniqueIdentifier: string,
+    request: PluginRequest,
+    payload: Uint8Array,
+    options: InvokeOptions,
+  ): AsyncIterable<SessionOutput> {
     const end: SessionOutput = { type: "end" };
 
     const functionName = this.functionName(uniqueIdentifier);
@@ -276,15 +318,26 @@ export class LambdaPluginRuntime implements PluginRuntime {
    * Starts the streamed invocation. Throttling and 5xx answers come before any output, so the
    * call is retried then (the plugin has not seen the request); never once output has started.
    */
-  private async startSession(functionName: string, payload: Uint8Array, signal: AbortSignal): Promise<InvokeWithResponseStreamCommandOutput> {
+  private async startSession(
+    functionName: string,
+    payload: Uint8Array,
+    signal: AbortSignal,
+  ): Promise<InvokeWithResponseStreamCommandOutput> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const command = new InvokeWithResponseStreamCommand({ FunctionName: functionName, InvocationType: "RequestResponse", Payload: payload });
+        const command = new InvokeWithResponseStreamCommand({
+          FunctionName: functionName,
+          InvocationType: "RequestResponse",
+          Payload: payload,
+        });
         return await this.sessions().send(command, { abortSignal: signal });
       } catch (err) {
         if (signal.aborted || attempt >= START_RETRIES || !isRetryable(err)) throw err;
         const delay = this.options.retryDelayMs?.(attempt) ?? 500 * 2 ** attempt;
-        logger.warn({ functionName, attempt: attempt + 1, err: (err as Error).name }, "plugin session start failed, retrying");
+        logger.warn(
+          { functionName, attempt: attempt + 1, err: (err as Error).name },
+          "plugin session start failed, retrying",
+        );
         await sleep(delay, signal);
       }
     }
@@ -311,7 +364,8 @@ function isRetryable(err: unknown): boolean {
 function startFailure(err: unknown, uniqueIdentifier: string): SessionOutput {
   const e = err as Error & { $metadata?: { requestId?: string } };
   const args = { request_id: e.$metadata?.requestId ?? null, status_code: statusOf(err) ?? null };
-  if (isNotFound(err)) return runtimeError(`plugin ${uniqueIdentifier} is not installed on this daemon (no Lambda function)`, args);
+  if (isNotFound(err))
+    return runtimeError(`plugin ${uniqueIdentifier} is not installed on this daemon (no Lambda function)`, args);
   return runtimeError(`Plugin runtime request failed: ${e.name}: ${e.message}`, args);
 }
 

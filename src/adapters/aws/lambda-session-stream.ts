@@ -5,7 +5,7 @@
  * error, if any. The result always ends with exactly one `end`.
  */
 import type { InvokeWithResponseStreamResponseEvent } from "@aws-sdk/client-lambda";
-import { parsePluginEvents, runtimeError, toSessionOutput, type PluginEvent } from "../../domain/plugin-protocol.js";
+import { type PluginEvent, parsePluginEvents, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
 import type { SessionOutput } from "../../ports/plugin-runtime.js";
 
@@ -132,7 +132,10 @@ export async function* sessionOutputs(
           yield failed(`${ErrorCode}: ${ErrorDetails ?? ""}`.replace(/: $/, ""), requestId);
           yield { type: "end" };
         } else if (ErrorCode) {
-          logger.warn({ sessionId, requestId, ErrorCode, ErrorDetails }, "plugin function failed after its session ended");
+          logger.warn(
+            { sessionId, requestId, ErrorCode, ErrorDetails },
+            "plugin function failed after its session ended",
+          );
         }
       }
     }

@@ -33,13 +33,20 @@ export class S3BlobStore implements BlobStore {
 
   async put(key: string, body: Uint8Array): Promise<void> {
     await this.client().send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key), Body: body, ContentLength: body.byteLength }),
+      new PutObjectCommand({
+        Bucket: this.bucket,
+        Key: this.objectKey(key),
+        Body: body,
+        ContentLength: body.byteLength,
+      }),
     );
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
     try {
-      const response = await this.client().send(new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }));
+      const response = await this.client().send(
+        new GetObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+      );
       if (!response.Body) return new Uint8Array();
       return await response.Body.transformToByteArray();
     } catch (err) {

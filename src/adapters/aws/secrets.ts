@@ -48,7 +48,8 @@ export class SecretCache {
 
   private async read(arn: string): Promise<string> {
     const out = await this.client.send(new GetSecretValueCommand({ SecretId: arn }));
-    const value = out.SecretString ?? (out.SecretBinary !== undefined ? new TextDecoder().decode(out.SecretBinary) : undefined);
+    const value =
+      out.SecretString ?? (out.SecretBinary !== undefined ? new TextDecoder().decode(out.SecretBinary) : undefined);
     if (value === undefined) throw new Error(`secret ${arn} has no value`);
     // Keys never reach a log line, whatever code would print them.
     registerSecret(value);

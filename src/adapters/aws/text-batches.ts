@@ -40,7 +40,11 @@ export function batchableTexts(data: Record<string, unknown>): unknown[] | undef
  * Consecutive batches whose payloads (`payloadBytes(texts)`) stay within `maxBytes`, estimated
  * as upstream does: the empty request plus each text's JSON and a comma, then checked exactly.
  */
-export function splitTexts(texts: readonly unknown[], maxBytes: number, payloadBytes: (texts: unknown[]) => number): TextBatch[] {
+export function splitTexts(
+  texts: readonly unknown[],
+  maxBytes: number,
+  payloadBytes: (texts: unknown[]) => number,
+): TextBatch[] {
   const empty = payloadBytes([]);
   if (empty > maxBytes) throw new BatchTooLargeError(undefined, empty, maxBytes);
   const batches: TextBatch[] = [];
@@ -79,12 +83,18 @@ export function mergeBatchAnswers(action: string, batches: readonly TextBatch[],
     });
     return { num_tokens: counts };
   }
+  // A dynamic document: the first batch's answer, extended in place by the others.
+  // biome-ignore lint/suspicious/noExplicitAny: fields are checked one by one above before use
   let merged: Record<string, any> | undefined;
   answers.forEach((answer, i) => {
     const result = answer as { model?: unknown; embeddings?: unknown; usage?: Record<string, unknown> };
-    if (!Array.isArray(result?.embeddings) || result.embeddings.length !== batches[i]!.texts.length) throw mismatch(i, "embedding_count");
+    if (!Array.isArray(result?.embeddings) || result.embeddings.length !== batches[i]!.texts.length)
+      throw mismatch(i, "embedding_count");
     const usage = result.usage;
-    if (!usage || ["tokens", "total_tokens", "currency", "latency"].some((k) => usage[k] === undefined || usage[k] === null)) {
+    if (
+      !usage ||
+      ["tokens", "total_tokens", "currency", "latency"].some((k) => usage[k] === undefined || usage[k] === null)
+    ) {
       throw mismatch(i, "missing_usage_field");
     }
     if (!merged) {
@@ -128,7 +138,10 @@ function sameDecimal(a: unknown, b: unknown): boolean {
 function decimal(value: unknown): { units: bigint; scale: number } {
   let text = value === undefined || value === null ? "0" : String(value).trim();
   // Exponent notation (a float such as 1e-05): written out, which keeps its digits.
-  if (/e/i.test(text) && Number.isFinite(Number(text))) text = Number(text).toFixed(20).replace(/\.?0+$/, "");
+  if (/e/i.test(text) && Number.isFinite(Number(text)))
+    text = Number(text)
+      .toFixed(20)
+      .replace(/\.?0+$/, "");
   const match = /^(-?)(\d*)(?:\.(\d*))?$/.exec(text);
   if (!match) throw new Error(`not a decimal: ${text}`);
   const [, sign, whole = "", fraction = ""] = match;

@@ -4,7 +4,7 @@
  * so that stopping one stops everything it started, and tied to the daemon's life so that a
  * daemon killed with SIGKILL leaves none of them behind.
  */
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { type ChildProcessWithoutNullStreams, execFileSync, spawn } from "node:child_process";
 
 /**
  * Only what a program needs from the daemon's environment: never the daemon's own secrets
@@ -23,11 +23,33 @@ export function scrubbedEnvironment(extra: Record<string, string> = {}): NodeJS.
  * passes the same kind: internal/core/local_runtime/setup_python_environment.go @ bdb5642a).
  */
 const PASSED_THROUGH = [
-  "PATH", "HOME", "LANG", "LC_ALL", "TZ",
-  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-  "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "UV_NATIVE_TLS",
-  "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_TRUSTED_HOST", "PIP_FIND_LINKS", "PIP_CERT",
-  "UV_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX", "UV_INDEX_NEXUS_USERNAME", "UV_INDEX_NEXUS_PASSWORD",
+  "PATH",
+  "HOME",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "REQUESTS_CA_BUNDLE",
+  "CURL_CA_BUNDLE",
+  "UV_NATIVE_TLS",
+  "PIP_INDEX_URL",
+  "PIP_EXTRA_INDEX_URL",
+  "PIP_TRUSTED_HOST",
+  "PIP_FIND_LINKS",
+  "PIP_CERT",
+  "UV_INDEX_URL",
+  "UV_EXTRA_INDEX_URL",
+  "UV_DEFAULT_INDEX",
+  "UV_INDEX",
+  "UV_INDEX_NEXUS_USERNAME",
+  "UV_INDEX_NEXUS_PASSWORD",
 ];
 
 /**
@@ -53,8 +75,19 @@ sys.exit(child.returncode if child.returncode >= 0 else 128 - child.returncode)
  * Runs a short-lived program (an installer step) under the group watcher. `python` is any
  * Python 3 interpreter; stopping the returned child's group stops everything it started.
  */
-export function spawnWatchedGroup(python: string, command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv) {
-  return spawn(python, ["-c", GROUP_WATCHER, command, ...args], { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
+export function spawnWatchedGroup(
+  python: string,
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+) {
+  return spawn(python, ["-c", GROUP_WATCHER, command, ...args], {
+    cwd,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
+  });
 }
 
 let setprivPath: string | null | undefined;
@@ -77,7 +110,12 @@ function setpriv(): string | null {
  * kernel when the daemon dies where setpriv is available (otherwise it ends on stdin's EOF, as
  * the SDK does when its daemon goes).
  */
-export function spawnGroupLeader(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): ChildProcessWithoutNullStreams {
+export function spawnGroupLeader(
+  command: string,
+  args: string[],
+  cwd: string,
+  env: NodeJS.ProcessEnv,
+): ChildProcessWithoutNullStreams {
   const wrapper = setpriv();
   const [file, argv] = wrapper ? [wrapper, ["--pdeathsig", "KILL", "--", command, ...args]] : [command, args];
   return spawn(file, argv, { cwd, env, stdio: ["pipe", "pipe", "pipe"], detached: true });

@@ -2,20 +2,33 @@
  * The local daemon's plugin runtime: one virtualenv and one long-lived Python process per
  * plugin unique identifier, shared by all tenants.
  */
-import { readdir, rm } from "node:fs/promises";
-import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
-import type { PluginDeclaration } from "../../domain/manifest.js";
-import type { InstallablePlugin, InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../../ports/plugin-runtime.js";
-import { buildEnvironment, environmentIdentifier, isEnvironmentReady, pluginDirectory, STAGING_MARK } from "./plugin-environment.js";
-import { parseUniqueIdentifier } from "../../domain/identifier.js";
-import { logger } from "../../logger.js";
-import type { PluginConnection } from "./plugin-connection.js";
-import { PluginProcess } from "./plugin-process.js";
-import { PythonInterpreters } from "./python-interpreters.js";
+
 import { readdirSync, readFileSync } from "node:fs";
+import { readdir, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { loadDeclaration } from "../../domain/declaration.js";
+import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
+import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import type { PluginDeclaration } from "../../domain/manifest.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
+import { logger } from "../../logger.js";
+import type {
+  InstallablePlugin,
+  InvokeOptions,
+  PluginRequest,
+  PluginRuntime,
+  SessionOutput,
+} from "../../ports/plugin-runtime.js";
+import type { PluginConnection } from "./plugin-connection.js";
+import {
+  buildEnvironment,
+  environmentIdentifier,
+  isEnvironmentReady,
+  pluginDirectory,
+  STAGING_MARK,
+} from "./plugin-environment.js";
+import { PluginProcess } from "./plugin-process.js";
+import { PythonInterpreters } from "./python-interpreters.js";
 
 export interface LocalPluginRuntimeOptions {
   workDir: string;
@@ -52,9 +65,12 @@ export class LocalPluginRuntime implements PluginRuntime {
       // Two tenants installing the same new plugin at once share one build.
       let build = this.building.get(uid);
       if (!build) {
-        build = buildEnvironment(plugin, { ...this.options, interpreters: this.interpreters }, progress, signal).finally(() =>
-          this.building.delete(uid),
-        );
+        build = buildEnvironment(
+          plugin,
+          { ...this.options, interpreters: this.interpreters },
+          progress,
+          signal,
+        ).finally(() => this.building.delete(uid));
         this.building.set(uid, build);
       }
       await build;
@@ -115,7 +131,9 @@ export class LocalPluginRuntime implements PluginRuntime {
 
   /** Drains the plugin's in-flight calls (bounded), stops it and deletes its directory. */
   async remove(uniqueIdentifier: string): Promise<void> {
-    await this.exclusively(uniqueIdentifier, () => this.discard(uniqueIdentifier, this.options.drainTimeoutMs ?? 60_000));
+    await this.exclusively(uniqueIdentifier, () =>
+      this.discard(uniqueIdentifier, this.options.drainTimeoutMs ?? 60_000),
+    );
   }
 
   private async discard(uniqueIdentifier: string, drainMs = 0): Promise<void> {
@@ -137,7 +155,11 @@ export class LocalPluginRuntime implements PluginRuntime {
     return mine;
   }
 
-  async *invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+  async *invoke(
+    uniqueIdentifier: string,
+    request: PluginRequest,
+    options: InvokeOptions,
+  ): AsyncIterable<SessionOutput> {
     const remote = this.remotes.get(uniqueIdentifier);
     if (remote) {
       yield* remote.invoke(request, options);
@@ -156,7 +178,6 @@ export class LocalPluginRuntime implements PluginRuntime {
     }
     yield* process.invoke(request, options);
   }
-
 
   /** The pid serving a plugin, if running (for tests and diagnostics). */
   pidOf(uniqueIdentifier: string): number | undefined {

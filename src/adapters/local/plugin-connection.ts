@@ -4,7 +4,12 @@
  * invocations are answered on the same transport. The owner feeds it lines and says when the
  * transport is gone.
  */
-import { backwardsResponseLine, parsePluginEvents, runtimeError, toSessionOutput } from "../../domain/plugin-protocol.js";
+import {
+  backwardsResponseLine,
+  parsePluginEvents,
+  runtimeError,
+  toSessionOutput,
+} from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { AsyncQueue } from "../../shared/async-queue.js";
@@ -32,7 +37,11 @@ export class PluginConnection {
    * Runs one session once `ready` resolves (a failed `ready` ends it with that error). Ends on
    * the plugin's `end`, on abort, or when the transport closes.
    */
-  invoke(request: PluginRequest, options: InvokeOptions, ready: Promise<void> = Promise.resolve()): AsyncIterable<SessionOutput> {
+  invoke(
+    request: PluginRequest,
+    options: InvokeOptions,
+    ready: Promise<void> = Promise.resolve(),
+  ): AsyncIterable<SessionOutput> {
     const output = new AsyncQueue<SessionOutput>();
     const onAbort = () => session.finish();
     const session: OpenSession = {
@@ -51,23 +60,29 @@ export class PluginConnection {
       },
     };
     options.signal.addEventListener("abort", onAbort, { once: true });
-    ready.then(
-      () => {
-        if (output.isClosed) return;
-        if (this.closedReason !== undefined) return session.finish(runtimeError(this.closedReason));
-        // A request that cannot be serialised (the edge refuses deep JSON; this is the net under
-        // it) ends its session instead of throwing where nothing catches it.
-        let line: string;
-        try {
-          line = `${JSON.stringify(request)}\n`;
-        } catch (err) {
-          return session.finish(runtimeError(`the request could not be sent to the plugin: ${(err as Error).message}`));
-        }
-        this.sessions.set(request.session_id, session);
-        this.write(line);
-      },
-      (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
-    ).catch((err: unknown) => session.finish(runtimeError(`the request could not be sent to the plugin: ${String(err)}`)));
+    ready
+      .then(
+        () => {
+          if (output.isClosed) return;
+          if (this.closedReason !== undefined) return session.finish(runtimeError(this.closedReason));
+          // A request that cannot be serialised (the edge refuses deep JSON; this is the net under
+          // it) ends its session instead of throwing where nothing catches it.
+          let line: string;
+          try {
+            line = `${JSON.stringify(request)}\n`;
+          } catch (err) {
+            return session.finish(
+              runtimeError(`the request could not be sent to the plugin: ${(err as Error).message}`),
+            );
+          }
+          this.sessions.set(request.session_id, session);
+          this.write(line);
+        },
+        (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
+      )
+      .catch((err: unknown) =>
+        session.finish(runtimeError(`the request could not be sent to the plugin: ${String(err)}`)),
+      );
     return output;
   }
 
@@ -76,7 +91,8 @@ export class PluginConnection {
     for (const event of parsePluginEvents(line)) {
       if (event.event === "heartbeat") onHeartbeat();
       else if (event.event === "session") this.route(event.session_id, event.data);
-      else if (event.event === "log") logger.info({ plugin: this.uniqueIdentifier, level: event.data.level }, event.data.message);
+      else if (event.event === "log")
+        logger.info({ plugin: this.uniqueIdentifier, level: event.data.level }, event.data.message);
       else logger.warn({ plugin: this.uniqueIdentifier, data: event.data }, "plugin reported an error");
     }
   }
@@ -91,7 +107,8 @@ export class PluginConnection {
     const sessionId = /"session_id"\s*:\s*"([^"\\]{1,256})"/.exec(head)?.[1];
     logger.warn({ plugin: this.uniqueIdentifier, limit, session: sessionId }, "plugin output line too long");
     if (sessionId) this.sessions.get(sessionId)?.finish(runtimeError(reason));
-    else if (/"event"\s*:\s*"session"/.test(head)) for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
+    else if (/"event"\s*:\s*"session"/.test(head))
+      for (const session of [...this.sessions.values()]) session.finish(runtimeError(reason));
   }
 
   /** The transport is gone: every open session ends with `reason`. */
@@ -131,7 +148,10 @@ export class PluginConnection {
     else session.output.push(output);
   }
 
-  private async answerBackwards(session: OpenSession, request: { type: string; backwards_request_id: string; request: Record<string, unknown> }) {
+  private async answerBackwards(
+    session: OpenSession,
+    request: { type: string; backwards_request_id: string; request: Record<string, unknown> },
+  ) {
     try {
       for await (const event of session.options.backwards(request)) {
         this.write(backwardsResponseLine(session.request, event));
@@ -139,7 +159,14 @@ export class PluginConnection {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       for (const event of ["error", "end"] as const) {
-        this.write(backwardsResponseLine(session.request, { backwards_request_id: request.backwards_request_id, event, message, data: null }));
+        this.write(
+          backwardsResponseLine(session.request, {
+            backwards_request_id: request.backwards_request_id,
+            event,
+            message,
+            data: null,
+          }),
+        );
       }
     }
   }

@@ -6,11 +6,11 @@
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import { runnerOf } from "../../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../../domain/identifier.js";
 import type { InstallablePlugin } from "../../ports/plugin-runtime.js";
-import { toolchainCacheDir, type PythonInterpreters } from "./python-interpreters.js";
-import { runnerOf } from "../../domain/declaration-facts.js";
 import { scrubbedEnvironment, signalGroup, spawnWatchedGroup } from "./child-processes.js";
+import { type PythonInterpreters, toolchainCacheDir } from "./python-interpreters.js";
 
 const MARKER = join(".venv", "dify", "plugin.json");
 
@@ -51,8 +51,14 @@ export const STAGING_MARK = ".building-";
  * with a mirror configured, requirements.txt wins so lock URLs of another index do not apply.
  */
 export function dependencyPlan(files: { pyproject: boolean; uvLock: boolean; requirements: boolean }, mirror: boolean) {
-  if (files.requirements && (mirror || !files.pyproject)) return { method: "uv pip install -r requirements.txt", file: "requirements.txt" } as const;
-  if (files.pyproject) return { method: files.uvLock ? "uv sync --frozen (uv.lock)" : "uv sync (pyproject.toml)", file: "pyproject.toml", frozen: files.uvLock } as const;
+  if (files.requirements && (mirror || !files.pyproject))
+    return { method: "uv pip install -r requirements.txt", file: "requirements.txt" } as const;
+  if (files.pyproject)
+    return {
+      method: files.uvLock ? "uv sync --frozen (uv.lock)" : "uv sync (pyproject.toml)",
+      file: "pyproject.toml",
+      frozen: files.uvLock,
+    } as const;
   return undefined;
 }
 
@@ -67,7 +73,8 @@ export async function buildEnvironment(
   const runner = runnerOf(plugin.declaration);
   const python = await options.interpreters.select(runner.version);
   const staging = `${dir}${STAGING_MARK}${process.pid}-${Date.now()}`;
-  const run = (command: string, args: string[]) => runInstaller(python.path, command, args, staging, options, progress, signal);
+  const run = (command: string, args: string[]) =>
+    runInstaller(python.path, command, args, staging, options, progress, signal);
   try {
     progress("unpacking plugin");
     for (const entry of plugin.archive.entries) {
@@ -82,7 +89,10 @@ export async function buildEnvironment(
     if (uv) await run(uv, ["venv", "--python", python.path, ".venv"]);
     else await run(python.path, ["-m", "venv", ".venv"]);
     const has = (name: string) => existsSync(join(staging, name));
-    const plan = dependencyPlan({ pyproject: has("pyproject.toml"), uvLock: has("uv.lock"), requirements: has("requirements.txt") }, Boolean(options.pipMirrorUrl));
+    const plan = dependencyPlan(
+      { pyproject: has("pyproject.toml"), uvLock: has("uv.lock"), requirements: has("requirements.txt") },
+      Boolean(options.pipMirrorUrl),
+    );
     if (plan) {
       progress(`installing dependencies: ${plan.method}`);
       const mirror = options.pipMirrorUrl ? ["-i", options.pipMirrorUrl] : [];
@@ -90,8 +100,17 @@ export async function buildEnvironment(
       try {
         if (plan.file === "pyproject.toml") {
           if (!uv) throw new Error("pyproject.toml plugins need uv (set UV_PATH)");
-          await run(uv, ["sync", "--no-dev", ...(plan.frozen ? ["--frozen"] : []), "--compile-bytecode", "--python", venvPython, ...mirror]);
-        } else if (uv) await run(uv, ["pip", "install", "--compile-bytecode", "--python", venvPython, "-r", plan.file, ...mirror]);
+          await run(uv, [
+            "sync",
+            "--no-dev",
+            ...(plan.frozen ? ["--frozen"] : []),
+            "--compile-bytecode",
+            "--python",
+            venvPython,
+            ...mirror,
+          ]);
+        } else if (uv)
+          await run(uv, ["pip", "install", "--compile-bytecode", "--python", venvPython, "-r", plan.file, ...mirror]);
         else await run(venvPython, ["-m", "pip", "install", "-r", plan.file, ...mirror]);
       } catch (err) {
         throw new Error(`installing dependencies with ${plan.method} failed: ${(err as Error).message}`);
@@ -100,9 +119,14 @@ export async function buildEnvironment(
     // Bytecode compiled now (dependencies above, the plugin's own code here) is what makes a
     // plugin's first start fast; upstream precompiles too (setup_python_environment.go preCompile).
     progress("compiling plugin code");
-    await run(join(staging, ".venv", "bin", "python"), ["-m", "compileall", "-q", "-x", "/\\.venv/", "."]).catch(() => undefined);
+    await run(join(staging, ".venv", "bin", "python"), ["-m", "compileall", "-q", "-x", "/\\.venv/", "."]).catch(
+      () => undefined,
+    );
     await mkdir(join(staging, ".venv", "dify"), { recursive: true });
-    await writeFile(join(staging, MARKER), JSON.stringify({ unique_identifier: plugin.uniqueIdentifier, python: python.path }));
+    await writeFile(
+      join(staging, MARKER),
+      JSON.stringify({ unique_identifier: plugin.uniqueIdentifier, python: python.path }),
+    );
     await rm(dir, { recursive: true, force: true });
     await mkdir(dirname(dir), { recursive: true });
     await rename(staging, dir);
@@ -134,7 +158,10 @@ function runInstaller(
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(new Error(String(signal.reason ?? "install aborted")));
-    const env = scrubbedEnvironment({ VIRTUAL_ENV: join(cwd, ".venv"), UV_CACHE_DIR: join(toolchainCacheDir(), "uv-cache") });
+    const env = scrubbedEnvironment({
+      VIRTUAL_ENV: join(cwd, ".venv"),
+      UV_CACHE_DIR: join(toolchainCacheDir(), "uv-cache"),
+    });
     const child = spawnWatchedGroup(python, command, args, cwd, env);
     let tail = "";
     let idle: NodeJS.Timeout;
@@ -147,7 +174,10 @@ function runInstaller(
     signal?.addEventListener("abort", onAbort, { once: true });
     const arm = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => stop(`installer printed nothing for ${options.envInitTimeoutSeconds}s and was stopped`), options.envInitTimeoutSeconds * 1000);
+      idle = setTimeout(
+        () => stop(`installer printed nothing for ${options.envInitTimeoutSeconds}s and was stopped`),
+        options.envInitTimeoutSeconds * 1000,
+      );
     };
     const onOutput = (chunk: Buffer) => {
       arm();

@@ -9,17 +9,17 @@
  */
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CrashHistory, defaultRestartPolicy, type RestartPolicy } from "../../domain/restart-policy.js";
-import { runtimeError } from "../../domain/plugin-protocol.js";
-import { logger } from "../../logger.js";
 import { pluginLineMaxBytes } from "../../config.js";
-import { readBoundedLines } from "../../shared/bounded-lines.js";
+import { pluginIdOf } from "../../domain/identifier.js";
+import { runtimeError } from "../../domain/plugin-protocol.js";
+import { CrashHistory, defaultRestartPolicy, type RestartPolicy } from "../../domain/restart-policy.js";
+import { logger } from "../../logger.js";
+import { metrics } from "../../observability/metrics.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
+import { readBoundedLines } from "../../shared/bounded-lines.js";
+import { untilAborted } from "../../shared/until-aborted.js";
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
-import { untilAborted } from "../../shared/until-aborted.js";
-import { pluginIdOf } from "../../domain/identifier.js";
-import { metrics } from "../../observability/metrics.js";
 import { PluginLog, pluginLogPath } from "./plugin-log.js";
 
 export interface PluginProcessOptions {
@@ -118,17 +118,25 @@ export class PluginProcess {
       await Promise.race([generation.connection.whenIdle(), new Promise((r) => (timer = setTimeout(r, drainMs)))]);
       clearTimeout(timer);
     }
-    await this.end(generation, `plugin ${this.options.uniqueIdentifier} was stopped (upgraded, uninstalled or shut down) before the call finished`);
+    await this.end(
+      generation,
+      `plugin ${this.options.uniqueIdentifier} was stopped (upgraded, uninstalled or shut down) before the call finished`,
+    );
   }
 
   private ready(): Promise<Generation> {
     const uid = this.options.uniqueIdentifier;
-    if (this.stopped) return Promise.reject(new Error(`plugin ${uid} is stopped (upgraded or uninstalled); call it again`));
+    if (this.stopped)
+      return Promise.reject(new Error(`plugin ${uid} is stopped (upgraded or uninstalled); call it again`));
     if (this.current) return this.current.ready;
     if (this.crashLoop) {
       if (Date.now() < this.crashLoop.untilMs) {
         const seconds = Math.ceil((this.crashLoop.untilMs - Date.now()) / 1000);
-        return Promise.reject(new Error(`plugin ${uid} keeps crashing and is stopped for ${seconds}s more; last error: ${this.crashLoop.reason}`));
+        return Promise.reject(
+          new Error(
+            `plugin ${uid} keeps crashing and is stopped for ${seconds}s more; last error: ${this.crashLoop.reason}`,
+          ),
+        );
       }
       this.crashLoop = undefined;
     }
@@ -141,7 +149,12 @@ export class PluginProcess {
 
   private spawn(): Generation {
     const { directory, entrypoint, uniqueIdentifier } = this.options;
-    const child = spawnGroupLeader(join(directory, ".venv", "bin", "python"), ["-m", entrypoint], directory, scrubbedEnvironment({ INSTALL_METHOD: "local", PYTHONUNBUFFERED: "1" }));
+    const child = spawnGroupLeader(
+      join(directory, ".venv", "bin", "python"),
+      ["-m", entrypoint],
+      directory,
+      scrubbedEnvironment({ INSTALL_METHOD: "local", PYTHONUNBUFFERED: "1" }),
+    );
     const readyTimeoutMs = this.options.readyTimeoutMs ?? 120_000;
     let resolveReady!: (g: Generation) => void;
     let rejectReady!: (err: Error) => void;
@@ -214,13 +227,22 @@ export class PluginProcess {
     metrics.pluginMemory(pluginIdOf(this.options.uniqueIdentifier), undefined);
     if (this.stopped || generation.idled) return;
     const decision = this.crashes.crashed(Date.now());
-    metrics.pluginLifecycle(pluginIdOf(this.options.uniqueIdentifier), decision.kind === "crash-loop" ? "crash_loop" : "restart");
+    metrics.pluginLifecycle(
+      pluginIdOf(this.options.uniqueIdentifier),
+      decision.kind === "crash-loop" ? "crash_loop" : "restart",
+    );
     if (decision.kind === "crash-loop") {
       this.crashLoop = { untilMs: decision.untilMs, reason };
-      logger.error({ plugin: this.options.uniqueIdentifier, reason }, "plugin keeps crashing: stopped until its cooldown ends");
+      logger.error(
+        { plugin: this.options.uniqueIdentifier, reason },
+        "plugin keeps crashing: stopped until its cooldown ends",
+      );
       return;
     }
-    logger.warn({ plugin: this.options.uniqueIdentifier, reason, restartInMs: decision.delayMs }, "plugin process ended; restarting it");
+    logger.warn(
+      { plugin: this.options.uniqueIdentifier, reason, restartInMs: decision.delayMs },
+      "plugin process ended; restarting it",
+    );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
       if (!this.stopped && !this.current) this.spawn();
@@ -243,7 +265,10 @@ export class PluginProcess {
     }
     if (rss !== undefined && rss > limit * MEMORY_WARNING_SHARE && !generation.warnedMemory) {
       generation.warnedMemory = true;
-      logger.warn({ plugin: this.options.uniqueIdentifier, rssMiB: mib(rss), limitMiB: mib(limit) }, "plugin is near its memory limit");
+      logger.warn(
+        { plugin: this.options.uniqueIdentifier, rssMiB: mib(rss), limitMiB: mib(limit) },
+        "plugin is near its memory limit",
+      );
     }
     const now = Date.now();
     if (generation.connection.openSessions > 0) generation.lastActivity = now;

@@ -34,7 +34,9 @@ export function candidatePaths(configured: string | undefined): string[] {
 
 async function probe(path: string): Promise<Interpreter | undefined> {
   try {
-    const { stdout } = await run(path, ["-c", "import sys; print(sys.executable, *sys.version_info[:2])"], { timeout: 10_000 });
+    const { stdout } = await run(path, ["-c", "import sys; print(sys.executable, *sys.version_info[:2])"], {
+      timeout: 10_000,
+    });
     const [exe, major, minor] = stdout.trim().split(" ");
     return exe ? { path: exe, major: Number(major), minor: Number(minor) } : undefined;
   } catch {
@@ -52,9 +54,7 @@ export class PythonInterpreters {
     const [major, minor = 0] = requested.split(".").map(Number);
     if (!Number.isInteger(major)) throw new Error(`invalid meta.runner.version "${requested}"`);
     const all = await (this.found ??= this.discover());
-    const fitting = all
-      .filter((i) => i.major === major && i.minor >= minor)
-      .sort((a, b) => a.minor - b.minor);
+    const fitting = all.filter((i) => i.major === major && i.minor >= minor).sort((a, b) => a.minor - b.minor);
     const best = fitting[0];
     if (!best) {
       const seen = all.map((i) => `${i.major}.${i.minor}`).join(", ") || "none";

@@ -6,7 +6,7 @@
  * with runtime_type "remote"; when the socket closes the installation goes away again.
  */
 import { createServer, type Server, type Socket } from "node:net";
-import { pluginDeclarationObjectSchema, type PluginDeclaration } from "../../domain/manifest.js";
+import { type PluginDeclaration, pluginDeclarationObjectSchema } from "../../domain/manifest.js";
 import { extractAssets } from "../../domain/plugin-assets.js";
 import type { Installation, RemotePluginRegistry } from "../../ports/remote-plugins.js";
 import { readBoundedLines } from "../../shared/bounded-lines.js";
@@ -91,9 +91,12 @@ class RemotePlugin {
       if (!this.tenantId) socket.destroy();
     }, this.options.handshakeTimeoutMs ?? 10_000);
     const idleTimeout = this.options.idleTimeoutMs ?? 60_000;
-    const idle = setInterval(() => {
-      if (Date.now() - this.lastActive > idleTimeout) socket.destroy();
-    }, Math.min(idleTimeout, 5_000));
+    const idle = setInterval(
+      () => {
+        if (Date.now() - this.lastActive > idleTimeout) socket.destroy();
+      },
+      Math.min(idleTimeout, 5_000),
+    );
     idle.unref();
     // Until the handshake names a tenant a line may be tiny; then as long as a plugin's stdout line.
     const lineLimit = () => (this.tenantId ? this.options.lineMaxBytes : HANDSHAKE_MAX_LINE_BYTES);
@@ -105,7 +108,10 @@ class RemotePlugin {
       },
       (oversized) => {
         if (this.connection) this.connection.handleOversizedLine(oversized);
-        else this.fail(`${this.tenantId ? "registration" : "handshake"} failed, message too large (at most ${oversized.limit} bytes)`);
+        else
+          this.fail(
+            `${this.tenantId ? "registration" : "handshake"} failed, message too large (at most ${oversized.limit} bytes)`,
+          );
       },
     );
     socket.on("error", () => undefined);
@@ -123,7 +129,9 @@ class RemotePlugin {
       this.connection.handleLine(line, () => undefined);
       return;
     }
-    this.pending = this.pending.then(() => this.register(line)).catch((err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
+    this.pending = this.pending
+      .then(() => this.register(line))
+      .catch((err: unknown) => this.fail(err instanceof Error ? err.message : String(err)));
   }
 
   /** Closes with a message line, as upstream does when registration fails. */
@@ -170,7 +178,8 @@ class RemotePlugin {
       this.providers[kind] = list[0];
     } else if (type === "asset_chunk") {
       const chunk = data as { filename?: unknown; data?: unknown } | null;
-      if (typeof chunk?.filename !== "string" || typeof chunk.data !== "string") throw new Error("transfer assets failed, invalid asset chunk");
+      if (typeof chunk?.filename !== "string" || typeof chunk.data !== "string")
+        throw new Error("transfer assets failed, invalid asset chunk");
       const bytes = Buffer.from(chunk.data, "base64");
       this.assetBytes += bytes.length;
       if (this.assetBytes > MAX_ASSET_BYTES) throw new Error("assets too large, at most 50MB");
@@ -185,14 +194,22 @@ class RemotePlugin {
   private async complete(): Promise<void> {
     const tenantId = this.tenantId as string;
     if (Object.keys(this.providers).length === 0) throw new Error("no registration transferred, cannot initialize");
-    const parsed = pluginDeclarationObjectSchema.safeParse(withoutNulls({ ...this.manifest, ...this.providers, verified: false }));
+    const parsed = pluginDeclarationObjectSchema.safeParse(
+      withoutNulls({ ...this.manifest, ...this.providers, verified: false }),
+    );
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       throw new Error(`register failed, invalid manifest detected: ${issue?.path.join(".")}: ${issue?.message}`);
     }
-    const files = new Map([...this.assets].map(([name, parts]) => [`_assets/${name}`, new Uint8Array(Buffer.concat(parts))]));
+    const files = new Map(
+      [...this.assets].map(([name, parts]) => [`_assets/${name}`, new Uint8Array(Buffer.concat(parts))]),
+    );
     const { declaration, assets } = extractAssets(parsed.data as PluginDeclaration, (path) => files.get(path));
-    const prepared = await this.plugins.prepare(tenantId, declaration, assets.map((a) => ({ id: a.id, data: a.data })));
+    const prepared = await this.plugins.prepare(
+      tenantId,
+      declaration,
+      assets.map((a) => ({ id: a.id, data: a.data })),
+    );
     if (this.closed) return;
     const connection = new PluginConnection(prepared.uniqueIdentifier, (line) => {
       if (!this.socket.destroyed) this.socket.write(line);

@@ -14,8 +14,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { z } from "zod";
 import {
-  ConditionFailedError,
   type Condition,
+  ConditionFailedError,
   type Item,
   type ItemKey,
   type ItemStore,
@@ -101,7 +101,12 @@ export class SqliteItemStore implements ItemStore {
     if (limit !== undefined && limit <= 0) return [];
     const prefix = options.skPrefix ? options.skPrefix : undefined;
     const upper = prefix === undefined ? undefined : successor(prefix);
-    const statement = this.queryStatement(options.index === "gsi1", prefix !== undefined, upper !== undefined, options.descending === true);
+    const statement = this.queryStatement(
+      options.index === "gsi1",
+      prefix !== undefined,
+      upper !== undefined,
+      options.descending === true,
+    );
     const rows = statement.all({ pk, prefix, upper, now: nowSeconds(), limit: limit ?? -1 });
     return rows.map(toItem);
   }
@@ -160,7 +165,12 @@ export class SqliteItemStore implements ItemStore {
   }
 
   /** One prepared statement per query shape, built on first use. */
-  private queryStatement(onIndex: boolean, hasPrefix: boolean, hasUpper: boolean, descending: boolean): Database.Statement {
+  private queryStatement(
+    onIndex: boolean,
+    hasPrefix: boolean,
+    hasUpper: boolean,
+    descending: boolean,
+  ): Database.Statement {
     const shape = `${onIndex}:${hasPrefix}:${hasUpper}:${descending}`;
     let statement = this.queries.get(shape);
     if (statement === undefined) {
@@ -204,4 +214,3 @@ function toItem(raw: unknown): Item {
   if (row.expires_at !== null) item.expiresAt = row.expires_at;
   return item;
 }
-

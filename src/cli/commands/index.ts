@@ -8,4 +8,12 @@ import { tasksCommand } from "./tasks.js";
 import { upgradeCheckCommand } from "./upgrade-check.js";
 import { verifyCommand } from "./verify.js";
 
-export const commands: ReadonlyArray<() => Command> = [pluginsCommand, tasksCommand, logsCommand, upgradeCheckCommand, verifyCommand, smokeCommand, migrateCommand];
+export const commands: ReadonlyArray<() => Command> = [
+  pluginsCommand,
+  tasksCommand,
+  logsCommand,
+  upgradeCheckCommand,
+  verifyCommand,
+  smokeCommand,
+  migrateCommand,
+];

@@ -4,15 +4,25 @@
  * plugin function's CloudWatch log group, through `aws logs tail` (the AWS CLI).
  */
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, watchFile, unwatchFile, openSync, readSync, closeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+  unwatchFile,
+  watchFile,
+} from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, Option } from "commander";
-import { isUniqueIdentifier, parseUniqueIdentifier } from "../../domain/identifier.js";
-import { PLUGIN_LOG_FILE, pluginLogPath } from "../../adapters/local/plugin-log.js";
-import { pluginDirectory } from "../../adapters/local/plugin-environment.js";
 import { pluginFunctionName } from "../../adapters/aws/lambda-function-spec.js";
-import { CliError, DaemonClient, print, runCommand, withConnection, type ConnectionOptions } from "../daemon-client.js";
+import { pluginDirectory } from "../../adapters/local/plugin-environment.js";
+import { PLUGIN_LOG_FILE, pluginLogPath } from "../../adapters/local/plugin-log.js";
+import { isUniqueIdentifier, parseUniqueIdentifier } from "../../domain/identifier.js";
+import { CliError, type ConnectionOptions, DaemonClient, print, runCommand, withConnection } from "../daemon-client.js";
 import { installedPlugins } from "./plugins-list.js";
 
 interface LogsOptions extends ConnectionOptions {
@@ -29,13 +39,24 @@ export function logsCommand(): Command {
     new Command("logs")
       .description("print a plugin's logs: its stderr on the local daemon, its function's CloudWatch logs on AWS")
       .argument("<plugin>", "plugin id (author/name) or unique identifier")
-      .addOption(new Option("--target <backend>", "where the plugin runs").choices(["local", "aws"]).env("STORE_BACKEND").default("local"))
+      .addOption(
+        new Option("--target <backend>", "where the plugin runs")
+          .choices(["local", "aws"])
+          .env("STORE_BACKEND")
+          .default("local"),
+      )
       .addOption(new Option("--data-dir <dir>", "local: the daemon's DATA_DIR").env("DATA_DIR"))
-      .addOption(new Option("--function-prefix <prefix>", "aws: the stack's plugin function prefix").env("PLUGIN_FUNCTION_PREFIX").default("dify-plugin-"))
+      .addOption(
+        new Option("--function-prefix <prefix>", "aws: the stack's plugin function prefix")
+          .env("PLUGIN_FUNCTION_PREFIX")
+          .default("dify-plugin-"),
+      )
       .option("-n, --lines <n>", "local: how many of the last lines", "100")
       .option("--since <duration>", "aws: how far back (aws logs tail --since)", "1h")
       .option("-f, --follow", "keep printing new lines"),
-  ).action(async (plugin: string, o: LogsOptions) => runCommand(o.json, () => (o.target === "aws" ? awsLogs(plugin, o) : localLogs(plugin, o))));
+  ).action(async (plugin: string, o: LogsOptions) =>
+    runCommand(o.json, () => (o.target === "aws" ? awsLogs(plugin, o) : localLogs(plugin, o))),
+  );
 }
 
 async function localLogs(plugin: string, o: LogsOptions): Promise<number> {
@@ -65,7 +86,8 @@ async function localLogs(plugin: string, o: LogsOptions): Promise<number> {
 function localLogFile(workDir: string, plugin: string): string {
   if (isUniqueIdentifier(plugin)) {
     const path = pluginLogPath(pluginDirectory(workDir, plugin));
-    if (!existsSync(path)) throw new CliError(`no log for ${plugin} under ${workDir}: is it installed on this daemon, and has it started?`);
+    if (!existsSync(path))
+      throw new CliError(`no log for ${plugin} under ${workDir}: is it installed on this daemon, and has it started?`);
     return path;
   }
   const [author, name] = plugin.split("/");
@@ -76,7 +98,10 @@ function localLogFile(workDir: string, plugin: string): string {
         .filter((entry) => entry.startsWith(`${name}-`) && existsSync(join(authorDir, entry, PLUGIN_LOG_FILE)))
         .map((entry) => join(authorDir, entry, PLUGIN_LOG_FILE))
     : [];
-  if (candidates.length === 0) throw new CliError(`no log for ${plugin} under ${workDir} (--data-dir / DATA_DIR): is it installed on this daemon, and has it started?`);
+  if (candidates.length === 0)
+    throw new CliError(
+      `no log for ${plugin} under ${workDir} (--data-dir / DATA_DIR): is it installed on this daemon, and has it started?`,
+    );
   return candidates.sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)[0]!;
 }
 
@@ -85,16 +110,31 @@ async function awsLogs(plugin: string, o: LogsOptions): Promise<number> {
   if (!isUniqueIdentifier(plugin)) {
     const installed = await installedPlugins(new DaemonClient(o), o.tenant);
     const match = installed.find((r) => r.plugin_id === plugin);
-    if (!match) throw new CliError(`no plugin ${plugin} is installed for tenant ${o.tenant}; give its unique identifier instead`);
+    if (!match)
+      throw new CliError(`no plugin ${plugin} is installed for tenant ${o.tenant}; give its unique identifier instead`);
     uid = match.plugin_unique_identifier;
   }
   parseUniqueIdentifier(uid);
   const group = `/aws/lambda/${pluginFunctionName(o.functionPrefix, uid)}`;
-  const args = ["logs", "tail", group, "--since", o.since, ...(o.follow ? ["--follow"] : []), ...(o.json ? ["--format", "json"] : [])];
+  const args = [
+    "logs",
+    "tail",
+    group,
+    "--since",
+    o.since,
+    ...(o.follow ? ["--follow"] : []),
+    ...(o.json ? ["--format", "json"] : []),
+  ];
   return new Promise<number>((resolve, reject) => {
     const child = spawn("aws", args, { stdio: "inherit" });
     child.once("error", (err: NodeJS.ErrnoException) =>
-      reject(new CliError(err.code === "ENOENT" ? `the AWS CLI (aws) is not installed; the plugin's logs are in CloudWatch log group ${group}` : err.message)),
+      reject(
+        new CliError(
+          err.code === "ENOENT"
+            ? `the AWS CLI (aws) is not installed; the plugin's logs are in CloudWatch log group ${group}`
+            : err.message,
+        ),
+      ),
     );
     child.once("exit", (code) => resolve(code ?? 1));
   });

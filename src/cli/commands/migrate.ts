@@ -38,7 +38,9 @@ export function migrateCommand(): Command {
     .option("--installed-path <path>", "PLUGIN_INSTALLED_PATH inside the storage (default plugin)")
     .option("--package-cache-path <path>", "PLUGIN_PACKAGE_CACHE_PATH inside the storage (default plugin_packages)")
     .option("--persistence-path <path>", "PERSISTENCE_STORAGE_PATH inside the storage (default persistence)")
-    .addOption(new Option("--target <backend>", "where to write (default STORE_BACKEND, else local)").choices(["local", "aws"]))
+    .addOption(
+      new Option("--target <backend>", "where to write (default STORE_BACKEND, else local)").choices(["local", "aws"]),
+    )
     .option("--data-dir <dir>", "local target: the daemon's DATA_DIR")
     .option("--table <name>", "AWS target: the stack's METADATA_TABLE")
     .option("--bucket <name>", "AWS target: the stack's PACKAGE_BUCKET")
@@ -52,15 +54,21 @@ export function migrateCommand(): Command {
 }
 
 async function fromGo(options: FromGoOptions): Promise<number> {
-  const [{ goDaemonSettings, parseEnvFile }, { loadConfig }, { openTarget }, { openSources }, { migrateFromGo }, { formatReport }] =
-    await Promise.all([
-      import("../../migration/go-daemon-settings.js"),
-      import("../../config.js"),
-      import("../../migration/target.js"),
-      import("../../migration/sources/open.js"),
-      import("../../migration/migrate-from-go.js"),
-      import("../../migration/report.js"),
-    ]);
+  const [
+    { goDaemonSettings, parseEnvFile },
+    { loadConfig },
+    { openTarget },
+    { openSources },
+    { migrateFromGo },
+    { formatReport },
+  ] = await Promise.all([
+    import("../../migration/go-daemon-settings.js"),
+    import("../../config.js"),
+    import("../../migration/target.js"),
+    import("../../migration/sources/open.js"),
+    import("../../migration/migrate-from-go.js"),
+    import("../../migration/report.js"),
+  ]);
   const fail = (message: string) => {
     process.stderr.write(`error: ${message}\n`);
     if (options.json) process.stdout.write(`${JSON.stringify({ error: message })}\n`);
@@ -89,7 +97,9 @@ async function fromGo(options: FromGoOptions): Promise<number> {
       prepare: options.prepare ?? false,
       progress: progress.event,
     });
-    process.stdout.write(options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report, options.prepare ?? false)}\n`);
+    process.stdout.write(
+      options.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report, options.prepare ?? false)}\n`,
+    );
     return report.runtimes.some((r) => r.error) ? 2 : 0;
   } catch (err) {
     return fail(err instanceof Error ? err.message : String(err));

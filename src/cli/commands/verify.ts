@@ -21,7 +21,12 @@ export function verifyCommand(): Command {
   return new Command("verify")
     .description("check a .difypkg: manifest, unique identifier and signature, as an upload would")
     .argument("<file>", "the .difypkg")
-    .option("--public-key <pem>", "also trust this RSA public key (repeatable)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option(
+      "--public-key <pem>",
+      "also trust this RSA public key (repeatable)",
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option("--require-signature", "fail when the package has no valid signature")
     .option("--json", "print JSON instead of text")
     .action(async (file: string, o: VerifyOptions) =>
@@ -29,7 +34,11 @@ export function verifyCommand(): Command {
         const bytes = await readFile(file);
         const extraPublicKeysPem = await Promise.all(o.publicKey.map((p) => readFile(p, "utf8")));
         // Decoding only: nothing is stored, so no package records are needed.
-        const intake = new PackageIntake(undefined as unknown as PackageRecords, { limits: DEFAULT_PACKAGE_LIMITS, forceVerifyingSignature: false, extraPublicKeysPem });
+        const intake = new PackageIntake(undefined as unknown as PackageRecords, {
+          limits: DEFAULT_PACKAGE_LIMITS,
+          forceVerifyingSignature: false,
+          extraPublicKeysPem,
+        });
         const { decoded } = await intake.prepare(bytes, false);
         const signed = decoded.verification !== null;
         const result = {

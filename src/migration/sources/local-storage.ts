@@ -3,6 +3,7 @@
  * key is a file path relative to PLUGIN_STORAGE_LOCAL_ROOT, as langgenius/dify-cloud-kit
  * oss/local/localfile.go writes them (filepath.Join(root, key)). Only read, never written.
  */
+import type { Dirent } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join, relative, resolve, sep } from "node:path";
 import type { GoStorage } from "./ports.js";
@@ -29,7 +30,7 @@ export class LocalGoStorage implements GoStorage {
 
   async list(prefix: string): Promise<string[]> {
     const start = join(this.root, prefix);
-    let entries;
+    let entries: Dirent[];
     try {
       entries = await readdir(start, { recursive: true, withFileTypes: true });
     } catch (err) {

@@ -6,31 +6,52 @@
  */
 import pg from "pg";
 import type { z } from "zod";
+import { redactedUrl } from "../go-daemon-settings.js";
 import {
+  type CountedTable,
   countedTables,
   declarationRow,
   endpointRow,
+  type GoSnapshot,
   installationRow,
+  type ProviderKind,
+  type ProviderRow,
   parseRow,
   pluginRow,
   providerRow,
   providerTables,
   tenantStorageRow,
-  type CountedTable,
-  type GoSnapshot,
-  type ProviderKind,
-  type ProviderRow,
 } from "../go-rows.js";
-import { redactedUrl } from "../go-daemon-settings.js";
 import type { GoDatabase } from "./ports.js";
 
 /** Columns read per table; the first tables must exist, later daemon versions added the others. */
 const columns = {
   plugin_installations: [
-    "id", "created_at", "updated_at", "tenant_id", "plugin_id", "plugin_unique_identifier", "runtime_type",
-    "endpoints_setups", "endpoints_active", "source", "meta",
+    "id",
+    "created_at",
+    "updated_at",
+    "tenant_id",
+    "plugin_id",
+    "plugin_unique_identifier",
+    "runtime_type",
+    "endpoints_setups",
+    "endpoints_active",
+    "source",
+    "meta",
   ],
-  endpoints: ["id", "created_at", "updated_at", "name", "hook_id", "tenant_id", "user_id", "plugin_id", "expired_at", "enabled", "settings"],
+  endpoints: [
+    "id",
+    "created_at",
+    "updated_at",
+    "name",
+    "hook_id",
+    "tenant_id",
+    "user_id",
+    "plugin_id",
+    "expired_at",
+    "enabled",
+    "settings",
+  ],
   tenant_storages: ["id", "tenant_id", "plugin_id", "size"],
   plugins: ["id", "plugin_unique_identifier", "plugin_id", "refers", "install_type"],
   plugin_declarations: ["id", "plugin_unique_identifier", "plugin_id"],
@@ -71,7 +92,9 @@ export class PostgresGoDatabase implements GoDatabase {
         }
         const missing = wanted.filter((c) => !have.has(c));
         if (missing.length > 0) {
-          throw new Error(`table "${table}" has no column ${missing.map((c) => `"${c}"`).join(", ")}: upgrade the Go daemon once (it migrates its tables on start), then run this again`);
+          throw new Error(
+            `table "${table}" has no column ${missing.map((c) => `"${c}"`).join(", ")}: upgrade the Go daemon once (it migrates its tables on start), then run this again`,
+          );
         }
         const order = have.has("created_at") ? "created_at, id" : "id";
         const list = wanted.map((c) => `"${c}"`).join(", ");
@@ -87,14 +110,24 @@ export class PostgresGoDatabase implements GoDatabase {
       }
       const counts = {} as Record<CountedTable, number>;
       for (const table of countedTables) {
-        counts[table] = present.has(table) ? Number((await this.client.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0].n) : 0;
+        counts[table] = present.has(table)
+          ? Number((await this.client.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0].n)
+          : 0;
       }
       return {
-        installations: rows(installationRow, "plugin_installations", await select("plugin_installations", columns.plugin_installations)),
+        installations: rows(
+          installationRow,
+          "plugin_installations",
+          await select("plugin_installations", columns.plugin_installations),
+        ),
         endpoints: rows(endpointRow, "endpoints", await select("endpoints", columns.endpoints)),
         storages: rows(tenantStorageRow, "tenant_storages", await select("tenant_storages", columns.tenant_storages)),
         plugins: rows(pluginRow, "plugins", await select("plugins", columns.plugins)),
-        declarations: rows(declarationRow, "plugin_declarations", await select("plugin_declarations", columns.plugin_declarations)),
+        declarations: rows(
+          declarationRow,
+          "plugin_declarations",
+          await select("plugin_declarations", columns.plugin_declarations),
+        ),
         providers,
         counts,
       };
