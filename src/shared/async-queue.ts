@@ -4,6 +4,9 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
   private waiting: ((result: IteratorResult<T>) => void) | undefined;
   private closed = false;
 
+  /** `onReturn` runs when the consumer stops iterating early (so the producer can stop too). */
+  constructor(private readonly onReturn?: () => void) {}
+
   push(item: T): void {
     if (this.closed) return;
     if (this.waiting) {
@@ -38,6 +41,7 @@ export class AsyncQueue<T> implements AsyncIterable<T> {
       },
       return: () => {
         this.close();
+        this.onReturn?.();
         return Promise.resolve({ value: undefined, done: true });
       },
     };

@@ -42,18 +42,20 @@ export class PluginConnection {
     options: InvokeOptions,
     ready: Promise<void> = Promise.resolve(),
   ): AsyncIterable<SessionOutput> {
-    const output = new AsyncQueue<SessionOutput>();
+    // A consumer that stops reading (a client gone, an error already forwarded) ends the session.
+    const output = new AsyncQueue<SessionOutput>(() => session.finish());
     const onAbort = () => session.finish();
     const session: OpenSession = {
       request,
       output,
       options,
       finish: (last) => {
-        if (output.isClosed) return;
-        this.sessions.delete(request.session_id);
-        if (this.sessions.size === 0) this.notifyIdle();
+        // The session leaves the connection however it ends, even when its consumer closed the
+        // output first: a leaked session would hold drains and idle stops forever.
+        if (this.sessions.delete(request.session_id) && this.sessions.size === 0) this.notifyIdle();
         // A long execution timeout must not keep a finished session reachable until it fires.
         options.signal.removeEventListener("abort", onAbort);
+        if (output.isClosed) return;
         if (last) output.push(last);
         output.push({ type: "end" });
         output.close();
