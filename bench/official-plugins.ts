@@ -983,14 +983,6 @@ async function pack(packager: string, uvDir: string, pluginDir: string, outFile:
   }
 }
 
-async function gitCommit(dir: string): Promise<string | undefined> {
-  try {
-    return (await run("git", ["rev-parse", "HEAD"], { cwd: dir })).stdout.trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Table
 

@@ -17,9 +17,15 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { InvokeCommand, InvokeWithResponseStreamCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import {
+  InvokeCommand,
+  type InvokeCommandOutput,
+  InvokeWithResponseStreamCommand,
+  type InvokeWithResponseStreamCommandOutput,
+  LambdaClient,
+} from "@aws-sdk/client-lambda";
 import type { APIGatewayProxyResult } from "aws-lambda";
-import { isBinaryMediaType, matchResource, restApiEvent, type RestApiEventSettings } from "./rest-api-event.js";
+import { isBinaryMediaType, matchResource, type RestApiEventSettings, restApiEvent } from "./rest-api-event.js";
 import type { GatewayResponse, Integration, RestApiModel } from "./rest-api-model.js";
 import { ACCOUNT, REGION } from "./template-values.js";
 
@@ -133,11 +139,24 @@ async function serve(ctx: GatewayContext, req: IncomingMessage, res: ServerRespo
   const method = (req.method ?? "GET").toUpperCase();
   const target = new URL(req.url ?? "/", "http://gateway.local");
   const stagePrefix = `/${ctx.options.model.stage}`;
-  const path = target.pathname === stagePrefix ? "/" : target.pathname.startsWith(`${stagePrefix}/`) ? target.pathname.slice(stagePrefix.length) : undefined;
+  const path =
+    target.pathname === stagePrefix
+      ? "/"
+      : target.pathname.startsWith(`${stagePrefix}/`)
+        ? target.pathname.slice(stagePrefix.length)
+        : undefined;
   let resourcePath: string | undefined;
   let integrationError: string | undefined;
   res.once("close", () =>
-    ctx.options.onAccess?.({ requestId, httpMethod: method, path: target.pathname, resourcePath, status: res.statusCode, responseLatency: Date.now() - started, ...(integrationError && { integrationError }) }),
+    ctx.options.onAccess?.({
+      requestId,
+      httpMethod: method,
+      path: target.pathname,
+      resourcePath,
+      status: res.statusCode,
+      responseLatency: Date.now() - started,
+      ...(integrationError && { integrationError }),
+    }),
   );
   res.setHeader("x-amzn-RequestId", requestId);
   res.setHeader("x-amz-apigw-id", randomBytes(6).toString("base64url"));
@@ -157,7 +176,13 @@ async function serve(ctx: GatewayContext, req: IncomingMessage, res: ServerRespo
     resourcePath = match.resource;
     const body = await readBody(req, ctx.limits.maxRequestBytes);
     const event = restApiEvent(
-      { method, path: `${path}${target.search}`, headers: rawHeaders(req), body: body.length > 0 ? body : undefined, sourceIp: req.socket.remoteAddress ?? "127.0.0.1" },
+      {
+        method,
+        path: `${path}${target.search}`,
+        headers: rawHeaders(req),
+        body: body.length > 0 ? body : undefined,
+        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
+      },
       ctx.eventSettings,
       match,
     );
@@ -173,20 +198,41 @@ async function serve(ctx: GatewayContext, req: IncomingMessage, res: ServerRespo
     }
     if (!req.complete) req.resume();
     const response = ctx.options.model.gatewayResponses.get(answer.type) ?? DEFAULT_RESPONSES[answer.type]!;
-    res.writeHead(response.status, { "content-type": "application/json", ...response.headers, "x-amzn-ErrorType": answer.type });
+    res.writeHead(response.status, {
+      "content-type": "application/json",
+      ...response.headers,
+      "x-amzn-ErrorType": answer.type,
+    });
     res.end(response.body);
   }
 }
 
-async function buffered(ctx: GatewayContext, integration: Integration, payload: Uint8Array, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function buffered(
+  ctx: GatewayContext,
+  integration: Integration,
+  payload: Uint8Array,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), integration.timeoutMs);
-  let out;
+  let out: InvokeCommandOutput;
   try {
-    out = await ctx.lambda.send(new InvokeCommand({ FunctionName: integration.functionName, InvocationType: "RequestResponse", Payload: payload }), { abortSignal: abort.signal });
+    out = await ctx.lambda.send(
+      new InvokeCommand({
+        FunctionName: integration.functionName,
+        InvocationType: "RequestResponse",
+        Payload: payload,
+      }),
+      { abortSignal: abort.signal },
+    );
   } catch (err) {
-    if (abort.signal.aborted) throw new GatewayAnswer("INTEGRATION_TIMEOUT", `no answer within ${integration.timeoutMs} ms`);
-    throw new GatewayAnswer("DEFAULT_5XX", `Lambda refused the invocation: ${(err as Error).name}: ${(err as Error).message}`);
+    if (abort.signal.aborted)
+      throw new GatewayAnswer("INTEGRATION_TIMEOUT", `no answer within ${integration.timeoutMs} ms`);
+    throw new GatewayAnswer(
+      "DEFAULT_5XX",
+      `Lambda refused the invocation: ${(err as Error).name}: ${(err as Error).message}`,
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -200,15 +246,24 @@ async function buffered(ctx: GatewayContext, integration: Integration, payload: 
     throw new GatewayAnswer("DEFAULT_5XX", `malformed Lambda proxy response: ${(err as Error).message}`);
   }
   const headers = mergedHeaders(result.headers, result.multiValueHeaders);
-  const accept = String(req.headers.accept ?? "").split(",")[0]!.trim();
-  const binary = result.isBase64Encoded === true && accept !== "" && isBinaryMediaType(accept, ctx.options.model.binaryMediaTypes);
+  const accept = String(req.headers.accept ?? "")
+    .split(",")[0]!
+    .trim();
+  const binary =
+    result.isBase64Encoded === true && accept !== "" && isBinaryMediaType(accept, ctx.options.model.binaryMediaTypes);
   const body = binary ? Buffer.from(result.body ?? "", "base64") : Buffer.from(result.body ?? "", "utf8");
-  if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type")) headers["content-type"] = "application/json";
+  if (!Object.keys(headers).some((h) => h.toLowerCase() === "content-type"))
+    headers["content-type"] = "application/json";
   res.writeHead(result.statusCode, headers);
   res.end(body);
 }
 
-async function streamed(ctx: GatewayContext, integration: Integration, payload: Uint8Array, res: ServerResponse): Promise<void> {
+async function streamed(
+  ctx: GatewayContext,
+  integration: Integration,
+  payload: Uint8Array,
+  res: ServerResponse,
+): Promise<void> {
   const abort = new AbortController();
   const total = setTimeout(() => abort.abort(), integration.timeoutMs);
   res.once("close", () => abort.abort());
@@ -219,18 +274,29 @@ async function streamed(ctx: GatewayContext, integration: Integration, payload: 
   };
   try {
     stillAlive();
-    let out;
+    let out: InvokeWithResponseStreamCommandOutput;
     try {
-      out = await ctx.lambda.send(new InvokeWithResponseStreamCommand({ FunctionName: integration.functionName, InvocationType: "RequestResponse", Payload: payload }), {
-        abortSignal: abort.signal,
-      });
+      out = await ctx.lambda.send(
+        new InvokeWithResponseStreamCommand({
+          FunctionName: integration.functionName,
+          InvocationType: "RequestResponse",
+          Payload: payload,
+        }),
+        {
+          abortSignal: abort.signal,
+        },
+      );
     } catch (err) {
       if (abort.signal.aborted) throw new GatewayAnswer("INTEGRATION_TIMEOUT", "no answer before the stream timeout");
-      throw new GatewayAnswer("DEFAULT_5XX", `Lambda refused the invocation: ${(err as Error).name}: ${(err as Error).message}`);
+      throw new GatewayAnswer(
+        "DEFAULT_5XX",
+        `Lambda refused the invocation: ${(err as Error).name}: ${(err as Error).message}`,
+      );
     }
     const withPrelude = out.ResponseStreamContentType === HTTP_INTEGRATION;
     let pending: Buffer | undefined = withPrelude ? Buffer.alloc(0) : undefined;
-    if (!withPrelude) res.writeHead(200, { "content-type": out.ResponseStreamContentType ?? "application/octet-stream" });
+    if (!withPrelude)
+      res.writeHead(200, { "content-type": out.ResponseStreamContentType ?? "application/octet-stream" });
     for await (const event of out.EventStream ?? []) {
       if (abort.signal.aborted) break;
       if (event.PayloadChunk?.Payload) {
@@ -246,7 +312,11 @@ async function streamed(ctx: GatewayContext, integration: Integration, payload: 
         }
         if (bytes.length > 0 && !res.write(bytes)) await new Promise((resolve) => res.once("drain", resolve));
       } else if (event.InvokeComplete) {
-        if (event.InvokeComplete.ErrorCode) throw new GatewayAnswer("DEFAULT_5XX", `function error: ${event.InvokeComplete.ErrorCode} ${event.InvokeComplete.ErrorDetails ?? ""}`);
+        if (event.InvokeComplete.ErrorCode)
+          throw new GatewayAnswer(
+            "DEFAULT_5XX",
+            `function error: ${event.InvokeComplete.ErrorCode} ${event.InvokeComplete.ErrorDetails ?? ""}`,
+          );
         break;
       }
     }
@@ -255,7 +325,8 @@ async function streamed(ctx: GatewayContext, integration: Integration, payload: 
       res.destroy();
       return;
     }
-    if (pending !== undefined) throw new GatewayAnswer("DEFAULT_5XX", "the function's stream ended inside its HTTP prelude");
+    if (pending !== undefined)
+      throw new GatewayAnswer("DEFAULT_5XX", "the function's stream ended inside its HTTP prelude");
     res.end();
   } finally {
     clearTimeout(total);
@@ -264,7 +335,12 @@ async function streamed(ctx: GatewayContext, integration: Integration, payload: 
 }
 
 function writePrelude(res: ServerResponse, json: Buffer): void {
-  let prelude: { statusCode?: number; headers?: Record<string, string>; multiValueHeaders?: Record<string, string[]>; cookies?: string[] };
+  let prelude: {
+    statusCode?: number;
+    headers?: Record<string, string>;
+    multiValueHeaders?: Record<string, string[]>;
+    cookies?: string[];
+  };
   try {
     prelude = JSON.parse(json.toString("utf8")) as typeof prelude;
   } catch {
@@ -275,7 +351,10 @@ function writePrelude(res: ServerResponse, json: Buffer): void {
   res.writeHead(prelude.statusCode ?? 200, headers);
 }
 
-function mergedHeaders(single: Record<string, unknown> | undefined, multi: Record<string, unknown[]> | undefined): Record<string, string | string[]> {
+function mergedHeaders(
+  single: Record<string, unknown> | undefined,
+  multi: Record<string, unknown[]> | undefined,
+): Record<string, string | string[]> {
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(single ?? {})) headers[name] = String(value);
   for (const [name, values] of Object.entries(multi ?? {})) headers[name] = values.map(String);
@@ -285,7 +364,8 @@ function mergedHeaders(single: Record<string, unknown> | undefined, multi: Recor
 /** Header names in the client's case, repeated headers as arrays. */
 function rawHeaders(req: IncomingMessage): Record<string, string[]> {
   const headers: Record<string, string[]> = {};
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) (headers[req.rawHeaders[i]!] ??= []).push(req.rawHeaders[i + 1]!);
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2)
+    (headers[req.rawHeaders[i]!] ??= []).push(req.rawHeaders[i + 1]!);
   return headers;
 }
 

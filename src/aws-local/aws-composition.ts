@@ -16,14 +16,14 @@ import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { createDynamoDbClient, createS3Client } from "../adapters/aws/clients.js";
 import { createSecretsManagerClient } from "../adapters/aws/secrets.js";
-import { startApiGateway, type AccessLogEntry, type LocalApiGateway } from "./api-gateway.js";
-import { startSchedules, type RunningSchedules } from "./event-schedule.js";
+import { type AccessLogEntry, type LocalApiGateway, startApiGateway } from "./api-gateway.js";
+import { type RunningSchedules, startSchedules } from "./event-schedule.js";
 import { LocalFunctionRunner, type RunnerEvent } from "./function-runner.js";
-import { LambdaService, type LambdaFunction } from "./lambda-service.js";
-import { deployStack, type Deployment } from "./local-deployment.js";
+import { type LambdaFunction, LambdaService } from "./lambda-service.js";
+import { type Deployment, deployStack } from "./local-deployment.js";
 import { ManagedRuntimes } from "./managed-runtimes.js";
-import { freePort, startAwsEmulator, type AwsEmulator } from "./moto-server.js";
-import { synthesizeStack, type SynthesizedStack } from "./stack-template.js";
+import { type AwsEmulator, freePort, startAwsEmulator } from "./moto-server.js";
+import { type SynthesizedStack, synthesizeStack } from "./stack-template.js";
 import { REGION } from "./template-values.js";
 
 export interface CompositionOptions {
@@ -79,9 +79,23 @@ export const HOST_PLUGIN_ARCH = arch() === "arm64" ? "arm64" : "x86_64";
 
 /** This machine's way to the internet (a proxy, its CA bundle, a package index), which functions here need as Lambda's network does not. */
 const NETWORK_SETTINGS = [
-  "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy",
-  "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS",
-  "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_NATIVE_TLS",
+  "HTTP_PROXY",
+  "HTTPS_PROXY",
+  "NO_PROXY",
+  "http_proxy",
+  "https_proxy",
+  "no_proxy",
+  "SSL_CERT_FILE",
+  "SSL_CERT_DIR",
+  "REQUESTS_CA_BUNDLE",
+  "CURL_CA_BUNDLE",
+  "PIP_CERT",
+  "NODE_EXTRA_CA_CERTS",
+  "PIP_INDEX_URL",
+  "PIP_EXTRA_INDEX_URL",
+  "UV_INDEX_URL",
+  "UV_DEFAULT_INDEX",
+  "UV_NATIVE_TLS",
 ];
 
 const networkSettings = (): Record<string, string> =>
@@ -101,7 +115,11 @@ export async function startAwsComposition(options: CompositionOptions): Promise<
 
     const moto: AwsEmulator = await startAwsEmulator();
     cleanups.push(() => moto.stop());
-    const clientConfig = { endpoint: moto.endpoint, region: REGION, credentials: { accessKeyId: "test", secretAccessKey: "test" } };
+    const clientConfig = {
+      endpoint: moto.endpoint,
+      region: REGION,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    };
     const s3 = createS3Client({ ...clientConfig, forcePathStyle: true });
     const dynamodb = createDynamoDbClient(clientConfig);
     const secrets = createSecretsManagerClient(clientConfig);
@@ -119,7 +137,11 @@ export async function startAwsComposition(options: CompositionOptions): Promise<
 
     let builderName: string | undefined;
     const layers = new Map<string, string>();
-    const runtimes = new ManagedRuntimes({ cacheDir: join(options.cacheDir, "runtimes"), uv: options.uv, pythonCandidates: options.python ? [options.python] : [] });
+    const runtimes = new ManagedRuntimes({
+      cacheDir: join(options.cacheDir, "runtimes"),
+      uv: options.uv,
+      pythonCandidates: options.python ? [options.python] : [],
+    });
     let lambdaEndpoint = "";
     const runner = new LocalFunctionRunner({
       stateDir: join(options.stateDir, "lambda"),
@@ -156,13 +178,18 @@ export async function startAwsComposition(options: CompositionOptions): Promise<
     const deployment = await deployStack(
       stack,
       { dynamodb, s3, secrets, lambda },
-      { secretValue: (id) => (id === keys.daemonKey ? options.daemonKey : id === keys.innerApiKey ? options.innerApiKey : undefined) },
+      {
+        secretValue: (id) =>
+          id === keys.daemonKey ? options.daemonKey : id === keys.innerApiKey ? options.innerApiKey : undefined,
+      },
     );
     for (const [arn, dir] of deployment.layers) layers.set(arn, dir);
     const management = managementEnvironment(lambda, deployment);
     builderName = management.PLUGIN_BUILDER_FUNCTION;
 
-    const apiId = [...deployment.physical.entries()].find(([id]) => stack.resources[id]?.Type === "AWS::ApiGateway::RestApi")![1].ref;
+    const apiId = [...deployment.physical.entries()].find(
+      ([id]) => stack.resources[id]?.Type === "AWS::ApiGateway::RestApi",
+    )![1].ref;
     const gateway: LocalApiGateway = await startApiGateway({
       model: deployment.api,
       apiId,
@@ -173,7 +200,9 @@ export async function startAwsComposition(options: CompositionOptions): Promise<
       onAccess: options.onAccess,
     });
     cleanups.push(() => gateway.close());
-    const schedules: RunningSchedules = startSchedules(deployment.schedules, (name, event) => lambda.invokeAsync(name, event));
+    const schedules: RunningSchedules = startSchedules(deployment.schedules, (name, event) =>
+      lambda.invokeAsync(name, event),
+    );
     cleanups.push(async () => schedules.stop());
 
     const daemonKeySecretArn = management.DAEMON_KEY_SECRET_ARN ?? "";
@@ -205,7 +234,8 @@ function secretRoles(stack: SynthesizedStack): { daemonKey?: string; innerApiKey
   const refOf = (name: string) => {
     for (const resource of Object.values(stack.resources)) {
       if (resource.Type !== "AWS::Lambda::Function") continue;
-      const variables = (resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables;
+      const variables = (resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
+        ?.Variables;
       const ref = (variables?.[name] as { Ref?: string } | undefined)?.Ref;
       if (ref) return ref;
     }
@@ -220,5 +250,7 @@ function managementEnvironment(lambda: LambdaService, deployment: Deployment): R
     const variables = lambda.functions.get(name)?.configuration.Environment?.Variables;
     if (variables?.PLUGIN_BUILDER_FUNCTION && variables.INSTALL_WORKER_FUNCTION) return variables;
   }
-  throw new Error("the stack has no management handler (a function given PLUGIN_BUILDER_FUNCTION and INSTALL_WORKER_FUNCTION)");
+  throw new Error(
+    "the stack has no management handler (a function given PLUGIN_BUILDER_FUNCTION and INSTALL_WORKER_FUNCTION)",
+  );
 }

@@ -31,7 +31,8 @@ export async function unpackCode(zip: Uint8Array, dir: string, maxBytes = LAMBDA
       archive.removeAllListeners("entry").removeAllListeners("end").removeAllListeners("error");
       if (!entry) break;
       const target = resolve(root, entry.fileName);
-      if (target !== root && !target.startsWith(root + sep)) throw new Error(`code zip entry ${entry.fileName} points outside the task root`);
+      if (target !== root && !target.startsWith(root + sep))
+        throw new Error(`code zip entry ${entry.fileName} points outside the task root`);
       if (entry.fileName.endsWith("/")) {
         await mkdir(target, { recursive: true });
         continue;
@@ -39,7 +40,9 @@ export async function unpackCode(zip: Uint8Array, dir: string, maxBytes = LAMBDA
       total += entry.uncompressedSize;
       if (total > maxBytes) throw new Error(`Unzipped size must be smaller than ${maxBytes} bytes`);
       await mkdir(dirname(target), { recursive: true });
-      const stream = await new Promise<NodeJS.ReadableStream>((ok, fail) => archive.openReadStream(entry, (err, s) => (err ? fail(err) : ok(s))));
+      const stream = await new Promise<NodeJS.ReadableStream>((ok, fail) =>
+        archive.openReadStream(entry, (err, s) => (err ? fail(err) : ok(s))),
+      );
       await pipeline(stream, createWriteStream(target));
       // The upper 16 bits of the external attributes are the Unix mode, when the zip was made on Unix.
       const mode = (entry.externalFileAttributes >>> 16) & 0o777;
@@ -52,4 +55,5 @@ export async function unpackCode(zip: Uint8Array, dir: string, maxBytes = LAMBDA
 }
 
 /** Where one version of a function's code goes. */
-export const codeDirectory = (stateDir: string, functionName: string, codeRevision: number) => join(stateDir, "code", functionName, String(codeRevision));
+export const codeDirectory = (stateDir: string, functionName: string, codeRevision: number) =>
+  join(stateDir, "code", functionName, String(codeRevision));

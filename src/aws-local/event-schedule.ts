@@ -7,7 +7,14 @@ import { randomUUID } from "node:crypto";
 import type { ScheduleRule } from "./local-deployment.js";
 import { ACCOUNT, REGION } from "./template-values.js";
 
-const UNITS: Record<string, number> = { minute: 60_000, minutes: 60_000, hour: 3_600_000, hours: 3_600_000, day: 86_400_000, days: 86_400_000 };
+const UNITS: Record<string, number> = {
+  minute: 60_000,
+  minutes: 60_000,
+  hour: 3_600_000,
+  hours: 3_600_000,
+  day: 86_400_000,
+  days: 86_400_000,
+};
 
 /** The period of a `rate(n unit)` expression in milliseconds; undefined for anything else. */
 export function ratePeriodMs(expression: string): number | undefined {
@@ -36,7 +43,10 @@ export interface RunningSchedules {
   stop(): void;
 }
 
-export function startSchedules(rules: ScheduleRule[], invokeAsync: (functionName: string, event: unknown) => void): RunningSchedules {
+export function startSchedules(
+  rules: ScheduleRule[],
+  invokeAsync: (functionName: string, event: unknown) => void,
+): RunningSchedules {
   const timers: NodeJS.Timeout[] = [];
   const skipped: string[] = [];
   rules.forEach((rule, index) => {

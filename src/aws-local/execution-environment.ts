@@ -7,7 +7,7 @@
  * With a memory limit, the group's resident memory is sampled and the environment is killed
  * above it, failing its invocation with Runtime.OutOfMemory as Lambda does.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { readdir, readFile } from "node:fs/promises";
 import { LambdaRuntimeApi } from "./runtime-api.js";
 
@@ -80,7 +80,10 @@ export class ExecutionEnvironment {
         clearInterval(this.memoryTimer);
         // The runtime's children (a plugin) die with it, as the whole sandbox goes in Lambda.
         this.signal("SIGKILL");
-        const reason = this.killedFor ?? { errorType: "Runtime.ExitError", errorMessage: `RequestId: - Error: Runtime exited ${why}` };
+        const reason = this.killedFor ?? {
+          errorType: "Runtime.ExitError",
+          errorMessage: `RequestId: - Error: Runtime exited ${why}`,
+        };
         api.failAll(reason.errorType, reason.errorMessage);
         resolve();
       };
@@ -143,7 +146,10 @@ export class ExecutionEnvironment {
         this.maxMemoryBytes = Math.max(this.maxMemoryBytes, bytes);
         if (bytes > limitBytes) {
           const used = Math.round(bytes / 1024 / 1024);
-          void this.kill("Runtime.OutOfMemory", `RequestId: - Error: Runtime exited with error: signal: killed (${used} MB used, memory size ${limitBytes / 1024 / 1024} MB)`);
+          void this.kill(
+            "Runtime.OutOfMemory",
+            `RequestId: - Error: Runtime exited with error: signal: killed (${used} MB used, memory size ${limitBytes / 1024 / 1024} MB)`,
+          );
         }
       });
     }, MEMORY_SAMPLE_MS);

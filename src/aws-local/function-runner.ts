@@ -16,11 +16,17 @@
  */
 import { cp, mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { AsyncQueue } from "../shared/async-queue.js";
 import { codeDirectory, unpackCode } from "./code-archive.js";
 import { ExecutionEnvironment } from "./execution-environment.js";
-import { Throttled, type ChangeOutcome, type FunctionRunner, type LambdaFunction, type RunnerInvocation } from "./lambda-service.js";
+import {
+  type ChangeOutcome,
+  type FunctionRunner,
+  type LambdaFunction,
+  type RunnerInvocation,
+  Throttled,
+} from "./lambda-service.js";
 import type { ManagedRuntimes } from "./managed-runtimes.js";
-import { AsyncQueue } from "../shared/async-queue.js";
 import type { RuntimeOutput } from "./runtime-api.js";
 
 export interface FunctionRunnerOptions {
@@ -123,7 +129,10 @@ export class LocalFunctionRunner implements FunctionRunner {
     if (first) pooled.firstInvocationAt = Date.now();
     const timer = setTimeout(() => {
       const seconds = (timeoutMs / 1000).toFixed(2);
-      void pooled.env.kill("Sandbox.Timedout", `RequestId: ${invocation.id} Error: Task timed out after ${seconds} seconds`);
+      void pooled.env.kill(
+        "Sandbox.Timedout",
+        `RequestId: ${invocation.id} Error: Task timed out after ${seconds} seconds`,
+      );
     }, timeoutMs);
     // Drained here, not by the caller: a caller that goes away does not stop the function, as in Lambda.
     const out = Object.assign(new AsyncQueue<RuntimeOutput>(), { contentType: undefined as string | undefined });
@@ -148,7 +157,8 @@ export class LocalFunctionRunner implements FunctionRunner {
 
   retire(fn: LambdaFunction, deleted: boolean): void {
     for (const pooled of this.pools.get(fn.name) ?? []) {
-      if ((deleted || pooled.revision !== fn.revision) && !pooled.busy) void this.end(pooled, deleted ? "function deleted" : "function updated");
+      if ((deleted || pooled.revision !== fn.revision) && !pooled.busy)
+        void this.end(pooled, deleted ? "function deleted" : "function updated");
     }
     if (deleted) {
       for (const key of this.taskRoots.keys()) if (key.startsWith(`${fn.name}@`)) this.taskRoots.delete(key);
@@ -179,7 +189,12 @@ export class LocalFunctionRunner implements FunctionRunner {
     const limit = fn.reservedConcurrency ?? this.options.maxEnvironmentsPerFunction ?? DEFAULT_MAX_ENVIRONMENTS;
     const starting = this.starting.get(fn.name) ?? 0;
     if (pool.filter((p) => p.busy).length + starting >= limit) {
-      throw new Throttled("Rate Exceeded.", fn.reservedConcurrency !== undefined ? "ReservedFunctionConcurrentInvocationLimitExceeded" : "ConcurrentInvocationLimitExceeded");
+      throw new Throttled(
+        "Rate Exceeded.",
+        fn.reservedConcurrency !== undefined
+          ? "ReservedFunctionConcurrentInvocationLimitExceeded"
+          : "ConcurrentInvocationLimitExceeded",
+      );
     }
     this.starting.set(fn.name, starting + 1);
     try {
@@ -193,7 +208,11 @@ export class LocalFunctionRunner implements FunctionRunner {
     const id = this.nextId++;
     const c = fn.configuration;
     const runtime = c.Runtime ?? "provided.al2023";
-    const [taskRoot, commandLine, opt] = await Promise.all([this.taskRoot(fn), this.options.runtimes.commandLine(runtime), this.optDirectory(fn)]);
+    const [taskRoot, commandLine, opt] = await Promise.all([
+      this.taskRoot(fn),
+      this.options.runtimes.commandLine(runtime),
+      this.optDirectory(fn),
+    ]);
     const persistent = this.options.persistentTmp?.(fn);
     const tmp = persistent ?? join(this.options.stateDir, "tmp", `${fn.name}-${id}`);
     await mkdir(tmp, { recursive: true });
@@ -202,7 +221,6 @@ export class LocalFunctionRunner implements FunctionRunner {
     const [command, ...args] = wrapper ? [wrapper.replace(/^\/opt(?=\/)/, opt ?? "/opt"), ...commandLine] : commandLine;
     const logGroup = `/aws/lambda/${fn.name}`;
     const marks: Record<string, number> = {};
-    let pooled: Pooled | undefined;
     const env = await ExecutionEnvironment.start({
       command: command!,
       args,
@@ -234,7 +252,7 @@ export class LocalFunctionRunner implements FunctionRunner {
         this.options.onEvent?.({ type: "log", functionName: fn.name, environment: id, line });
       },
     });
-    pooled = {
+    const pooled: Pooled = {
       id,
       fn: fn.name,
       revision: fn.revision,
@@ -248,8 +266,7 @@ export class LocalFunctionRunner implements FunctionRunner {
       ownTmp: persistent === undefined,
     };
     pool.push(pooled);
-    const started = pooled;
-    void env.exited.then(() => this.forget(started, "runtime exited"));
+    void env.exited.then(() => this.forget(pooled, "runtime exited"));
     return pooled;
   }
 
@@ -259,7 +276,7 @@ export class LocalFunctionRunner implements FunctionRunner {
     // A runtime that failed its init is not reused; nor is one of an older revision.
     const current = this.pools.get(pooled.fn);
     if (!pooled.env.running || pooled.env.api.initError) void this.end(pooled, "init failed");
-    else if (current && current.some((p) => p.revision > pooled.revision)) void this.end(pooled, "function updated");
+    else if (current?.some((p) => p.revision > pooled.revision)) void this.end(pooled, "function updated");
   }
 
   private sweep(): void {
@@ -299,7 +316,8 @@ export class LocalFunctionRunner implements FunctionRunner {
       ...(firstNext !== undefined && { initMs: firstNext - started }),
       marks: { ...p.marks },
       ...(p.firstChunkAt !== undefined && { firstChunkMs: p.firstChunkAt - started }),
-      ...(p.firstChunkAt !== undefined && p.firstInvocationAt !== undefined && { firstInvocationToChunkMs: p.firstChunkAt - p.firstInvocationAt }),
+      ...(p.firstChunkAt !== undefined &&
+        p.firstInvocationAt !== undefined && { firstInvocationToChunkMs: p.firstChunkAt - p.firstInvocationAt }),
       invocations: p.invocations,
       maxMemoryMiB: Math.round(p.env.maxMemoryBytes / 1024 / 1024),
     };
@@ -319,7 +337,9 @@ export class LocalFunctionRunner implements FunctionRunner {
         try {
           zip = await this.options.fetchCode(bucket, objectKey);
         } catch (err) {
-          throw new Error(`Error occurred while GetObject. S3 Error Code: ${(err as Error).name}. S3 Error Message: ${(err as Error).message}`);
+          throw new Error(
+            `Error occurred while GetObject. S3 Error Code: ${(err as Error).name}. S3 Error Message: ${(err as Error).message}`,
+          );
         }
         await rm(dir, { recursive: true, force: true });
         await unpackCode(zip, dir);

@@ -23,11 +23,17 @@ export async function handlerBundles(cacheDir: string, log: (line: string) => vo
   const building = join(root, `${digest}.building-${process.pid}`);
   log("bundling the handlers (scripts/bundle.mjs), once for these sources");
   await new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, "scripts", "bundle.mjs"), "--quiet", "--out-dir", building], { stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn(
+      process.execPath,
+      [join(REPO_ROOT, "scripts", "bundle.mjs"), "--quiet", "--out-dir", building],
+      { stdio: ["ignore", "ignore", "pipe"] },
+    );
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
     child.once("error", reject);
-    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`scripts/bundle.mjs failed (exit ${code}):\n${stderr}`))));
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`scripts/bundle.mjs failed (exit ${code}):\n${stderr}`)),
+    );
   });
   await writeFile(join(building, ".complete"), digest);
   // Another start may have finished the same bundle meanwhile; either copy is good.
@@ -59,7 +65,10 @@ async function filesUnder(path: string): Promise<string[]> {
 async function prune(root: string, keep: string): Promise<void> {
   const entries = await readdir(root, { withFileTypes: true });
   const dated = await Promise.all(
-    entries.filter((e) => e.isDirectory() && e.name !== keep && !e.name.includes(".building-")).map(async (e) => ({ name: e.name, at: (await stat(join(root, e.name))).mtimeMs })),
+    entries
+      .filter((e) => e.isDirectory() && e.name !== keep && !e.name.includes(".building-"))
+      .map(async (e) => ({ name: e.name, at: (await stat(join(root, e.name))).mtimeMs })),
   );
-  for (const old of dated.sort((a, b) => b.at - a.at).slice(KEPT - 1)) await rm(join(root, old.name), { recursive: true, force: true });
+  for (const old of dated.sort((a, b) => b.at - a.at).slice(KEPT - 1))
+    await rm(join(root, old.name), { recursive: true, force: true });
 }

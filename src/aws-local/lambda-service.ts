@@ -26,7 +26,16 @@ import type { RuntimeOutput } from "./runtime-api.js";
 export const REGION = "us-east-1";
 export const ACCOUNT = "123456789012";
 const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-const RUNTIMES = new Set(["python3.9", "python3.10", "python3.11", "python3.12", "python3.13", "nodejs20.x", "nodejs22.x", "provided.al2023"]);
+const RUNTIMES = new Set([
+  "python3.9",
+  "python3.10",
+  "python3.11",
+  "python3.12",
+  "python3.13",
+  "nodejs20.x",
+  "nodejs22.x",
+  "provided.al2023",
+]);
 export const MAX_SYNC_PAYLOAD = 6_291_456;
 const MAX_ASYNC_PAYLOAD = 1_048_576;
 /** What a buffered (RequestResponse) answer may take; Lambda allows a few bytes over 6 MiB. */
@@ -73,7 +82,9 @@ export type ChangeOutcome = { ok: true } | { ok: false; reason: string; code: st
 
 export type RequestHandler = (event: unknown, fn: LambdaFunction) => unknown | Promise<unknown>;
 
-export type StreamPart = { payload: Uint8Array } | { complete: { ErrorCode?: string; ErrorDetails?: string; LogResult?: string } };
+export type StreamPart =
+  | { payload: Uint8Array }
+  | { complete: { ErrorCode?: string; ErrorDetails?: string; LogResult?: string } };
 export type StreamHandler = (payload: Uint8Array, fn: LambdaFunction, signal: AbortSignal) => AsyncIterable<StreamPart>;
 
 /** An invocation started in an execution environment. */
@@ -168,7 +179,11 @@ export class LambdaService {
   ) {
     this.stream = options.stream;
     for (const name of Object.keys(options.handlers ?? {})) {
-      const fn = this.newFunction(name, { FunctionName: name, Runtime: "python3.12", Role: `arn:aws:iam::${ACCOUNT}:role/fake` }, {});
+      const fn = this.newFunction(
+        name,
+        { FunctionName: name, Runtime: "python3.12", Role: `arn:aws:iam::${ACCOUNT}:role/fake` },
+        {},
+      );
       fn.configuration.State = "Active";
       fn.configuration.LastUpdateStatus = "Successful";
       this.functions.set(name, fn);
@@ -195,7 +210,10 @@ export class LambdaService {
    * A function as a deployment tool creates it (CloudFormation, from a stack's template): Active
    * at once, its code a local directory.
    */
-  register(input: Record<string, unknown>, settings: { directory: string; asyncRetries?: number; reservedConcurrency?: number }): LambdaFunction {
+  register(
+    input: Record<string, unknown>,
+    settings: { directory: string; asyncRetries?: number; reservedConcurrency?: number },
+  ): LambdaFunction {
     const name = String(input.FunctionName ?? "");
     if (!NAME_PATTERN.test(name)) throw new Error(`FunctionName "${name}" does not satisfy [A-Za-z0-9_-]{1,64}`);
     checkLimits(input);
@@ -289,7 +307,10 @@ export class LambdaService {
       const fn = this.poll(this.existing(name));
       return json(200, {
         Configuration: fn.configuration,
-        Code: { RepositoryType: "S3", Location: `https://awslambda-${REGION}-tasks.s3.amazonaws.com/snapshots/${ACCOUNT}/${fn.name}` },
+        Code: {
+          RepositoryType: "S3",
+          Location: `https://awslambda-${REGION}-tasks.s3.amazonaws.com/snapshots/${ACCOUNT}/${fn.name}`,
+        },
         Tags: fn.tags,
       });
     }
@@ -318,7 +339,8 @@ export class LambdaService {
     }
     if (method === "POST" && sub === "invocations") {
       const type = String(req.headers["x-amz-invocation-type"] ?? "RequestResponse");
-      if (this.options.recordCalls !== false) this.calls.push({ operation: "Invoke", functionName: name, body: parseJson(body), invocationType: type });
+      if (this.options.recordCalls !== false)
+        this.calls.push({ operation: "Invoke", functionName: name, body: parseJson(body), invocationType: type });
       this.injected("Invoke");
       return this.invoke(this.existing(name), type, body, res, requestId);
     }
@@ -380,9 +402,11 @@ export class LambdaService {
   private createFunction(input: Record<string, unknown>): LambdaFunction {
     const name = String(input.FunctionName ?? "");
     if (!NAME_PATTERN.test(name)) throw invalid(`FunctionName "${name}" does not satisfy [A-Za-z0-9_-]{1,64}`);
-    if (this.functions.has(name)) throw new ApiError(409, "ResourceConflictException", `Function already exist: ${name}`);
+    if (this.functions.has(name))
+      throw new ApiError(409, "ResourceConflictException", `Function already exist: ${name}`);
     if (typeof input.Role !== "string" || !input.Role) throw invalid("Role is required");
-    if (typeof input.Runtime !== "string" || !RUNTIMES.has(input.Runtime)) throw invalid(`Runtime "${String(input.Runtime)}" is not supported`);
+    if (typeof input.Runtime !== "string" || !RUNTIMES.has(input.Runtime))
+      throw invalid(`Runtime "${String(input.Runtime)}" is not supported`);
     const code = input.Code as { S3Bucket?: string; S3Key?: string } | undefined;
     if (!code?.S3Bucket || !code.S3Key) throw invalid("Code.S3Bucket and Code.S3Key are required");
     checkLimits(input);
@@ -410,12 +434,14 @@ export class LambdaService {
       if (input.Architectures) fn.configuration.Architectures = input.Architectures as string[];
     } else {
       checkLimits(input);
-      if (input.Runtime !== undefined && !RUNTIMES.has(String(input.Runtime))) throw invalid(`Runtime "${String(input.Runtime)}" is not supported`);
+      if (input.Runtime !== undefined && !RUNTIMES.has(String(input.Runtime)))
+        throw invalid(`Runtime "${String(input.Runtime)}" is not supported`);
       const c = fn.configuration;
       for (const field of ["Runtime", "Role", "Handler", "Description", "MemorySize", "Timeout"] as const) {
         if (input[field] !== undefined) (c as Record<string, unknown>)[field] = input[field];
       }
-      if (input.Environment !== undefined) c.Environment = { Variables: (input.Environment as { Variables?: Record<string, string> }).Variables ?? {} };
+      if (input.Environment !== undefined)
+        c.Environment = { Variables: (input.Environment as { Variables?: Record<string, string> }).Variables ?? {} };
       if (input.Layers !== undefined) c.Layers = (input.Layers as string[]).map((Arn) => ({ Arn, CodeSize: 0 }));
       if (input.VpcConfig !== undefined) c.VpcConfig = input.VpcConfig;
     }
@@ -469,16 +495,28 @@ export class LambdaService {
     return fn;
   }
 
-  private async invoke(fn: LambdaFunction, type: string, body: Uint8Array, res: ServerResponse, requestId: string): Promise<void> {
+  private async invoke(
+    fn: LambdaFunction,
+    type: string,
+    body: Uint8Array,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<void> {
     const handler = this.options.handlers?.[fn.name];
-    if (fn.configuration.State !== "Active") throw new ApiError(409, "ResourceConflictException", `The function is ${fn.configuration.State}`);
+    if (fn.configuration.State !== "Active")
+      throw new ApiError(409, "ResourceConflictException", `The function is ${fn.configuration.State}`);
     if (type === "DryRun") {
       res.writeHead(204, { "x-amzn-requestid": requestId });
       res.end();
       return;
     }
     if (type === "Event") {
-      if (body.byteLength > MAX_ASYNC_PAYLOAD) throw new ApiError(413, "RequestTooLargeException", `Request must be smaller than ${MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation`);
+      if (body.byteLength > MAX_ASYNC_PAYLOAD)
+        throw new ApiError(
+          413,
+          "RequestTooLargeException",
+          `Request must be smaller than ${MAX_ASYNC_PAYLOAD} bytes for the InvokeAsync operation`,
+        );
       if (handler) {
         this.track(
           Promise.resolve()
@@ -492,7 +530,12 @@ export class LambdaService {
       res.end();
       return;
     }
-    if (body.byteLength > MAX_SYNC_PAYLOAD) throw new ApiError(413, "RequestTooLargeException", `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the Invoke operation`);
+    if (body.byteLength > MAX_SYNC_PAYLOAD)
+      throw new ApiError(
+        413,
+        "RequestTooLargeException",
+        `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the Invoke operation`,
+      );
     let payload: unknown;
     let functionError = false;
     if (handler) {
@@ -518,12 +561,16 @@ export class LambdaService {
   }
 
   /** A whole answer from the runner, within Lambda's buffered response limit. */
-  private async runBuffered(fn: LambdaFunction, body: Uint8Array): Promise<{ bytes: Uint8Array; error?: { errorType: string; errorMessage: string } }> {
+  private async runBuffered(
+    fn: LambdaFunction,
+    body: Uint8Array,
+  ): Promise<{ bytes: Uint8Array; error?: { errorType: string; errorMessage: string } }> {
     const invocation = await this.start(fn, body);
     const parts: Uint8Array[] = [];
     let size = 0;
     for await (const item of invocation) {
-      if (item.kind === "error") return { bytes: new Uint8Array(), error: { errorType: item.errorType, errorMessage: item.errorMessage } };
+      if (item.kind === "error")
+        return { bytes: new Uint8Array(), error: { errorType: item.errorType, errorMessage: item.errorMessage } };
       size += item.bytes.byteLength;
       if (size > MAX_SYNC_RESPONSE) {
         const errorMessage = `Response payload size exceeded maximum allowed payload size (${MAX_SYNC_RESPONSE} bytes).`;
@@ -540,7 +587,8 @@ export class LambdaService {
     try {
       return await runner.invoke(fn, body);
     } catch (err) {
-      if (err instanceof Throttled) throw new ApiError(429, "TooManyRequestsException", err.message, { Reason: err.reason });
+      if (err instanceof Throttled)
+        throw new ApiError(429, "TooManyRequestsException", err.message, { Reason: err.reason });
       throw err;
     }
   }
@@ -572,9 +620,20 @@ export class LambdaService {
     this.background.add(tracked);
   }
 
-  private async invokeStreaming(fn: LambdaFunction, body: Uint8Array, res: ServerResponse, requestId: string): Promise<void> {
-    if (body.byteLength > MAX_SYNC_PAYLOAD) throw new ApiError(413, "RequestTooLargeException", `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the InvokeWithResponseStream operation`);
-    if (fn.configuration.State !== "Active") throw new ApiError(409, "ResourceConflictException", `The function is ${fn.configuration.State}`);
+  private async invokeStreaming(
+    fn: LambdaFunction,
+    body: Uint8Array,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<void> {
+    if (body.byteLength > MAX_SYNC_PAYLOAD)
+      throw new ApiError(
+        413,
+        "RequestTooLargeException",
+        `Request must be smaller than ${MAX_SYNC_PAYLOAD} bytes for the InvokeWithResponseStream operation`,
+      );
+    if (fn.configuration.State !== "Active")
+      throw new ApiError(409, "ResourceConflictException", `The function is ${fn.configuration.State}`);
     const abort = new AbortController();
     res.once("close", () => abort.abort());
     let parts: AsyncIterable<StreamPart>;
@@ -602,18 +661,26 @@ export class LambdaService {
       for await (const part of parts) {
         if (abort.signal.aborted) break;
         if ("payload" in part) {
-          if (!res.write(eventMessage("PayloadChunk", "application/octet-stream", part.payload))) await new Promise((resolve) => res.once("drain", resolve));
+          if (!res.write(eventMessage("PayloadChunk", "application/octet-stream", part.payload)))
+            await new Promise((resolve) => res.once("drain", resolve));
         } else {
           res.write(eventMessage("InvokeComplete", "application/json", utf8.encode(JSON.stringify(part.complete))));
           completed = true;
           break;
         }
       }
-      if (!completed && !abort.signal.aborted) res.write(eventMessage("InvokeComplete", "application/json", utf8.encode("{}")));
+      if (!completed && !abort.signal.aborted)
+        res.write(eventMessage("InvokeComplete", "application/json", utf8.encode("{}")));
     } catch (err) {
       if (!abort.signal.aborted) {
         const details = JSON.stringify({ errorMessage: (err as Error).message, errorType: "Unhandled" });
-        res.write(eventMessage("InvokeComplete", "application/json", utf8.encode(JSON.stringify({ ErrorCode: "Unhandled", ErrorDetails: details }))));
+        res.write(
+          eventMessage(
+            "InvokeComplete",
+            "application/json",
+            utf8.encode(JSON.stringify({ ErrorCode: "Unhandled", ErrorDetails: details })),
+          ),
+        );
       }
     }
     res.end();

@@ -9,10 +9,10 @@
 import { randomBytes } from "node:crypto";
 import {
   CreateTableCommand,
-  UpdateTimeToLiveCommand,
-  waitUntilTableExists,
   type CreateTableCommandInput,
   type DynamoDBClient,
+  UpdateTimeToLiveCommand,
+  waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
 import {
   CreateBucketCommand,
@@ -23,9 +23,9 @@ import {
 } from "@aws-sdk/client-s3";
 import { CreateSecretCommand, type SecretsManagerClient } from "@aws-sdk/client-secrets-manager";
 import type { LambdaService } from "./lambda-service.js";
-import { restApiModel, type RestApiModel } from "./rest-api-model.js";
+import { type RestApiModel, restApiModel } from "./rest-api-model.js";
 import type { SynthesizedStack, TemplateResource } from "./stack-template.js";
-import { physicalResource, resolveValue, type PhysicalResource } from "./template-values.js";
+import { type PhysicalResource, physicalResource, resolveValue } from "./template-values.js";
 
 export interface DeploymentClients {
   dynamodb: DynamoDBClient;
@@ -58,21 +58,40 @@ export interface DeployOptions {
   secretValue?: (logicalId: string) => string | undefined;
 }
 
-export async function deployStack(stack: SynthesizedStack, clients: DeploymentClients, options: DeployOptions = {}): Promise<Deployment> {
+export async function deployStack(
+  stack: SynthesizedStack,
+  clients: DeploymentClients,
+  options: DeployOptions = {},
+): Promise<Deployment> {
   const entries = Object.entries(stack.resources);
-  const physical = new Map<string, PhysicalResource>(entries.map(([id, r]) => [id, physicalResource(stack.stackName, id, r)]));
+  const physical = new Map<string, PhysicalResource>(
+    entries.map(([id, r]) => [id, physicalResource(stack.stackName, id, r)]),
+  );
   const resolve = (value: unknown) => resolveValue(value, physical, stack.stackName);
-  const props = (r: TemplateResource) => (resolve(r.Properties ?? {}) as Record<string, unknown>);
+  const props = (r: TemplateResource) => resolve(r.Properties ?? {}) as Record<string, unknown>;
   const ofType = (type: string) => entries.filter(([, r]) => r.Type === type);
 
-  await Promise.all(ofType("AWS::DynamoDB::Table").map(([id, r]) => createTable(clients.dynamodb, physical.get(id)!.ref, props(r))));
-  await Promise.all(ofType("AWS::S3::Bucket").map(([id, r]) => createBucket(clients.s3, physical.get(id)!.ref, props(r))));
+  await Promise.all(
+    ofType("AWS::DynamoDB::Table").map(([id, r]) => createTable(clients.dynamodb, physical.get(id)!.ref, props(r))),
+  );
+  await Promise.all(
+    ofType("AWS::S3::Bucket").map(([id, r]) => createBucket(clients.s3, physical.get(id)!.ref, props(r))),
+  );
 
   const secretValues = new Map<string, string>();
   for (const [id, r] of ofType("AWS::SecretsManager::Secret")) {
     const p = props(r);
-    const value = options.secretValue?.(id) ?? (p.SecretString as string | undefined) ?? generatedSecret(p.GenerateSecretString as GenerateSecretString | undefined);
-    const created = await clients.secrets.send(new CreateSecretCommand({ Name: physical.get(id)!.attributes.Name, Description: p.Description as string | undefined, SecretString: value }));
+    const value =
+      options.secretValue?.(id) ??
+      (p.SecretString as string | undefined) ??
+      generatedSecret(p.GenerateSecretString as GenerateSecretString | undefined);
+    const created = await clients.secrets.send(
+      new CreateSecretCommand({
+        Name: physical.get(id)!.attributes.Name,
+        Description: p.Description as string | undefined,
+        SecretString: value,
+      }),
+    );
     // Refs to the secret now give Secrets Manager's own ARN (with its random suffix).
     physical.get(id)!.ref = created.ARN!;
     secretValues.set(created.ARN!, value);
@@ -111,7 +130,8 @@ export async function deployStack(stack: SynthesizedStack, clients: DeploymentCl
       {
         directory: stack.assetDirectory(code.S3Key),
         asyncRetries: retries.get(name),
-        reservedConcurrency: typeof p.ReservedConcurrentExecutions === "number" ? p.ReservedConcurrentExecutions : undefined,
+        reservedConcurrency:
+          typeof p.ReservedConcurrentExecutions === "number" ? p.ReservedConcurrentExecutions : undefined,
       },
     );
     functions.set(id, name);
@@ -137,7 +157,9 @@ async function createTable(client: DynamoDBClient, name: string, p: Record<strin
     ProvisionedThroughput: p.ProvisionedThroughput,
     GlobalSecondaryIndexes: p.GlobalSecondaryIndexes,
     LocalSecondaryIndexes: p.LocalSecondaryIndexes,
-    SSESpecification: (p.SSESpecification as { SSEEnabled?: boolean } | undefined)?.SSEEnabled ? { Enabled: true } : undefined,
+    SSESpecification: (p.SSESpecification as { SSEEnabled?: boolean } | undefined)?.SSEEnabled
+      ? { Enabled: true }
+      : undefined,
     DeletionProtectionEnabled: p.DeletionProtectionEnabled,
   } as CreateTableCommandInput;
   await client.send(new CreateTableCommand(input));
@@ -149,15 +171,21 @@ async function createTable(client: DynamoDBClient, name: string, p: Record<strin
 async function createBucket(client: S3Client, name: string, p: Record<string, unknown>): Promise<void> {
   await client.send(new CreateBucketCommand({ Bucket: name }));
   const versioning = (p.VersioningConfiguration as { Status?: "Enabled" | "Suspended" } | undefined)?.Status;
-  if (versioning) await client.send(new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: versioning } }));
+  if (versioning)
+    await client.send(
+      new PutBucketVersioningCommand({ Bucket: name, VersioningConfiguration: { Status: versioning } }),
+    );
   const encryption = p.BucketEncryption as { ServerSideEncryptionConfiguration?: unknown[] } | undefined;
   if (encryption?.ServerSideEncryptionConfiguration) {
     // Changes nothing a client sees; moto refuses the SDK's request body, so it is best effort.
     const rules = encryption.ServerSideEncryptionConfiguration as never;
-    await client.send(new PutBucketEncryptionCommand({ Bucket: name, ServerSideEncryptionConfiguration: { Rules: rules } })).catch(() => undefined);
+    await client
+      .send(new PutBucketEncryptionCommand({ Bucket: name, ServerSideEncryptionConfiguration: { Rules: rules } }))
+      .catch(() => undefined);
   }
   const block = p.PublicAccessBlockConfiguration as Record<string, boolean> | undefined;
-  if (block) await client.send(new PutPublicAccessBlockCommand({ Bucket: name, PublicAccessBlockConfiguration: block }));
+  if (block)
+    await client.send(new PutPublicAccessBlockCommand({ Bucket: name, PublicAccessBlockConfiguration: block }));
 }
 
 interface GenerateSecretString {
@@ -168,7 +196,7 @@ interface GenerateSecretString {
 
 /** What GenerateSecretString makes, for the settings the daemon's secrets use (letters and digits). */
 function generatedSecret(settings: GenerateSecretString = {}): string {
-  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789" + (settings.ExcludePunctuation ? "" : "!#$%&()*+,-.:;<=>?@[]^_{|}~");
+  const alphabet = `ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789${settings.ExcludePunctuation ? "" : "!#$%&()*+,-.:;<=>?@[]^_{|}~"}`;
   const length = settings.PasswordLength ?? 32;
   const bytes = randomBytes(length);
   return Array.from(bytes, (b) => alphabet[b % alphabet.length]).join("");

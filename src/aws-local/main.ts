@@ -10,7 +10,7 @@ import { writeFile } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { startAwsComposition, type CompositionOutputs } from "./aws-composition.js";
+import { type CompositionOutputs, startAwsComposition } from "./aws-composition.js";
 import type { RunnerEvent } from "./function-runner.js";
 import { handlerBundles } from "./handler-bundles.js";
 
@@ -51,17 +51,37 @@ function parseArgs(argv: string[]): Options {
     return n;
   };
   return new Command("start:aws-local")
-    .description("Runs the daemon's AWS stack on this machine: API Gateway, the Lambda handlers, plugin functions, S3, DynamoDB, Secrets Manager, EventBridge.")
+    .description(
+      "Runs the daemon's AWS stack on this machine: API Gateway, the Lambda handlers, plugin functions, S3, DynamoDB, Secrets Manager, EventBridge.",
+    )
     .option("--host <host>", "where the API listens", process.env.SERVER_HOST ?? "0.0.0.0")
     .option("--port <port>", "the API's port (0: any free one)", port, Number(process.env.SERVER_PORT ?? 5002))
-    .option("-c, --context <key=value>", "CDK context for the stack, as with cdk deploy (repeatable)", context, {} as Record<string, string>)
-    .option("--daemon-key <key>", "use this daemon key instead of a generated one (Dify: PLUGIN_DAEMON_KEY)", process.env.AWS_LOCAL_DAEMON_KEY)
-    .option("--inner-api-key <key>", "use this inner-API key instead of a generated one (Dify: INNER_API_KEY_FOR_PLUGIN)", process.env.AWS_LOCAL_INNER_API_KEY)
+    .option(
+      "-c, --context <key=value>",
+      "CDK context for the stack, as with cdk deploy (repeatable)",
+      context,
+      {} as Record<string, string>,
+    )
+    .option(
+      "--daemon-key <key>",
+      "use this daemon key instead of a generated one (Dify: PLUGIN_DAEMON_KEY)",
+      process.env.AWS_LOCAL_DAEMON_KEY,
+    )
+    .option(
+      "--inner-api-key <key>",
+      "use this inner-API key instead of a generated one (Dify: INNER_API_KEY_FOR_PLUGIN)",
+      process.env.AWS_LOCAL_INNER_API_KEY,
+    )
     .option("--outputs <file>", "also write the outputs (URL, keys, endpoints) to this JSON file once ready")
-    .option("--function-logs <all|none>", "print the functions' log lines", (v: string) => {
-      if (v !== "all" && v !== "none") throw new InvalidArgumentError("expected all or none");
-      return v;
-    }, "all" as const)
+    .option(
+      "--function-logs <all|none>",
+      "print the functions' log lines",
+      (v: string) => {
+        if (v !== "all" && v !== "none") throw new InvalidArgumentError("expected all or none");
+        return v;
+      },
+      "all" as const,
+    )
     .option("--stream-idle-seconds <seconds>", "cut a silent stream after this long (API Gateway: 300)", seconds)
     .parse(argv, { from: "user" })
     .opts<Options>();
@@ -71,7 +91,11 @@ function parseArgs(argv: string[]): Options {
 function labels(outputs: CompositionOutputs): Map<string, string> {
   const map = new Map<string, string>();
   for (const [logicalId, name] of Object.entries(outputs.functions)) {
-    const short = logicalId.replace(/^Handlers/, "").replace(/[0-9A-F]{8}$/, "").replace(/([a-z])([A-Z])/g, "$1-$2").toLowerCase();
+    const short = logicalId
+      .replace(/^Handlers/, "")
+      .replace(/[0-9A-F]{8}$/, "")
+      .replace(/([a-z])([A-Z])/g, "$1-$2")
+      .toLowerCase();
     map.set(name, short);
   }
   return map;
@@ -80,7 +104,8 @@ function labels(outputs: CompositionOutputs): Map<string, string> {
 function printEvent(event: RunnerEvent, names: Map<string, string>, logs: boolean): void {
   const label = (name: string) => names.get(name) ?? name;
   if (event.type === "log") {
-    if (logs && event.line.trim()) process.stdout.write(`[${label(event.functionName)}#${event.environment}] ${event.line}\n`);
+    if (logs && event.line.trim())
+      process.stdout.write(`[${label(event.functionName)}#${event.environment}] ${event.line}\n`);
   } else if (event.type === "cold-start") {
     const r = event.report;
     const ready = r.marks.pluginReady !== undefined ? `, plugin ready ${r.marks.pluginReady} ms` : "";
@@ -96,7 +121,10 @@ async function main(): Promise<void> {
   const o = parseArgs(process.argv.slice(2));
   const uv = process.env.UV_PATH;
   if (!uv) throw new Error("run through `npm run start:aws-local` (scripts/start-aws-local.sh finds uv and Python)");
-  const cacheDir = join(process.env.DIFY_DAEMON_CACHE ?? join(homedir(), ".cache", "dify-plugin-daemon-aws"), "aws-local");
+  const cacheDir = join(
+    process.env.DIFY_DAEMON_CACHE ?? join(homedir(), ".cache", "dify-plugin-daemon-aws"),
+    "aws-local",
+  );
   let names = new Map<string, string>();
   // A signal during the start stops what has started once it has.
   let stopRequested: string | undefined;
@@ -104,7 +132,9 @@ async function main(): Promise<void> {
   process.once("SIGINT", early("SIGINT"));
   process.once("SIGTERM", early("SIGTERM"));
   const bundleDir = await handlerBundles(cacheDir, (line) => console.log(line));
-  console.log("starting the AWS composition: moto (S3, DynamoDB, Secrets Manager), the Lambda service, the stack's functions, API Gateway …");
+  console.log(
+    "starting the AWS composition: moto (S3, DynamoDB, Secrets Manager), the Lambda service, the stack's functions, API Gateway …",
+  );
   const running = await startAwsComposition({
     host: o.host,
     port: o.port,
@@ -119,9 +149,15 @@ async function main(): Promise<void> {
     ...(o.streamIdleSeconds !== undefined && { streamIdleMs: o.streamIdleSeconds * 1000 }),
     onRunnerEvent: (event) => printEvent(event, names, o.functionLogs === "all"),
     onAccess: (e) => {
-      if (o.functionLogs === "all") process.stdout.write(`[api-gateway] ${e.httpMethod} ${e.path} ${e.status} ${e.responseLatency} ms${e.integrationError ? ` (${e.integrationError})` : ""}\n`);
+      if (o.functionLogs === "all")
+        process.stdout.write(
+          `[api-gateway] ${e.httpMethod} ${e.path} ${e.status} ${e.responseLatency} ms${e.integrationError ? ` (${e.integrationError})` : ""}\n`,
+        );
     },
-    onAsyncFailure: (fn, error) => process.stdout.write(`asynchronous invocation of ${names.get(fn.name) ?? fn.name} failed: ${error.errorType}: ${error.errorMessage}\n`),
+    onAsyncFailure: (fn, error) =>
+      process.stdout.write(
+        `asynchronous invocation of ${names.get(fn.name) ?? fn.name} failed: ${error.errorType}: ${error.errorMessage}\n`,
+      ),
   });
   const { outputs } = running;
   names = labels(outputs);

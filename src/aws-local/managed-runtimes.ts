@@ -71,13 +71,19 @@ export class ManagedRuntimes {
   private async findInterpreter(version: string): Promise<string> {
     for (const candidate of [...(this.options.pythonCandidates ?? []), `python${version}`]) {
       try {
-        const { stdout } = await run(candidate, ["-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"], { timeout: 20_000 });
+        const { stdout } = await run(
+          candidate,
+          ["-c", "import sys; print('%d.%d' % sys.version_info[:2]); print(sys.executable)"],
+          { timeout: 20_000 },
+        );
         const [found, executable] = stdout.trim().split("\n");
         if (found === version && executable) return executable;
       } catch {
         // Not installed, or not runnable.
       }
     }
-    throw new Error(`runtime python${version} needs a CPython ${version} on this machine (python${version} on PATH); none was found`);
+    throw new Error(
+      `runtime python${version} needs a CPython ${version} on this machine (python${version} on PATH); none was found`,
+    );
   }
 }

@@ -4,7 +4,7 @@
  * Installs moto on first use (scripts/aws-emulator.sh) and sets nothing globally: the caller
  * decides how clients learn the endpoint.
  */
-import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -58,7 +58,9 @@ export function freePort(): Promise<number> {
     probe.on("error", reject);
     probe.listen(0, "127.0.0.1", () => {
       const address = probe.address();
-      probe.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))));
+      probe.close(() =>
+        typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port")),
+      );
     });
   });
 }
@@ -73,10 +75,16 @@ async function launch(server: string, port: number): Promise<AwsEmulator> {
   });
   let running = true;
   const exited = new Promise<void>((resolve) => {
-    const done = () => ((running = false), resolve());
+    const done = () => {
+      running = false;
+      resolve();
+    };
     child.once("exit", done);
     // A spawn failure (e.g. a broken venv) emits "error" and possibly no "exit".
-    child.once("error", (err) => ((log += `\n${err.message}`), done()));
+    child.once("error", (err) => {
+      log += `\n${err.message}`;
+      done();
+    });
   });
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
@@ -87,7 +95,11 @@ async function launch(server: string, port: number): Promise<AwsEmulator> {
   };
 
   try {
-    await waitUntilAnswering(endpoint, () => running, () => log);
+    await waitUntilAnswering(
+      endpoint,
+      () => running,
+      () => log,
+    );
   } catch (err) {
     await stop();
     throw err;

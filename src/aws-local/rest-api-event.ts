@@ -48,7 +48,11 @@ export interface ResourceMatch {
 }
 
 /** The event for a request to `resource` (see matchResource). */
-export function restApiEvent(request: RestRequest, api: RestApiEventSettings, match: ResourceMatch): APIGatewayProxyEvent {
+export function restApiEvent(
+  request: RestRequest,
+  api: RestApiEventSettings,
+  match: ResourceMatch,
+): APIGatewayProxyEvent {
   const method = request.method.toUpperCase();
   const url = new URL(request.path, "https://placeholder");
   const path = url.pathname;

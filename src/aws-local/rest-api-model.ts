@@ -38,7 +38,8 @@ type Resolve = (value: unknown) => unknown;
 export function restApiModel(resources: Record<string, TemplateResource>, resolve: Resolve): RestApiModel {
   const of = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
   const apis = of("AWS::ApiGateway::RestApi");
-  if (apis.length !== 1) throw new Error(`the stack defines ${apis.length} REST APIs; this emulator serves exactly one`);
+  if (apis.length !== 1)
+    throw new Error(`the stack defines ${apis.length} REST APIs; this emulator serves exactly one`);
   const [apiId, api] = apis[0]!;
   const rootRef = JSON.stringify({ "Fn::GetAtt": [apiId, "RootResourceId"] });
 
@@ -66,10 +67,16 @@ export function restApiModel(resources: Record<string, TemplateResource>, resolv
   for (const [id] of of("AWS::ApiGateway::Resource")) model.resources.set(pathOf({ Ref: id }), new Map());
   for (const [, method] of of("AWS::ApiGateway::Method")) {
     const props = method.Properties ?? {};
-    const integration = props.Integration as { Type?: string; Uri?: unknown; ResponseTransferMode?: string; TimeoutInMillis?: number } | undefined;
-    if (integration?.Type !== "AWS_PROXY") throw new Error(`only Lambda proxy integrations are emulated, got ${integration?.Type}`);
+    const integration = props.Integration as
+      | { Type?: string; Uri?: unknown; ResponseTransferMode?: string; TimeoutInMillis?: number }
+      | undefined;
+    if (integration?.Type !== "AWS_PROXY")
+      throw new Error(`only Lambda proxy integrations are emulated, got ${integration?.Type}`);
     const uri = String(resolve(integration.Uri));
-    const target = /\/functions\/arn:[^:]+:lambda:[^:]+:\d+:function:([^/:]+)[^/]*\/(invocations|response-streaming-invocations)$/.exec(uri);
+    const target =
+      /\/functions\/arn:[^:]+:lambda:[^:]+:\d+:function:([^/:]+)[^/]*\/(invocations|response-streaming-invocations)$/.exec(
+        uri,
+      );
     if (!target) throw new Error(`cannot read the function of integration URI ${uri}`);
     const path = pathOf(props.ResourceId);
     model.resources.get(path)?.set(String(props.HttpMethod).toUpperCase(), {
@@ -95,7 +102,9 @@ export function restApiModel(resources: Record<string, TemplateResource>, resolv
   const stage = of("AWS::ApiGateway::Stage")[0]?.[1].Properties;
   if (stage) {
     model.stage = String(stage.StageName ?? model.stage);
-    const settings = (stage.MethodSettings as Array<{ ThrottlingRateLimit?: number; ThrottlingBurstLimit?: number }> | undefined)?.[0];
+    const settings = (
+      stage.MethodSettings as Array<{ ThrottlingRateLimit?: number; ThrottlingBurstLimit?: number }> | undefined
+    )?.[0];
     if (settings?.ThrottlingRateLimit !== undefined) model.throttling.rateLimit = settings.ThrottlingRateLimit;
     if (settings?.ThrottlingBurstLimit !== undefined) model.throttling.burstLimit = settings.ThrottlingBurstLimit;
   }

@@ -15,7 +15,9 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { AsyncQueue } from "../shared/async-queue.js";
 
-export type RuntimeOutput = { kind: "chunk"; bytes: Uint8Array } | { kind: "error"; errorType: string; errorMessage: string };
+export type RuntimeOutput =
+  | { kind: "chunk"; bytes: Uint8Array }
+  | { kind: "error"; errorType: string; errorMessage: string };
 
 /** An invocation's output, with what the runtime said about it once its response started. */
 export interface RuntimeInvocation extends AsyncIterable<RuntimeOutput> {
@@ -100,7 +102,8 @@ export class LambdaRuntimeApi {
 
   /** Fails every queued and running invocation (the environment's process died). */
   failAll(errorType: string, errorMessage: string): void {
-    for (const inv of [...this.queued, ...this.active.values()]) this.finish(inv, { kind: "error", errorType, errorMessage });
+    for (const inv of [...this.queued, ...this.active.values()])
+      this.finish(inv, { kind: "error", errorType, errorMessage });
     this.queued.length = 0;
     this.active.clear();
   }
@@ -145,7 +148,7 @@ export class LambdaRuntimeApi {
     res.end(JSON.stringify({ errorMessage: `no route ${req.method} ${path}`, errorType: "NotFound" }));
   }
 
-  private async next(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async next(_req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.firstNextAt ??= Date.now();
     const inv =
       this.queued.shift() ??
@@ -183,7 +186,8 @@ export class LambdaRuntimeApi {
       return accepted(res);
     }
     // Passed on chunk by chunk, as Lambda forwards a streamed response.
-    for await (const chunk of req as AsyncIterable<Buffer>) inv.output.push({ kind: "chunk", bytes: new Uint8Array(chunk) });
+    for await (const chunk of req as AsyncIterable<Buffer>)
+      inv.output.push({ kind: "chunk", bytes: new Uint8Array(chunk) });
     const errorType = req.trailers["lambda-runtime-function-error-type"];
     if (errorType) {
       const body = req.trailers["lambda-runtime-function-error-body"];

@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { App } from "aws-cdk-lib";
 import { z } from "zod";
-import { readSettings, type PluginDaemonSettings } from "../../infra/settings.js";
+import { type PluginDaemonSettings, readSettings } from "../../infra/settings.js";
 import { PluginDaemonStack } from "../../infra/stack.js";
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -47,7 +47,9 @@ export interface SynthOptions {
 }
 
 export function synthesizeStack(options: SynthOptions): SynthesizedStack {
-  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, "cdk.json"), "utf8")) as { context?: Record<string, unknown> };
+  const cdkJson = JSON.parse(readFileSync(join(REPO_ROOT, "cdk.json"), "utf8")) as {
+    context?: Record<string, unknown>;
+  };
   const app = new App({ outdir: options.outdir, context: { ...cdkJson.context, ...options.context } });
   const settings = readSettings(app.node);
   new PluginDaemonStack(app, settings.stackName, {
@@ -59,10 +61,13 @@ export function synthesizeStack(options: SynthOptions): SynthesizedStack {
   const assembly = app.synth();
   const artifact = assembly.getStackByName(settings.stackName);
   const template = artifact.template as { Resources: Record<string, TemplateResource> };
-  const manifest = assetManifest.parse(JSON.parse(readFileSync(join(assembly.directory, `${artifact.stackName}.assets.json`), "utf8")));
+  const manifest = assetManifest.parse(
+    JSON.parse(readFileSync(join(assembly.directory, `${artifact.stackName}.assets.json`), "utf8")),
+  );
   const directories = new Map<string, string>();
   for (const file of Object.values(manifest.files)) {
-    for (const destination of Object.values(file.destinations)) directories.set(destination.objectKey, join(assembly.directory, file.source.path));
+    for (const destination of Object.values(file.destinations))
+      directories.set(destination.objectKey, join(assembly.directory, file.source.path));
   }
   return {
     stackName: settings.stackName,

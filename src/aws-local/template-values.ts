@@ -21,7 +21,7 @@ const suffix = (n: number) => randomBytes(n).toString("hex").toUpperCase().slice
 /** Names as CloudFormation makes them up: `<stack>-<logical id>-<random>`, within each service's limits. */
 export function physicalResource(stackName: string, logicalId: string, resource: TemplateResource): PhysicalResource {
   const props = resource.Properties ?? {};
-  const generated = (max: number) => `${stackName}-${logicalId}`.slice(0, max - 13) + `-${suffix(12)}`;
+  const generated = (max: number) => `${`${stackName}-${logicalId}`.slice(0, max - 13)}-${suffix(12)}`;
   switch (resource.Type) {
     case "AWS::DynamoDB::Table": {
       const name = (props.TableName as string | undefined) ?? generated(255);
@@ -51,7 +51,10 @@ export function physicalResource(stackName: string, logicalId: string, resource:
     case "AWS::ApiGateway::RestApi":
       return { ref: randomBytes(5).toString("hex"), attributes: { RootResourceId: `root-${logicalId}` } };
     default:
-      return { ref: `${logicalId}-${suffix(8)}`, attributes: { Arn: `arn:aws:local:${REGION}:${ACCOUNT}:${logicalId}` } };
+      return {
+        ref: `${logicalId}-${suffix(8)}`,
+        attributes: { Arn: `arn:aws:local:${REGION}:${ACCOUNT}:${logicalId}` },
+      };
   }
 }
 
@@ -64,7 +67,11 @@ const PSEUDO: Record<string, string> = {
 };
 
 /** Resolves every intrinsic function in a template value. */
-export function resolveValue(value: unknown, resources: ReadonlyMap<string, PhysicalResource>, stackName: string): unknown {
+export function resolveValue(
+  value: unknown,
+  resources: ReadonlyMap<string, PhysicalResource>,
+  stackName: string,
+): unknown {
   const again = (v: unknown) => resolveValue(v, resources, stackName);
   if (Array.isArray(value)) return value.map(again);
   if (value === null || typeof value !== "object") return value;

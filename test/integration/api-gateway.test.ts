@@ -5,9 +5,10 @@
  * one), the binary-media-type rules both ways, and its own answers: missing routes, the
  * integration timeout, a silent stream cut, throttling, the stage path.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
 import type { APIGatewayProxyEvent } from "aws-lambda";
-import { startApiGateway, type LocalApiGateway } from "../../src/aws-local/api-gateway.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LocalApiGateway, startApiGateway } from "../../src/aws-local/api-gateway.js";
 import { LambdaService, type StreamPart } from "../../src/aws-local/lambda-service.js";
 import type { RestApiModel } from "../../src/aws-local/rest-api-model.js";
 
@@ -23,12 +24,21 @@ function model(throttling = { rateLimit: 1000, burstLimit: 1000 }): RestApiModel
     resources: new Map([
       ["/", new Map()],
       ["/items", new Map()],
-      ["/items/{id}", new Map([["GET", buffered], ["POST", buffered]])],
+      [
+        "/items/{id}",
+        new Map([
+          ["GET", buffered],
+          ["POST", buffered],
+        ]),
+      ],
       ["/stream", new Map()],
       ["/stream/{proxy+}", new Map([["POST", { functionName: "streamer", streaming: true, timeoutMs: 10_000 }]])],
     ]),
     gatewayResponses: new Map([
-      ["MISSING_AUTHENTICATION_TOKEN", { status: 404, body: NOT_FOUND, headers: { "Content-Type": "application/json" } }],
+      [
+        "MISSING_AUTHENTICATION_TOKEN",
+        { status: 404, body: NOT_FOUND, headers: { "Content-Type": "application/json" } },
+      ],
       ["INTEGRATION_TIMEOUT", { status: 504, body: TIMED_OUT, headers: { "Content-Type": "application/json" } }],
     ]),
     throttling,
@@ -51,8 +61,19 @@ beforeAll(async () => {
         const e = event as APIGatewayProxyEvent;
         events.push(e);
         if (e.pathParameters?.id === "slow") await sleep(1_500);
-        if (e.pathParameters?.id === "png") return { statusCode: 200, headers: { "content-type": "image/png" }, body: Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString("base64"), isBase64Encoded: true };
-        return { statusCode: 201, headers: { "x-answer": "yes" }, multiValueHeaders: { "set-cookie": ["a=1", "b=2"] }, body: JSON.stringify({ ok: true }) };
+        if (e.pathParameters?.id === "png")
+          return {
+            statusCode: 200,
+            headers: { "content-type": "image/png" },
+            body: Buffer.from([0x89, 0x50, 0x4e, 0x47]).toString("base64"),
+            isBase64Encoded: true,
+          };
+        return {
+          statusCode: 201,
+          headers: { "x-answer": "yes" },
+          multiValueHeaders: { "set-cookie": ["a=1", "b=2"] },
+          body: JSON.stringify({ ok: true }),
+        };
       },
       // Exists so that it can be invoked; its streamed answers come from `stream`.
       streamer: () => undefined,
@@ -60,7 +81,13 @@ beforeAll(async () => {
     stream: (payload) => streamScript(JSON.parse(new TextDecoder().decode(payload)) as APIGatewayProxyEvent),
     streamContentType: "application/vnd.awslambda.http-integration-response",
   });
-  const common = { apiId: "abcde12345", lambdaEndpoint: lambda.endpoint, host: "127.0.0.1", port: 0, limits: { streamIdleMs: 400 } };
+  const common = {
+    apiId: "abcde12345",
+    lambdaEndpoint: lambda.endpoint,
+    host: "127.0.0.1",
+    port: 0,
+    limits: { streamIdleMs: 400 },
+  };
   gateway = await startApiGateway({ ...common, model: model() });
   throttled = await startApiGateway({ ...common, model: model({ rateLimit: 0.001, burstLimit: 2 }) });
 });
@@ -74,7 +101,11 @@ afterAll(async () => {
 describe("local API Gateway (Lambda service mocked with scripted functions)", () => {
   it("hands a buffered function the REST proxy event: path without the stage, resource, parameters, text JSON and base64 multipart", async () => {
     events.length = 0;
-    const json = await fetch(`${gateway.url}/items/42?a=1&a=2`, { method: "POST", headers: { "Content-Type": "application/json", "X-Api-Key": "k" }, body: '{"x":1}' });
+    const json = await fetch(`${gateway.url}/items/42?a=1&a=2`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Api-Key": "k" },
+      body: '{"x":1}',
+    });
     expect(json.status).toBe(201);
     expect(json.headers.get("x-answer")).toBe("yes");
     expect(json.headers.get("set-cookie")).toBe("a=1, b=2");
@@ -116,7 +147,8 @@ describe("local API Gateway (Lambda service mocked with scripted functions)", ()
     expect(res.status).toBe(207);
     expect(res.headers.get("content-type")).toBe("text/event-stream");
     const arrivals: Array<{ text: string; at: number }> = [];
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) arrivals.push({ text: Buffer.from(chunk).toString(), at: Date.now() - started });
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>)
+      arrivals.push({ text: Buffer.from(chunk).toString(), at: Date.now() - started });
     expect(arrivals.map((a) => a.text).join("")).toBe("data: one\n\ndata: two\n\n");
     expect(arrivals.length).toBeGreaterThanOrEqual(2);
     expect(arrivals.at(-1)!.at - arrivals[0]!.at).toBeGreaterThanOrEqual(200);
@@ -134,7 +166,11 @@ describe("local API Gateway (Lambda service mocked with scripted functions)", ()
   });
 
   it("answers itself: a missing route or method, the integration timeout, a path outside the stage, throttling", async () => {
-    for (const [method, path] of [["GET", "/nowhere"], ["DELETE", "/items/1"], ["GET", "/items"]] as const) {
+    for (const [method, path] of [
+      ["GET", "/nowhere"],
+      ["DELETE", "/items/1"],
+      ["GET", "/items"],
+    ] as const) {
       const res = await fetch(`${gateway.url}${path}`, { method });
       expect(res.status, `${method} ${path}`).toBe(404);
       expect(await res.text()).toBe(NOT_FOUND);

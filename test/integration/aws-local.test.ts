@@ -6,7 +6,7 @@
  * the inner-API stand-in it serves as the stack's difyInnerApiUrl; then what only the AWS shape
  * has: API Gateway's own answers and limits, and the plugin function's cold start as measured.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,8 +14,8 @@ import { fileURLToPath } from "node:url";
 import { GetFunctionCommand, InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CompositionOutputs } from "../../src/aws-local/aws-composition.js";
-import type { EnvironmentReport } from "../../src/aws-local/function-runner.js";
 import { ratePeriodMs, scheduledEvent } from "../../src/aws-local/event-schedule.js";
+import type { EnvironmentReport } from "../../src/aws-local/function-runner.js";
 import { freePort } from "../../src/aws-local/moto-server.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
@@ -32,7 +32,10 @@ let standInPort: number;
 
 function run(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ["--import", "tsx", SMOKE, ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(process.execPath, ["--import", "tsx", SMOKE, ...args], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let output = "";
     child.stdout.on("data", (d: Buffer) => (output += d.toString()));
     child.stderr.on("data", (d: Buffer) => (output += d.toString()));
@@ -48,13 +51,20 @@ beforeAll(async () => {
     "bash",
     [
       join(ROOT, "scripts", "start-aws-local.sh"),
-      "--port", "0",
-      "--host", "127.0.0.1",
-      "--outputs", outputsFile,
-      "--daemon-key", DAEMON_KEY,
-      "--inner-api-key", INNER_KEY,
-      "-c", "forceVerifyingSignature=false",
-      "-c", `difyInnerApiUrl=http://127.0.0.1:${standInPort}`,
+      "--port",
+      "0",
+      "--host",
+      "127.0.0.1",
+      "--outputs",
+      outputsFile,
+      "--daemon-key",
+      DAEMON_KEY,
+      "--inner-api-key",
+      INNER_KEY,
+      "-c",
+      "forceVerifyingSignature=false",
+      "-c",
+      `difyInnerApiUrl=http://127.0.0.1:${standInPort}`,
     ],
     // Its own process group, so that a failed test can still stop everything it started.
     { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"], detached: true },
@@ -64,8 +74,10 @@ beforeAll(async () => {
   command.stderr!.on("data", keep);
   const deadline = Date.now() + START_TIMEOUT_MS;
   while (!existsSync(outputsFile)) {
-    if (command.exitCode !== null) throw new Error(`start:aws-local exited with ${command.exitCode}:\n${log.slice(-5000)}`);
-    if (Date.now() > deadline) throw new Error(`start:aws-local was not ready within ${START_TIMEOUT_MS} ms:\n${log.slice(-5000)}`);
+    if (command.exitCode !== null)
+      throw new Error(`start:aws-local exited with ${command.exitCode}:\n${log.slice(-5000)}`);
+    if (Date.now() > deadline)
+      throw new Error(`start:aws-local was not ready within ${START_TIMEOUT_MS} ms:\n${log.slice(-5000)}`);
     await new Promise((r) => setTimeout(r, 250));
   }
   outputs = JSON.parse(readFileSync(outputsFile, "utf8")) as CompositionOutputs;
@@ -92,14 +104,29 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
 
   it("passes the post-deploy smoke test: health, auth, upload, install, stream, backwards call, endpoint, storage over 64 KiB, a 5 MB request, uninstall", async () => {
     const { code, output } = await run([
-      "--url", outputs.PluginDaemonUrl,
-      "--key", DAEMON_KEY,
-      "--inner-api-stand-in", `127.0.0.1:${standInPort}`,
-      "--inner-api-key", INNER_KEY,
+      "--url",
+      outputs.PluginDaemonUrl,
+      "--key",
+      DAEMON_KEY,
+      "--inner-api-stand-in",
+      `127.0.0.1:${standInPort}`,
+      "--inner-api-key",
+      INNER_KEY,
     ]);
     console.log(output);
     expect(code, `${output}\n--- start:aws-local output\n${log.slice(-20_000)}`).toBe(0);
-    for (const path of ["health", "auth", "upload", "install", "stream", "backwards", "endpoint", "storage", "large-request", "uninstall"]) {
+    for (const path of [
+      "health",
+      "auth",
+      "upload",
+      "install",
+      "stream",
+      "backwards",
+      "endpoint",
+      "storage",
+      "large-request",
+      "uninstall",
+    ]) {
       expect(output, path).toMatch(new RegExp(`^PASS  ${path} `, "m"));
     }
     expect(output).toMatch(/LLM answered "pong from the stand-in"/);
@@ -118,7 +145,9 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
     // One environment served the smoke test's warm calls too, then went with the uninstall.
     expect(first!.invocations).toBeGreaterThan(1);
     expect(first!.state).toBe("stopped");
-    expect(log).toMatch(/^cold start difypluginda-plugin-\S+ #\d+ \(1024 MB\): runtime init \d+ ms, plugin ready \d+ ms, first chunk \d+ ms/m);
+    expect(log).toMatch(
+      /^cold start difypluginda-plugin-\S+ #\d+ \(1024 MB\): runtime init \d+ ms, plugin ready \d+ ms, first chunk \d+ ms/m,
+    );
   });
 
   it("answers as API Gateway does outside the stage, for unknown routes and above its 10 MB payload limit", async () => {
@@ -137,7 +166,9 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
       body: "x".repeat(10 * 1024 * 1024 + 1),
     });
     expect(tooLarge.status).toBe(413);
-    expect(JSON.parse(((await tooLarge.json()) as { message: string }).message)).toMatchObject({ error_type: "PluginDaemonBadRequestError" });
+    expect(JSON.parse(((await tooLarge.json()) as { message: string }).message)).toMatchObject({
+      error_type: "PluginDaemonBadRequestError",
+    });
 
     // Above Lambda's 6 MB event but within API Gateway's 10 MB: the gateway cannot invoke the handler.
     const overEvent = await fetch(`${base}/plugin/t1/dispatch/tool/invoke`, {
@@ -150,16 +181,38 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
   });
 
   it("has the stack's functions in the Lambda service, reached through the real LambdaClient", async () => {
-    const lambda = new LambdaClient({ endpoint: outputs.lambdaEndpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+    const lambda = new LambdaClient({
+      endpoint: outputs.lambdaEndpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
     try {
       const names = Object.entries(outputs.functions);
       expect(names.map(([id]) => id.replace(/[0-9A-F]{8}$/, "")).sort()).toEqual(
-        ["HandlersBackwardsInvocation", "HandlersDispatch", "HandlersInstallWorker", "HandlersManagement", "HandlersPublicEndpoint", "HandlersUpgradeCheck", "PluginRuntimeBuilder"].sort(),
+        [
+          "HandlersBackwardsInvocation",
+          "HandlersDispatch",
+          "HandlersInstallWorker",
+          "HandlersManagement",
+          "HandlersPublicEndpoint",
+          "HandlersUpgradeCheck",
+          "PluginRuntimeBuilder",
+        ].sort(),
       );
       const management = names.find(([id]) => id.startsWith("HandlersManagement"))![1];
       const fn = await lambda.send(new GetFunctionCommand({ FunctionName: management }));
-      expect(fn.Configuration).toMatchObject({ State: "Active", Runtime: "nodejs22.x", MemorySize: 1024, Timeout: 29, Handler: "index.handler" });
-      expect(fn.Configuration?.Environment?.Variables).toMatchObject({ STORE_BACKEND: "aws", METADATA_TABLE: outputs.tableName, PACKAGE_BUCKET: outputs.bucketName });
+      expect(fn.Configuration).toMatchObject({
+        State: "Active",
+        Runtime: "nodejs22.x",
+        MemorySize: 1024,
+        Timeout: 29,
+        Handler: "index.handler",
+      });
+      expect(fn.Configuration?.Environment?.Variables).toMatchObject({
+        STORE_BACKEND: "aws",
+        METADATA_TABLE: outputs.tableName,
+        PACKAGE_BUCKET: outputs.bucketName,
+      });
     } finally {
       lambda.destroy();
     }
@@ -168,10 +221,20 @@ describe("npm run start:aws-local (Lambda service emulated on this machine; S3, 
   it("runs the upgrade check as the stack's EventBridge rule does: a Scheduled Event through Lambda's asynchronous invoke", async () => {
     expect(ratePeriodMs("rate(15 minutes)")).toBe(15 * 60_000);
     const name = Object.entries(outputs.functions).find(([id]) => id.startsWith("HandlersUpgradeCheck"))![1];
-    const lambda = new LambdaClient({ endpoint: outputs.lambdaEndpoint, region: "us-east-1", credentials: { accessKeyId: "test", secretAccessKey: "test" } });
+    const lambda = new LambdaClient({
+      endpoint: outputs.lambdaEndpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
     try {
       const event = scheduledEvent("upgrade-schedule", new Date());
-      const queued = await lambda.send(new InvokeCommand({ FunctionName: name, InvocationType: "Event", Payload: new TextEncoder().encode(JSON.stringify(event)) }));
+      const queued = await lambda.send(
+        new InvokeCommand({
+          FunctionName: name,
+          InvocationType: "Event",
+          Payload: new TextEncoder().encode(JSON.stringify(event)),
+        }),
+      );
       expect(queued.StatusCode).toBe(202);
       let report: EnvironmentReport | undefined;
       for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 250))) {

@@ -26,7 +26,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { matchResource, restApiEvent as buildEvent, type RestRequest } from "../../src/aws-local/rest-api-event.js";
+import { restApiEvent as buildEvent, matchResource, type RestRequest } from "../../src/aws-local/rest-api-event.js";
 import type { LocalResponseStream } from "../../src/local/awslambda-shim.js";
 
 type Methods = readonly string[];
@@ -90,9 +90,12 @@ export function restApiEvent(request: RestRequest, api: RestApiSettings = DAEMON
   const method = request.method.toUpperCase();
   const path = new URL(request.path, "https://placeholder").pathname;
   const match = matchResource(Object.keys(api.resources), path);
-  if (!match) throw new Error(`API Gateway: no resource for ${path} (the gateway answers 403 Missing Authentication Token)`);
+  if (!match)
+    throw new Error(`API Gateway: no resource for ${path} (the gateway answers 403 Missing Authentication Token)`);
   if (!api.resources[match.resource]!.includes(method)) {
-    throw new Error(`API Gateway: ${method} is not a method of ${match.resource} (the gateway answers itself, no Lambda invocation)`);
+    throw new Error(
+      `API Gateway: ${method} is not a method of ${match.resource} (the gateway answers itself, no Lambda invocation)`,
+    );
   }
   return buildEvent(request, { ...api, resourcePaths: Object.keys(api.resources) }, match);
 }

@@ -60,9 +60,13 @@ async function loadHandler() {
   const root = process.env.LAMBDA_TASK_ROOT ?? process.cwd();
   const [file, name] = (process.env._HANDLER ?? "").split(".");
   const path = [".mjs", ".js", ".cjs"].map((ext) => join(root, `${file}${ext}`)).find((p) => existsSync(p));
-  if (!path || !name) throw Object.assign(new Error(`Cannot find module '${file}' in ${root}`), { name: "Runtime.ImportModuleError" });
+  if (!path || !name)
+    throw Object.assign(new Error(`Cannot find module '${file}' in ${root}`), { name: "Runtime.ImportModuleError" });
   const handler = (await import(pathToFileURL(path).href))[name];
-  if (typeof handler !== "function") throw Object.assign(new Error(`${process.env._HANDLER} is undefined or not exported`), { name: "Runtime.HandlerNotFound" });
+  if (typeof handler !== "function")
+    throw Object.assign(new Error(`${process.env._HANDLER} is undefined or not exported`), {
+      name: "Runtime.HandlerNotFound",
+    });
   return handler;
 }
 
@@ -137,10 +141,16 @@ async function invokeStreaming(handler, id, event, ctx) {
 async function invokeBuffered(handler, id, event, ctx) {
   try {
     const result = await handler(event, ctx);
-    await call("POST", `/invocation/${id}/response`, { headers: { "Content-Type": "application/json" }, body: JSON.stringify(result ?? null) });
+    await call("POST", `/invocation/${id}/response`, {
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(result ?? null),
+    });
   } catch (err) {
     console.error(JSON.stringify({ level: "ERROR", message: "Invoke Error", ...errorOf(err) }));
-    await call("POST", `/invocation/${id}/error`, { headers: { "Lambda-Runtime-Function-Error-Type": "Unhandled" }, body: JSON.stringify(errorOf(err)) });
+    await call("POST", `/invocation/${id}/error`, {
+      headers: { "Lambda-Runtime-Function-Error-Type": "Unhandled" },
+      body: JSON.stringify(errorOf(err)),
+    });
   }
 }
 
@@ -150,10 +160,15 @@ try {
 } catch (err) {
   const e = errorOf(err);
   console.error(JSON.stringify({ level: "ERROR", message: "Init Error", ...e }));
-  await call("POST", "/init/error", { headers: { "Lambda-Runtime-Function-Error-Type": e.errorType }, body: JSON.stringify(e) });
+  await call("POST", "/init/error", {
+    headers: { "Lambda-Runtime-Function-Error-Type": e.errorType },
+    body: JSON.stringify(e),
+  });
   process.exit(1);
 }
-process.on("unhandledRejection", (reason) => console.error(JSON.stringify({ level: "ERROR", message: "Unhandled Promise Rejection", ...errorOf(reason) })));
+process.on("unhandledRejection", (reason) =>
+  console.error(JSON.stringify({ level: "ERROR", message: "Unhandled Promise Rejection", ...errorOf(reason) })),
+);
 
 for (;;) {
   let next;
