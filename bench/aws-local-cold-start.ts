@@ -31,7 +31,10 @@ import { percentiles } from "./lib/stats.js";
 
 const options = new Command()
   .option("--runs <n>", "cold starts to time", "8")
-  .option("--package <file>", "a .difypkg to measure instead of the echo-tool fixture (e.g. an official plugin packed with upstream's packager)")
+  .option(
+    "--package <file>",
+    "a .difypkg to measure instead of the echo-tool fixture (e.g. an official plugin packed with upstream's packager)",
+  )
   .option("--plugin-id <id>", "its plugin id (author/name)", "fixtures/echo-tool")
   .option("--provider <name>", "the tool provider to call", "echo")
   .option("--tool <name>", "the tool to call", "echo")
@@ -39,7 +42,16 @@ const options = new Command()
   .option("--expect <text>", "what the answer must contain; {text} is the per-call marker", "{text}")
   .option("--out <name>", "results file under bench/results", "aws-local-cold-start.json")
   .parse()
-  .opts<{ runs: string; package?: string; pluginId: string; provider: string; tool: string; parameters: string; expect: string; out: string }>();
+  .opts<{
+    runs: string;
+    package?: string;
+    pluginId: string;
+    provider: string;
+    tool: string;
+    parameters: string;
+    expect: string;
+    out: string;
+  }>();
 const runs = Number(options.runs);
 const KEY = `bench-${crypto.randomUUID()}`;
 const TENANT = crypto.randomUUID();
@@ -110,7 +122,13 @@ async function call(url: string, text: string): Promise<{ firstMs: number; total
     headers: { "X-Api-Key": KEY, "Content-Type": "application/json", "X-Plugin-ID": options.pluginId },
     body: JSON.stringify({
       user_id: "bench",
-      data: { provider: options.provider, tool: options.tool, credentials: {}, credential_type: "api-key", tool_parameters: parameters },
+      data: {
+        provider: options.provider,
+        tool: options.tool,
+        credentials: {},
+        credential_type: "api-key",
+        tool_parameters: parameters,
+      },
     }),
   });
   let firstMs: number | undefined;
@@ -119,7 +137,8 @@ async function call(url: string, text: string): Promise<{ firstMs: number; total
     firstMs ??= performance.now() - started;
     body += Buffer.from(chunk).toString("utf8");
   }
-  if (!body.includes(expected)) throw new Error(`the answer lacks ${expected}: HTTP ${res.status} ${body.slice(0, 500)}`);
+  if (!body.includes(expected))
+    throw new Error(`the answer lacks ${expected}: HTTP ${res.status} ${body.slice(0, 500)}`);
   return { firstMs: firstMs ?? Number.NaN, totalMs: performance.now() - started };
 }
 
@@ -194,8 +213,7 @@ try {
   const of = (pick: (c: (typeof cold)[number]) => number | undefined) =>
     percentiles(cold.map(pick).filter((n): n is number => n !== undefined));
   const result = {
-    scenario:
-      `plugin function cold start in npm run start:aws-local, ${options.package ? `${options.pluginId} (${options.tool})` : "echo-tool fixture"} (code zip from the real plugin builder, the layer's bootstrap, Runtime API in streaming mode)`,
+    scenario: `plugin function cold start in npm run start:aws-local, ${options.package ? `${options.pluginId} (${options.tool})` : "echo-tool fixture"} (code zip from the real plugin builder, the layer's bootstrap, Runtime API in streaming mode)`,
     runs,
     install_ms: installMs,
     memory_size_mib: cold[0]?.report.memorySizeMiB,
