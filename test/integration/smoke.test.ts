@@ -8,6 +8,7 @@ import { createServer } from "node:net";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestDaemon, TEST_KEY, type TestDaemon } from "../support/local-daemon.js";
+import { expectEveryPathPassed } from "../support/smoke-output.js";
 
 const SMOKE = fileURLToPath(new URL("../../scripts/smoke.ts", import.meta.url));
 const INNER_KEY = "smoke-inner-api-key";
@@ -62,23 +63,9 @@ describe("npm run smoke against the local daemon", () => {
     ]);
     console.log(output);
     expect(code, output).toBe(0);
-    for (const path of [
-      "health",
-      "auth",
-      "upload",
-      "install",
-      "stream",
-      "backwards",
-      "endpoint",
-      "storage",
-      "large-request",
-      "uninstall",
-    ]) {
-      expect(output, path).toMatch(new RegExp(`^PASS  ${path} `, "m"));
-    }
+    expectEveryPathPassed(output);
     // Plugin paths report a cold and a warm timing.
     expect(output).toMatch(/^PASS {2}stream +cold +\d+ ms {2}warm +\d+ ms/m);
-    expect(output).toMatch(/LLM answered "pong from the stand-in"/);
     expect(output).toMatch(/^10 passed, 0 failed$/m);
   }, 600_000);
 
