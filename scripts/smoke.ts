@@ -14,6 +14,7 @@ import { randomUUID } from "node:crypto";
 import { Command, InvalidArgumentError } from "commander";
 import { packSmokePlugin, SMOKE_PLUGIN_ID } from "./smoke/fixture-plugin.js";
 import { type InnerApiStandIn, STAND_IN_ANSWER, startInnerApiStandIn } from "./smoke/inner-api-stand-in.js";
+import { SMOKE_PATHS } from "./smoke/paths.js";
 
 interface Options {
   url: string;
@@ -42,18 +43,6 @@ interface Envelope {
   data: any;
 }
 
-const PATHS = [
-  "health",
-  "auth",
-  "upload",
-  "install",
-  "stream",
-  "backwards",
-  "endpoint",
-  "storage",
-  "large-request",
-  "uninstall",
-] as const;
 const LARGE_REQUEST_BYTES = 5 * 1024 * 1024;
 const STORAGE_BYTES = 100 * 1024;
 
@@ -94,7 +83,7 @@ function parseArgs(argv: string[]): Options {
     .option("--llm-model <model>", "model for the backwards call", "stand-in-chat")
     .option(
       "--skip <paths>",
-      `comma-separated paths to leave out (${PATHS.join(", ")})`,
+      `comma-separated paths to leave out (${SMOKE_PATHS.join(", ")})`,
       (v: string) =>
         v
           .split(",")
@@ -108,7 +97,7 @@ function parseArgs(argv: string[]): Options {
   const o = program.opts<Omit<Options, "url"> & { url: string; key?: string }>();
   if (!o.key) program.error("error: --key (or PLUGIN_DAEMON_KEY) is required");
   for (const s of o.skip)
-    if (!(PATHS as readonly string[]).includes(s)) program.error(`error: --skip: unknown path "${s}"`);
+    if (!(SMOKE_PATHS as readonly string[]).includes(s)) program.error(`error: --skip: unknown path "${s}"`);
   return { ...o, url: o.url.replace(/\/+$/, ""), key: o.key! };
 }
 
@@ -202,7 +191,7 @@ async function runSmoke(o: Options, log: (line: string) => void): Promise<Outcom
   const state: { uid?: string; installed?: boolean; hookId?: string; endpointId?: string } = {};
 
   const step = async (
-    path: (typeof PATHS)[number],
+    path: (typeof SMOKE_PATHS)[number],
     run: () => Promise<{ detail: string; coldMs?: number; warmMs?: number }>,
     needs?: keyof typeof state,
   ) => {

@@ -1,19 +1,6 @@
 /** What a passing run of scripts/smoke.ts prints, checked the same way against every daemon it runs on. */
 import { expect } from "vitest";
-
-/** Every path the smoke test checks, in its order. */
-export const SMOKE_PATHS = [
-  "health",
-  "auth",
-  "upload",
-  "install",
-  "stream",
-  "backwards",
-  "endpoint",
-  "storage",
-  "large-request",
-  "uninstall",
-] as const;
+import { SMOKE_PATHS } from "../../scripts/smoke/paths.js";
 
 export function expectEveryPathPassed(output: string): void {
   for (const path of SMOKE_PATHS) expect(output, path).toMatch(new RegExp(`^PASS  ${path} `, "m"));
