@@ -40,7 +40,7 @@ try {
     envInitTimeoutSeconds: 120,
   });
   const installStarted = Date.now();
-  await runtime.install({ uniqueIdentifier: uid, declaration, archive }, () => undefined);
+  await runtime.install({ uniqueIdentifier: uid, declaration, archive: async () => archive }, () => undefined);
   const installMs = Date.now() - installStarted;
   await runtime.close();
 

@@ -116,7 +116,7 @@ class StoreTarget implements MigrationTarget {
   async prepareRuntime(uid: string, progress: (line: string) => void) {
     const record = await this.packages.get(uid);
     if (!record) throw new Error(`package ${uid} is not stored`);
-    const archive = await this.intake.archiveOf(uid);
+    const archive = () => this.intake.archiveOf(uid);
     await (await this.runtime()).install({ uniqueIdentifier: uid, declaration: record.declaration, archive }, progress);
   }
   async close() {

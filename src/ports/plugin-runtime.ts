@@ -27,10 +27,17 @@ export type BackwardsInvocationHandler = (
   request: BackwardsInvocationRequest,
 ) => AsyncIterable<BackwardsInvocationEvent>;
 
+/**
+ * What a runtime installs from: the identifier and declaration (always at hand, from the package
+ * record) and the package itself, read and unpacked only when called. A runtime that runs the
+ * files in this process (local) loads it; one that builds from the stored package elsewhere
+ * (the Lambda runtime's builder reads it from the bucket) never does, so installing there does
+ * not download and unzip the whole package for nothing.
+ */
 export interface InstallablePlugin {
   uniqueIdentifier: string;
   declaration: PluginDeclaration;
-  archive: PackageArchive;
+  archive: () => Promise<PackageArchive>;
 }
 
 export interface InvokeOptions {

@@ -272,7 +272,8 @@ export class Installer {
     await this.deps.claims.claim(id.raw, tenantId);
     try {
       if (!(await this.deps.runtime.isInstalled(id.raw))) {
-        const archive = await this.deps.intake.archiveOf(id.raw);
+        // Read from the blob store only if the runtime asks: the Lambda runtime builds from the stored package.
+        const archive = () => this.deps.intake.archiveOf(id.raw);
         await this.deps.runtime.install(
           { uniqueIdentifier: id.raw, declaration: record.declaration, archive },
           note,

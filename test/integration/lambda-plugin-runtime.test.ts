@@ -30,13 +30,22 @@ import {
   streamFromRuntime,
 } from "../../src/aws-local/lambda-service.js";
 import { type DaemonConfig, loadConfig } from "../../src/config.js";
+import { packageBlobKey } from "../../src/domain/blob-keys.js";
 import { loadDeclaration } from "../../src/domain/declaration.js";
 import { formatUniqueIdentifier } from "../../src/domain/identifier.js";
 import type { PluginDeclaration } from "../../src/domain/manifest.js";
-import { DEFAULT_PACKAGE_LIMITS, type PackageArchive, readPackage } from "../../src/domain/package-archive.js";
+import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
+import type { BlobStore } from "../../src/ports/blob-store.js";
 import { installJobPayloadSchema } from "../../src/ports/install-queue.js";
+import type { Marketplace } from "../../src/ports/marketplace.js";
 import type { InstallablePlugin, PluginRequest, SessionOutput } from "../../src/ports/plugin-runtime.js";
+import { Installer } from "../../src/services/installer.js";
+import { PackageIntake } from "../../src/services/package-intake.js";
+import { InstallTasks } from "../../src/stores/install-tasks.js";
+import { Installations } from "../../src/stores/installations.js";
+import { PackageRecords } from "../../src/stores/package-records.js";
+import { RuntimeClaims } from "../../src/stores/runtime-claims.js";
 import { type AwsTestEndpoint, awsTestEndpoint } from "../support/aws-resources.js";
 import { buildSdkVenv, type SandboxPool, type SdkVenv, sandboxes } from "../support/lambda-sandboxes.js";
 import { buildPackage } from "../support/package-builder.js";
@@ -71,7 +80,7 @@ interface Plugin extends InstallablePlugin {
 
 /** The echo-tool fixture as a real package, with `resource` fields overridden per test. */
 async function echoTool(resource: Record<string, unknown> = {}, runner: Record<string, unknown> = {}): Promise<Plugin> {
-  const archive: PackageArchive = await readPackage(await buildPackage(filesOf(ECHO_TOOL)), DEFAULT_PACKAGE_LIMITS);
+  const archive = await readPackage(await buildPackage(filesOf(ECHO_TOOL)), DEFAULT_PACKAGE_LIMITS);
   const base = loadDeclaration(
     (p) => archive.file(p),
     archive.entries.map((e) => e.name),
@@ -92,7 +101,9 @@ async function echoTool(resource: Record<string, unknown> = {}, runner: Record<s
     version: "0.0.1",
     checksum,
   });
-  return { uniqueIdentifier, declaration, archive };
+  // The Lambda runtime builds from the package in the bucket: reading it here would be waste.
+  const unread = () => Promise.reject(new Error("the Lambda runtime read the package archive"));
+  return { uniqueIdentifier, declaration, archive: unread };
 }
 
 function testConfig(overrides: Record<string, string> = {}): DaemonConfig {
@@ -437,6 +448,50 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
     expect(fake.functions.has(pluginFunctionName("dify-plugin-", plugin.uniqueIdentifier))).toBe(false);
     expect(await rt.isInstalled(plugin.uniqueIdentifier)).toBe(false);
     await expect(rt.remove(plugin.uniqueIdentifier)).resolves.toBeUndefined();
+  });
+});
+
+describe("Installer with the Lambda runtime", () => {
+  it("installs without reading the package from the blob store: the builder reads it from the bucket", async () => {
+    const stored = new Map<string, Uint8Array>();
+    const reads: string[] = [];
+    const blobs: BlobStore = {
+      put: async (key, body) => void stored.set(key, body),
+      get: async (key) => (reads.push(key), stored.get(key)),
+      exists: async (key) => stored.has(key),
+      delete: async (key) => void stored.delete(key),
+    };
+    const packages = new PackageRecords(items, blobs);
+    const intake = new PackageIntake(packages, {
+      limits: DEFAULT_PACKAGE_LIMITS,
+      forceVerifyingSignature: false,
+      extraPublicKeysPem: [],
+    });
+    const tasks = new InstallTasks(items);
+    const jobs: Array<{ tenantId: string; taskId: string }> = [];
+    const installer = new Installer({
+      packages,
+      intake,
+      installations: new Installations(items),
+      tasks,
+      runtime: runtime(),
+      marketplace: {} as Marketplace,
+      queue: { enqueue: async (job) => void jobs.push(job) },
+      runtimeType: "serverless",
+      claims: new RuntimeClaims(items, { installLeaseMs: 60_000, removalLeaseMs: 60_000 }),
+      installTimeoutMs: 60_000,
+    });
+    const { unique_identifier: uid } = await intake.accept(await buildPackage(filesOf(ECHO_TOOL)), false);
+
+    const start = await installer.installFromIdentifiers(TENANT, [uid], "package", [{}]);
+    for (const job of jobs) await installer.runTask(job.tenantId, job.taskId);
+
+    const task = (await tasks.get(TENANT, start.task_id))?.task;
+    expect(task?.plugins.map((p) => [p.status, p.message])).toEqual([["success", "installed"]]);
+    expect(fake.callsOf("Invoke")[0]?.body).toMatchObject({ bucket: BUCKET, package_key: packageBlobKey(uid) });
+    expect(fake.functions.has(pluginFunctionName("dify-plugin-", uid))).toBe(true);
+    // Before, every install downloaded and unzipped the whole package only to hand it to a runtime that ignored it.
+    expect(reads).toEqual([]);
   });
 });
 

@@ -77,7 +77,8 @@ export async function buildEnvironment(
     runInstaller(python.path, command, args, staging, options, progress, signal);
   try {
     progress("unpacking plugin");
-    for (const entry of plugin.archive.entries) {
+    const archive = await plugin.archive();
+    for (const entry of archive.entries) {
       const target = join(staging, entry.name);
       await mkdir(dirname(target), { recursive: true });
       await writeFile(target, entry.data);
