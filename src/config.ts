@@ -35,6 +35,16 @@ const list = z
       .filter(Boolean),
   );
 
+/** The log levels LOG_LEVEL names; any other value is info. */
+export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
+export type ConfiguredLogLevel = (typeof LOG_LEVELS)[number];
+
+/** LOG_LEVEL as given (any case), or info when it names no level. */
+export function logLevelOf(value: string | undefined): ConfiguredLogLevel {
+  const level = (value ?? "info").toLowerCase();
+  return (LOG_LEVELS as readonly string[]).includes(level) ? (level as ConfiguredLogLevel) : "info";
+}
+
 const envSchema = z.object({
   SERVER_HOST: z.string().default("0.0.0.0"),
   SERVER_PORT: int(5002),
@@ -114,7 +124,7 @@ const envSchema = z.object({
   STREAM_KEEPALIVE_MS: int(60_000),
   /** Before a stream's first chunk the response is held back (Dify's first-token timeout) at most this long. */
   STREAM_FIRST_CHUNK_WAIT_MS: int(240_000),
-  LOG_LEVEL: z.string().default("info"),
+  LOG_LEVEL: z.string().optional().transform(logLevelOf),
   /** The local daemon serves Prometheus metrics at GET /metrics, without a key (upstream name and default). */
   PROMETHEUS_ENABLED: bool(true),
   /** The daemon's own auto-upgrade check (docs/auto-upgrade.md); turn Dify's off when this is on. */
@@ -221,6 +231,14 @@ const lineLimitSchema = envSchema.pick({ PLUGIN_RUNTIME_MAX_BUFFER_SIZE: true, P
 export function requestLimits(env: NodeJS.ProcessEnv = process.env): { maxBodyBytes: number; maxJsonDepth: number } {
   const parsed = requestLimitsSchema.safeParse(env);
   return requestLimitsOf(parsed.success ? parsed.data : requestLimitsSchema.parse({}));
+}
+
+const logLevelSchema = envSchema.pick({ LOG_LEVEL: true });
+
+/** The log level, for the logger, which exists before any daemon does; the daemon's config has the same. */
+export function logLevel(env: NodeJS.ProcessEnv = process.env): ConfiguredLogLevel {
+  const parsed = logLevelSchema.safeParse(env);
+  return parsed.success ? parsed.data.LOG_LEVEL : "info";
 }
 
 /** The plugin output line cap, for code that sees no daemon (a plugin process's connection). */

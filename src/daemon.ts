@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
 import { HttpMarketplace } from "./adapters/http-marketplace.js";
 import { type DaemonConfig, loadConfig } from "./config.js";
-import { logger } from "./logger.js";
+import { logger, setLogLevel } from "./logger.js";
 import type { BlobStore } from "./ports/blob-store.js";
 import type { DifyInnerApi } from "./ports/dify-inner-api.js";
 import type { InstallQueue } from "./ports/install-queue.js";
@@ -276,6 +276,7 @@ let shared: Promise<Daemon> | undefined;
 export function sharedDaemon(): Promise<Daemon> {
   shared ??= (async () => {
     const config = loadConfig();
+    setLogLevel(config.logLevel);
     const adapters = config.storeBackend === "aws" ? await awsAdapters(config) : await localAdapters(config);
     return createDaemon(config, adapters);
   })();

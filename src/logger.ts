@@ -1,2 +1,2 @@
 /** Structured JSON logs: Powertools Logger in Lambda (CloudWatch), pino locally (stdout); see observability/logger.ts. */
-export { logger } from "./observability/logger.js";
+export { logger, setLogLevel } from "./observability/logger.js";

@@ -2,13 +2,16 @@
  * The daemon's logger: JSON lines with the same fields in Lambda and locally. In a Lambda
  * function it is Powertools Logger (level, message, timestamp, service, the function's context,
  * cold start, X-Ray trace id); elsewhere pino, shaped the same way. Every line carries the
- * request's fields (log-context.ts) and passes redaction first (redaction.ts). The level is
- * LOG_LEVEL (trace, debug, info, warn, error, fatal, silent), read once when this loads.
+ * request's fields (log-context.ts) and passes redaction first (redaction.ts). The level is the
+ * configuration's (config.ts, LOG_LEVEL: trace, debug, info, warn, error, fatal, silent): read
+ * from the environment when this loads, and set again from the daemon's config when the
+ * process's daemon is built (setLogLevel).
  *
  * Call shape is pino's: `logger.warn({ fields }, "message")` or `logger.warn("message")`.
  */
 import { Logger as PowertoolsLogger } from "@aws-lambda-powertools/logger";
 import { type Logger as PinoLogger, pino } from "pino";
+import { type ConfiguredLogLevel, logLevel as configuredLogLevel } from "../config.js";
 import { logContext } from "./log-context.js";
 import { redact, redactText } from "./redaction.js";
 
@@ -23,20 +26,18 @@ export type DaemonLogger = Record<LogLevel, LogFn>;
 
 export const SERVICE_NAME = process.env.POWERTOOLS_SERVICE_NAME || "dify-plugin-daemon";
 
-const LEVELS: readonly string[] = ["trace", "debug", "info", "warn", "error", "fatal", "silent"];
-
-/** LOG_LEVEL as given, or info when it names no level. */
-export function logLevelOf(value: string | undefined): LogLevel | "silent" {
-  const level = (value ?? "info").toLowerCase();
-  return (LEVELS.includes(level) ? level : "info") as LogLevel | "silent";
-}
-
 export const inLambda = (): boolean =>
   Boolean(process.env.AWS_LAMBDA_FUNCTION_NAME) && process.env.AWS_LAMBDA_FUNCTION_NAME !== "local";
 
 type Write = (level: LogLevel, fields: Record<string, unknown>, message: string) => void;
 
-function pinoWriter(level: LogLevel | "silent", destination?: NodeJS.WritableStream): Write {
+/** A writer whose level can change (the process's own, set again from the daemon's config). */
+interface LevelledWrite {
+  write: Write;
+  setLevel(level: ConfiguredLogLevel): void;
+}
+
+function pinoWriter(level: ConfiguredLogLevel, destination?: NodeJS.WritableStream): LevelledWrite {
   const options = {
     level,
     base: { service: SERVICE_NAME },
@@ -45,7 +46,12 @@ function pinoWriter(level: LogLevel | "silent", destination?: NodeJS.WritableStr
     formatters: { level: (label: string) => ({ level: label.toUpperCase() }) },
   };
   const log: PinoLogger = destination ? pino(options, destination) : pino(options);
-  return (lvl, fields, message) => log[lvl](fields, message);
+  return {
+    write: (lvl, fields, message) => log[lvl](fields, message),
+    setLevel: (next) => {
+      log.level = next;
+    },
+  };
 }
 
 let powertools: PowertoolsLogger | undefined;
@@ -55,13 +61,18 @@ export function powertoolsLogger(): PowertoolsLogger | undefined {
   return powertools;
 }
 
-function powertoolsWriter(level: LogLevel | "silent"): Write {
-  const logLevel = level === "fatal" ? "CRITICAL" : level === "silent" ? "SILENT" : (level.toUpperCase() as "INFO");
-  powertools = new PowertoolsLogger({ serviceName: SERVICE_NAME, logLevel });
-  const log = powertools;
-  return (lvl, fields, message) => {
-    if (lvl === "fatal") log.critical(message, fields);
-    else log[lvl](message, fields);
+const powertoolsLevel = (level: ConfiguredLogLevel) =>
+  level === "fatal" ? "CRITICAL" : level === "silent" ? "SILENT" : (level.toUpperCase() as "INFO");
+
+function powertoolsWriter(level: ConfiguredLogLevel): LevelledWrite {
+  const log = new PowertoolsLogger({ serviceName: SERVICE_NAME, logLevel: powertoolsLevel(level) });
+  powertools = log;
+  return {
+    write: (lvl, fields, message) => {
+      if (lvl === "fatal") log.critical(message, fields);
+      else log[lvl](message, fields);
+    },
+    setLevel: (next) => log.setLogLevel(powertoolsLevel(next)),
   };
 }
 
@@ -85,18 +96,29 @@ export function createLogger(write: Write): DaemonLogger {
 
 /** A pino-backed logger writing to `destination`: for tests that read the log lines. */
 export const loggerTo = (destination: NodeJS.WritableStream, level: LogLevel = "trace"): DaemonLogger =>
-  createLogger(pinoWriter(level, destination));
+  createLogger(pinoWriter(level, destination).write);
 
-const level = logLevelOf(process.env.LOG_LEVEL);
-let writer: Write = inLambda() ? powertoolsWriter(level) : pinoWriter(level);
+let level = configuredLogLevel();
+const processWriter: LevelledWrite = inLambda() ? powertoolsWriter(level) : pinoWriter(level);
+/** Where captureLogs sends the lines while a test reads them. */
+let captured: Write | undefined;
 
-export const logger: DaemonLogger = createLogger((lvl, fields, message) => writer(lvl, fields, message));
+export const logger: DaemonLogger = createLogger((lvl, fields, message) =>
+  (captured ?? processWriter.write)(lvl, fields, message),
+);
+
+/** The process's level from now on: the daemon's configured one (DaemonConfig.logLevel). */
+export function setLogLevel(next: ConfiguredLogLevel): void {
+  if (next === level) return;
+  level = next;
+  processWriter.setLevel(next);
+}
 
 /** Sends the process's log lines to `destination` instead (tests capture them); returns a restore. */
 export function captureLogs(destination: NodeJS.WritableStream, captureLevel: LogLevel = "trace"): () => void {
-  const previous = writer;
-  writer = pinoWriter(captureLevel, destination);
+  const previous = captured;
+  captured = pinoWriter(captureLevel, destination).write;
   return () => {
-    writer = previous;
+    captured = previous;
   };
 }

@@ -1,6 +1,6 @@
 /** What never reaches a log line: secret-named fields, registered secret values anywhere, errors flattened. */
 import { describe, expect, it } from "vitest";
-import { logLevelOf } from "../../src/observability/logger.js";
+import { loadConfig, logLevel, logLevelOf } from "../../src/config.js";
 import { redact, redactText, registerSecret } from "../../src/observability/redaction.js";
 
 describe("log redaction", () => {
@@ -44,5 +44,9 @@ describe("log redaction", () => {
     expect(logLevelOf("silent")).toBe("silent");
     expect(logLevelOf("verbose")).toBe("info");
     expect(logLevelOf(undefined)).toBe("info");
+    // The logger's level (read before any daemon exists) and the daemon's configured one agree.
+    for (const LOG_LEVEL of ["Warn", "verbose", ""])
+      expect(loadConfig({ LOG_LEVEL }).logLevel).toBe(logLevel({ LOG_LEVEL }));
+    expect(loadConfig({ LOG_LEVEL: "Warn" }).logLevel).toBe("warn");
   });
 });
