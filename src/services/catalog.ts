@@ -1,6 +1,7 @@
 /**
- * Read views over a tenant's installations joined with their declarations: the plugin list and
- * the per-kind provider lists (tools, models, agent strategies, datasources, triggers).
+ * Read views over a tenant's installations joined with their declarations: the plugin list, the
+ * category search, the per-kind provider lists (tools, models, agent strategies, datasources,
+ * triggers) and the questions Dify asks about them (which are missing, which tools exist).
  */
 import { declarationCategory } from "../domain/declaration-facts.js";
 import { parseUniqueIdentifier } from "../domain/identifier.js";
@@ -38,6 +39,13 @@ export interface ListFilters {
   language?: string;
 }
 
+/** An identifier Dify expects installed that the tenant has not, or has in another version. */
+export interface MissingInstallation {
+  plugin_unique_identifier: string;
+  /** The identifier installed now; empty when the plugin is not installed at all. */
+  current_identifier: string;
+}
+
 export class Catalog {
   constructor(
     private readonly installations: Installations,
@@ -53,6 +61,92 @@ export class Catalog {
   async installedPlugin(tenantId: string, pluginId: string): Promise<InstalledPlugin | undefined> {
     const stored = await this.installations.get(tenantId, pluginId);
     return stored ? this.join(stored.installation) : undefined;
+  }
+
+  /** The identifier the tenant has installed for a plugin, if any. */
+  async currentIdentifier(tenantId: string, pluginId: string): Promise<string | undefined> {
+    return (await this.installations.get(tenantId, pluginId))?.installation.plugin_unique_identifier;
+  }
+
+  /**
+   * Whether any tenant has the package installed, as upstream's `plugins` table answers it (a
+   * stored package alone does not count; internal/service/decode_service.go FetchPluginFromIdentifier).
+   */
+  async installedAnywhere(uniqueIdentifier: string): Promise<boolean> {
+    return (await this.packages.users(uniqueIdentifier)).length > 0;
+  }
+
+  /** The ids of the tenant's plugins in a category, once each (see providesCategory). */
+  async pluginIds(tenantId: string, category: PluginCategory): Promise<string[]> {
+    const ids = (await this.installed(tenantId))
+      .filter((p) => Catalog.providesCategory(p, category))
+      .map((p) => p.installation.plugin_id);
+    return [...new Set(ids)];
+  }
+
+  /** The installed plugins among `pluginIds`, in their order; ids not installed are left out. */
+  async installedPlugins(tenantId: string, pluginIds: string[]): Promise<InstalledPlugin[]> {
+    const found = await Promise.all(pluginIds.map((id) => this.installedPlugin(tenantId, id)));
+    return found.filter((p): p is InstalledPlugin => p !== undefined);
+  }
+
+  /** Of `uniqueIdentifiers`, those the tenant does not have installed in exactly that version. */
+  async missing(tenantId: string, uniqueIdentifiers: string[]): Promise<MissingInstallation[]> {
+    const missing: MissingInstallation[] = [];
+    for (const raw of uniqueIdentifiers) {
+      const current = await this.currentIdentifier(tenantId, parseUniqueIdentifier(raw).pluginId);
+      if (current !== raw) missing.push({ plugin_unique_identifier: raw, current_identifier: current ?? "" });
+    }
+    return missing;
+  }
+
+  /** `/:category/list`: the tenant's plugins of a category that pass the filters. */
+  async search(tenantId: string, category: PluginCategory, filters: ListFilters): Promise<InstalledPlugin[]> {
+    return (await this.installed(tenantId)).filter(
+      (p) => Catalog.category(p) === category && Catalog.matchesListFilters(p, filters),
+    );
+  }
+
+  /** The provider rows of one kind, one per plugin that declares it. */
+  async providers(tenantId: string, kind: ProviderKind) {
+    return (await this.installed(tenantId)).map((p) => Catalog.providerEntry(p, kind)).filter((r) => r !== undefined);
+  }
+
+  /** The provider row of one kind a plugin declares; undefined when it is not installed or has none. */
+  async provider(tenantId: string, pluginId: string, kind: ProviderKind) {
+    const plugin = await this.installedPlugin(tenantId, pluginId);
+    return plugin && Catalog.providerEntry(plugin, kind);
+  }
+
+  /** For each (plugin, provider) pair, whether the tenant has that plugin with that tool provider. */
+  async toolsExist(tenantId: string, pairs: Array<{ plugin_id: string; provider_name: string }>): Promise<boolean[]> {
+    return Promise.all(
+      pairs.map(
+        async ({ plugin_id, provider_name }) =>
+          (await this.provider(tenantId, plugin_id, "tool"))?.provider === provider_name,
+      ),
+    );
+  }
+
+  /** `models/bindings`: which installation serves each model provider, with its version. */
+  async modelBindings(tenantId: string) {
+    return (await this.installed(tenantId)).flatMap((p) => {
+      const entry = Catalog.providerEntry(p, "model");
+      if (!entry) return [];
+      const { installation } = p;
+      return [
+        {
+          provider: entry.provider,
+          installation_id: installation.id,
+          plugin_id: installation.plugin_id,
+          plugin_unique_identifier: installation.plugin_unique_identifier,
+          runtime_type: installation.runtime_type,
+          source: installation.source,
+          version: parseUniqueIdentifier(installation.plugin_unique_identifier).version,
+          verified: p.verified,
+        },
+      ];
+    });
   }
 
   /** The row shape of `management/list`. */
