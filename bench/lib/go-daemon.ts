@@ -168,6 +168,8 @@ function asPostgres(cmd: string, args: string[]): [string, string[]] {
 
 interface Postgres {
   port: number;
+  /** The postmaster's pid (its backends are its children); pg_ctl detaches it from us. */
+  pid(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -223,7 +225,15 @@ async function startPostgres(dir: string, log: (line: string) => void): Promise<
     },
   );
   log(`PostgreSQL ${bin.split("/").at(-2)} on 127.0.0.1:${port}`);
-  return { port, stop };
+  const pid = () => {
+    try {
+      const n = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      return Number.isInteger(n) && n > 0 ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+  return { port, pid, stop };
 }
 
 function redisPing(port: number, password: string): Promise<boolean> {
@@ -294,6 +304,13 @@ export interface GoDaemonOptions {
 
 export interface RunningGoDaemon extends RunningDaemon {
   remotePort?: number;
+  /** Roots of the process trees of PostgreSQL and Redis, which upstream needs beside it. */
+  servicePids(): number[];
+  /**
+   * Stops only the server (SIGTERM; its plugin processes with it) and starts it again on the same
+   * data, database and Redis, as after a host restart of the daemon alone.
+   */
+  restart(options?: { healthPollMs?: number }): Promise<RunningGoDaemon>;
 }
 
 export async function startGoDaemon(options: GoDaemonOptions, log: (line: string) => void): Promise<RunningGoDaemon> {
@@ -374,6 +391,21 @@ async function startServer(
     },
   );
 
+  return spawnServer(options, env, port, remotePort, pg, redis, 100);
+}
+
+async function spawnServer(
+  options: GoDaemonOptions,
+  env: NodeJS.ProcessEnv,
+  port: number,
+  remotePort: number | undefined,
+  pg: Postgres,
+  redis: Awaited<ReturnType<typeof startRedis>>,
+  healthPollMs: number,
+): Promise<RunningGoDaemon> {
+  const { workDir } = options;
+  const home = join(workDir, "go");
+  const spawnedAtMs = performance.now();
   const managed = startProcess("go daemon", options.build.server, [], {
     cwd: home,
     env,
@@ -388,9 +420,10 @@ async function startServer(
     `Go daemon on ${baseUrl}`,
     () => httpOk(`${baseUrl}/health/check`),
     90_000,
-    100,
+    healthPollMs,
     () => exitedEarly,
   );
+  const healthyAtMs = performance.now();
   return {
     name: "go",
     baseUrl,
@@ -401,6 +434,13 @@ async function startServer(
     process: managed,
     describe: `upstream ${options.build.commit.slice(0, 12)} (${options.build.goVersion.replace(/^go version /, "")}), PostgreSQL + Redis on loopback`,
     remotePort,
+    spawnedAtMs,
+    healthyAtMs,
+    servicePids: () => [pg.pid(), redis.process.pid].filter((p): p is number => p !== undefined),
+    async restart(o = {}) {
+      await managed.stop(10_000);
+      return spawnServer(options, env, port, remotePort, pg, redis, o.healthPollMs ?? 100);
+    },
     async stop() {
       await managed.stop(10_000);
       await redis.process.stop(3000);

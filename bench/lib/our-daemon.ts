@@ -27,6 +27,12 @@ export interface OurDaemonOptions {
   dataDir?: string;
   cpuProfileDir?: string;
   logDir: string;
+  /** "bundle" mode: run this already-built entry instead of bundling the working tree again. */
+  bundleEntry?: string;
+  /** More environment (e.g. PLUGIN_IDLE_TIMEOUT), over the benchmark's configuration. */
+  env?: NodeJS.ProcessEnv;
+  /** How often the health check is polled while starting (ms; default 100). */
+  healthPollMs?: number;
 }
 
 export interface RunningDaemon {
@@ -40,6 +46,9 @@ export interface RunningDaemon {
   dataDir: string;
   process: Managed;
   describe: string;
+  /** performance.now() when the process was spawned and when its health check first answered. */
+  spawnedAtMs: number;
+  healthyAtMs: number;
   stop(): Promise<void>;
 }
 
@@ -71,6 +80,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
     PYTHON_INTERPRETER_PATH: options.python,
     UV_PATH: options.uv,
     PLUGIN_REMOTE_INSTALLING_ENABLED: "false",
+    ...options.env,
   };
   const prof = options.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfileDir}`] : [];
   let command: string;
@@ -78,7 +88,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   let describe: string;
   if (options.mode === "bundle") {
     command = process.execPath;
-    args = [...prof, "--enable-source-maps", await bundleLocalDaemon()];
+    args = [...prof, "--enable-source-maps", options.bundleEntry ?? (await bundleLocalDaemon())];
     describe = "node bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle, as npm start runs it)";
   } else if (prof.length) {
     // The tsx CLI does not pass --cpu-prof on (and NODE_OPTIONS refuses it): run its loader directly.
@@ -90,6 +100,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
     args = [join("src", "local", "main.ts")];
     describe = "tsx src/local/main.ts (what npm start runs)";
   }
+  const spawnedAtMs = performance.now();
   const managed = startProcess(`ours (${options.mode})`, command, args, {
     cwd: repoRoot,
     env,
@@ -104,9 +115,10 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
     `our daemon on ${baseUrl}`,
     () => httpOk(`${baseUrl}/health/check`),
     60_000,
-    100,
+    options.healthPollMs ?? 100,
     () => exitedEarly,
   );
+  const healthyAtMs = performance.now();
   const servingPid = () => {
     // tsx CLI → node child (serving) → python plugins; plain node serves itself.
     const child = processTree(managed.pid).find((s) => s.pid !== managed.pid && s.comm === "node");
@@ -121,6 +133,8 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
     dataDir,
     process: managed,
     describe,
+    spawnedAtMs,
+    healthyAtMs,
     stop: () => managed.stop(10_000),
   };
 }

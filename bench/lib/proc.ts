@@ -19,7 +19,7 @@ function clockTicks(): number {
   return ticksPerSecond;
 }
 
-interface StatLine {
+export interface StatLine {
   pid: number;
   comm: string;
   ppid: number;
@@ -54,6 +54,16 @@ export function rssBytes(pid: number): number | undefined {
   }
 }
 
+/** Proportional set size (Pss in /proc/<pid>/smaps_rollup): shared pages divided among their users. */
+export function pssBytes(pid: number): number | undefined {
+  try {
+    const kb = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, "utf8"))?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
+
 export function cmdline(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ").trim();
@@ -62,14 +72,19 @@ export function cmdline(pid: number): string {
   }
 }
 
-/** The process and all its descendants, with their stat lines. */
-export function processTree(root: number): StatLine[] {
+/** Every process on the machine, with its stat line. */
+export function allProcesses(): StatLine[] {
   const all: StatLine[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
     const stat = readStat(Number(name));
     if (stat) all.push(stat);
   }
+  return all;
+}
+
+/** The process and all its descendants, with their stat lines (from `all`, or a fresh reading). */
+export function processTree(root: number, all: StatLine[] = allProcesses()): StatLine[] {
   const children = new Map<number, StatLine[]>();
   for (const s of all) {
     const list = children.get(s.ppid) ?? [];
