@@ -3,4 +3,4 @@ import { bufferedHandler } from "../src/http/apigateway.js";
 import { groupRuntime } from "../src/routes/group-runtime.js";
 import { managementGroup } from "../src/routes/management.js";
 
-export const handler = bufferedHandler(groupRuntime(managementGroup));
+export const handler = bufferedHandler(groupRuntime("management", managementGroup));

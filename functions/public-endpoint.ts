@@ -3,4 +3,4 @@ import { streamingHandler } from "../src/http/apigateway.js";
 import { groupRuntime } from "../src/routes/group-runtime.js";
 import { publicEndpointGroup } from "../src/routes/public-endpoint.js";
 
-export const handler = streamingHandler(groupRuntime(publicEndpointGroup));
+export const handler = streamingHandler(groupRuntime("public-endpoint", publicEndpointGroup));

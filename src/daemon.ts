@@ -13,6 +13,7 @@ import type { DifyInnerApi } from "./ports/dify-inner-api.js";
 import type { InstallQueue } from "./ports/install-queue.js";
 import type { ItemStore } from "./ports/item-store.js";
 import type { PluginRuntime } from "./ports/plugin-runtime.js";
+import type { GroupDeps } from "./routes/group-runtime.js";
 import type { AutoUpgrade } from "./services/auto-upgrade.js";
 import { BackwardsInvocations } from "./services/backwards-invocation.js";
 import { BundleIntake } from "./services/bundle-intake.js";
@@ -27,6 +28,7 @@ import { PackageIntake } from "./services/package-intake.js";
 import { Readmes } from "./services/readmes.js";
 import { RemotePlugins } from "./services/remote-plugins.js";
 import { registeringSessions } from "./services/session-registry.js";
+import { TaskCleanup } from "./services/task-cleanup.js";
 import { DebuggingKeys } from "./stores/debugging-keys.js";
 import { Endpoints } from "./stores/endpoints.js";
 import { InstallTasks } from "./stores/install-tasks.js";
@@ -38,33 +40,24 @@ import { PluginStorage } from "./stores/plugin-storage.js";
 import { RuntimeClaims } from "./stores/runtime-claims.js";
 import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgrade-strategies.js";
 
+/**
+ * The daemon as its entry points see it (the Lambda handlers, the local daemon, the scripts):
+ * what they run themselves, and each route group's dependencies, wired here once.
+ */
 export interface Daemon {
   config: DaemonConfig;
+  /** The key callers present as X-Api-Key (src/daemon-key.ts). */
   daemonKey: () => Promise<string>;
-  items: ItemStore;
-  blobs: BlobStore;
-  packages: PackageRecords;
-  intake: PackageIntake;
-  bundles: BundleIntake;
-  installations: Installations;
-  tasks: InstallTasks;
+  /** The local daemon recovers it on start and connects remote-debugging plugins to it. */
+  runtime: PluginRuntime;
+  /** The install worker runs its tasks; the local daemon fails those a previous run left unfinished. */
   installer: Installer;
-  catalog: Catalog;
-  readmes: Readmes;
-  prefetch: MarketplacePrefetch;
   /** Plugins connected over the remote-debugging port, as installations (local daemon only). */
   remotePlugins: RemotePlugins;
-  runtime: PluginRuntime;
-  dispatcher: Dispatcher;
-  /** Undefined when DIFY_INNER_API_URL is not set. */
-  difyInnerApi: DifyInnerApi | undefined;
-  endpoints: EndpointManager;
-  endpointInvoker: EndpointInvoker;
-  backwards: BackwardsInvocations;
-  pluginSessions: PluginSessions;
-  pluginStorage: PluginStorage;
-  upgradeStrategies: UpgradeStrategies;
+  /** Run by the upgrade-check handler, the local daemon's timer and scripts/auto-upgrade.ts. */
   autoUpgrade: Pick<AutoUpgrade, "runCycle" | "checkNow" | "status">;
+  /** What each route group's routes are built from (src/routes/group-runtime.ts). */
+  groups: GroupDeps;
   close(): Promise<void>;
 }
 
@@ -83,6 +76,28 @@ export interface Adapters {
 const REMOVAL_LEASE_MS = 10 * 60_000;
 
 export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
+  const core = coreServices(config, adapters);
+  const { installer, autoUpgrade } = core;
+  return {
+    config,
+    daemonKey: adapters.daemonKey,
+    runtime: adapters.runtime,
+    installer,
+    remotePlugins: core.remotePlugins,
+    autoUpgrade: {
+      runCycle: async (input) => (await autoUpgrade()).runCycle(input),
+      checkNow: async (tenantId) => (await autoUpgrade()).checkNow(tenantId),
+      status: async (tenantId) => (await autoUpgrade()).status(tenantId),
+    },
+    groups: groupDeps(config, adapters, core),
+    close: () => adapters.runtime.close(),
+  };
+}
+
+type CoreServices = ReturnType<typeof coreServices>;
+
+/** The services more than one group or entry point shares. */
+function coreServices(config: DaemonConfig, adapters: Adapters) {
   const installTimeoutMs = config.installTimeoutMinutes * 60_000;
   const packages = new PackageRecords(adapters.items, adapters.blobs);
   const intake = new PackageIntake(packages, {
@@ -93,12 +108,7 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const installations = new Installations(adapters.items);
   const tasks = new InstallTasks(adapters.items);
   let installer: Installer | undefined;
-  const marketplaceSettings = {
-    marketplaceUrl: config.marketplaceUrl,
-    githubUrl: config.githubUrl,
-    maxPackageBytes: config.packageLimits.maxPackageBytes,
-  };
-  const marketplace = new HttpMarketplace(marketplaceSettings);
+  const marketplace = new HttpMarketplace(marketplaceSettings(config));
   const queue = adapters.queue((tenantId, taskId) => (installer as Installer).runTask(tenantId, taskId));
   installer = new Installer({
     packages,
@@ -114,10 +124,9 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   });
   const difyInnerApi = innerApi(config);
   const pluginSessions = new PluginSessions(adapters.items);
-  const pluginStorage = new PluginStorage(adapters.items, adapters.blobs);
   const backwards = new BackwardsInvocations({
     inner: difyInnerApi,
-    storage: pluginStorage,
+    storage: new PluginStorage(adapters.items, adapters.blobs),
     packages,
     defaultStorageBytes: config.pluginStorageMaxBytes,
   });
@@ -125,9 +134,8 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
   const sessionRuntime =
     adapters.runtimeType === "serverless" ? registeringSessions(adapters.runtime, pluginSessions) : adapters.runtime;
   const dispatcher = new Dispatcher(sessionRuntime, config.executionTimeoutSeconds, backwards.factory);
-  const endpointStore = new Endpoints(adapters.items);
-  const vault = new EndpointSettingsVault(difyInnerApi);
   const upgradeStrategies = new UpgradeStrategies(adapters.items);
+  const debuggingKeys = new DebuggingKeys(adapters.items);
   // Built on first use: only the management and upgrade-check handlers run auto-upgrade, and its
   // version rules bring in semver.
   const autoUpgrade = once(async () => {
@@ -147,50 +155,82 @@ export function createDaemon(config: DaemonConfig, adapters: Adapters): Daemon {
     });
   });
   return {
-    config,
-    daemonKey: adapters.daemonKey,
-    items: adapters.items,
-    blobs: adapters.blobs,
     packages,
     intake,
-    bundles: new BundleIntake(intake, {
-      limits: {
-        ...config.packageLimits,
-        maxPackageBytes: config.maxBundleBytes,
-        maxUncompressedBytes: config.maxBundleBytes,
-      },
-      enforceLanggeniusSignatures: config.enforceLanggeniusSignatures,
-    }),
     installations,
     tasks,
     installer,
-    catalog: new Catalog(installations, packages),
-    readmes: new Readmes(intake),
-    prefetch: new MarketplacePrefetch({
-      enabled: config.fetchMissingMarketplacePackages,
-      // The management handler must answer within API Gateway's 29 s: a download may take most of it.
-      marketplace: new HttpMarketplace({ ...marketplaceSettings, timeoutMs: 20_000 }),
-      intake,
-      packages,
-    }),
-    remotePlugins: new RemotePlugins({ installations, packages, debuggingKeys: new DebuggingKeys(adapters.items) }),
-    runtime: adapters.runtime,
-    dispatcher,
     difyInnerApi,
-    endpoints: new EndpointManager(endpointStore, installations, packages, vault),
-    endpointInvoker: new EndpointInvoker(endpointStore, installations, packages, vault, dispatcher),
-    backwards,
     pluginSessions,
-    pluginStorage,
+    backwards,
+    dispatcher,
     upgradeStrategies,
-    autoUpgrade: {
-      runCycle: async (input) => (await autoUpgrade()).runCycle(input),
-      checkNow: async (tenantId) => (await autoUpgrade()).checkNow(tenantId),
-      status: async (tenantId) => (await autoUpgrade()).status(tenantId),
-    },
-    close: () => adapters.runtime.close(),
+    debuggingKeys,
+    autoUpgrade,
+    remotePlugins: new RemotePlugins({ installations, packages, debuggingKeys }),
   };
 }
+
+/** Each route group's dependencies: the one place routes are wired. */
+function groupDeps(config: DaemonConfig, adapters: Adapters, core: CoreServices): GroupDeps {
+  const { packages, intake, installations, dispatcher, autoUpgrade } = core;
+  const endpointStore = new Endpoints(adapters.items);
+  const vault = new EndpointSettingsVault(core.difyInnerApi);
+  const { idleMs } = config.streamKeepAlive;
+  return {
+    management: {
+      platform: config.storeBackend === "aws" ? "serverless" : "local",
+      intake,
+      bundles: new BundleIntake(intake, {
+        limits: {
+          ...config.packageLimits,
+          maxPackageBytes: config.maxBundleBytes,
+          maxUncompressedBytes: config.maxBundleBytes,
+        },
+        enforceLanggeniusSignatures: config.enforceLanggeniusSignatures,
+      }),
+      prefetch: new MarketplacePrefetch({
+        enabled: config.fetchMissingMarketplacePackages,
+        // The management handler must answer within API Gateway's 29 s: a download may take most of it.
+        marketplace: new HttpMarketplace({ ...marketplaceSettings(config), timeoutMs: 20_000 }),
+        intake,
+        packages,
+      }),
+      readmes: new Readmes(intake),
+      catalog: new Catalog(installations, packages),
+      uploadLimits: { maxPackageBytes: config.packageLimits.maxPackageBytes, maxBundleBytes: config.maxBundleBytes },
+      installer: core.installer,
+      taskCleanup: new TaskCleanup(core.tasks),
+      endpoints: new EndpointManager(endpointStore, installations, packages, vault),
+      autoUpgrade: {
+        checkNow: async (tenantId) => (await autoUpgrade()).checkNow(tenantId),
+        status: async (tenantId) => (await autoUpgrade()).status(tenantId),
+      },
+      upgradeStrategies: core.upgradeStrategies,
+      packages,
+      debuggingKeys: config.remoteInstallingEnabled ? core.debuggingKeys : undefined,
+    },
+    dispatch: { dispatcher, installations, packages, intake, keepAlive: config.streamKeepAlive },
+    "public-endpoint": {
+      invoker: new EndpointInvoker(endpointStore, installations, packages, vault, dispatcher),
+      enabled: config.endpointsEnabled,
+    },
+    "backwards-invocation": {
+      sessions: core.pluginSessions,
+      backwards: core.backwards,
+      // Callback tokens are signed with the daemon key, as the Lambda runtime signs them.
+      callbackSecret: adapters.daemonKey,
+      // Dify's answer to a backwards call has no first-token timeout to keep: blank lines from the start.
+      keepAlive: { idleMs, firstChunkWaitMs: idleMs },
+    },
+  };
+}
+
+const marketplaceSettings = (config: DaemonConfig) => ({
+  marketplaceUrl: config.marketplaceUrl,
+  githubUrl: config.githubUrl,
+  maxPackageBytes: config.packageLimits.maxPackageBytes,
+});
 
 /** Runs `build` on the first call; later calls share its result. */
 function once<T>(build: () => Promise<T>): () => Promise<T> {

@@ -17,7 +17,7 @@ import { createDaemon, type Daemon, localAdapters } from "../daemon.js";
 import { dispatchPaths } from "../domain/dispatch-actions.js";
 import { type DaemonRequest, observeBinds } from "../http/daemon-request.js";
 import type { Route } from "../http/router.js";
-import { backwardsInvocationGroup } from "../routes/backwards-invocation.js";
+import { backwardsInvocationRoutes } from "../routes/backwards-invocation.js";
 import { dispatchBody, dispatchRoutes } from "../routes/dispatch.js";
 import { managementGroup } from "../routes/management.js";
 import { publicEndpointGroup } from "../routes/public-endpoint.js";
@@ -25,10 +25,10 @@ import { publicEndpointGroup } from "../routes/public-endpoint.js";
 type Json = Record<string, unknown>;
 
 const GROUPS: Array<[tag: string, routes: (d: Daemon) => Route[]]> = [
-  ["dispatch", dispatchRoutes],
-  ["public-endpoint", publicEndpointGroup],
-  ["backwards-invocation", backwardsInvocationGroup],
-  ["management", managementGroup],
+  ["dispatch", (d) => dispatchRoutes(d.groups.dispatch)],
+  ["public-endpoint", (d) => publicEndpointGroup(d.groups["public-endpoint"])],
+  ["backwards-invocation", (d) => backwardsInvocationRoutes(d.groups["backwards-invocation"])],
+  ["management", (d) => managementGroup(d.groups.management)],
 ];
 
 /** Model polling is served on the tenant path only (as upstream). */

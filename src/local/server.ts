@@ -22,7 +22,7 @@ import type { Route } from "../http/router.js";
 import { logger } from "../logger.js";
 import { finishRequest, rememberRoute, trackRequest } from "../observability/local-requests.js";
 import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
-import { type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
+import { lookupOrder, type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
 import type { LocalResponseStream } from "./awslambda-shim.js";
 import { type BodyPolicy, bodyPolicyFor } from "./body-policy.js";
 import { type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
@@ -41,8 +41,6 @@ const handlerModules: Record<RouteGroup, () => Promise<{ handler: unknown }>> = 
 /** Handler modules once loaded: a dynamic import per request costs more than the request. */
 const loadedHandlers: Partial<Record<RouteGroup, Promise<unknown>>> = {};
 
-/** Groups tried in order; management last (it holds the catch-all health and asset routes). */
-const lookupOrder: RouteGroup[] = ["dispatch", "public-endpoint", "backwards-invocation", "management"];
 const streaming = new Set<RouteGroup>(streamingGroups);
 
 export interface LocalServerOptions {

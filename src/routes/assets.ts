@@ -1,20 +1,26 @@
 /** Icons and other package files, served raw (Dify reads the bytes, not an envelope). */
 import { z } from "zod";
-import type { Daemon } from "../daemon.js";
 import { internalError } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
 import type { PackageArchive } from "../domain/package-archive.js";
 import { bind } from "../http/daemon-request.js";
 import { bytes } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
+import type { PackageIntake } from "../services/package-intake.js";
+import type { PackageRecords } from "../stores/package-records.js";
 
-export function assetRoutes(d: Daemon): Route[] {
+export interface AssetRouteDeps {
+  packages: PackageRecords;
+  intake: PackageIntake;
+}
+
+export function assetRoutes({ packages, intake }: AssetRouteDeps): Route[] {
   return [
     {
       method: "GET",
       pattern: "/plugin/:tenant_id/asset/:asset_id",
       // Upstream answers a missing asset with an empty 200 body.
-      handler: async (req) => bytes((await d.packages.asset(req.params.asset_id ?? "")) ?? new Uint8Array()),
+      handler: async (req) => bytes((await packages.asset(req.params.asset_id ?? "")) ?? new Uint8Array()),
     },
     {
       method: "GET",
@@ -31,7 +37,7 @@ export function assetRoutes(d: Daemon): Route[] {
         );
         let archive: PackageArchive;
         try {
-          archive = await d.intake.archiveOf(q.plugin_unique_identifier);
+          archive = await intake.archiveOf(q.plugin_unique_identifier);
         } catch (err) {
           throw internalError(err instanceof Error ? err.message : String(err)).withStatus(500);
         }

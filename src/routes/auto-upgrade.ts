@@ -4,7 +4,6 @@
  * (docs/auto-upgrade.md, "Routes").
  */
 import { z } from "zod";
-import type { Daemon } from "../daemon.js";
 import {
   DEFAULT_STRATEGY,
   excludePlugin,
@@ -15,6 +14,8 @@ import {
 import { bind, type DaemonRequest } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
+import type { AutoUpgrade } from "../services/auto-upgrade.js";
+import type { UpgradeStrategies } from "../stores/upgrade-strategies.js";
 
 const A = "/plugin/:tenant_id/management/auto-upgrade";
 
@@ -36,19 +37,24 @@ const strategyBody = z.object({
 
 const tenantOf = (req: DaemonRequest) => req.params.tenant_id ?? "";
 
-export function autoUpgradeRoutes(d: Daemon): Route[] {
+export interface AutoUpgradeRouteDeps {
+  autoUpgrade: Pick<AutoUpgrade, "checkNow" | "status">;
+  upgradeStrategies: UpgradeStrategies;
+}
+
+export function autoUpgradeRoutes({ autoUpgrade, upgradeStrategies }: AutoUpgradeRouteDeps): Route[] {
   return [
     {
       method: "GET",
       pattern: A,
-      handler: async (req) => ok(await d.autoUpgrade.status(tenantOf(req))),
+      handler: async (req) => ok(await autoUpgrade.status(tenantOf(req))),
     },
     {
       method: "POST",
       pattern: `${A}/set`,
       handler: async (req) => {
         const strategy: UpgradeStrategy = bind(req, strategyBody);
-        return ok(await d.upgradeStrategies.set(tenantOf(req), strategy));
+        return ok(await upgradeStrategies.set(tenantOf(req), strategy));
       },
     },
     {
@@ -56,13 +62,13 @@ export function autoUpgradeRoutes(d: Daemon): Route[] {
       pattern: `${A}/exclude-plugin`,
       handler: async (req) => {
         const body = bind(req, z.object({ plugin_id: pluginId }));
-        return ok(await d.upgradeStrategies.update(tenantOf(req), (current) => excludePlugin(current, body.plugin_id)));
+        return ok(await upgradeStrategies.update(tenantOf(req), (current) => excludePlugin(current, body.plugin_id)));
       },
     },
     {
       method: "POST",
       pattern: `${A}/check-now`,
-      handler: async (req) => ok(await d.autoUpgrade.checkNow(tenantOf(req))),
+      handler: async (req) => ok(await autoUpgrade.checkNow(tenantOf(req))),
     },
   ];
 }

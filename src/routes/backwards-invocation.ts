@@ -6,7 +6,6 @@
  * followed by a blank line, a bare blank line as heartbeat every 25 s, closed after `end`.
  */
 import { z } from "zod";
-import type { Daemon } from "../daemon.js";
 import { backwardsResponseLine } from "../domain/plugin-protocol.js";
 import { verifySessionCallbackToken } from "../domain/session-token.js";
 import { type DaemonRequest, header } from "../http/daemon-request.js";
@@ -43,10 +42,7 @@ export interface TransactionDeps {
   heartbeatMs?: number;
 }
 
-/** The backwards-invocation handler's routes; callback tokens are signed with the daemon key. */
-export const backwardsInvocationGroup = (d: Daemon): Route[] =>
-  backwardsInvocationRoutes({ sessions: d.pluginSessions, backwards: d.backwards, callbackSecret: d.daemonKey });
-
+/** The backwards-invocation handler's routes (the composition root signs callbacks with the daemon key). */
 export function backwardsInvocationRoutes(deps: TransactionDeps): Route[] {
   return [
     {

@@ -1,19 +1,19 @@
 /** Which plugin a tenant-scoped dispatch (`/plugin/{tenant}/dispatch/*`) runs. */
 
-import type { Daemon } from "../daemon.js";
 import { badRequest, DaemonError, pluginNotFound } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
 import { type DaemonRequest, header } from "../http/daemon-request.js";
+import type { Installations } from "../stores/installations.js";
 
 /**
  * The identifier of the plugin X-Plugin-ID names, through the tenant's installation, answered as
  * upstream's FetchPluginInstallation middleware answers (internal/server/middleware.go,
  * langgenius/dify-plugin-daemon@bdb5642a).
  */
-export async function installedIdentifier(d: Daemon, req: DaemonRequest): Promise<string> {
+export async function installedIdentifier(installations: Installations, req: DaemonRequest): Promise<string> {
   const pluginId = header(req, "x-plugin-id");
   if (!pluginId) throw badRequest("plugin_id is required").withStatus(400);
-  const stored = await d.installations.get(req.params.tenant_id ?? "", pluginId);
+  const stored = await installations.get(req.params.tenant_id ?? "", pluginId);
   if (!stored) throw pluginNotFound().withStatus(404);
   if (!isUniqueIdentifier(stored.installation.plugin_unique_identifier)) {
     throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);

@@ -3,13 +3,14 @@
  * installation) and `/v2/invoke/dispatch/*` (plugin chosen by X-Plugin-Unique-Identifier).
  */
 import { z } from "zod";
-import type { Daemon } from "../daemon.js";
 import { actionFor } from "../domain/dispatch-actions.js";
 import { badRequest, DaemonError } from "../domain/errors.js";
 import { isUniqueIdentifier } from "../domain/identifier.js";
 import { bind, type DaemonRequest, header } from "../http/daemon-request.js";
 import { eventStream, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
+import type { Dispatcher } from "../services/dispatcher.js";
+import type { Installations } from "../stores/installations.js";
 import { installedIdentifier } from "./dispatch-target.js";
 import { modelPollingRoutes } from "./model-polling.js";
 
@@ -31,13 +32,20 @@ const routeNotFound = () => json({ code: "not_found", message: "route not found"
 /** Actions upstream serves on `/plugin/{tenant}/dispatch` only (internal/server/http_server.go invokeGroup). */
 const notOnV2 = new Set(["model/polling/start", "model/polling/check"]);
 
-export function dispatchRoutes(d: Daemon): Route[] {
+export interface DispatchDeps {
+  dispatcher: Dispatcher;
+  /** Where `/plugin/{tenant}/dispatch` finds the plugin X-Plugin-ID names. */
+  installations: Installations;
+}
+
+export function dispatchRoutes(deps: DispatchDeps): Route[] {
+  const { dispatcher, installations } = deps;
   const dispatch = async (req: DaemonRequest, tenantId: string, uniqueIdentifier: string) => {
     const action = actionFor(req.params.action ?? "");
     if (!action) return routeNotFound();
     const body = bind(req, dispatchBody);
     return eventStream(
-      d.dispatcher.stream({
+      dispatcher.stream({
         tenantId,
         uniqueIdentifier,
         action,
@@ -53,13 +61,13 @@ export function dispatchRoutes(d: Daemon): Route[] {
   };
 
   return [
-    ...modelPollingRoutes(d),
+    ...modelPollingRoutes(deps),
     {
       method: "POST",
       pattern: "/plugin/:tenant_id/dispatch/*action",
       handler: async (req) => {
         if (!actionFor(req.params.action ?? "")) return routeNotFound();
-        return dispatch(req, req.params.tenant_id ?? "", await installedIdentifier(d, req));
+        return dispatch(req, req.params.tenant_id ?? "", await installedIdentifier(installations, req));
       },
     },
     {

@@ -1,30 +1,47 @@
 /**
  * A route group's router on a daemon, built on first use and shared by the group's Lambda
  * handler (functions/<group>.ts) and the local daemon (groups.ts). A handler imports only its own
- * group's routes, so it loads none of the other groups' code.
+ * group's routes, so it loads none of the other groups' code; the routes get only what the
+ * composition root wired for their group (`Daemon.groups`), never the daemon itself.
  */
 import { type Daemon, sharedDaemon } from "../daemon.js";
+import type { RouteGroup } from "../domain/route-groups.js";
 import type { RouteGroupRuntime } from "../http/apigateway.js";
 import { type Route, Router } from "../http/router.js";
+import type { AssetRouteDeps } from "./assets.js";
+import type { TransactionDeps } from "./backwards-invocation.js";
+import type { DispatchDeps } from "./dispatch.js";
+import type { ManagementDeps } from "./management.js";
+import type { PublicEndpointDeps } from "./public-endpoint.js";
 import { counted } from "./request-activity.js";
+import type { KeepAliveDeps } from "./stream-keepalive.js";
 
-/** Builds a group's routes on a daemon. */
-export type GroupRoutes = (d: Daemon) => Route[];
+/** What each group's routes are built from. */
+export interface GroupDeps {
+  management: ManagementDeps;
+  dispatch: DispatchDeps & AssetRouteDeps & KeepAliveDeps;
+  "public-endpoint": PublicEndpointDeps;
+  "backwards-invocation": TransactionDeps & KeepAliveDeps;
+}
 
-const routers = new WeakMap<Daemon, Map<GroupRoutes, Router>>();
+/** Builds a group's routes from its dependencies. */
+export type GroupRoutes<G extends RouteGroup> = (deps: GroupDeps[G]) => Route[];
 
-export function routerOf(d: Daemon, routes: GroupRoutes): Router {
-  let byGroup = routers.get(d);
-  if (!byGroup) routers.set(d, (byGroup = new Map()));
-  let router = byGroup.get(routes);
-  if (!router) byGroup.set(routes, (router = new Router(routes(d).map(counted))));
+const routers = new WeakMap<Daemon, Map<GroupRoutes<RouteGroup>, Router>>();
+
+export function routerOf<G extends RouteGroup>(d: Daemon, group: G, routes: GroupRoutes<G>): Router {
+  let built = routers.get(d);
+  if (!built) routers.set(d, (built = new Map()));
+  const key = routes as GroupRoutes<RouteGroup>;
+  let router = built.get(key);
+  if (!router) built.set(key, (router = new Router(routes(d.groups[group]).map(counted))));
   return router;
 }
 
 /** What a Lambda handler of a group needs, built from the process-wide daemon on first request. */
-export function groupRuntime(routes: GroupRoutes): () => Promise<RouteGroupRuntime> {
+export function groupRuntime<G extends RouteGroup>(group: G, routes: GroupRoutes<G>): () => Promise<RouteGroupRuntime> {
   return async () => {
     const d = await sharedDaemon();
-    return { router: routerOf(d, routes), daemonKey: d.daemonKey };
+    return { router: routerOf(d, group, routes), daemonKey: d.daemonKey };
   };
 }

@@ -4,7 +4,6 @@
  * The counts are this process's: on AWS each Lambda instance answers for itself.
  */
 import packageJson from "../../package.json" with { type: "json" };
-import type { Daemon } from "../daemon.js";
 import { json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import { requestActivity } from "./request-activity.js";
@@ -13,7 +12,12 @@ export const DAEMON_VERSION: string = packageJson.version;
 
 const startedAt = Date.now();
 
-export function healthRoutes(d: Daemon): Route[] {
+export interface HealthRouteDeps {
+  /** What upstream's `platform` field says: Lambda plugins are "serverless". */
+  platform: "serverless" | "local";
+}
+
+export function healthRoutes({ platform }: HealthRouteDeps): Route[] {
   return [
     {
       method: "GET",
@@ -28,7 +32,7 @@ export function healthRoutes(d: Daemon): Route[] {
           pool_status: { free: 0, busy: activity.activeStreams, total: activity.activeStreams },
           version: DAEMON_VERSION,
           build_time: "",
-          platform: d.config.storeBackend === "aws" ? "serverless" : "local",
+          platform,
           active_requests: activity.activeRequests,
           active_dispatch_requests: activity.activeDispatchRequests,
           uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),

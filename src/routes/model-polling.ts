@@ -6,12 +6,12 @@
  * has no polling routes upstream.
  */
 import { z } from "zod";
-import type { Daemon } from "../daemon.js";
 import { actionFor } from "../domain/dispatch-actions.js";
 import { bind } from "../http/daemon-request.js";
 import { ok } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import { pollOnce } from "../services/model-polling.js";
+import type { DispatchDeps } from "./dispatch.js";
 import { installedIdentifier } from "./dispatch-target.js";
 
 /** What upstream's request types require before any plugin runs (RequestStartPolling, RequestCheckPolling). */
@@ -35,7 +35,7 @@ const pollingBody = (data: z.ZodType<Record<string, unknown>>) =>
     context: z.record(z.string(), z.unknown()).nullish(),
   });
 
-export function modelPollingRoutes(d: Daemon): Route[] {
+export function modelPollingRoutes({ dispatcher, installations }: DispatchDeps): Route[] {
   const route = (
     path: "model/polling/start" | "model/polling/check",
     data: z.ZodType<Record<string, unknown>>,
@@ -43,9 +43,9 @@ export function modelPollingRoutes(d: Daemon): Route[] {
     method: "POST",
     pattern: `/plugin/:tenant_id/dispatch/${path}`,
     handler: async (req) => {
-      const uniqueIdentifier = await installedIdentifier(d, req);
+      const uniqueIdentifier = await installedIdentifier(installations, req);
       const body = bind(req, pollingBody(data));
-      const result = await pollOnce(d.dispatcher, {
+      const result = await pollOnce(dispatcher, {
         tenantId: req.params.tenant_id ?? "",
         uniqueIdentifier,
         action: actionFor(path)!,

@@ -2,15 +2,20 @@
  * `/e/{hook_id}/{path}` for every method: public plugin endpoints, no daemon key (the hook id is
  * the capability). Absent when PLUGIN_ENDPOINT_ENABLED=false, so calls get upstream's 404.
  */
-import type { Daemon } from "../daemon.js";
 import type { DaemonResponse } from "../http/daemon-response.js";
 import { fail } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { EndpointAnswer, EndpointInvoker } from "../services/endpoint-invoker.js";
 
+export interface PublicEndpointDeps {
+  invoker: EndpointInvoker;
+  /** PLUGIN_ENDPOINT_ENABLED. */
+  enabled: boolean;
+}
+
 /** The public-endpoint handler's routes. */
-export const publicEndpointGroup = (d: Daemon): Route[] =>
-  publicEndpointRoutes(d.endpointInvoker, d.config.endpointsEnabled);
+export const publicEndpointGroup = (deps: PublicEndpointDeps): Route[] =>
+  publicEndpointRoutes(deps.invoker, deps.enabled);
 
 export function publicEndpointRoutes(invoker: EndpointInvoker, enabled: boolean): Route[] {
   if (!enabled) return [];

@@ -11,10 +11,8 @@
  * for `firstChunkWaitMs` (4 minutes by default, under the 5-minute cut) gets its response started
  * with a blank line. After that, every `idleMs` of silence gets one.
  */
-import type { Daemon } from "../daemon.js";
 import type { DaemonResponse } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
-import type { GroupRoutes } from "./group-runtime.js";
 
 export interface KeepAliveTiming {
   /** Silence after which a blank line is sent, once the answer has started. */
@@ -25,14 +23,17 @@ export interface KeepAliveTiming {
 
 const BLANK_LINE = "\n";
 
+/** A streaming group's timing, chosen by the composition root. */
+export interface KeepAliveDeps {
+  keepAlive: KeepAliveTiming;
+}
+
 /** The group's routes, with keep-alive on every streamed (line-based) answer. */
-export function withKeepAlive(routes: GroupRoutes, timing: (d: Daemon) => KeepAliveTiming): GroupRoutes {
-  return (d) => {
-    const t = timing(d);
-    return routes(d).map(
-      (route): Route => ({ ...route, handler: async (req) => keptAlive(await route.handler(req), t) }),
+export function withKeepAlive<D>(routes: (deps: D) => Route[]): (deps: D & KeepAliveDeps) => Route[] {
+  return (deps) =>
+    routes(deps).map(
+      (route): Route => ({ ...route, handler: async (req) => keptAlive(await route.handler(req), deps.keepAlive) }),
     );
-  };
 }
 
 function keptAlive(res: DaemonResponse, timing: KeepAliveTiming): DaemonResponse {

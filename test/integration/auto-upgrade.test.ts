@@ -490,7 +490,8 @@ describe("marketplace failures", () => {
   });
 
   it("unreachable (connection refused): the cycle is skipped, nothing changes", async () => {
-    const { items, installations, tasks, config } = d.daemon;
+    const { items, installations, tasks } = d.stores();
+    const { config } = d.daemon;
     const started: string[] = [];
     const unreachable = new AutoUpgrade({
       strategies: new UpgradeStrategies(items),
@@ -633,7 +634,8 @@ describe("a run longer than one invocation", () => {
   });
 
   it("uses the snapshot cached in the store across runs and continuations", async () => {
-    const { items, installations, tasks, config } = d.daemon;
+    const { items, installations, tasks } = d.stores();
+    const { config } = d.daemon;
     const started: string[] = [];
     const counting: UpgradeStarter = { start: async (_t, _f, to) => (started.push(to), { task_id: "counted" }) };
     const cached = new AutoUpgrade({

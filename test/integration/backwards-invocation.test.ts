@@ -97,7 +97,7 @@ const pluginError = (events: Array<{ code: number; message: string }>) => {
 /** A session as the daemon registers it for a Lambda plugin, and the token its callbacks carry. */
 async function lambdaSession(accessType = "tool") {
   const sessionId = crypto.randomUUID();
-  await d.daemon.pluginSessions.register({
+  await d.stores().pluginSessions.register({
     session_id: sessionId,
     tenant_id: T,
     user_id: "u9",
@@ -148,7 +148,7 @@ describe("storage kept by the daemon", () => {
       { text: "héllo" },
       { json_object: { key: "greeting", existed: true, value: "héllo", exists_after_delete: false } },
     ]);
-    expect(await d.daemon.pluginStorage.usage(T, PLUGIN)).toBe(0);
+    expect(await d.stores().pluginStorage.usage(T, PLUGIN)).toBe(0);
     expect(inner.requests).toHaveLength(0);
   });
 
@@ -162,8 +162,8 @@ describe("storage kept by the daemon", () => {
   it("refuses a value past the manifest's storage size and stores nothing", async () => {
     const events = await callTool("storage_roundtrip", { key: "too-big", value: "y".repeat(1_100_000) });
     expect(pluginError(events)).toContain("save data failed: allocated size is greater than max storage size");
-    expect(await d.daemon.pluginStorage.exists(T, PLUGIN, "too-big")).toBe(false);
-    expect(await d.daemon.pluginStorage.usage(T, PLUGIN)).toBe(0);
+    expect(await d.stores().pluginStorage.exists(T, PLUGIN, "too-big")).toBe(false);
+    expect(await d.stores().pluginStorage.usage(T, PLUGIN)).toBe(0);
   });
 });
 
@@ -713,7 +713,7 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
       401,
     );
     expect((await transact(sessionId, "", "storage", { opt: "set", key: "forged", value: "00" })).status).toBe(401);
-    expect(await d.daemon.pluginStorage.exists(T, PLUGIN, "forged")).toBe(false);
+    expect(await d.stores().pluginStorage.exists(T, PLUGIN, "forged")).toBe(false);
   });
 
   it("answers an unknown session like upstream (SessionNotFound)", async () => {
@@ -735,8 +735,7 @@ describe("Lambda callbacks: POST /backwards-invocation/transaction", () => {
     inner.on("invoke/llm", (body) => ({ chunks: llmChunks(body), delayMs: 350 }));
     const router = new Router(
       backwardsInvocationRoutes({
-        sessions: d.daemon.pluginSessions,
-        backwards: d.daemon.backwards,
+        ...d.daemon.groups["backwards-invocation"],
         callbackSecret: async () => TEST_KEY,
         heartbeatMs: 100,
       }),
@@ -839,9 +838,9 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
 
   const run = (tool: string, params: Record<string, unknown>) =>
     new Dispatcher(
-      registeringSessions(lambdaLike, new RecordingSessions(d.daemon.items)),
+      registeringSessions(lambdaLike, new RecordingSessions(d.stores().items)),
       60,
-      d.daemon.backwards.factory,
+      d.daemon.groups["backwards-invocation"].backwards.factory,
     ).stream({
       tenantId: T,
       uniqueIdentifier: uid,
@@ -889,6 +888,6 @@ describe("a plugin under the real Lambda bootstrap calling back over HTTP", () =
       access_type: "tool",
       access_action: "invoke_tool",
     });
-    expect(await d.daemon.pluginSessions.get(session.session_id)).toBeUndefined();
+    expect(await d.stores().pluginSessions.get(session.session_id)).toBeUndefined();
   }, 120_000);
 });

@@ -16,7 +16,7 @@ import { runInNewContext } from "node:vm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { startRemoteDebuggingServer } from "../../src/adapters/local/remote-debugging-server.js";
-import { backwardsInvocationGroup } from "../../src/routes/backwards-invocation.js";
+import { backwardsInvocationRoutes } from "../../src/routes/backwards-invocation.js";
 import { dispatchRoutes } from "../../src/routes/dispatch.js";
 import { managementGroup } from "../../src/routes/management.js";
 import { packFixture } from "../support/fixture-packages.js";
@@ -194,9 +194,9 @@ describe("deeply nested JSON", () => {
 
   it("every POST route answers deep JSON with -400 or ignores a body it does not read; none answers 5xx", async () => {
     const routes = [
-      ...managementGroup(d.daemon),
-      ...dispatchRoutes(d.daemon),
-      ...backwardsInvocationGroup(d.daemon),
+      ...managementGroup(d.daemon.groups.management),
+      ...dispatchRoutes(d.daemon.groups.dispatch),
+      ...backwardsInvocationRoutes(d.daemon.groups["backwards-invocation"]),
     ].filter((r) => r.method === "POST");
     expect(routes.length).toBeGreaterThan(15);
     const answers: Record<string, string> = {};

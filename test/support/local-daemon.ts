@@ -7,8 +7,14 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inject } from "vitest";
+import { DiskBlobStore } from "../../src/adapters/local/disk-blob-store.js";
+import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import { type Daemon, sharedDaemon } from "../../src/daemon.js";
 import { startLocalServer } from "../../src/local/server.js";
+import { InstallTasks } from "../../src/stores/install-tasks.js";
+import { Installations } from "../../src/stores/installations.js";
+import { PluginSessions } from "../../src/stores/plugin-sessions.js";
+import { PluginStorage } from "../../src/stores/plugin-storage.js";
 
 export const TEST_KEY = "test-daemon-key";
 
@@ -16,9 +22,33 @@ export interface TestDaemon {
   url: string;
   daemon: Daemon;
   dataDir: string;
+  /**
+   * The daemon's stores, opened a second time on its data directory: what a test checks the
+   * daemon wrote, or builds its own services on (the daemon hands its stores to nobody).
+   */
+  stores(): TestStores;
   /** fetch against the daemon with the key header set. */
   call(path: string, init?: RequestInit & { json?: unknown }): Promise<Response>;
   stop(): Promise<void>;
+}
+
+export interface TestStores {
+  items: SqliteItemStore;
+  installations: Installations;
+  tasks: InstallTasks;
+  pluginSessions: PluginSessions;
+  pluginStorage: PluginStorage;
+}
+
+function openStores(dataDir: string): TestStores {
+  const items = SqliteItemStore.inDirectory(dataDir);
+  return {
+    items,
+    installations: new Installations(items),
+    tasks: new InstallTasks(items),
+    pluginSessions: new PluginSessions(items),
+    pluginStorage: new PluginStorage(items, new DiskBlobStore(join(dataDir, "blobs"))),
+  };
 }
 
 export async function startTestDaemon(env: Record<string, string> = {}): Promise<TestDaemon> {
@@ -36,10 +66,12 @@ export async function startTestDaemon(env: Record<string, string> = {}): Promise
   const daemon = await sharedDaemon();
   const server = await startLocalServer(daemon, { host: "127.0.0.1", port: 0, maxBodyBytes: 64 * 1024 * 1024 });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  let stores: TestStores | undefined;
   return {
     url,
     daemon,
     dataDir,
+    stores: () => (stores ??= openStores(dataDir)),
     call(path, init = {}) {
       const headers = new Headers(init.headers);
       if (!headers.has("x-api-key")) headers.set("x-api-key", TEST_KEY);
@@ -54,6 +86,7 @@ export async function startTestDaemon(env: Record<string, string> = {}): Promise
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await daemon.close();
+      stores?.items.close();
       rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -29,7 +29,7 @@ const { startLocalServer } = await import(${JSON.stringify(join(root, "src/local
 const daemon = await sharedDaemon();
 let calls = 0;
 // A bug outside any promise chain the handler awaits: the request would hang, or Node would exit.
-daemon.installations.get = () => new Promise(() => {
+daemon.groups.dispatch.installations.get = () => new Promise(() => {
   calls += 1;
   if (calls % 2 === 1) setTimeout(() => { throw new Error("thrown in a timer"); }, 5);
   else void Promise.reject(new Error("rejected, unhandled"));
