@@ -3,6 +3,7 @@
  * docs/deploy.md lists them; every one has a default so `cdk synth` works on a fresh clone.
  */
 import type { Node } from "constructs";
+import { LOG_LEVELS } from "../src/config.js";
 
 export type PluginArch = "arm64" | "x86_64";
 
@@ -254,14 +255,13 @@ export function readSettings(node: Node): PluginDaemonSettings {
       5_000,
     ),
     logRetentionDays: integer(node, "logRetentionDays", DEFAULT_SETTINGS.logRetentionDays, 1, 3653),
-    logLevel: oneOf(node, "logLevel", DEFAULT_SETTINGS.logLevel, [
-      "trace",
-      "debug",
-      "info",
-      "warn",
-      "error",
-      "fatal",
-    ] as const),
+    // The daemon's levels (config.ts), silent excepted.
+    logLevel: oneOf(
+      node,
+      "logLevel",
+      DEFAULT_SETTINGS.logLevel,
+      LOG_LEVELS.filter((level) => level !== "silent"),
+    ),
     autoUpgrade: flag(node, "autoUpgrade", DEFAULT_SETTINGS.autoUpgrade),
     pluginLayerBuild: oneOf(node, "pluginLayerBuild", DEFAULT_SETTINGS.pluginLayerBuild, ["script", "copy"] as const),
     pluginMinMemoryMb: integer(node, "pluginMinMemoryMb", DEFAULT_SETTINGS.pluginMinMemoryMb, 128, 10_240),

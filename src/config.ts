@@ -133,6 +133,26 @@ const envSchema = z.object({
   AUTO_UPGRADE_LEASE_SECONDS: int(3600),
 });
 
+/** The name of an environment variable the daemon's configuration reads: the schema's keys are their one home. */
+export type DaemonEnvName = keyof z.input<typeof envSchema>;
+
+/** Every variable the configuration reads, for code that checks names at run time (tests, tools). */
+export const DAEMON_ENV_NAMES = Object.keys(envSchema.shape) as readonly DaemonEnvName[];
+
+/**
+ * Read outside the schema, by the code they are for: the Powertools service and metrics
+ * namespace (observability/logger.ts, emf-exporter.ts) and X-Ray tracing (observability/tracing.ts).
+ */
+export const OBSERVABILITY_ENV_NAMES = [
+  "POWERTOOLS_SERVICE_NAME",
+  "POWERTOOLS_METRICS_NAMESPACE",
+  "DAEMON_TRACING",
+] as const;
+export type ObservabilityEnvName = (typeof OBSERVABILITY_ENV_NAMES)[number];
+
+/** Values for the daemon's variables, as a deployment writes them (a Lambda function's environment). */
+export type DaemonEnvironment = { readonly [K in DaemonEnvName | ObservabilityEnvName]?: string };
+
 export type DaemonConfig = ReturnType<typeof loadConfig>;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env) {

@@ -23,6 +23,7 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import * as subscriptions from "aws-cdk-lib/aws-sns-subscriptions";
 import { Construct } from "constructs";
+import { addDaemonEnvironment } from "../daemon-environment.js";
 import { allowGranteeWildcards } from "../nag.js";
 
 export type HandlerFunctions = Readonly<Record<string, lambda.Function>>;
@@ -81,10 +82,10 @@ export class Observability extends Construct {
     super(scope, id);
     this.namespace = props.namespace ?? "DifyPluginDaemon";
     this.service = props.serviceName ?? "dify-plugin-daemon";
-    for (const fn of Object.values(props.handlers)) {
-      fn.addEnvironment("POWERTOOLS_METRICS_NAMESPACE", this.namespace);
-      fn.addEnvironment("POWERTOOLS_SERVICE_NAME", this.service);
-    }
+    addDaemonEnvironment(Object.values(props.handlers), {
+      POWERTOOLS_METRICS_NAMESPACE: this.namespace,
+      POWERTOOLS_SERVICE_NAME: this.service,
+    });
     if (props.tracing) this.enableTracing(props);
     this.alarmTopic = this.topic(props);
 
@@ -359,7 +360,7 @@ export class Observability extends Construct {
     };
     for (const fn of Object.values(props.handlers)) {
       (fn.node.defaultChild as lambda.CfnFunction).tracingConfig = { mode: "Active" };
-      fn.addEnvironment("DAEMON_TRACING", "true");
+      addDaemonEnvironment([fn], { DAEMON_TRACING: "true" });
       fn.addToRolePolicy(xray);
       allowGranteeWildcards(fn, reason);
     }

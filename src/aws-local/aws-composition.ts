@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { GetObjectCommand } from "@aws-sdk/client-s3";
 import { createDynamoDbClient, createS3Client } from "../adapters/aws/clients.js";
 import { createSecretsManagerClient } from "../adapters/aws/secrets.js";
+import type { DaemonEnvironment, DaemonEnvName } from "../config.js";
 import { type AccessLogEntry, type LocalApiGateway, startApiGateway } from "./api-gateway.js";
 import { type RunningSchedules, startSchedules } from "./event-schedule.js";
 import { LocalFunctionRunner, type RunnerEvent } from "./function-runner.js";
@@ -231,7 +232,7 @@ export async function startAwsComposition(options: CompositionOptions): Promise<
 
 /** Which secrets hold the daemon key and the inner-API key: those the handlers' variables name. */
 function secretRoles(stack: SynthesizedStack): { daemonKey?: string; innerApiKey?: string } {
-  const refOf = (name: string) => {
+  const refOf = (name: DaemonEnvName) => {
     for (const resource of Object.values(stack.resources)) {
       if (resource.Type !== "AWS::Lambda::Function") continue;
       const variables = (resource.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
@@ -245,7 +246,7 @@ function secretRoles(stack: SynthesizedStack): { daemonKey?: string; innerApiKey
 }
 
 /** The resolved environment of the management handler: the one function the stack gives both the builder and the install worker. */
-function managementEnvironment(lambda: LambdaService, deployment: Deployment): Record<string, string> {
+function managementEnvironment(lambda: LambdaService, deployment: Deployment): DaemonEnvironment {
   for (const name of deployment.functions.values()) {
     const variables = lambda.functions.get(name)?.configuration.Environment?.Variables;
     if (variables?.PLUGIN_BUILDER_FUNCTION && variables.INSTALL_WORKER_FUNCTION) return variables;

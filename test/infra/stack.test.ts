@@ -19,6 +19,7 @@ import { DEFAULT_RESERVED_CONCURRENCY } from "../../infra/settings.js";
 import { DIFY_CALLERS } from "../../infra/stack.js";
 import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import type { DaemonEnvironment } from "../../src/config.js";
 import { assetBlobKey, packageBlobKey } from "../../src/domain/blob-keys.js";
 import type { BlobStore } from "../../src/ports/blob-store.js";
 import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
@@ -60,6 +61,8 @@ beforeAll(() => {
 
 const ofType = (type: string): Array<[string, Json]> => Object.entries(resources).filter(([, r]) => r.Type === type);
 const environmentOf = (id: string): Record<string, unknown> => resources[id]!.Properties.Environment.Variables;
+/** Expected handler variables, named as the daemon's configuration names them (a misspelt name is a type error). */
+const daemonVariables = (vars: { [K in keyof DaemonEnvironment]?: unknown }) => vars;
 
 describe("handlers", () => {
   it("are one Node.js 22 ARM64 function per bundle, with JSON logs in their own log group", () => {
@@ -152,10 +155,12 @@ describe("handlers", () => {
     }
     // Plugin functions: the daemon creates them with VpcConfig from these, and may describe what it names.
     for (const creator of ["management", "install-worker"] as const) {
-      expect(json[id(creator)]!.Properties.Environment.Variables).toMatchObject({
-        PLUGIN_SUBNET_IDS: "subnet-0aaaaaaaaaaaaaaaa",
-        PLUGIN_SECURITY_GROUP_IDS: "sg-0bbbbbbbbbbbbbbbb",
-      });
+      expect(json[id(creator)]!.Properties.Environment.Variables).toMatchObject(
+        daemonVariables({
+          PLUGIN_SUBNET_IDS: "subnet-0aaaaaaaaaaaaaaaa",
+          PLUGIN_SECURITY_GROUP_IDS: "sg-0bbbbbbbbbbbbbbbb",
+        }),
+      );
       const role = json[id(creator)]!.Properties.Role["Fn::GetAtt"][0];
       expect(JSON.stringify(policiesOf(role).map(([, p]) => p.Properties.PolicyDocument))).toContain(
         "ec2:DescribeVpcs",
@@ -188,25 +193,27 @@ describe("handlers", () => {
     const restApiId = logicalId(stack, stack.api.restApi);
     for (const name of HANDLER_NAMES) {
       const env = environmentOf(fnId[name]);
-      expect(env).toMatchObject({
-        STORE_BACKEND: "aws",
-        METADATA_TABLE: { Ref: tableId },
-        PACKAGE_BUCKET: { Ref: bucketId },
-        DAEMON_KEY_SECRET_ARN: { Ref: logicalId(stack, stack.daemonKey.secret) },
-        DIFY_INNER_API_KEY_SECRET_ARN: { Ref: expect.stringMatching(/^DifyInnerApiApiKey/) },
-        PLUGIN_FUNCTION_PREFIX: "difypluginda-plugin-",
-        PLUGIN_ROLE_ARN: { "Fn::GetAtt": [logicalId(stack, stack.pluginRuntime.pluginRole), "Arn"] },
-        PLUGIN_LAYER_ARN: { Ref: expect.stringMatching(/^PluginRuntimeLayer/) },
-        MARKETPLACE_API_URL: "https://marketplace.dify.ai",
-        FORCE_VERIFYING_SIGNATURE: "true",
-        MAX_PLUGIN_PACKAGE_SIZE: "52428800",
-        PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
-        PLUGIN_ARCH: "arm64",
-        AUTO_UPGRADE_ENABLED: "true",
-        PLUGIN_MIN_MEMORY_MB: "1024",
-        FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
-        PLUGIN_LAYER_BYTES: expect.stringMatching(/^[1-9]\d{3,5}$/),
-      });
+      expect(env).toMatchObject(
+        daemonVariables({
+          STORE_BACKEND: "aws",
+          METADATA_TABLE: { Ref: tableId },
+          PACKAGE_BUCKET: { Ref: bucketId },
+          DAEMON_KEY_SECRET_ARN: { Ref: logicalId(stack, stack.daemonKey.secret) },
+          DIFY_INNER_API_KEY_SECRET_ARN: { Ref: expect.stringMatching(/^DifyInnerApiApiKey/) },
+          PLUGIN_FUNCTION_PREFIX: "difypluginda-plugin-",
+          PLUGIN_ROLE_ARN: { "Fn::GetAtt": [logicalId(stack, stack.pluginRuntime.pluginRole), "Arn"] },
+          PLUGIN_LAYER_ARN: { Ref: expect.stringMatching(/^PluginRuntimeLayer/) },
+          MARKETPLACE_API_URL: "https://marketplace.dify.ai",
+          FORCE_VERIFYING_SIGNATURE: "true",
+          MAX_PLUGIN_PACKAGE_SIZE: "52428800",
+          PLUGIN_MAX_EXECUTION_TIMEOUT: "600",
+          PLUGIN_ARCH: "arm64",
+          AUTO_UPGRADE_ENABLED: "true",
+          PLUGIN_MIN_MEMORY_MB: "1024",
+          FETCH_MISSING_MARKETPLACE_PACKAGES: "true",
+          PLUGIN_LAYER_BYTES: expect.stringMatching(/^[1-9]\d{3,5}$/),
+        }),
+      );
       // Built from the API id, not the stage: a stage reference would be a dependency cycle
       // (Template.fromStack and CDK's CloudFormation validation both reject cycles).
       expect(env.DAEMON_PUBLIC_URL).toEqual({
@@ -227,15 +234,21 @@ describe("handlers", () => {
       expect(env).not.toHaveProperty("DIFY_INNER_API_URL");
       expect((env.PLUGIN_FUNCTION_PREFIX as string).length).toBeLessThanOrEqual(20);
     }
-    expect(environmentOf(fnId.management)).toMatchObject({
-      PLUGIN_BUILDER_FUNCTION: { Ref: fnId.builder },
-      INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] },
-    });
-    expect(environmentOf(fnId["install-worker"])).toMatchObject({ PLUGIN_BUILDER_FUNCTION: { Ref: fnId.builder } });
+    expect(environmentOf(fnId.management)).toMatchObject(
+      daemonVariables({
+        PLUGIN_BUILDER_FUNCTION: { Ref: fnId.builder },
+        INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] },
+      }),
+    );
+    expect(environmentOf(fnId["install-worker"])).toMatchObject(
+      daemonVariables({ PLUGIN_BUILDER_FUNCTION: { Ref: fnId.builder } }),
+    );
     expect(environmentOf(fnId["install-worker"])).not.toHaveProperty("INSTALL_WORKER_FUNCTION");
-    expect(environmentOf(fnId["upgrade-check"])).toMatchObject({
-      INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] },
-    });
+    expect(environmentOf(fnId["upgrade-check"])).toMatchObject(
+      daemonVariables({
+        INSTALL_WORKER_FUNCTION: { Ref: fnId["install-worker"] },
+      }),
+    );
   });
 
   it("take their settings from context", () => {
@@ -250,15 +263,17 @@ describe("handlers", () => {
     });
     const fns = template.findResources("AWS::Lambda::Function", { Properties: { Runtime: "nodejs22.x" } });
     for (const fn of Object.values(fns)) {
-      expect(fn.Properties.Environment.Variables).toMatchObject({
-        DIFY_INNER_API_URL: "https://dify.example.com",
-        FORCE_VERIFYING_SIGNATURE: "false",
-        PLUGIN_ARCH: "x86_64",
-        PLUGIN_MAX_EXECUTION_TIMEOUT: "300",
-        PLUGIN_FUNCTION_PREFIX: "staging-plugin-",
-        MARKETPLACE_API_URL: "https://marketplace.example.com",
-        AUTO_UPGRADE_ENABLED: "false",
-      });
+      expect(fn.Properties.Environment.Variables).toMatchObject(
+        daemonVariables({
+          DIFY_INNER_API_URL: "https://dify.example.com",
+          FORCE_VERIFYING_SIGNATURE: "false",
+          PLUGIN_ARCH: "x86_64",
+          PLUGIN_MAX_EXECUTION_TIMEOUT: "300",
+          PLUGIN_FUNCTION_PREFIX: "staging-plugin-",
+          MARKETPLACE_API_URL: "https://marketplace.example.com",
+          AUTO_UPGRADE_ENABLED: "false",
+        }),
+      );
     }
     // Dify's own check takes over: the rule stays, disabled, so turning it back on is a deploy.
     template.hasResourceProperties("AWS::Events::Rule", { State: "DISABLED" });
