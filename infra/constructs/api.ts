@@ -24,18 +24,11 @@ import * as apigateway from "aws-cdk-lib/aws-apigateway";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { API_PATHS, ROUTE_GROUP_NAMES, ROUTE_GROUPS, type RouteGroup } from "../../src/domain/route-groups.js";
 import { acknowledge } from "../nag.js";
 
-export interface ApiRouteTargets {
-  /** Buffered: management, endpoint setup, assets, debugging, extract, health, and the 404 catch-all. */
-  readonly management: lambda.IFunction;
-  /** Streaming: plugin invocation, and the raw-bytes answers (assets, extract-asset). */
-  readonly dispatch: lambda.IFunction;
-  /** Streaming: public plugin endpoints `/e/{hook_id}/...`. */
-  readonly publicEndpoint: lambda.IFunction;
-  /** Streaming: plugin → daemon backwards invocation. */
-  readonly backwardsInvocation: lambda.IFunction;
-}
+/** The function serving each route group (src/domain/route-groups.ts says which paths and whether it streams). */
+export type ApiRouteTargets = Readonly<Record<RouteGroup, lambda.IFunction>>;
 
 export interface ApiProps {
   readonly targets: ApiRouteTargets;
@@ -220,35 +213,13 @@ export class Api extends Construct {
         responseTransferMode: apigateway.ResponseTransferMode.STREAM,
         timeout: streamTimeout,
       });
-    const management = buffered(targets.management);
-    const dispatch = streaming(targets.dispatch);
-    const publicEndpoint = streaming(targets.publicEndpoint);
-    const backwards = streaming(targets.backwardsInvocation);
-
-    const root = this.restApi.root;
-    root.addMethod("ANY", management);
-    root.addProxy({ defaultIntegration: management, anyMethod: true });
-
-    const tenant = root.addResource("plugin").addResource("{tenant_id}");
-    for (const group of ["management", "endpoint", "debugging"]) {
-      tenant.addResource(group).addProxy({ defaultIntegration: management, anyMethod: true });
+    // One integration per group, shared by all of its paths.
+    const integrations = Object.fromEntries(
+      ROUTE_GROUP_NAMES.map((g) => [g, ROUTE_GROUPS[g].streams ? streaming(targets[g]) : buffered(targets[g])]),
+    ) as Record<RouteGroup, apigateway.LambdaIntegration>;
+    for (const { path, method, group } of API_PATHS) {
+      this.restApi.root.resourceForPath(path).addMethod(method, integrations[group]);
     }
-    // Raw bytes: a buffered route would hand Dify base64 text (its Accept is */*, no binary type).
-    tenant.addResource("asset").addProxy({ defaultIntegration: dispatch, anyMethod: true });
-    tenant.addResource("extract-asset").addMethod("ANY", dispatch);
-    tenant.addResource("dispatch").addResource("{proxy+}").addMethod("POST", dispatch);
-
-    const invoke = root.addResource("v2").addResource("invoke");
-    invoke.addResource("extract").addMethod("ANY", management);
-    invoke.addResource("dispatch").addResource("{proxy+}").addMethod("POST", dispatch);
-
-    root.addResource("health").addResource("check").addMethod("GET", management);
-
-    const hook = root.addResource("e").addResource("{hook_id}");
-    hook.addMethod("ANY", publicEndpoint);
-    hook.addResource("{proxy+}").addMethod("ANY", publicEndpoint);
-
-    root.addResource("backwards-invocation").addResource("transaction").addMethod("POST", backwards);
   }
 
   private suppressFindings(): void {

@@ -14,7 +14,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
-import { addDaemonEnvironment, type DaemonEnvironment, daemonEnvironment } from "../daemon-environment.js";
+import { ROUTE_GROUPS, type RouteGroup } from "../../src/domain/route-groups.js";
 import { acknowledge } from "../nag.js";
 import { HANDLER_NAMES, type HandlerName } from "../settings.js";
 
@@ -23,8 +23,8 @@ export { HANDLER_NAMES, type HandlerName } from "../settings.js";
 export interface HandlersProps {
   /** Directory holding `<name>/index.mjs` for every handler. */
   readonly bundleDir: string;
-  /** Environment shared by every handler, by the names the daemon's configuration reads. */
-  readonly environment: DaemonEnvironment;
+  /** Environment shared by every handler. */
+  readonly environment: Record<string, string>;
   /** How long a streaming request (dispatch, public endpoint, backwards invocation) may last. */
   readonly streamTimeout: Duration;
   /** @default RetentionDays.ONE_MONTH */
@@ -36,8 +36,8 @@ export interface HandlersProps {
 interface HandlerSizing {
   readonly description: string;
   readonly memorySize: number;
-  /** A fixed timeout, or "stream" for the streaming timeout. */
-  readonly timeout: Duration | "stream";
+  /** A fixed timeout; a streaming route group (src/domain/route-groups.ts) has the streaming timeout instead. */
+  readonly timeout?: Duration;
   /** Retries of asynchronous invocations (ignored for synchronous ones). */
   readonly retryAttempts?: number;
 }
@@ -50,16 +50,14 @@ const SIZING: Record<HandlerName, HandlerSizing> = {
     // API Gateway cuts buffered integrations at 29 s; running longer only burns money.
     timeout: Duration.seconds(29),
   },
-  dispatch: { description: "Dify plugin daemon: plugin invocation (streaming)", memorySize: 512, timeout: "stream" },
+  dispatch: { description: "Dify plugin daemon: plugin invocation (streaming)", memorySize: 512 },
   "public-endpoint": {
     description: "Dify plugin daemon: public plugin endpoints /e/* (streaming)",
     memorySize: 512,
-    timeout: "stream",
   },
   "backwards-invocation": {
     description: "Dify plugin daemon: backwards invocation from plugin functions (streaming)",
     memorySize: 512,
-    timeout: "stream",
   },
   "install-worker": {
     description: "Dify plugin daemon: runs install tasks (async)",
@@ -75,6 +73,8 @@ const SIZING: Record<HandlerName, HandlerSizing> = {
     retryAttempts: 0,
   },
 };
+
+const streams = (name: HandlerName): boolean => name in ROUTE_GROUPS && ROUTE_GROUPS[name as RouteGroup].streams;
 
 /** "public-endpoint" → "PublicEndpoint", for construct ids. */
 const constructId = (name: string): string =>
@@ -117,8 +117,8 @@ export class Handlers extends Construct {
         // Source maps stay in dist/ for decoding stack traces; they are not deployed.
         code: lambda.Code.fromAsset(bundle, { exclude: ["*.map"] }),
         memorySize: sizing.memorySize,
-        timeout: sizing.timeout === "stream" ? props.streamTimeout : sizing.timeout,
-        environment: daemonEnvironment(props.environment),
+        timeout: streams(name) ? props.streamTimeout : sizing.timeout,
+        environment: { ...props.environment },
         loggingFormat: lambda.LoggingFormat.JSON,
         applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
         systemLogLevelV2: lambda.SystemLogLevel.WARN,
@@ -136,8 +136,8 @@ export class Handlers extends Construct {
     this.functions = functions;
   }
 
-  /** Adds variables to every handler, e.g. one that depends on a resource created after them. */
-  addEnvironment(vars: DaemonEnvironment): void {
-    addDaemonEnvironment(Object.values(this.functions), vars);
+  /** Adds a variable to every handler, e.g. one that depends on a resource created after them. */
+  addEnvironment(key: string, value: string): void {
+    for (const fn of Object.values(this.functions)) fn.addEnvironment(key, value);
   }
 }
