@@ -18,6 +18,7 @@ import { PACKAGE_BUCKET_PREFIXES, PackageBucket } from "./constructs/package-buc
 import { PluginRuntime } from "./constructs/plugin-runtime.js";
 import { UpgradeSchedule } from "./constructs/upgrade-schedule.js";
 import { allowNetworkInterfaces, allowVpcConfiguration, placeInVpc } from "./constructs/vpc-placement.js";
+import { addDaemonEnvironment } from "./daemon-environment.js";
 import { allowGranteeWildcards } from "./nag.js";
 import type { PluginDaemonSettings } from "./settings.js";
 
@@ -85,7 +86,8 @@ export class PluginDaemonStack extends Stack {
         METADATA_TABLE: this.table.tableName,
         PACKAGE_BUCKET: this.packages.bucketName,
         DAEMON_KEY_SECRET_ARN: this.daemonKey.secretArn,
-        ...(s.difyInnerApiUrl ? { DIFY_INNER_API_URL: s.difyInnerApiUrl } : {}),
+        // Unset unless configured (daemonEnvironment leaves undefined values out).
+        DIFY_INNER_API_URL: s.difyInnerApiUrl,
         DIFY_INNER_API_KEY_SECRET_ARN: this.difyInnerApi.apiKeySecret.secretArn,
         PLUGIN_FUNCTION_PREFIX: s.pluginFunctionPrefix,
         PLUGIN_ROLE_ARN: this.pluginRuntime.pluginRole.roleArn,
@@ -117,14 +119,14 @@ export class PluginDaemonStack extends Stack {
     });
     // Plugin functions call back into /backwards-invocation/transaction through this URL.
     const daemonPublicUrl = s.daemonPublicUrl ? this.api.urlFromTemplate(s.daemonPublicUrl) : this.api.url;
-    this.handlers.addEnvironment("DAEMON_PUBLIC_URL", daemonPublicUrl);
+    this.handlers.addEnvironment({ DAEMON_PUBLIC_URL: daemonPublicUrl });
     // Only on the functions that call them: a function naming itself would be a dependency cycle.
-    for (const caller of [fn.management, fn["install-worker"]]) {
-      caller.addEnvironment("PLUGIN_BUILDER_FUNCTION", this.pluginRuntime.builder.functionName);
-    }
-    for (const caller of [fn.management, fn["upgrade-check"]]) {
-      caller.addEnvironment("INSTALL_WORKER_FUNCTION", fn["install-worker"].functionName);
-    }
+    addDaemonEnvironment([fn.management, fn["install-worker"]], {
+      PLUGIN_BUILDER_FUNCTION: this.pluginRuntime.builder.functionName,
+    });
+    addDaemonEnvironment([fn.management, fn["upgrade-check"]], {
+      INSTALL_WORKER_FUNCTION: fn["install-worker"].functionName,
+    });
 
     this.upgradeSchedule = new UpgradeSchedule(this, "UpgradeSchedule", {
       upgradeCheck: fn["upgrade-check"],
@@ -136,8 +138,10 @@ export class PluginDaemonStack extends Stack {
     if (s.pluginVpc) {
       allowNetworkInterfaces(this, this.pluginRuntime.pluginRole);
       for (const creator of ["management", "install-worker"] as const) {
-        fn[creator].addEnvironment("PLUGIN_SUBNET_IDS", s.pluginVpc.subnetIds.join(","));
-        fn[creator].addEnvironment("PLUGIN_SECURITY_GROUP_IDS", s.pluginVpc.securityGroupIds.join(","));
+        addDaemonEnvironment([fn[creator]], {
+          PLUGIN_SUBNET_IDS: s.pluginVpc.subnetIds.join(","),
+          PLUGIN_SECURITY_GROUP_IDS: s.pluginVpc.securityGroupIds.join(","),
+        });
         allowVpcConfiguration(
           this,
           `${creator === "management" ? "Management" : "InstallWorker"}PluginVpcConfiguration`,

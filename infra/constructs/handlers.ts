@@ -15,6 +15,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
 import { ROUTE_GROUPS, type RouteGroup } from "../../src/domain/route-groups.js";
+import { addDaemonEnvironment, type DaemonEnvironment, daemonEnvironment } from "../daemon-environment.js";
 import { acknowledge } from "../nag.js";
 import { HANDLER_NAMES, type HandlerName } from "../settings.js";
 
@@ -23,8 +24,8 @@ export { HANDLER_NAMES, type HandlerName } from "../settings.js";
 export interface HandlersProps {
   /** Directory holding `<name>/index.mjs` for every handler. */
   readonly bundleDir: string;
-  /** Environment shared by every handler. */
-  readonly environment: Record<string, string>;
+  /** Environment shared by every handler, by the names the daemon's configuration reads. */
+  readonly environment: DaemonEnvironment;
   /** How long a streaming request (dispatch, public endpoint, backwards invocation) may last. */
   readonly streamTimeout: Duration;
   /** @default RetentionDays.ONE_MONTH */
@@ -118,7 +119,7 @@ export class Handlers extends Construct {
         code: lambda.Code.fromAsset(bundle, { exclude: ["*.map"] }),
         memorySize: sizing.memorySize,
         timeout: streams(name) ? props.streamTimeout : sizing.timeout,
-        environment: { ...props.environment },
+        environment: daemonEnvironment(props.environment),
         loggingFormat: lambda.LoggingFormat.JSON,
         applicationLogLevelV2: lambda.ApplicationLogLevel.INFO,
         systemLogLevelV2: lambda.SystemLogLevel.WARN,
@@ -136,8 +137,8 @@ export class Handlers extends Construct {
     this.functions = functions;
   }
 
-  /** Adds a variable to every handler, e.g. one that depends on a resource created after them. */
-  addEnvironment(key: string, value: string): void {
-    for (const fn of Object.values(this.functions)) fn.addEnvironment(key, value);
+  /** Adds variables to every handler, e.g. one that depends on a resource created after them. */
+  addEnvironment(vars: DaemonEnvironment): void {
+    addDaemonEnvironment(Object.values(this.functions), vars);
   }
 }
