@@ -7,7 +7,8 @@ import { join } from "node:path";
 import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
 import { HttpMarketplace } from "./adapters/http-marketplace.js";
 import { type DaemonConfig, loadConfig } from "./config.js";
-import { logger, setLogLevel } from "./logger.js";
+import { daemonKeySource } from "./daemon-key.js";
+import { setLogLevel } from "./logger.js";
 import type { BlobStore } from "./ports/blob-store.js";
 import type { DifyInnerApi } from "./ports/dify-inner-api.js";
 import type { InstallQueue } from "./ports/install-queue.js";
@@ -248,9 +249,6 @@ function innerApi(config: DaemonConfig): DifyInnerApi | undefined {
   });
 }
 
-/** Upstream docker-compose's default key, so a local Dify connects without extra setup. */
-export const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
-
 export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
   const [{ SqliteItemStore }, { DiskBlobStore }, { LocalPluginRuntime }, { InProcessInstallQueue }] = await Promise.all(
     [
@@ -260,8 +258,6 @@ export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
       import("./adapters/local/in-process-install-queue.js"),
     ],
   );
-  if (!config.serverKey) logger.warn("SERVER_KEY is not set: using the upstream docker-compose default key");
-  const key = config.serverKey ?? LOCAL_DEFAULT_KEY;
   return {
     items: SqliteItemStore.inDirectory(config.dataDir),
     blobs: new DiskBlobStore(join(config.dataDir, "blobs")),
@@ -278,34 +274,32 @@ export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
       keepWarm: config.pluginKeepWarm,
     }),
     runtimeType: "local",
-    daemonKey: async () => key,
+    daemonKey: daemonKeySource(config),
     queue: (run) => new InProcessInstallQueue(run),
   };
 }
 
 async function awsAdapters(config: DaemonConfig): Promise<Adapters> {
-  const [{ DynamoDbItemStore }, { S3BlobStore }, { LambdaPluginRuntime }, { LambdaInstallQueue }, { secretValue }] =
-    await Promise.all([
-      import("./adapters/aws/dynamodb-item-store.js"),
-      import("./adapters/aws/s3-blob-store.js"),
-      import("./adapters/aws/lambda-plugin-runtime.js"),
-      import("./adapters/aws/lambda-install-queue.js"),
-      import("./adapters/aws/secrets.js"),
-    ]);
+  const [{ DynamoDbItemStore }, { S3BlobStore }, { LambdaPluginRuntime }, { LambdaInstallQueue }] = await Promise.all([
+    import("./adapters/aws/dynamodb-item-store.js"),
+    import("./adapters/aws/s3-blob-store.js"),
+    import("./adapters/aws/lambda-plugin-runtime.js"),
+    import("./adapters/aws/lambda-install-queue.js"),
+  ]);
   const required = (value: string | undefined, name: string): string => {
     if (!value) throw new Error(`${name} must be set when STORE_BACKEND=aws`);
     return value;
   };
   const table = required(config.metadataTable, "METADATA_TABLE");
   const bucket = required(config.packageBucket, "PACKAGE_BUCKET");
-  const keyArn = config.daemonKeySecretArn;
   const items = new DynamoDbItemStore({ tableName: table });
+  const daemonKey = daemonKeySource(config);
   return {
     items,
     blobs: new S3BlobStore({ bucket }),
-    runtime: new LambdaPluginRuntime({ config, bucket, items }),
+    runtime: new LambdaPluginRuntime({ config, bucket, items, callbackSecret: daemonKey }),
     runtimeType: "serverless",
-    daemonKey: keyArn ? () => secretValue(keyArn) : async () => required(config.serverKey, "SERVER_KEY"),
+    daemonKey,
     queue: (run) => new LambdaInstallQueue(config.installWorkerFunction, run),
   };
 }

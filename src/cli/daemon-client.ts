@@ -5,10 +5,10 @@
  * key the daemon refused, or the daemon's own error message.
  */
 import { type Command, Option } from "commander";
+// The key the local daemon uses without SERVER_KEY.
+import { LOCAL_DEFAULT_KEY } from "../daemon-key.js";
 
 export const DEFAULT_URL = "http://127.0.0.1:5002";
-/** Upstream docker-compose's default key, which the local daemon uses without SERVER_KEY. */
-const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
 
 export interface ConnectionOptions {
   url?: string;

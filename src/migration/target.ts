@@ -186,8 +186,11 @@ async function awsParts(config: DaemonConfig): Promise<TargetParts> {
     blobs: new S3BlobStore({ bucket }),
     runtimeType: "serverless",
     runtime: async () => {
-      const { LambdaPluginRuntime } = await import("../adapters/aws/lambda-plugin-runtime.js");
-      return new LambdaPluginRuntime({ config, bucket, items });
+      const [{ LambdaPluginRuntime }, { daemonKeySource }] = await Promise.all([
+        import("../adapters/aws/lambda-plugin-runtime.js"),
+        import("../daemon-key.js"),
+      ]);
+      return new LambdaPluginRuntime({ config, bucket, items, callbackSecret: daemonKeySource(config) });
     },
     close: async () => undefined,
   };

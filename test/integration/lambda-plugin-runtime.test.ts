@@ -30,6 +30,7 @@ import {
   streamFromRuntime,
 } from "../../src/aws-local/lambda-service.js";
 import { type DaemonConfig, loadConfig } from "../../src/config.js";
+import { daemonKeySource } from "../../src/daemon-key.js";
 import { packageBlobKey } from "../../src/domain/blob-keys.js";
 import { loadDeclaration } from "../../src/domain/declaration.js";
 import { formatUniqueIdentifier } from "../../src/domain/identifier.js";
@@ -194,6 +195,7 @@ function runtime(config = testConfig()): LambdaPluginRuntime {
     bucket: BUCKET,
     items,
     lambda,
+    callbackSecret: daemonKeySource(config),
     wait: { minDelaySeconds: 0.01, maxDelaySeconds: 0.05, maxWaitSeconds: 5 },
     retryDelayMs: () => 5,
   });
@@ -415,6 +417,7 @@ describe("LambdaPluginRuntime install/remove (Lambda service faked over HTTP)", 
         bucket: BUCKET,
         items,
         lambda: client,
+        callbackSecret: daemonKeySource(testConfig()),
         wait: { minDelaySeconds: 0.01, maxDelaySeconds: 0.05, maxWaitSeconds: 5 },
       });
       const plugin = await echoTool();

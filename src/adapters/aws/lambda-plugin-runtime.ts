@@ -41,7 +41,6 @@ import {
   type WaitSettings,
 } from "./lambda-plugin-functions.js";
 import { sessionOutputs } from "./lambda-session-stream.js";
-import { secretValue } from "./secrets.js";
 import { batchableTexts, mergeBatchAnswers, splitTexts, type TextBatch } from "./text-batches.js";
 
 export interface LambdaPluginRuntimeOptions {
@@ -51,8 +50,8 @@ export interface LambdaPluginRuntimeOptions {
   items: ItemStore;
   /** For every Lambda call. Defaults: the shared client for management, a no-retry one for sessions (retried here). */
   lambda?: LambdaClient;
-  /** The key session callback tokens are signed with. Default: the daemon key (Secrets Manager, else SERVER_KEY). */
-  callbackSecret?: () => Promise<string>;
+  /** The key session callback tokens are signed with: the daemon key (src/daemon-key.ts). */
+  callbackSecret: () => Promise<string>;
   /** How long and how often to poll while Lambda applies a change. */
   wait?: WaitSettings;
   /** Delay before retry `n` (0-based) of a throttled or failed session start. Default 0.5 s · 2^n. */
@@ -73,7 +72,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
   private readonly config: DaemonConfig;
   private readonly control: () => LambdaClient;
   private readonly sessions: () => LambdaClient;
-  private readonly callbackSecret: (() => Promise<string>) | undefined;
+  private readonly callbackSecret: () => Promise<string>;
   private readonly installing = new Map<string, Promise<void>>();
 
   constructor(private readonly options: LambdaPluginRuntimeOptions) {
@@ -82,9 +81,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
     const injected = options.lambda;
     this.control = injected ? () => injected : sharedLambdaClient;
     this.sessions = injected ? () => injected : sharedSessionClient;
-    const { daemonKeySecretArn: arn, serverKey } = this.config;
-    this.callbackSecret =
-      options.callbackSecret ?? (arn ? () => secretValue(arn) : serverKey ? async () => serverKey : undefined);
+    this.callbackSecret = options.callbackSecret;
   }
 
   functionName(uniqueIdentifier: string): string {
@@ -302,7 +299,6 @@ export class LambdaPluginRuntime implements PluginRuntime {
   /** The token the session's backwards invocations present; null when plugins have no callback URL. */
   private async callbackToken(sessionId: string, tenantId: string): Promise<string | null> {
     if (!this.config.daemonPublicUrl) return null;
-    if (!this.callbackSecret) throw new Error("no daemon key to sign the session callback with");
     return sessionCallbackToken(sessionId, tenantId, await this.callbackSecret());
   }
 
