@@ -23,6 +23,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { HttpMarketplace } from "../src/adapters/http-marketplace.js";
 import { SqliteItemStore } from "../src/adapters/local/sqlite-item-store.js";
+import type { PluginUniqueIdentifier } from "../src/domain/identifier.js";
 import type { StrategySetting, UpgradeMode, UpgradeStrategy } from "../src/domain/upgrade-strategy.js";
 import type { ItemStore } from "../src/ports/item-store.js";
 import { AutoUpgrade, type CycleReport, type UpgradeStarter } from "../src/services/auto-upgrade.js";
@@ -84,7 +85,7 @@ function strategyOf(i: number, plugins: string[]): UpgradeStrategy {
   };
 }
 
-async function seed(file: string, plugins: string[], latestUid: Map<string, string>): Promise<void> {
+async function seed(file: string, plugins: string[], latestUid: Map<string, PluginUniqueIdentifier>): Promise<void> {
   const items = new SqliteItemStore({ filename: file });
   const installations = new Installations(items);
   const strategies = new UpgradeStrategies(items);
@@ -94,7 +95,7 @@ async function seed(file: string, plugins: string[], latestUid: Map<string, stri
     for (let p = 0; p < plugins.length; p++) {
       const pluginId = plugins[p] as string;
       const version = INSTALLED_VERSIONS[(t + p) % INSTALLED_VERSIONS.length] as string;
-      const uid = version === LATEST ? (latestUid.get(pluginId) as string) : syntheticIdentifier(pluginId, version);
+      const uid = version === LATEST ? latestUid.get(pluginId)! : syntheticIdentifier(pluginId, version);
       await installations.create({
         id: `${tenant}-${p}`,
         tenant_id: tenant,

@@ -15,6 +15,7 @@ import { LocalPluginRuntime } from "../src/adapters/local/local-plugin-runtime.j
 import { pluginDirectory } from "../src/adapters/local/plugin-environment.js";
 import { PluginProcess } from "../src/adapters/local/plugin-process.js";
 import { loadDeclaration } from "../src/domain/declaration.js";
+import { uniqueIdentifier } from "../src/domain/identifier.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../src/domain/package-archive.js";
 import { packFixture } from "../test/support/fixture-packages.js";
 import { resultsDir } from "./lib/paths.js";
@@ -31,7 +32,7 @@ try {
     (path) => archive.entries.find((e) => e.name === path)?.data,
     archive.entries.map((e) => e.name),
   );
-  const uid = `fixtures/echo-tool:0.0.1@${"0".repeat(64)}`;
+  const uid = uniqueIdentifier(`fixtures/echo-tool:0.0.1@${"0".repeat(64)}`);
   const toolchain = await resolveToolchain((line) => console.error(line));
   const runtime = new LocalPluginRuntime({
     workDir: work,

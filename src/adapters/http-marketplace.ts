@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { badRequest } from "../domain/errors.js";
-import { parseUniqueIdentifier } from "../domain/identifier.js";
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { Marketplace, MarketplacePlugin, MarketplaceSnapshotEntry } from "../ports/marketplace.js";
 
 const batchResponseSchema = z.object({
@@ -45,11 +45,10 @@ export interface HttpMarketplaceOptions {
 export class HttpMarketplace implements Marketplace {
   constructor(private readonly options: HttpMarketplaceOptions) {}
 
-  downloadPackage(uniqueIdentifier: string): Promise<Uint8Array> {
-    const id = parseUniqueIdentifier(uniqueIdentifier);
+  downloadPackage(uniqueIdentifier: PluginUniqueIdentifier): Promise<Uint8Array> {
     const url = new URL(`${this.options.marketplaceUrl}/api/v1/plugins/download`);
-    url.searchParams.set("unique_identifier", id.raw);
-    return this.download(url, `marketplace package ${id.raw}`);
+    url.searchParams.set("unique_identifier", uniqueIdentifier);
+    return this.download(url, `marketplace package ${uniqueIdentifier}`);
   }
 
   async latestVersions(pluginIds: readonly string[]): Promise<MarketplacePlugin[]> {
@@ -99,7 +98,7 @@ export class HttpMarketplace implements Marketplace {
     return entries;
   }
 
-  async recordInstall(uniqueIdentifier: string): Promise<void> {
+  async recordInstall(uniqueIdentifier: PluginUniqueIdentifier): Promise<void> {
     const res = await fetch(`${this.options.marketplaceUrl}/api/v1/stats/plugins/install_count`, {
       method: "POST",
       headers: { "content-type": "application/json" },

@@ -4,7 +4,7 @@
  * is built here; infra/constructs/package-bucket.ts grants by these prefixes.
  */
 import { createHash, randomUUID } from "node:crypto";
-import { parseUniqueIdentifier } from "./identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "./identifier.js";
 
 export const BLOB_PREFIXES = {
   packages: "packages/",
@@ -15,15 +15,15 @@ export const BLOB_PREFIXES = {
   pluginStorage: "plugin-storage/",
 } as const;
 
-export function packageBlobKey(uniqueIdentifier: string): string {
-  const id = parseUniqueIdentifier(uniqueIdentifier);
+export function packageBlobKey(uniqueIdentifier: PluginUniqueIdentifier): string {
+  const id = identifierParts(uniqueIdentifier);
   return `${BLOB_PREFIXES.packages}${id.pluginId}/${id.version}@${id.checksum}.difypkg`;
 }
 
 export const assetBlobKey = (assetId: string): string => `${BLOB_PREFIXES.assets}${assetId}`;
 
-export function pluginCodeBlobKey(uniqueIdentifier: string, runtime: string, arch: string): string {
-  const id = parseUniqueIdentifier(uniqueIdentifier);
+export function pluginCodeBlobKey(uniqueIdentifier: PluginUniqueIdentifier, runtime: string, arch: string): string {
+  const id = identifierParts(uniqueIdentifier);
   return `${BLOB_PREFIXES.pluginCode}${id.pluginId}/${id.version}@${id.checksum}/${runtime}-${arch}.zip`;
 }
 

@@ -4,6 +4,8 @@
  * any failure fails the task, all successes make it a success. Dify polls the task until it
  * is terminal, so a task must never stay `running` after its last plugin settled.
  */
+import type { PluginUniqueIdentifier } from "./identifier.js";
+
 export type TaskStatus = "pending" | "running" | "success" | "failed";
 
 export interface I18nText {
@@ -15,7 +17,7 @@ export interface I18nText {
 }
 
 export interface InstallTaskPlugin {
-  plugin_unique_identifier: string;
+  plugin_unique_identifier: PluginUniqueIdentifier;
   plugin_id: string;
   status: TaskStatus;
   message: string;

@@ -12,7 +12,7 @@
  *   compared with semver after a careful coercion (see `parsePluginVersion`).
  */
 import semver from "semver";
-import { isUniqueIdentifier, parseUniqueIdentifier } from "./identifier.js";
+import { identifierParts, isUniqueIdentifier, type PluginUniqueIdentifier } from "./identifier.js";
 import type { UpgradeStrategy } from "./upgrade-strategy.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -69,7 +69,7 @@ export const compareVersions = (a: PluginVersion, b: PluginVersion): number => s
 /** An installed plugin as the policy needs it. */
 export interface InstalledPlugin {
   plugin_id: string;
-  plugin_unique_identifier: string;
+  plugin_unique_identifier: PluginUniqueIdentifier;
   source: string;
 }
 
@@ -77,7 +77,7 @@ export interface InstalledPlugin {
 export interface LatestRelease {
   plugin_id: string;
   version: string;
-  unique_identifier: string;
+  unique_identifier: PluginUniqueIdentifier;
 }
 
 export type SkipReason =
@@ -93,8 +93,15 @@ export type SkipReason =
   | "not-a-fix";
 
 export type UpgradeDecision =
-  | { plugin_id: string; from: string; action: "upgrade"; to: string; from_version: string; to_version: string }
-  | { plugin_id: string; from: string; action: "skip"; reason: SkipReason; latest?: string };
+  | {
+      plugin_id: string;
+      from: PluginUniqueIdentifier;
+      action: "upgrade";
+      to: PluginUniqueIdentifier;
+      from_version: string;
+      to_version: string;
+    }
+  | { plugin_id: string; from: PluginUniqueIdentifier; action: "skip"; reason: SkipReason; latest?: string };
 
 /**
  * A marketplace entry as a release, or undefined when it does not hold together: the package
@@ -105,8 +112,9 @@ export function releaseFromMarketplace(entry: {
   latest_version: string;
   latest_package_identifier: string;
 }): LatestRelease | undefined {
+  // A marketplace answer is where this identifier enters: checked here, once.
   if (!isUniqueIdentifier(entry.latest_package_identifier)) return undefined;
-  const id = parseUniqueIdentifier(entry.latest_package_identifier);
+  const id = identifierParts(entry.latest_package_identifier);
   if (id.pluginId !== entry.plugin_id || id.version !== entry.latest_version) return undefined;
   return { plugin_id: entry.plugin_id, version: entry.latest_version, unique_identifier: id.raw };
 }
@@ -141,10 +149,7 @@ export function decideUpgrade(
   if (unselected) return skip(unselected);
   if (!latest || latest.plugin_id !== installed.plugin_id)
     return { ...base, action: "skip", reason: "not-in-marketplace" };
-  const currentVersion = isUniqueIdentifier(installed.plugin_unique_identifier)
-    ? parseUniqueIdentifier(installed.plugin_unique_identifier).version
-    : undefined;
-  const current = currentVersion === undefined ? undefined : parsePluginVersion(currentVersion);
+  const current = parsePluginVersion(identifierParts(installed.plugin_unique_identifier).version);
   const next = parsePluginVersion(latest.version);
   if (!current || !next) return skip("unparseable-version");
   const order = compareVersions(next, current);

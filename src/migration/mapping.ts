@@ -4,7 +4,12 @@
  * debugging plugins, leftovers of uninstalled plugins, duplicates older upstream versions let
  * through) become skips with a reason the report prints.
  */
-import { isRemoteLike, isUniqueIdentifier, parseUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
+import {
+  identifierParts,
+  isRemoteLike,
+  isUniqueIdentifier,
+  type PluginUniqueIdentifier,
+} from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { Endpoint } from "../stores/endpoints.js";
 import type { Installation } from "../stores/installations.js";
@@ -47,7 +52,7 @@ export interface PlannedProvider {
 }
 
 export interface PlannedPackage {
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   /** The installation rows that use it (the first is named when the package cannot be carried). */
   rowIds: string[];
 }
@@ -85,7 +90,7 @@ export function mapInstallation(row: InstallationRow, runtimeType: Installation[
       `plugin_unique_identifier "${row.plugin_unique_identifier}" is not a valid identifier`,
     );
   }
-  const pluginId = pluginIdOf(row.plugin_unique_identifier);
+  const pluginId = identifierParts(row.plugin_unique_identifier).pluginId;
   if (row.plugin_id !== pluginId) {
     throw new RowError(
       "plugin_installations",
@@ -134,8 +139,7 @@ export function mapEndpoint(row: EndpointRow): Endpoint {
 
 const isRemote = (row: InstallationRow) =>
   row.runtime_type === "remote" ||
-  (isUniqueIdentifier(row.plugin_unique_identifier) &&
-    isRemoteLike(parseUniqueIdentifier(row.plugin_unique_identifier)));
+  (isUniqueIdentifier(row.plugin_unique_identifier) && isRemoteLike(row.plugin_unique_identifier));
 
 export function planMigration(snapshot: GoSnapshot, runtimeType: Installation["runtime_type"]): MigrationPlan {
   const skipped: Skip[] = [];

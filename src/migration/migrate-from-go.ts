@@ -10,6 +10,7 @@
  * A dry run does 1, 2 and the existence checks of 3, and writes nothing.
  */
 
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { TenantStorageRow } from "./go-rows.js";
 import { providerTables } from "./go-rows.js";
@@ -242,7 +243,7 @@ async function runtimeStatuses(
   options: MigrationOptions,
   progress: (event: ProgressEvent) => void,
 ): Promise<RuntimeStatus[]> {
-  const tenantsOf = new Map<string, number>();
+  const tenantsOf = new Map<PluginUniqueIdentifier, number>();
   for (const { row, installation } of plan.installations) {
     if (outcomeOf.get(row.id) === "skipped") continue;
     const uid = installation.plugin_unique_identifier;
@@ -305,7 +306,7 @@ async function readPackage(
 async function checkPackage(
   target: MigrationTarget,
   bytes: Uint8Array,
-  uid: string,
+  uid: PluginUniqueIdentifier,
   key: string,
   rowId: string,
   plan: ReturnType<typeof planMigration>,

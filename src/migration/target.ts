@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { DaemonConfig } from "../config.js";
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { BlobStore } from "../ports/blob-store.js";
 import type { ItemStore } from "../ports/item-store.js";
@@ -20,11 +21,11 @@ import { PluginStorage } from "../stores/plugin-storage.js";
 export interface MigrationTarget {
   readonly description: string;
   readonly runtimeType: Installation["runtime_type"];
-  hasPackage(uid: string): Promise<boolean>;
+  hasPackage(uid: PluginUniqueIdentifier): Promise<boolean>;
   /** Decodes and checks a package (identifier = declaration + checksum of its files); writes nothing. */
-  checkPackage(bytes: Uint8Array, uid: string): Promise<PreparedPackage>;
+  checkPackage(bytes: Uint8Array, uid: PluginUniqueIdentifier): Promise<PreparedPackage>;
   savePackage(prepared: PreparedPackage): Promise<void>;
-  declaration(uid: string): Promise<PluginDeclaration | undefined>;
+  declaration(uid: PluginUniqueIdentifier): Promise<PluginDeclaration | undefined>;
   installation(tenantId: string, pluginId: string): Promise<Installation | undefined>;
   createInstallation(installation: Installation): Promise<boolean>;
   endpoint(tenantId: string, endpointId: string): Promise<Endpoint | undefined>;
@@ -33,8 +34,8 @@ export interface MigrationTarget {
   createEndpoint(endpoint: Endpoint): Promise<boolean>;
   hasStorageKey(tenantId: string, pluginId: string, key: string): Promise<boolean>;
   setStorageKey(tenantId: string, pluginId: string, key: string, value: Uint8Array): Promise<void>;
-  runtimeReady(uid: string): Promise<boolean>;
-  prepareRuntime(uid: string, progress: (line: string) => void): Promise<void>;
+  runtimeReady(uid: PluginUniqueIdentifier): Promise<boolean>;
+  prepareRuntime(uid: PluginUniqueIdentifier, progress: (line: string) => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -76,16 +77,16 @@ class StoreTarget implements MigrationTarget {
     this.storage = new PluginStorage(parts.items, parts.blobs);
   }
 
-  async hasPackage(uid: string) {
+  async hasPackage(uid: PluginUniqueIdentifier) {
     return (await this.packages.get(uid)) !== undefined;
   }
-  checkPackage(bytes: Uint8Array, uid: string) {
+  checkPackage(bytes: Uint8Array, uid: PluginUniqueIdentifier) {
     return this.intake.prepare(bytes, false, uid);
   }
   savePackage(prepared: PreparedPackage) {
     return this.intake.persist(prepared);
   }
-  async declaration(uid: string) {
+  async declaration(uid: PluginUniqueIdentifier) {
     return (await this.packages.get(uid))?.declaration;
   }
   async installation(tenantId: string, pluginId: string) {
@@ -110,10 +111,10 @@ class StoreTarget implements MigrationTarget {
     // Upstream already held the value within its cap; the cap applies again to the plugin's next writes.
     return this.storage.set(tenantId, pluginId, key, value, Number.MAX_SAFE_INTEGER);
   }
-  async runtimeReady(uid: string) {
+  async runtimeReady(uid: PluginUniqueIdentifier) {
     return this.parts.runtime ? (await this.runtime()).isInstalled(uid) : false;
   }
-  async prepareRuntime(uid: string, progress: (line: string) => void) {
+  async prepareRuntime(uid: PluginUniqueIdentifier, progress: (line: string) => void) {
     const record = await this.packages.get(uid);
     if (!record) throw new Error(`package ${uid} is not stored`);
     const archive = () => this.intake.archiveOf(uid);

@@ -1,3 +1,5 @@
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
+
 /**
  * Where packages come from when Dify does not upload them: the Dify Marketplace (by unique
  * identifier) and GitHub releases. Downloads are size-capped while streaming.
@@ -24,9 +26,9 @@ export interface Marketplace {
    */
   snapshot(): Promise<MarketplaceSnapshotEntry[]>;
   /** Counts an install on the marketplace (Dify does this before each auto-upgrade). */
-  recordInstall(uniqueIdentifier: string): Promise<void>;
+  recordInstall(uniqueIdentifier: PluginUniqueIdentifier): Promise<void>;
   /** The package bytes for a marketplace identifier. */
-  downloadPackage(uniqueIdentifier: string): Promise<Uint8Array>;
+  downloadPackage(uniqueIdentifier: PluginUniqueIdentifier): Promise<Uint8Array>;
   /** Latest versions of the given plugins; unknown ids are absent. */
   latestVersions(pluginIds: readonly string[]): Promise<MarketplacePlugin[]>;
   /** A release asset of a GitHub repository (`owner/name`). */

@@ -5,6 +5,7 @@
  * a stream of session messages out.
  */
 
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { PackageArchive } from "../domain/package-archive.js";
 
@@ -35,7 +36,7 @@ export type BackwardsInvocationHandler = (
  * not download and unzip the whole package for nothing.
  */
 export interface InstallablePlugin {
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   declaration: PluginDeclaration;
   archive: () => Promise<PackageArchive>;
 }
@@ -56,11 +57,15 @@ export interface PluginRuntime {
    */
   install(plugin: InstallablePlugin, progress: (message: string) => void, signal?: AbortSignal): Promise<void>;
   /** Whether `install` completed for this identifier (and the runtime still exists). */
-  isInstalled(uniqueIdentifier: string): Promise<boolean>;
+  isInstalled(uniqueIdentifier: PluginUniqueIdentifier): Promise<boolean>;
   /** Frees the runtime once no tenant uses the identifier; removing a missing runtime is not an error. */
-  remove(uniqueIdentifier: string): Promise<void>;
+  remove(uniqueIdentifier: PluginUniqueIdentifier): Promise<void>;
   /** Runs one session; yields until (and including) `end`. */
-  invoke(uniqueIdentifier: string, request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput>;
+  invoke(
+    uniqueIdentifier: PluginUniqueIdentifier,
+    request: PluginRequest,
+    options: InvokeOptions,
+  ): AsyncIterable<SessionOutput>;
   /** Clears what a previous process of this daemon left behind when it died (half-built runtimes). */
   recover?(): Promise<void>;
   /** Stops processes / releases resources (local daemon shutdown). */

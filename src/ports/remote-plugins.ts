@@ -3,17 +3,18 @@
  * a connected plugin turned into an installation and back. Implemented by
  * services/remote-plugins.ts; used by adapters/local/remote-debugging-server.ts.
  */
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 
 /** A plugin whose declaration is stored, ready to be installed once its sessions reach the socket. */
 export interface PreparedRemotePlugin {
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
 }
 
 export interface Installation {
   tenant_id: string;
   plugin_id: string;
-  plugin_unique_identifier: string;
+  plugin_unique_identifier: PluginUniqueIdentifier;
 }
 
 export interface RemotePluginRegistry {

@@ -1,7 +1,7 @@
 /** Which plugin a tenant-scoped dispatch (`/plugin/{tenant}/dispatch/*`) runs. */
 
 import { badRequest, DaemonError, pluginNotFound } from "../domain/errors.js";
-import { isUniqueIdentifier } from "../domain/identifier.js";
+import { isUniqueIdentifier, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import { type DaemonRequest, header } from "../http/daemon-request.js";
 import type { Installations } from "../stores/installations.js";
 
@@ -10,7 +10,10 @@ import type { Installations } from "../stores/installations.js";
  * upstream's FetchPluginInstallation middleware answers (internal/server/middleware.go,
  * langgenius/dify-plugin-daemon@bdb5642a).
  */
-export async function installedIdentifier(installations: Installations, req: DaemonRequest): Promise<string> {
+export async function installedIdentifier(
+  installations: Installations,
+  req: DaemonRequest,
+): Promise<PluginUniqueIdentifier> {
   const pluginId = header(req, "x-plugin-id");
   if (!pluginId) throw badRequest("plugin_id is required").withStatus(400);
   const stored = await installations.get(req.params.tenant_id ?? "", pluginId);

@@ -5,7 +5,7 @@
 import { z } from "zod";
 import { actionFor } from "../domain/dispatch-actions.js";
 import { badRequest, DaemonError } from "../domain/errors.js";
-import { isUniqueIdentifier } from "../domain/identifier.js";
+import { isUniqueIdentifier, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import { bind, type DaemonRequest, header } from "../http/daemon-request.js";
 import { eventStream, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
@@ -40,7 +40,7 @@ export interface DispatchDeps {
 
 export function dispatchRoutes(deps: DispatchDeps): Route[] {
   const { dispatcher, installations } = deps;
-  const dispatch = async (req: DaemonRequest, tenantId: string, uniqueIdentifier: string) => {
+  const dispatch = async (req: DaemonRequest, tenantId: string, uniqueIdentifier: PluginUniqueIdentifier) => {
     const action = actionFor(req.params.action ?? "");
     if (!action) return routeNotFound();
     const body = bind(req, dispatchBody);

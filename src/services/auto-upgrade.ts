@@ -9,6 +9,7 @@
  * cursor; the caller continues from it, in a new invocation on AWS.
  */
 import { v7 as uuidv7 } from "uuid";
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import { type LatestRelease, planUpgrades, releaseFromMarketplace } from "../domain/upgrade-policy.js";
 import {
   absoluteSlotAt,
@@ -35,7 +36,7 @@ import type { Installer } from "./installer.js";
 
 /** Starts one upgrade; the real one creates an install task, the benchmark only counts. */
 export interface UpgradeStarter {
-  start(tenantId: string, fromUid: string, toUid: string): Promise<{ task_id: string }>;
+  start(tenantId: string, fromUid: PluginUniqueIdentifier, toUid: PluginUniqueIdentifier): Promise<{ task_id: string }>;
 }
 
 /** Upgrades the way Dify's task does: count the install on the marketplace, then `install/upgrade`. */

@@ -12,7 +12,7 @@
 import { posix } from "node:path";
 import { z } from "zod";
 import { permissionsOf } from "../domain/declaration-facts.js";
-import { pluginIdOf } from "../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import { ruleFor } from "../domain/invoke-types.js";
 import { metrics, secondsSince } from "../observability/metrics.js";
 import type { DifyInnerApi } from "../ports/dify-inner-api.js";
@@ -30,7 +30,7 @@ export interface CallingSession {
   sessionId: string;
   tenantId: string;
   userId: string;
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   /** Access type of the session (tool, model, endpoint, ...). */
   accessType: string;
 }
@@ -155,7 +155,7 @@ export class BackwardsInvocations {
     const keyProblem = checkKey(key);
     const store = this.options.storage;
     const tenant = session.tenantId;
-    const plugin = pluginIdOf(session.uniqueIdentifier);
+    const plugin = identifierParts(session.uniqueIdentifier).pluginId;
     switch (opt) {
       case "get": {
         const bytes = keyProblem ? undefined : await store.get(tenant, plugin, key);

@@ -4,7 +4,7 @@
  * triggers) and the questions Dify asks about them (which are missing, which tools exist).
  */
 import { declarationCategory } from "../domain/declaration-facts.js";
-import { parseUniqueIdentifier } from "../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginCategory, PluginDeclaration } from "../domain/manifest.js";
 import type { Installation, Installations } from "../stores/installations.js";
 import type { PackageRecords } from "../stores/package-records.js";
@@ -64,7 +64,7 @@ export class Catalog {
   }
 
   /** The identifier the tenant has installed for a plugin, if any. */
-  async currentIdentifier(tenantId: string, pluginId: string): Promise<string | undefined> {
+  async currentIdentifier(tenantId: string, pluginId: string): Promise<PluginUniqueIdentifier | undefined> {
     return (await this.installations.get(tenantId, pluginId))?.installation.plugin_unique_identifier;
   }
 
@@ -72,7 +72,7 @@ export class Catalog {
    * Whether any tenant has the package installed, as upstream's `plugins` table answers it (a
    * stored package alone does not count; internal/service/decode_service.go FetchPluginFromIdentifier).
    */
-  async installedAnywhere(uniqueIdentifier: string): Promise<boolean> {
+  async installedAnywhere(uniqueIdentifier: PluginUniqueIdentifier): Promise<boolean> {
     return (await this.packages.users(uniqueIdentifier)).length > 0;
   }
 
@@ -91,10 +91,13 @@ export class Catalog {
   }
 
   /** Of `uniqueIdentifiers`, those the tenant does not have installed in exactly that version. */
-  async missing(tenantId: string, uniqueIdentifiers: string[]): Promise<MissingInstallation[]> {
+  async missing(
+    tenantId: string,
+    uniqueIdentifiers: readonly PluginUniqueIdentifier[],
+  ): Promise<MissingInstallation[]> {
     const missing: MissingInstallation[] = [];
     for (const raw of uniqueIdentifiers) {
-      const current = await this.currentIdentifier(tenantId, parseUniqueIdentifier(raw).pluginId);
+      const current = await this.currentIdentifier(tenantId, identifierParts(raw).pluginId);
       if (current !== raw) missing.push({ plugin_unique_identifier: raw, current_identifier: current ?? "" });
     }
     return missing;
@@ -142,7 +145,7 @@ export class Catalog {
           plugin_unique_identifier: installation.plugin_unique_identifier,
           runtime_type: installation.runtime_type,
           source: installation.source,
-          version: parseUniqueIdentifier(installation.plugin_unique_identifier).version,
+          version: identifierParts(installation.plugin_unique_identifier).version,
           verified: p.verified,
         },
       ];
@@ -151,7 +154,7 @@ export class Catalog {
 
   /** The row shape of `management/list`. */
   static listEntry(p: InstalledPlugin) {
-    const id = parseUniqueIdentifier(p.installation.plugin_unique_identifier);
+    const id = identifierParts(p.installation.plugin_unique_identifier);
     return {
       ...p.installation,
       name: p.declaration.name,

@@ -8,14 +8,14 @@ import { v4 as uuidv4 } from "uuid";
 import type { PluginAction } from "../domain/dispatch-actions.js";
 import { errorEnvelope, sseChunk, successEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError } from "../domain/errors.js";
-import { pluginIdOf } from "../domain/identifier.js";
+import { type PluginUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
 import { measuredInvocation } from "../observability/invocation-metrics.js";
 import { appendLogContext } from "../observability/log-context.js";
 import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
 
 export interface DispatchInput {
   tenantId: string;
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   action: PluginAction;
   userId: string;
   data: Record<string, unknown>;

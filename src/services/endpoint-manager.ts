@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from "uuid";
 import { permissionsOf } from "../domain/declaration-facts.js";
 import { maskSettings, mergeMaskedSecrets, type Settings, settingsProblem } from "../domain/endpoint-settings.js";
 import { badRequest, internalError, notFound, permissionDenied, pluginNotFound } from "../domain/errors.js";
-import { pluginIdOf } from "../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { EndpointProviderDeclaration } from "../domain/manifest.js";
 import type { Endpoint, Endpoints } from "../stores/endpoints.js";
 import type { Installations } from "../stores/installations.js";
@@ -37,11 +37,11 @@ export class EndpointManager {
   async setup(
     tenantId: string,
     userId: string,
-    uniqueIdentifier: string,
+    uniqueIdentifier: PluginUniqueIdentifier,
     name: string,
     settings: Settings,
   ): Promise<void> {
-    const pluginId = pluginIdOf(uniqueIdentifier);
+    const pluginId = identifierParts(uniqueIdentifier).pluginId;
     const stored = await this.installations.get(tenantId, pluginId);
     if (!stored || stored.installation.plugin_unique_identifier !== uniqueIdentifier) throw pluginNotFound();
     const declaration = (await this.packages.get(uniqueIdentifier))?.declaration;

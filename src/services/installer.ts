@@ -6,7 +6,7 @@
  */
 import { v4 as uuidv4, v7 as uuidv7 } from "uuid";
 import { badRequest, notFound } from "../domain/errors.js";
-import { parseUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import {
   abandon,
   type InstallTask,
@@ -56,11 +56,11 @@ export class Installer {
 
   async installFromIdentifiers(
     tenantId: string,
-    identifiers: string[],
+    identifiers: PluginUniqueIdentifier[],
     source: string,
     metas: Array<Record<string, unknown>>,
   ): Promise<InstallStart> {
-    const ids = identifiers.map(parseUniqueIdentifier);
+    const ids = identifiers.map(identifierParts);
     const installed = await Promise.all(ids.map((id) => this.deps.installations.get(tenantId, id.pluginId)));
     // Upstream counts a plugin as installed by plugin id, whatever the version (Dify upgrades explicitly).
     if (installed.every(Boolean)) return { all_installed: true, task_id: "" };
@@ -74,13 +74,13 @@ export class Installer {
 
   async upgrade(
     tenantId: string,
-    originalIdentifier: string,
-    newIdentifier: string,
+    originalIdentifier: PluginUniqueIdentifier,
+    newIdentifier: PluginUniqueIdentifier,
     source: string,
     meta: Record<string, unknown>,
   ): Promise<InstallStart> {
-    const original = parseUniqueIdentifier(originalIdentifier);
-    const next = parseUniqueIdentifier(newIdentifier);
+    const original = identifierParts(originalIdentifier);
+    const next = identifierParts(newIdentifier);
     if (original.pluginId !== next.pluginId) throw badRequest("original and new plugin must be the same plugin");
     if (original.raw === next.raw) throw badRequest("original and new plugin unique identifier are the same");
     const current = await this.deps.installations.get(tenantId, original.pluginId);
@@ -104,7 +104,7 @@ export class Installer {
    */
   private async upgradeToRunningVersion(
     current: StoredInstallation,
-    uid: string,
+    uid: PluginUniqueIdentifier,
     source: string,
     meta: Record<string, unknown>,
   ): Promise<InstallStart | undefined> {
@@ -112,7 +112,7 @@ export class Installer {
     const tenantId = current.installation.tenant_id;
     // The claim keeps the last other tenant's uninstall from removing the runtime meanwhile.
     await this.deps.claims.claim(uid, tenantId);
-    let previous: string;
+    let previous: PluginUniqueIdentifier;
     try {
       if (!(await this.deps.runtime.isInstalled(uid))) return undefined;
       previous = await this.swap(current, uid, source, meta, new Date().toISOString());
@@ -168,7 +168,7 @@ export class Installer {
         clearTimeout(timer);
         metrics.installFinished({
           kind: stored.job.kind,
-          pluginId: pluginIdOf(uid),
+          pluginId: identifierParts(uid).pluginId,
           status,
           seconds: secondsSince(started),
         });
@@ -228,7 +228,7 @@ export class Installer {
   private async startTask(tenantId: string, job: InstallJob): Promise<string> {
     const plugins = await Promise.all(
       job.plugins.map(async (p) => {
-        const id = parseUniqueIdentifier(p.unique_identifier);
+        const id = identifierParts(p.unique_identifier);
         const record = await this.deps.packages.get(id.raw);
         if (!record && !isDownloadable(job.source)) {
           throw badRequest(`plugin package ${id.raw} not found, upload it first`);
@@ -257,7 +257,7 @@ export class Installer {
     note: (line: string) => void,
     signal: AbortSignal,
   ): Promise<{ message: string; afterwards?: () => Promise<void> }> {
-    const id = parseUniqueIdentifier(plugin.unique_identifier);
+    const id = identifierParts(plugin.unique_identifier);
     const existing = await this.deps.installations.get(tenantId, id.pluginId);
     if (job.kind === "install" && existing) return { message: "installed" };
     if (job.kind === "upgrade") {
@@ -311,11 +311,11 @@ export class Installer {
   /** Switches the installation to `uid`; returns the identifier it had. */
   private async swap(
     current: StoredInstallation,
-    uid: string,
+    uid: PluginUniqueIdentifier,
     source: string,
     meta: Record<string, unknown>,
     now: string,
-  ): Promise<string> {
+  ): Promise<PluginUniqueIdentifier> {
     const previous = current.installation.plugin_unique_identifier;
     try {
       await this.deps.installations.replace(current, {
@@ -333,7 +333,12 @@ export class Installer {
     return previous;
   }
 
-  private async ensurePackage(uid: string, source: string, meta: Record<string, unknown>, note: (l: string) => void) {
+  private async ensurePackage(
+    uid: PluginUniqueIdentifier,
+    source: string,
+    meta: Record<string, unknown>,
+    note: (l: string) => void,
+  ) {
     if (await this.deps.packages.get(uid)) return;
     let bytes: Uint8Array;
     if (source === "marketplace") {
@@ -353,7 +358,7 @@ export class Installer {
   }
 
   /** Removes the shared runtime once no tenant has it installed or is installing it. */
-  private async releaseIfUnused(uid: string): Promise<void> {
+  private async releaseIfUnused(uid: PluginUniqueIdentifier): Promise<void> {
     const removal = await this.deps.claims.beginRemovalIfUnused(uid);
     if (!removal) return;
     try {

@@ -9,7 +9,7 @@
  * while marketplace packages reach Dify's own 15 MiB cap. Answering `fetch/manifest` for an
  * identifier the marketplace has, after downloading it here, makes Dify skip its upload.
  */
-import { isRemoteLike, isUniqueIdentifier, parseUniqueIdentifier } from "../domain/identifier.js";
+import { isRemoteLike, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import { logger } from "../logger.js";
 import type { Marketplace } from "../ports/marketplace.js";
 import type { PackageRecord, PackageRecords } from "../stores/package-records.js";
@@ -32,12 +32,12 @@ export class MarketplacePrefetch {
    * stored yet. Undefined when it is neither stored nor on the marketplace (or fetching is off):
    * the caller answers "not found" as before.
    */
-  async storedOrFetched(uniqueIdentifier: string): Promise<PackageRecord | undefined> {
+  async storedOrFetched(uniqueIdentifier: PluginUniqueIdentifier): Promise<PackageRecord | undefined> {
     const { packages, intake, marketplace, enabled } = this.deps;
     const stored = await packages.get(uniqueIdentifier);
-    if (stored || !enabled || !isUniqueIdentifier(uniqueIdentifier)) return stored;
+    if (stored || !enabled) return stored;
     // Remote-debugging identifiers (a tenant id as author) are never on the marketplace.
-    if (isRemoteLike(parseUniqueIdentifier(uniqueIdentifier))) return undefined;
+    if (isRemoteLike(uniqueIdentifier)) return undefined;
     try {
       const bytes = await marketplace.downloadPackage(uniqueIdentifier);
       // The identifier names the checksum: a package that is not exactly that one is refused.

@@ -10,7 +10,12 @@
 import { packageBlobKey } from "../domain/blob-keys.js";
 import { packageChecksum } from "../domain/checksum.js";
 import { badRequest } from "../domain/errors.js";
-import { formatUniqueIdentifier, isRemoteLike, parseUniqueIdentifier } from "../domain/identifier.js";
+import {
+  formatUniqueIdentifier,
+  identifierParts,
+  isRemoteLike,
+  type PluginUniqueIdentifier,
+} from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import type { PackageArchive, PackageLimits } from "../domain/package-archive.js";
 import { extractAssets, type PluginAsset } from "../domain/plugin-assets.js";
@@ -18,7 +23,7 @@ import { type Verification, verifyPackageSignature } from "../domain/signature.j
 import type { PackageRecord, PackageRecords } from "../stores/package-records.js";
 
 export interface DecodedPackage {
-  unique_identifier: string;
+  unique_identifier: PluginUniqueIdentifier;
   manifest: PluginDeclaration;
   verification: Verification | null;
 }
@@ -64,7 +69,7 @@ export class PackageIntake {
       version: declaration.version,
       checksum: packageChecksum(archive.entries),
     });
-    if (isRemoteLike(parseUniqueIdentifier(uniqueIdentifier))) throw badRequest("cannot set author to an UUID");
+    if (isRemoteLike(uniqueIdentifier)) throw badRequest("cannot set author to an UUID");
     if (expectedIdentifier !== undefined && expectedIdentifier !== uniqueIdentifier) {
       throw badRequest(`downloaded package is ${uniqueIdentifier}, expected ${expectedIdentifier}`);
     }
@@ -75,7 +80,7 @@ export class PackageIntake {
     );
     const record: PackageRecord = {
       unique_identifier: uniqueIdentifier,
-      plugin_id: parseUniqueIdentifier(uniqueIdentifier).pluginId,
+      plugin_id: identifierParts(uniqueIdentifier).pluginId,
       declaration: withAssets,
       verified: signature.verified,
       verification: signature.verification,
@@ -99,7 +104,7 @@ export class PackageIntake {
    * /v2/invoke/extract): the manifest as the package declares it, icons not remapped to asset
    * ids, as upstream's zip decoder returns it (internal/service/decode_service.go).
    */
-  async decodeStored(uniqueIdentifier: string): Promise<DecodedPackage> {
+  async decodeStored(uniqueIdentifier: PluginUniqueIdentifier): Promise<DecodedPackage> {
     const bytes = await this.packages.bytes(uniqueIdentifier);
     if (!bytes) throw badRequest("plugin package not found");
     const archive = await this.read(bytes);
@@ -116,7 +121,7 @@ export class PackageIntake {
     };
   }
 
-  async archiveOf(uniqueIdentifier: string): Promise<PackageArchive> {
+  async archiveOf(uniqueIdentifier: PluginUniqueIdentifier): Promise<PackageArchive> {
     const bytes = await this.packages.bytes(uniqueIdentifier);
     if (!bytes) throw badRequest("plugin package not found");
     return this.read(bytes);

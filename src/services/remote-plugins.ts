@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { v4 as uuidv4 } from "uuid";
 import { packageBlobKey } from "../domain/blob-keys.js";
-import { formatUniqueIdentifier } from "../domain/identifier.js";
+import { formatUniqueIdentifier, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { logger } from "../logger.js";
 import type { RemotePluginRegistry } from "../ports/remote-plugins.js";
@@ -25,7 +25,7 @@ export interface RemotePluginsDeps {
 /** A declared plugin whose package record is stored, not yet installed. */
 export interface PreparedRemotePlugin {
   tenantId: string;
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   pluginId: string;
   existing: StoredInstallation | undefined;
 }

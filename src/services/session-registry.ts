@@ -5,6 +5,7 @@
  * receives the callback who the user is, which plugin runs, and what the session was invoked for.
  */
 
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import { runtimeError } from "../domain/plugin-protocol.js";
 import type { InvokeOptions, PluginRequest, PluginRuntime, SessionOutput } from "../ports/plugin-runtime.js";
 import type { PluginSessions } from "../stores/plugin-sessions.js";
@@ -22,7 +23,7 @@ export function registeringSessions(runtime: PluginRuntime, sessions: PluginSess
 async function* invokeRegistered(
   runtime: PluginRuntime,
   sessions: PluginSessions,
-  uniqueIdentifier: string,
+  uniqueIdentifier: PluginUniqueIdentifier,
   request: PluginRequest,
   options: InvokeOptions,
 ): AsyncGenerator<SessionOutput> {

@@ -3,6 +3,7 @@
  * success); failed ones stay until Dify deletes them, so the user can read the message.
  */
 import { z } from "zod";
+import { uniqueIdentifierSchema } from "../domain/identifier.js";
 import { type InstallTask, isTerminal } from "../domain/install-task.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
@@ -20,7 +21,7 @@ const installTaskSchema = z.object({
   completed_plugins: z.number().int(),
   plugins: z.array(
     z.object({
-      plugin_unique_identifier: z.string(),
+      plugin_unique_identifier: uniqueIdentifierSchema,
       plugin_id: z.string(),
       status: taskStatus,
       message: z.string(),
@@ -38,9 +39,9 @@ const installJobSchema = z.object({
   source: z.string(),
   plugins: z.array(
     z.object({
-      unique_identifier: z.string(),
+      unique_identifier: uniqueIdentifierSchema,
       meta: z.record(z.string(), z.unknown()),
-      original_unique_identifier: z.string().optional(),
+      original_unique_identifier: uniqueIdentifierSchema.optional(),
     }),
   ),
 });

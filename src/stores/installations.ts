@@ -5,6 +5,7 @@
  * reference items, in one atomic write.
  */
 import { z } from "zod";
+import { uniqueIdentifierSchema } from "../domain/identifier.js";
 import { ConditionFailedError, type ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
 
@@ -14,7 +15,7 @@ const installationSchema = z.object({
   id: z.string(),
   tenant_id: z.string(),
   plugin_id: z.string(),
-  plugin_unique_identifier: z.string(),
+  plugin_unique_identifier: uniqueIdentifierSchema,
   runtime_type: z.enum(runtimeTypes),
   source: z.string(),
   meta: z.record(z.string(), z.unknown()),

@@ -4,6 +4,7 @@
  */
 import { z } from "zod";
 import { assetBlobKey } from "../domain/blob-keys.js";
+import { type PluginUniqueIdentifier, uniqueIdentifierSchema } from "../domain/identifier.js";
 import type { PluginDeclaration } from "../domain/manifest.js";
 import { pluginDeclarationSchema } from "../domain/manifest.js";
 import type { BlobStore } from "../ports/blob-store.js";
@@ -13,7 +14,7 @@ import { keys } from "./keys.js";
 const verificationSchema = z.object({ authorized_category: z.enum(["langgenius", "partner", "community"]) });
 
 const packageRecordSchema = z.object({
-  unique_identifier: z.string(),
+  unique_identifier: uniqueIdentifierSchema,
   plugin_id: z.string(),
   declaration: pluginDeclarationSchema,
   verified: z.boolean(),
@@ -43,7 +44,7 @@ export class PackageRecords {
     this.cache.set(record.unique_identifier, record);
   }
 
-  async get(uid: string): Promise<PackageRecord | undefined> {
+  async get(uid: PluginUniqueIdentifier): Promise<PackageRecord | undefined> {
     const cached = this.cache.get(uid);
     if (cached) return cached;
     const item = await this.items.get(keys.package(uid));
@@ -53,7 +54,7 @@ export class PackageRecords {
     return record;
   }
 
-  async bytes(uid: string): Promise<Uint8Array | undefined> {
+  async bytes(uid: PluginUniqueIdentifier): Promise<Uint8Array | undefined> {
     const record = await this.get(uid);
     return record ? this.blobs.get(record.package_key) : undefined;
   }
@@ -63,7 +64,7 @@ export class PackageRecords {
   }
 
   /** Tenants that have this package installed. */
-  async users(uid: string): Promise<string[]> {
+  async users(uid: PluginUniqueIdentifier): Promise<string[]> {
     const uses = await this.items.query(keys.package(uid).pk, { skPrefix: keys.packageUsePrefix });
     return uses.map((u) => u.sk.slice(keys.packageUsePrefix.length));
   }

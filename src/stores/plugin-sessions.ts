@@ -5,6 +5,7 @@
  * item store for 30 minutes, like upstream keeps sessions in Redis.
  */
 import { z } from "zod";
+import { uniqueIdentifierSchema } from "../domain/identifier.js";
 import type { ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
 
@@ -15,7 +16,7 @@ export const pluginSessionSchema = z.object({
   session_id: z.string(),
   tenant_id: z.string(),
   user_id: z.string(),
-  plugin_unique_identifier: z.string(),
+  plugin_unique_identifier: uniqueIdentifierSchema,
   /** The access type and action the session runs (e.g. tool / invoke_tool). */
   access_type: z.string(),
   access_action: z.string(),

@@ -8,6 +8,7 @@
  * uninstall keep the runtime: never an installation whose runtime was just deleted.
  */
 import { z } from "zod";
+import type { PluginUniqueIdentifier } from "../domain/identifier.js";
 import { ConditionFailedError, type Item, type ItemStore } from "../ports/item-store.js";
 import { keys } from "./keys.js";
 
@@ -37,7 +38,7 @@ export class RuntimeClaims {
   ) {}
 
   /** Records that `tenantId` is installing `uid`; waits while the runtime is being removed. */
-  async claim(uid: string, tenantId: string): Promise<void> {
+  async claim(uid: PluginUniqueIdentifier, tenantId: string): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const { item, claims } = await this.read(uid);
       if (claims.removing && !this.expired(claims.removing, this.options.removalLeaseMs)) {
@@ -51,7 +52,7 @@ export class RuntimeClaims {
   }
 
   /** The tenant's install of `uid` is over, whether its installation was written or not. */
-  async settle(uid: string, tenantId: string): Promise<void> {
+  async settle(uid: PluginUniqueIdentifier, tenantId: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { item, claims } = await this.read(uid);
       if (!item || !(tenantId in claims.installing)) return;
@@ -65,7 +66,7 @@ export class RuntimeClaims {
    * Returns the removal's token, to pass to `removalDone` once the runtime is gone, or
    * undefined when the runtime is in use (or someone else is removing it).
    */
-  async beginRemovalIfUnused(uid: string): Promise<string | undefined> {
+  async beginRemovalIfUnused(uid: PluginUniqueIdentifier): Promise<string | undefined> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       // One query reads the package's partition: its USE# items and the claims item together.
       const partition = await this.items.query(keys.runtimeClaims(uid).pk);
@@ -84,7 +85,7 @@ export class RuntimeClaims {
   }
 
   /** The removal that `token` started is over: installs may go ahead. */
-  async removalDone(uid: string, token: string): Promise<void> {
+  async removalDone(uid: PluginUniqueIdentifier, token: string): Promise<void> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const { item, claims } = await this.read(uid);
       if (!item || claims.removing !== token) return;
@@ -99,13 +100,13 @@ export class RuntimeClaims {
     }
   }
 
-  private async read(uid: string): Promise<{ item: Item | undefined; claims: Claims }> {
+  private async read(uid: PluginUniqueIdentifier): Promise<{ item: Item | undefined; claims: Claims }> {
     const item = await this.items.get(keys.runtimeClaims(uid));
     return { item, claims: claimsOf(item) };
   }
 
   /** Writes the next claims under the version read; false when someone wrote in between. */
-  private async put(uid: string, current: Item | undefined, next: Claims): Promise<boolean> {
+  private async put(uid: PluginUniqueIdentifier, current: Item | undefined, next: Claims): Promise<boolean> {
     const empty = Object.keys(next.installing).length === 0 && !next.removing;
     try {
       if (empty && current) {

@@ -21,6 +21,7 @@ import { pluginCodeKey } from "../../src/adapters/aws/lambda-function-spec.js";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import type { DaemonEnvironment } from "../../src/config.js";
 import { assetBlobKey, packageBlobKey } from "../../src/domain/blob-keys.js";
+import { uniqueIdentifier } from "../../src/domain/identifier.js";
 import type { BlobStore } from "../../src/ports/blob-store.js";
 import { INLINE_MAX_BYTES, PluginStorage } from "../../src/stores/plugin-storage.js";
 import { itemTableDefinition } from "../support/aws-resources.js";
@@ -747,7 +748,7 @@ describe("iam", () => {
 
   it("lets each handler read, write and delete exactly the bucket keys its code produces", async () => {
     // The keys, from the code that makes them; a large storage value through PluginStorage itself.
-    const uid = `langgenius/openai:0.0.20@${"a".repeat(64)}`;
+    const uid = uniqueIdentifier(`langgenius/openai:0.0.20@${"a".repeat(64)}`);
     const stored: string[] = [];
     const recording: BlobStore = {
       put: async (k) => void stored.push(k),

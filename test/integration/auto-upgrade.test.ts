@@ -14,6 +14,7 @@ import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ContinuationEvent, createUpgradeCheckHandler } from "../../functions/upgrade-check.js";
 import { HttpMarketplace } from "../../src/adapters/http-marketplace.js";
+import { uniqueIdentifier } from "../../src/domain/identifier.js";
 import { AutoUpgrade, type CycleReport, type UpgradeStarter } from "../../src/services/auto-upgrade.js";
 import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "../../src/stores/upgrade-strategies.js";
 import { echoToolPackage, FakeMarketplace } from "../support/fake-marketplace.js";
@@ -760,7 +761,7 @@ describe("on DynamoDB (the AWS store, served by the test emulator)", () => {
               id: `${tenant}-${p}`,
               tenant_id: tenant,
               plugin_id: p,
-              plugin_unique_identifier: `${p}:1.2.${i % 2 === 0 ? 2 : 3}@${"d".repeat(64)}`,
+              plugin_unique_identifier: uniqueIdentifier(`${p}:1.2.${i % 2 === 0 ? 2 : 3}@${"d".repeat(64)}`),
               runtime_type: "serverless",
               source: "marketplace",
               meta: {},

@@ -47,6 +47,7 @@ import {
   LambdaService as FakeLambdaService,
 } from "../../src/aws-local/lambda-service.js";
 import { packageBlobKey } from "../../src/domain/blob-keys.js";
+import { type PluginUniqueIdentifier, uniqueIdentifier } from "../../src/domain/identifier.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { verifySessionCallbackToken } from "../../src/domain/session-token.js";
 import type { LocalResponseStream } from "../../src/local/awslambda-shim.js";
@@ -377,7 +378,7 @@ describe("stream keep-alive before the first chunk (src/adapters/aws/stream-keep
 });
 
 describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3, Secrets Manager (moto) and the Lambda API (faked)", () => {
-  let uid: string;
+  let uid: PluginUniqueIdentifier;
   let installationId: string;
 
   it("answers a wrong daemon key with the 401 envelope, on buffered and streaming handlers alike", async () => {
@@ -419,7 +420,7 @@ describe("the AWS composition: API Gateway → Lambda handlers → DynamoDB, S3,
     expect(upload.event.isBase64Encoded).toBe(true);
     expect(upload.status).toBe(200);
     expect(upload.envelope.code).toBe(0);
-    uid = upload.envelope.data.unique_identifier;
+    uid = uniqueIdentifier(upload.envelope.data.unique_identifier);
     expect(uid).toMatch(/^fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/);
     expect(upload.envelope.data.manifest).toMatchObject({
       name: "echo-tool",

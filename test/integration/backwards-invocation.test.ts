@@ -13,6 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, inject, it } from "v
 import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 import { pluginDirectory } from "../../src/adapters/local/plugin-environment.js";
 import { ExecutionEnvironment } from "../../src/aws-local/execution-environment.js";
+import type { PluginUniqueIdentifier } from "../../src/domain/identifier.js";
 import { parsePluginLine, toSessionOutput } from "../../src/domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../src/domain/session-token.js";
 import { serve } from "../../src/http/pipeline.js";
@@ -42,7 +43,7 @@ const WITHOUT = {
 } as const;
 let d: TestDaemon;
 let inner: FakeDifyInnerApi;
-let uid: string;
+let uid: PluginUniqueIdentifier;
 
 const install = (pkg: Uint8Array) => installPackage(d, T, pkg);
 

@@ -30,6 +30,7 @@ import { createDynamoDbClient, createS3Client } from "../../src/adapters/aws/cli
 import { DynamoDbItemStore } from "../../src/adapters/aws/dynamodb-item-store.js";
 import { S3BlobStore } from "../../src/adapters/aws/s3-blob-store.js";
 import { packageChecksum } from "../../src/domain/checksum.js";
+import { type PluginUniqueIdentifier, uniqueIdentifier } from "../../src/domain/identifier.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { Endpoints } from "../../src/stores/endpoints.js";
 import { Installations } from "../../src/stores/installations.js";
@@ -55,7 +56,7 @@ let work: string;
 let storageRoot: string;
 let dataDir: string;
 let daemon: TestDaemon | undefined;
-const uid = { echo: "", store: "", llm: "", remote: "" };
+const uid = {} as Record<"echo" | "store" | "llm" | "remote", PluginUniqueIdentifier>;
 const id = {
   echoA: uuidv7(),
   storeA: uuidv7(),
@@ -87,8 +88,10 @@ async function storePackage(): Promise<Uint8Array> {
 }
 
 /** `author/name:version@checksum`, the checksum computed by src/domain as upstream computes it. */
-async function identifierOf(name: string, bytes: Uint8Array): Promise<string> {
-  return `fixtures/${name}:0.0.1@${packageChecksum((await readPackage(bytes, DEFAULT_PACKAGE_LIMITS)).entries)}`;
+async function identifierOf(name: string, bytes: Uint8Array): Promise<PluginUniqueIdentifier> {
+  return uniqueIdentifier(
+    `fixtures/${name}:0.0.1@${packageChecksum((await readPackage(bytes, DEFAULT_PACKAGE_LIMITS)).entries)}`,
+  );
 }
 
 function writeStorage(key: string, bytes: Uint8Array | string): void {
@@ -376,7 +379,7 @@ beforeAll(async () => {
   uid.echo = await identifierOf("echo-tool", echo);
   uid.store = await identifierOf("backwards-tool", store);
   uid.llm = await identifierOf("fake-llm", llm);
-  uid.remote = `${A}/debug-tool:0.0.1@${"d".repeat(32)}`;
+  uid.remote = uniqueIdentifier(`${A}/debug-tool:0.0.1@${"d".repeat(32)}`);
   // Uploaded packages are in the package cache; fake-llm only in the installed bucket (both upstream layouts).
   writeStorage(`plugin_packages/${uid.echo}`, echo);
   writeStorage(`plugin_packages/${uid.store}`, store);

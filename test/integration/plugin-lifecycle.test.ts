@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
+import { type PluginUniqueIdentifier, uniqueIdentifier } from "../../src/domain/identifier.js";
 import { packFixture } from "../support/fixture-packages.js";
 import {
   installPackage,
@@ -112,7 +113,7 @@ describe("memory policy", () => {
 });
 
 describe("supervisor", () => {
-  let uid: string;
+  let uid: PluginUniqueIdentifier;
   beforeAll(async () => {
     uid = await installPackage(d, A, await packFixture("lifecycle-tool"));
   }, 180_000);
@@ -195,7 +196,7 @@ describe("installs", () => {
 
   it("lets an upgrade's in-flight calls to the old version finish before it stops", async () => {
     await installPackage(d, B, await packFixture("lifecycle-tool", { version: "0.1.0" }));
-    const original = (await installationOf(B))!.plugin_unique_identifier;
+    const original = uniqueIdentifier((await installationOf(B))!.plugin_unique_identifier);
     const oldPid = (await whoAnswered(B)).pid!;
     const inFlight = Array.from({ length: 8 }, () => whoAnswered(B, 3));
     await new Promise((r) => setTimeout(r, 300));

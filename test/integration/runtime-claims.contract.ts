@@ -3,13 +3,14 @@
  * that keep an install in one tenant and an uninstall in another from deleting a runtime in use.
  */
 import { describe, expect, it } from "vitest";
+import { uniqueIdentifier } from "../../src/domain/identifier.js";
 import type { ItemStore } from "../../src/ports/item-store.js";
 import { keys } from "../../src/stores/keys.js";
 import { RuntimeClaims } from "../../src/stores/runtime-claims.js";
 
 const lease = { installLeaseMs: 60_000, removalLeaseMs: 60_000, pollMs: 10 };
 let n = 0;
-const uid = () => `fixtures/claims-${process.pid}-${Date.now()}-${n++}:0.0.1@${"c".repeat(64)}`;
+const uid = () => uniqueIdentifier(`fixtures/claims-${process.pid}-${Date.now()}-${n++}:0.0.1@${"c".repeat(64)}`);
 const settled = async (p: Promise<unknown>, ms = 100) =>
   Promise.race([p.then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), ms))]);
 

@@ -16,7 +16,12 @@ import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { packageChecksum } from "../../src/domain/checksum.js";
 import { loadDeclaration } from "../../src/domain/declaration.js";
-import { formatUniqueIdentifier, parseUniqueIdentifier } from "../../src/domain/identifier.js";
+import {
+  formatUniqueIdentifier,
+  type PluginUniqueIdentifier,
+  parseUniqueIdentifier,
+  uniqueIdentifier,
+} from "../../src/domain/identifier.js";
 import { DEFAULT_PACKAGE_LIMITS, readPackage } from "../../src/domain/package-archive.js";
 import { fixturesDir, packFixture } from "./fixture-packages.js";
 
@@ -29,7 +34,7 @@ interface Listing {
 }
 
 /** The identifier the daemon computes for a package (same algorithm as upstream's). */
-export async function identifierOf(bytes: Uint8Array): Promise<string> {
+export async function identifierOf(bytes: Uint8Array): Promise<PluginUniqueIdentifier> {
   const archive = await readPackage(bytes, DEFAULT_PACKAGE_LIMITS);
   const declaration = loadDeclaration(
     (path) => archive.file(path),
@@ -53,7 +58,7 @@ export function echoToolPackage(version: string, name = "echo-tool"): Promise<Ui
 
 /** A syntactically valid identifier for a listing that has no package behind it. */
 export const syntheticIdentifier = (pluginId: string, version: string) =>
-  `${pluginId}:${version}@${randomBytes(32).toString("hex")}`;
+  uniqueIdentifier(`${pluginId}:${version}@${randomBytes(32).toString("hex")}`);
 
 export class FakeMarketplace {
   snapshotMode: SnapshotMode = "ok";
@@ -84,14 +89,14 @@ export class FakeMarketplace {
   }
 
   /** Makes a package downloadable; returns its identifier. Does not change the latest release. */
-  async publish(bytes: Uint8Array): Promise<string> {
+  async publish(bytes: Uint8Array): Promise<PluginUniqueIdentifier> {
     const uid = await identifierOf(bytes);
     this.packages.set(uid, bytes);
     return uid;
   }
 
   /** Publishes a package and makes it its plugin's latest release. */
-  async release(bytes: Uint8Array): Promise<string> {
+  async release(bytes: Uint8Array): Promise<PluginUniqueIdentifier> {
     const uid = await this.publish(bytes);
     this.setLatest(uid);
     return uid;

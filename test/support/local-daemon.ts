@@ -10,6 +10,7 @@ import { inject } from "vitest";
 import { DiskBlobStore } from "../../src/adapters/local/disk-blob-store.js";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import { type Daemon, sharedDaemon } from "../../src/daemon.js";
+import { type PluginUniqueIdentifier, uniqueIdentifier } from "../../src/domain/identifier.js";
 import { startLocalServer } from "../../src/local/server.js";
 import { InstallTasks } from "../../src/stores/install-tasks.js";
 import { Installations } from "../../src/stores/installations.js";
@@ -138,11 +139,11 @@ export async function startInstall(
 }
 
 /** Uploads a package and installs it for a tenant, as Dify does; resolves with its identifier once the task succeeded. */
-export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Array): Promise<string> {
+export async function installPackage(d: TestDaemon, tenant: string, pkg: Uint8Array): Promise<PluginUniqueIdentifier> {
   const { uid, taskId } = await startInstall(d, tenant, pkg);
   const task = await waitForTask(d, tenant, taskId);
   if (task.status !== "success") throw new Error(`installing ${uid} failed: ${JSON.stringify(task)}`);
-  return uid;
+  return uniqueIdentifier(uid);
 }
 
 /** Reads an SSE dispatch body into its envelopes. */

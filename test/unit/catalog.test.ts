@@ -3,6 +3,7 @@
  * missing installations, model bindings, category ids, tool existence and the category search.
  */
 import { describe, expect, it } from "vitest";
+import { type PluginUniqueIdentifier, uniqueIdentifier } from "../../src/domain/identifier.js";
 import type { PluginDeclaration } from "../../src/domain/manifest.js";
 import { Catalog } from "../../src/services/catalog.js";
 import type { Installation, Installations } from "../../src/stores/installations.js";
@@ -11,7 +12,7 @@ import type { PackageRecords } from "../../src/stores/package-records.js";
 const SUM = "f47ca91dfa51d374e6dc4fa3b9b6839396e1e5bff0d6e846cc940c828f8f131b";
 const T = "tenant-1";
 
-const uid = (pluginId: string, version: string) => `${pluginId}:${version}@${SUM}`;
+const uid = (pluginId: string, version: string) => uniqueIdentifier(`${pluginId}:${version}@${SUM}`);
 
 function installation(pluginId: string, version: string): Installation {
   return {
@@ -41,11 +42,11 @@ function catalogOf(plugins: Array<{ installation: Installation; declaration: Par
     },
   } as unknown as Installations;
   const packages = {
-    get: async (u: string) => {
+    get: async (u: PluginUniqueIdentifier) => {
       const p = byUid.get(u);
       return p && { declaration: p.declaration, verified: true };
     },
-    users: async (u: string) => (byUid.has(u) ? [T] : []),
+    users: async (u: PluginUniqueIdentifier) => (byUid.has(u) ? [T] : []),
   } as unknown as PackageRecords;
   return new Catalog(installations, packages);
 }

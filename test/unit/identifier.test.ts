@@ -1,11 +1,16 @@
 import { describe, expect, it } from "vitest";
+import { z } from "zod";
 import { DaemonError } from "../../src/domain/errors.js";
 import {
   formatUniqueIdentifier,
+  identifierParts,
   isRemoteLike,
   isUniqueIdentifier,
+  type PluginUniqueIdentifier,
   parseUniqueIdentifier,
   pluginIdOf,
+  uniqueIdentifier,
+  uniqueIdentifierSchema,
 } from "../../src/domain/identifier.js";
 
 const SUM64 = "f47ca91dfa51d374e6dc4fa3b9b6839396e1e5bff0d6e846cc940c828f8f131b";
@@ -90,17 +95,41 @@ describe("unique identifiers", () => {
   });
 
   it("treats a UUID author as a remote-debugging plugin", () => {
-    const remote = (author: string) => isRemoteLike(parseUniqueIdentifier(`${author}/tool:0.0.1@${SUM64}`));
+    const remote = (author: string) => isRemoteLike(uniqueIdentifier(`${author}/tool:0.0.1@${SUM64}`));
     expect(remote("6b0d5f6c-6a5f-4a7e-9d8e-0f1e2d3c4b5a")).toBe(true);
     expect(remote("6b0d5f6c6a5f4a7e9d8e0f1e2d3c4b5a")).toBe(true); // Go's uuid.Parse also takes bare hex
     expect(remote("langgenius")).toBe(false);
     expect(remote("6b0d5f6c-6a5f-4a7e-9d8e-0f1e2d3c4b5")).toBe(false);
-    expect(isRemoteLike(parseUniqueIdentifier(`tool:0.0.1@${SUM64}`))).toBe(false);
+    expect(isRemoteLike(uniqueIdentifier(`tool:0.0.1@${SUM64}`))).toBe(false);
   });
 
   it("derives the plugin id like upstream, even from strings that are not identifiers", () => {
     expect(pluginIdOf(`langgenius/openai:0.0.19@${SUM64}`)).toBe("langgenius/openai");
     expect(pluginIdOf("langgenius/openai")).toBe("langgenius/openai");
     expect(pluginIdOf("a:b:c")).toBe("a:b:c");
+  });
+
+  it.each([`langgenius/openai:1.2.3-rc_1@${SUM64}`, `openai:0.0.1@${SUM32}`, `a_b-c/x-y_z:9999.0.1.7@${SUM32}`])(
+    "reads the parts of a checked identifier as the full parse does: %s",
+    (raw) => {
+      const checked = uniqueIdentifier(raw);
+      expect(checked).toBe(raw);
+      expect(identifierParts(checked)).toEqual(parseUniqueIdentifier(raw));
+      expect(identifierParts(checked).pluginId).toBe(pluginIdOf(raw));
+    },
+  );
+
+  it("checks identifiers in schemas, keeping the string byte for byte", () => {
+    const schema = z.object({ plugin_unique_identifier: uniqueIdentifierSchema });
+    const raw = `langgenius/openai:0.0.19@${SUM64}`;
+    const parsed: { plugin_unique_identifier: PluginUniqueIdentifier } = schema.parse({
+      plugin_unique_identifier: raw,
+    });
+    expect(parsed.plugin_unique_identifier).toBe(raw);
+    expect(JSON.stringify(parsed)).toBe(JSON.stringify({ plugin_unique_identifier: raw }));
+    const refused = schema.safeParse({ plugin_unique_identifier: "langgenius/openai:0.0.19" });
+    expect(refused.success).toBe(false);
+    expect(refused.error?.issues[0]?.message).toBe("plugin_unique_identifier is not valid");
+    expect(() => uniqueIdentifier("nonsense")).toThrow("plugin_unique_identifier is not valid: nonsense");
   });
 });

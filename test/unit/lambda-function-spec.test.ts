@@ -15,6 +15,7 @@ import {
   tagsMatch,
 } from "../../src/adapters/aws/lambda-function-spec.js";
 import { loadDeclaration } from "../../src/domain/declaration.js";
+import { uniqueIdentifier } from "../../src/domain/identifier.js";
 import type { PluginDeclaration } from "../../src/domain/manifest.js";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/plugins/echo-tool/", import.meta.url));
@@ -26,7 +27,7 @@ const echoTool = loadDeclaration((path) => {
   }
 });
 
-const UID = `fixtures/echo-tool:0.0.1@${"a".repeat(64)}`;
+const UID = uniqueIdentifier(`fixtures/echo-tool:0.0.1@${"a".repeat(64)}`);
 const MIB = 1024 * 1024;
 
 function withResource(resource: Record<string, unknown>, runnerVersion = "3.12"): PluginDeclaration {
@@ -131,7 +132,7 @@ describe("tags and code keys", () => {
   });
 
   it("leave out values longer than Lambda's 256-character tag limit but keep the hash", () => {
-    const long = `${"a".repeat(64)}/${"b".repeat(150)}:1.0.0@${"f".repeat(64)}`;
+    const long = uniqueIdentifier(`${"a".repeat(64)}/${"b".repeat(150)}:1.0.0@${"f".repeat(64)}`);
     const tags = pluginFunctionTags(long);
     expect(tags["dify:plugin-unique-identifier"]).toBeUndefined();
     expect(tags["dify:plugin-id"]).toBe(`${"a".repeat(64)}/${"b".repeat(150)}`);

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { pluginCodeBlobKey } from "../../domain/blob-keys.js";
 import { memoryBytesOf, runnerOf } from "../../domain/declaration-facts.js";
-import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../../domain/identifier.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 
 /** Lambda's bounds (CreateFunction API reference). */
@@ -119,7 +119,11 @@ export function functionTimeoutSeconds(declaration: PluginDeclaration, execution
 }
 
 /** Where the plugin builder writes the code zip for one identifier, runtime and architecture. */
-export function pluginCodeKey(uniqueIdentifier: string, runtime: LambdaPythonRuntime, arch: LambdaArch): string {
+export function pluginCodeKey(
+  uniqueIdentifier: PluginUniqueIdentifier,
+  runtime: LambdaPythonRuntime,
+  arch: LambdaArch,
+): string {
   return pluginCodeBlobKey(uniqueIdentifier, runtime, arch);
 }
 
@@ -127,8 +131,8 @@ export function pluginCodeKey(uniqueIdentifier: string, runtime: LambdaPythonRun
  * Tags say which plugin a function runs. Tag values are limited to 256 characters, so the full
  * identifier is only stored when it fits; its SHA-256 always is, and is what ownership checks use.
  */
-export function pluginFunctionTags(uniqueIdentifier: string): Record<string, string> {
-  const id = parseUniqueIdentifier(uniqueIdentifier);
+export function pluginFunctionTags(uniqueIdentifier: PluginUniqueIdentifier): Record<string, string> {
+  const id = identifierParts(uniqueIdentifier);
   return {
     [TAG_IDENTIFIER_SHA256]: identifierSha256(uniqueIdentifier),
     ...(uniqueIdentifier.length <= MAX_TAG_VALUE && { [TAG_UNIQUE_IDENTIFIER]: uniqueIdentifier }),
@@ -166,7 +170,7 @@ export interface PluginFunctionSpec {
 }
 
 export function pluginFunctionSpec(
-  uniqueIdentifier: string,
+  uniqueIdentifier: PluginUniqueIdentifier,
   declaration: PluginDeclaration,
   settings: PluginFunctionSettings,
 ): PluginFunctionSpec {

@@ -16,12 +16,13 @@ import {
   waitForFunctionUpdatedV2,
 } from "@aws-sdk/client-lambda";
 import { internalError } from "../../domain/errors.js";
+import type { PluginUniqueIdentifier } from "../../domain/identifier.js";
 import { logger } from "../../logger.js";
 import { pluginTracingConfig } from "../../observability/tracing.js";
 import { PLUGIN_HANDLER, type PluginFunctionSpec, tagsMatch } from "./lambda-function-spec.js";
 
 export interface FunctionDeployment {
-  uniqueIdentifier: string;
+  uniqueIdentifier: PluginUniqueIdentifier;
   spec: PluginFunctionSpec;
   code: { bucket: string; key: string };
   roleArn: string;

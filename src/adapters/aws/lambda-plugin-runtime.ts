@@ -13,6 +13,7 @@ import {
 import type { DaemonConfig } from "../../config.js";
 import { packageBlobKey } from "../../domain/blob-keys.js";
 import { internalError } from "../../domain/errors.js";
+import type { PluginUniqueIdentifier } from "../../domain/identifier.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
 import { sessionCallbackToken } from "../../domain/session-token.js";
 import { logger } from "../../logger.js";
@@ -59,7 +60,10 @@ export interface LambdaPluginRuntimeOptions {
 }
 
 /** What `isInstalled` reads: one item per identifier. */
-export const runtimeRecordKey = (uniqueIdentifier: string) => ({ pk: `RUNTIME#${uniqueIdentifier}`, sk: "RUNTIME" });
+export const runtimeRecordKey = (uniqueIdentifier: PluginUniqueIdentifier) => ({
+  pk: `RUNTIME#${uniqueIdentifier}`,
+  sk: "RUNTIME",
+});
 
 /** Retries of a session start that Lambda throttled or failed with a 5xx, before any byte arrived. */
 const START_RETRIES = 3;
@@ -73,7 +77,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
   private readonly control: () => LambdaClient;
   private readonly sessions: () => LambdaClient;
   private readonly callbackSecret: () => Promise<string>;
-  private readonly installing = new Map<string, Promise<void>>();
+  private readonly installing = new Map<PluginUniqueIdentifier, Promise<void>>();
 
   constructor(private readonly options: LambdaPluginRuntimeOptions) {
     this.config = options.config;
@@ -162,17 +166,17 @@ export class LambdaPluginRuntime implements PluginRuntime {
     progress(`plugin function ${spec.functionName} is ready (${outcome})`);
   }
 
-  async isInstalled(uniqueIdentifier: string): Promise<boolean> {
+  async isInstalled(uniqueIdentifier: PluginUniqueIdentifier): Promise<boolean> {
     return (await this.options.items.get(runtimeRecordKey(uniqueIdentifier))) !== undefined;
   }
 
-  async remove(uniqueIdentifier: string): Promise<void> {
+  async remove(uniqueIdentifier: PluginUniqueIdentifier): Promise<void> {
     await deleteFunction(this.control(), this.functionName(uniqueIdentifier));
     await this.options.items.write([{ op: "delete", key: runtimeRecordKey(uniqueIdentifier) }]);
   }
 
   async *invoke(
-    uniqueIdentifier: string,
+    uniqueIdentifier: PluginUniqueIdentifier,
     request: PluginRequest,
     options: InvokeOptions,
   ): AsyncIterable<SessionOutput> {
@@ -207,7 +211,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
    * their answers merged into the one answer the caller expects (src/adapters/aws/text-batches.ts).
    */
   private async *invokeInBatches(
-    uniqueIdentifier: string,
+    uniqueIdentifier: PluginUniqueIdentifier,
     request: PluginRequest,
     texts: unknown[],
     token: string | null,
@@ -265,7 +269,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
   }
 
   private async *invokeOnce(
-    uniqueIdentifier: string,
+    uniqueIdentifier: PluginUniqueIdentifier,
     request: PluginRequest,
     payload: Uint8Array,
     options: InvokeOptions,

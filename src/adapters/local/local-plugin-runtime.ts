@@ -8,7 +8,7 @@ import { readdir, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { loadDeclaration } from "../../domain/declaration.js";
 import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
-import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import { identifierParts, type PluginUniqueIdentifier } from "../../domain/identifier.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
 import { logger } from "../../logger.js";
@@ -49,11 +49,11 @@ export interface LocalPluginRuntimeOptions {
 
 export class LocalPluginRuntime implements PluginRuntime {
   private readonly interpreters: PythonInterpreters;
-  private readonly processes = new Map<string, PluginProcess>();
-  private readonly building = new Map<string, Promise<string>>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly processes = new Map<PluginUniqueIdentifier, PluginProcess>();
+  private readonly building = new Map<PluginUniqueIdentifier, Promise<string>>();
+  private readonly locks = new Map<PluginUniqueIdentifier, Promise<unknown>>();
   /** Plugins connected over the remote-debugging socket, by their remote identifier. */
-  private readonly remotes = new Map<string, PluginConnection>();
+  private readonly remotes = new Map<PluginUniqueIdentifier, PluginConnection>();
 
   constructor(private readonly options: LocalPluginRuntimeOptions) {
     this.interpreters = new PythonInterpreters(options.pythonPath);
@@ -111,32 +111,32 @@ export class LocalPluginRuntime implements PluginRuntime {
     }
   }
 
-  private isKeptWarm(uniqueIdentifier: string): boolean {
-    return this.options.keepWarm?.includes(parseUniqueIdentifier(uniqueIdentifier).pluginId) ?? false;
+  private isKeptWarm(uniqueIdentifier: PluginUniqueIdentifier): boolean {
+    return this.options.keepWarm?.includes(identifierParts(uniqueIdentifier).pluginId) ?? false;
   }
 
   /** Routes a remote-debugging plugin's sessions to its socket while it is connected. */
-  attachRemote(uniqueIdentifier: string, connection: PluginConnection): void {
+  attachRemote(uniqueIdentifier: PluginUniqueIdentifier, connection: PluginConnection): void {
     this.remotes.set(uniqueIdentifier, connection);
   }
 
-  detachRemote(uniqueIdentifier: string, connection: PluginConnection): void {
+  detachRemote(uniqueIdentifier: PluginUniqueIdentifier, connection: PluginConnection): void {
     if (this.remotes.get(uniqueIdentifier) === connection) this.remotes.delete(uniqueIdentifier);
   }
 
-  async isInstalled(uniqueIdentifier: string): Promise<boolean> {
+  async isInstalled(uniqueIdentifier: PluginUniqueIdentifier): Promise<boolean> {
     if (this.remotes.has(uniqueIdentifier)) return true;
     return isEnvironmentReady(pluginDirectory(this.options.workDir, uniqueIdentifier));
   }
 
   /** Drains the plugin's in-flight calls (bounded), stops it and deletes its directory. */
-  async remove(uniqueIdentifier: string): Promise<void> {
+  async remove(uniqueIdentifier: PluginUniqueIdentifier): Promise<void> {
     await this.exclusively(uniqueIdentifier, () =>
       this.discard(uniqueIdentifier, this.options.drainTimeoutMs ?? 60_000),
     );
   }
 
-  private async discard(uniqueIdentifier: string, drainMs = 0): Promise<void> {
+  private async discard(uniqueIdentifier: PluginUniqueIdentifier, drainMs = 0): Promise<void> {
     const process = this.processes.get(uniqueIdentifier);
     this.processes.delete(uniqueIdentifier);
     await process?.stop(drainMs);
@@ -144,7 +144,7 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   /** Install and remove of one identifier run one at a time, so a removal never deletes a build in progress. */
-  private async exclusively<T>(uniqueIdentifier: string, work: () => Promise<T>): Promise<T> {
+  private async exclusively<T>(uniqueIdentifier: PluginUniqueIdentifier, work: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(uniqueIdentifier) ?? Promise.resolve();
     const mine = previous.catch(() => undefined).then(work);
     const settled = mine.catch(() => undefined);
@@ -156,7 +156,7 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   async *invoke(
-    uniqueIdentifier: string,
+    uniqueIdentifier: PluginUniqueIdentifier,
     request: PluginRequest,
     options: InvokeOptions,
   ): AsyncIterable<SessionOutput> {
@@ -180,7 +180,7 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 
   /** The pid serving a plugin, if running (for tests and diagnostics). */
-  pidOf(uniqueIdentifier: string): number | undefined {
+  pidOf(uniqueIdentifier: PluginUniqueIdentifier): number | undefined {
     return this.processes.get(uniqueIdentifier)?.pid;
   }
 
@@ -194,7 +194,7 @@ export class LocalPluginRuntime implements PluginRuntime {
     this.processes.clear();
   }
 
-  private processFor(uniqueIdentifier: string, declaration: PluginDeclaration): PluginProcess {
+  private processFor(uniqueIdentifier: PluginUniqueIdentifier, declaration: PluginDeclaration): PluginProcess {
     let process = this.processes.get(uniqueIdentifier);
     if (!process) {
       process = new PluginProcess({

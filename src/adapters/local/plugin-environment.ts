@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { runnerOf } from "../../domain/declaration-facts.js";
-import { parseUniqueIdentifier } from "../../domain/identifier.js";
+import { identifierParts, isUniqueIdentifier, type PluginUniqueIdentifier } from "../../domain/identifier.js";
 import type { InstallablePlugin } from "../../ports/plugin-runtime.js";
 import { scrubbedEnvironment, signalGroup, spawnWatchedGroup } from "./child-processes.js";
 import { type PythonInterpreters, toolchainCacheDir } from "./python-interpreters.js";
@@ -23,18 +23,19 @@ export interface PluginEnvironmentOptions {
   envInitTimeoutSeconds: number;
 }
 
-export function pluginDirectory(workDir: string, uniqueIdentifier: string): string {
-  const id = parseUniqueIdentifier(uniqueIdentifier);
+export function pluginDirectory(workDir: string, uniqueIdentifier: PluginUniqueIdentifier): string {
+  const id = identifierParts(uniqueIdentifier);
   return join(workDir, id.author ?? "_", `${id.name}-${id.version}@${id.checksum}`);
 }
 
 export const isEnvironmentReady = (dir: string): boolean => existsSync(join(dir, MARKER));
 
-/** The unique identifier a ready plugin directory was built for (undefined when it is not ready). */
-export function environmentIdentifier(dir: string): string | undefined {
+/** The unique identifier a ready plugin directory was built for (undefined when it is not ready or not valid). */
+export function environmentIdentifier(dir: string): PluginUniqueIdentifier | undefined {
   try {
     const marker = JSON.parse(readFileSync(join(dir, MARKER), "utf8")) as { unique_identifier?: unknown };
-    return typeof marker.unique_identifier === "string" ? marker.unique_identifier : undefined;
+    const raw = marker.unique_identifier;
+    return typeof raw === "string" && isUniqueIdentifier(raw) ? raw : undefined;
   } catch {
     return undefined;
   }

@@ -6,6 +6,7 @@
  * with runtime_type "remote"; when the socket closes the installation goes away again.
  */
 import { createServer, type Server, type Socket } from "node:net";
+import type { PluginUniqueIdentifier } from "../../domain/identifier.js";
 import { type PluginDeclaration, pluginDeclarationObjectSchema } from "../../domain/manifest.js";
 import { extractAssets } from "../../domain/plugin-assets.js";
 import type { Installation, RemotePluginRegistry } from "../../ports/remote-plugins.js";
@@ -13,8 +14,8 @@ import { readBoundedLines } from "../../shared/bounded-lines.js";
 import { PluginConnection } from "./plugin-connection.js";
 
 export interface RemoteAttachable {
-  attachRemote(uniqueIdentifier: string, connection: PluginConnection): void;
-  detachRemote(uniqueIdentifier: string, connection: PluginConnection): void;
+  attachRemote(uniqueIdentifier: PluginUniqueIdentifier, connection: PluginConnection): void;
+  detachRemote(uniqueIdentifier: PluginUniqueIdentifier, connection: PluginConnection): void;
 }
 
 export interface RemoteDebuggingOptions {
