@@ -3,13 +3,18 @@
  * stack writes on a handler is one the daemon reads, and the values parse. A misspelt name is a
  * type error (checked by tsc, which covers test/ and infra/), shown below.
  */
-import { existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { App } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HANDLER_NAMES } from "../../infra/constructs/handlers.js";
 import { daemonEnvironment } from "../../infra/daemon-environment.js";
+import { readSettings } from "../../infra/settings.js";
+import { PluginDaemonStack } from "../../infra/stack.js";
 import { DAEMON_ENV_NAMES, type DaemonEnvName, loadConfig, OBSERVABILITY_ENV_NAMES } from "../../src/config.js";
-import { bundleDir, bundleHandlers, logicalId, type SynthesizedDaemon, synthDaemon } from "./synth.js";
+import { cdkJsonContext, layersDir, logicalId } from "./synth.js";
 
 /** Every optional variable on: inner-API URL, plugin VPC, tracing. */
 const CONTEXT = {
@@ -19,18 +24,30 @@ const CONTEXT = {
   tracing: "true",
 };
 
-let daemon: SynthesizedDaemon;
 let environments: Record<string, Record<string, unknown>>;
 
+/**
+ * The stack on stand-in handler bundles: only the environment is read here, and the real
+ * bundles are rebuilt by other test files (`cdk synth` starts from an empty directory).
+ */
 beforeAll(() => {
-  if (!HANDLER_NAMES.every((name) => existsSync(join(bundleDir, name, "index.mjs")))) bundleHandlers();
-  daemon = synthDaemon(CONTEXT);
-  const resources = daemon.template.toJSON().Resources as Record<string, any>;
+  const bundleDir = mkdtempSync(join(tmpdir(), "daemon-env-bundles-"));
+  for (const name of HANDLER_NAMES) {
+    mkdirSync(join(bundleDir, name));
+    writeFileSync(join(bundleDir, name, "index.mjs"), "export const handler = async () => undefined;\n");
+  }
+  const app = new App({
+    outdir: mkdtempSync(join(tmpdir(), "daemon-env-cdk-")),
+    context: { ...cdkJsonContext(), pluginLayerBuild: "copy", ...CONTEXT },
+  });
+  const settings = readSettings(app.node);
+  const stack = new PluginDaemonStack(app, settings.stackName, { settings, bundleDir, layersDir });
+  const resources = Template.fromStack(stack).toJSON().Resources as Record<string, any>;
   environments = Object.fromEntries(
-    HANDLER_NAMES.map((name) => {
-      const id = logicalId(daemon.stack, daemon.stack.handlers.functions[name]);
-      return [name, resources[id].Properties.Environment.Variables];
-    }),
+    HANDLER_NAMES.map((name) => [
+      name,
+      resources[logicalId(stack, stack.handlers.functions[name])].Properties.Environment.Variables,
+    ]),
   );
 }, 180_000);
 
