@@ -3,43 +3,118 @@
  * per line, `{event, session_id, data}`. Both runtimes (stdio subprocess and Lambda bootstrap)
  * produce exactly these lines, so this one codec serves both.
  */
-import { z } from "zod";
 import type { BackwardsInvocationEvent, PluginRequest, SessionOutput } from "./plugin-session.js";
 
-const errorData = z.object({
-  error_type: z.string().default("unknown"),
-  message: z.string().default(""),
-  args: z.record(z.string(), z.unknown()).nullish(),
-});
+export type SessionMessage =
+  | { type: "stream"; data: unknown }
+  | { type: "invoke"; data: { type: string; backwards_request_id: string; request: Record<string, unknown> } }
+  | { type: "error"; data: { error_type: string; message: string; args?: Record<string, unknown> | null } }
+  | { type: "end"; data?: unknown };
 
-const sessionMessage = z.discriminatedUnion("type", [
-  z.object({ type: z.literal("stream"), data: z.unknown() }),
-  z.object({
-    type: z.literal("invoke"),
-    data: z.object({
-      type: z.string(),
-      backwards_request_id: z.string(),
-      request: z.record(z.string(), z.unknown()).default({}),
-    }),
-  }),
-  z.object({ type: z.literal("error"), data: errorData }),
-  z.object({ type: z.literal("end"), data: z.unknown().optional() }),
-]);
+export type PluginEvent =
+  | { event: "session"; session_id: string; data: SessionMessage }
+  | { event: "heartbeat"; [key: string]: unknown }
+  | { event: "log"; data: { level: string; message: string; [key: string]: unknown }; [key: string]: unknown }
+  | { event: "error"; data: unknown; [key: string]: unknown };
 
-const pluginEvent = z.discriminatedUnion("event", [
-  z.object({ event: z.literal("session"), session_id: z.string(), data: sessionMessage }),
-  z.object({ event: z.literal("heartbeat") }).loose(),
-  z
-    .object({
-      event: z.literal("log"),
-      data: z.object({ level: z.string().default("INFO"), message: z.string().default("") }).loose(),
-    })
-    .loose(),
-  z.object({ event: z.literal("error"), data: z.unknown() }).loose(),
-]);
+/*
+ * The checks below are the protocol's schema, written out: every line of every plugin passes
+ * here, and a schema library costs more per event than the JSON parse. What is accepted and what
+ * comes out is exactly what this zod schema gives (test/unit/plugin-protocol.test.ts holds it and
+ * compares both on generated events):
+ *   session   {event, session_id: string, data: message}               (other keys dropped)
+ *   message   {type: "stream", data}  {type: "end", data?}  {type: "error", data: error}
+ *             {type: "invoke", data: {type: string, backwards_request_id: string, request: record = {}}}
+ *   error     {error_type: string = "unknown", message: string = "", args?: record | null}
+ *   heartbeat {event, ...}   log {event, data: {level: string = "INFO", message: string = "", ...}, ...}
+ *   error     {event, data, ...}                                        (`...`: other keys kept)
+ * A key given as null is not a missing key (only `args` may be null); `data` must be present
+ * where it has no default; records and objects are JSON objects, never arrays.
+ */
+type Json = Record<string, unknown>;
 
-export type PluginEvent = z.infer<typeof pluginEvent>;
-export type SessionMessage = z.infer<typeof sessionMessage>;
+const isObject = (value: unknown): value is Json =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** A string, its default when absent, or undefined when it is anything else. */
+const text = (value: unknown, fallback: string): string | undefined =>
+  value === undefined ? fallback : typeof value === "string" ? value : undefined;
+
+/** A JSON object copied the way a schema library copies records and loose objects: without `__proto__`. */
+function copied(value: Json, skip?: readonly string[]): Json {
+  const out: Json = {};
+  for (const key of Object.keys(value)) {
+    if (key === "__proto__" || skip?.includes(key)) continue;
+    out[key] = value[key];
+  }
+  return out;
+}
+
+function errorData(value: unknown): (SessionMessage & { type: "error" })["data"] | undefined {
+  if (!isObject(value)) return undefined;
+  const errorType = text(value.error_type, "unknown");
+  const message = text(value.message, "");
+  if (errorType === undefined || message === undefined) return undefined;
+  const { args } = value;
+  if (args === undefined)
+    return "args" in value ? { error_type: errorType, message, args } : { error_type: errorType, message };
+  if (args === null) return { error_type: errorType, message, args: null };
+  return isObject(args) ? { error_type: errorType, message, args: copied(args) } : undefined;
+}
+
+function sessionMessage(value: unknown): SessionMessage | undefined {
+  if (!isObject(value)) return undefined;
+  switch (value.type) {
+    case "stream":
+      return "data" in value ? { type: "stream", data: value.data } : undefined;
+    case "end":
+      return "data" in value ? { type: "end", data: value.data } : { type: "end" };
+    case "error": {
+      const data = errorData(value.data);
+      return data && { type: "error", data };
+    }
+    case "invoke": {
+      const data = value.data;
+      if (!isObject(data) || typeof data.type !== "string" || typeof data.backwards_request_id !== "string")
+        return undefined;
+      const request = data.request === undefined ? {} : isObject(data.request) ? copied(data.request) : undefined;
+      if (!request) return undefined;
+      return { type: "invoke", data: { type: data.type, backwards_request_id: data.backwards_request_id, request } };
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** One parsed JSON value as a protocol event, or undefined when it is none. */
+function pluginEvent(value: unknown): PluginEvent | undefined {
+  if (!isObject(value)) return undefined;
+  switch (value.event) {
+    case "session": {
+      if (typeof value.session_id !== "string") return undefined;
+      const data = sessionMessage(value.data);
+      return data && { event: "session", session_id: value.session_id, data };
+    }
+    case "heartbeat":
+      return { ...copied(value), event: "heartbeat" };
+    case "log": {
+      const data = value.data;
+      if (!isObject(data)) return undefined;
+      const level = text(data.level, "INFO");
+      const message = text(data.message, "");
+      if (level === undefined || message === undefined) return undefined;
+      return {
+        ...copied(value),
+        event: "log",
+        data: { level, message, ...copied(data, ["level", "message"]) },
+      };
+    }
+    case "error":
+      return "data" in value ? { ...copied(value), event: "error", data: value.data } : undefined;
+    default:
+      return undefined;
+  }
+}
 
 /**
  * Parses one output line into protocol events. Lines that are not protocol events (the manifest
@@ -62,8 +137,7 @@ export function parsePluginEvents(line: string): PluginEvent[] {
 function parseEvent(text: string): PluginEvent | undefined {
   if (!text.trimStart().startsWith("{")) return undefined;
   try {
-    const parsed = pluginEvent.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data : undefined;
+    return pluginEvent(JSON.parse(text));
   } catch {
     return undefined;
   }
