@@ -73,6 +73,7 @@ interface Options {
   rounds: number[];
   idleTimeoutS: number;
   keepWarm: boolean;
+  keepWarmMaxN: number;
   upstream: boolean;
   daemonSrc?: string;
   daemonCommit?: string;
@@ -124,6 +125,7 @@ function parseOptions(argv: string[]): Options {
       20,
     )
     .option("--no-keep-warm", "skip the variant of ours with every plugin in PLUGIN_KEEP_WARM")
+    .option("--keep-warm-max-n <n>", "run the keep-warm variant only at points up to this N", positiveNumber, 1e9)
     .option("--no-upstream", "ours only")
     .option("--daemon-src <dir>", "a langgenius/dify-plugin-daemon tree (default: $DIFY_PLUGIN_DAEMON_SRC)")
     .option("--daemon-commit <sha>", "commit of the daemon tree, recorded in the results (when not a git checkout)")
@@ -437,6 +439,8 @@ interface RoundResult {
   memoryIdle: { ours?: MemoryReading; upstream?: MemoryReading; load: LoadWindow };
   afterIdle: { idleSeconds: number; calls: AfterIdleCall[]; load: LoadWindow };
   memoryAllRunning?: { oursKeepWarm?: MemoryReading; upstream?: MemoryReading; load: LoadWindow };
+  /** Ours with every plugin kept warm did not answer its health check (the message). */
+  keepWarmError?: string;
   load: LoadWindow;
 }
 
@@ -507,6 +511,7 @@ async function main(o: Options): Promise<void> {
       logDir,
       env: ourEnv(keepWarm),
       healthPollMs: 20,
+      healthTimeoutMs: o.startTimeoutS * 1000,
     });
     return our;
   };
@@ -640,6 +645,7 @@ async function main(o: Options): Promise<void> {
         afterIdle: {} as RoundResult["afterIdle"],
         load: undefined as unknown as LoadWindow,
       };
+      point.rounds.push(round_);
       // 1. Start-up of each daemon on its data, one at a time (the other idle).
       let lastOurCallAt = 0;
       for (const which of round_.order) {
@@ -715,13 +721,26 @@ async function main(o: Options): Promise<void> {
           );
         }
         round_.afterIdle = { idleSeconds, calls, load: w.end() };
+        write();
       }
       // 5. Ours with every plugin kept warm: start-up until all run, and memory beside upstream's.
-      if (o.keepWarm) {
+      if (o.keepWarm && n <= o.keepWarmMaxN) {
         await our?.stop();
         our = undefined;
         const w = sampler.window(`N=${n} r${r + 1} ours keep-warm start-up`);
-        const d = await startOurs(keepWarmIds);
+        const spawned = performance.now();
+        const d = await startOurs(keepWarmIds).catch((err: Error) => {
+          round_.keepWarmError = `${clip(err.message, 300)} (after ${round((performance.now() - spawned) / 1000, 0)} s)`;
+          return undefined;
+        });
+        if (!d) {
+          w.end();
+          log(`N=${n} r${r + 1} ours, all kept warm: DID NOT START: ${round_.keepWarmError}`);
+          await startOurs([]);
+          round_.load = roundWindow.end();
+          write();
+          continue;
+        }
         round_.startup.oursKeepWarm = await timeStartup(d, "ours", probe, ourUids, true, o, w);
         log(
           `N=${n} r${r + 1} ours, all kept warm: health ${round_.startup.oursKeepWarm.healthMs} ms, first call ${round_.startup.oursKeepWarm.firstCallMs ?? "NONE"} ms, all ${ourUids.length} running ${round_.startup.oursKeepWarm.allRunningMs ?? "NOT"} ms`,
@@ -740,7 +759,6 @@ async function main(o: Options): Promise<void> {
       log(
         `N=${n} r${r + 1}: other CPU ${round_.load.otherCores} cores (max ${round_.load.otherCoresMax}), load ${round_.load.loadAverage1Start}→${round_.load.loadAverage1End}`,
       );
-      point.rounds.push(round_);
       write();
     }
   }
@@ -846,7 +864,7 @@ const MEASURES: Array<{ name: string; unit: string; ours: Getter; upstream: Gett
     upstream: (r) => r.startup.upstream?.allRunningMs,
   },
   ...["tools/regex", "tools/chart"].flatMap((plugin) => {
-    const c = (r: RoundResult) => r.afterIdle.calls.find((x) => x.plugin === plugin);
+    const c = (r: RoundResult) => r.afterIdle.calls?.find((x) => x.plugin === plugin);
     return [
       {
         name: `${plugin}: first call after idle`,
@@ -919,7 +937,7 @@ function table(runs: RunDoc[]): string {
   for (const [ri, run] of runs.entries())
     for (const p of run.points)
       for (const r of p.rounds) {
-        const regex = r.afterIdle.calls.find((c) => c.plugin === "tools/regex");
+        const regex = r.afterIdle.calls?.find((c) => c.plugin === "tools/regex");
         perRound.push([
           `${ri + 1}`,
           String(p.n),

@@ -31,8 +31,9 @@ export interface OurDaemonOptions {
   bundleEntry?: string;
   /** More environment (e.g. PLUGIN_IDLE_TIMEOUT), over the benchmark's configuration. */
   env?: NodeJS.ProcessEnv;
-  /** How often the health check is polled while starting (ms; default 100). */
+  /** How often the health check is polled while starting (ms; default 100), and for how long (default 60 s). */
   healthPollMs?: number;
+  healthTimeoutMs?: number;
 }
 
 export interface RunningDaemon {
@@ -54,8 +55,11 @@ export interface RunningDaemon {
 
 const BUNDLE = join(buildDir, "local-daemon", "main.mjs");
 
-/** Bundles the local daemon with the same script `npm start` uses. */
-export async function bundleLocalDaemon(): Promise<string> {
+/**
+ * Bundles the local daemon with the same script `npm start` uses; answers what `npm start` then
+ * runs after `node`: the script's node options (one per line) and the entry (the last line).
+ */
+export function localDaemonCommand(): string[] {
   const out = execFileSync(
     process.execPath,
     [join(repoRoot, "scripts", "build-local.mjs"), "--out-dir", join(buildDir, "local-daemon")],
@@ -63,7 +67,13 @@ export async function bundleLocalDaemon(): Promise<string> {
       encoding: "utf8",
     },
   );
-  return out.trim().split("\n").pop() ?? BUNDLE;
+  const lines = out.trim().split("\n");
+  return lines.length ? lines : [BUNDLE];
+}
+
+/** Bundles the local daemon with the same script `npm start` uses; answers its entry. */
+export async function bundleLocalDaemon(): Promise<string> {
+  return localDaemonCommand().pop() ?? BUNDLE;
 }
 
 export async function startOurDaemon(options: OurDaemonOptions): Promise<RunningDaemon> {
@@ -88,8 +98,10 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   let describe: string;
   if (options.mode === "bundle") {
     command = process.execPath;
-    args = [...prof, "--enable-source-maps", options.bundleEntry ?? (await bundleLocalDaemon())];
-    describe = "node bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle, as npm start runs it)";
+    const nodeArgs = options.bundleEntry ? ["--enable-source-maps", options.bundleEntry] : localDaemonCommand();
+    args = [...prof, ...nodeArgs];
+    const flags = nodeArgs.slice(0, -1).join(" ");
+    describe = `node ${flags} bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle and node options, as npm start runs it)`;
   } else if (prof.length) {
     // The tsx CLI does not pass --cpu-prof on (and NODE_OPTIONS refuses it): run its loader directly.
     command = process.execPath;
@@ -114,7 +126,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   await waitUntil(
     `our daemon on ${baseUrl}`,
     () => httpOk(`${baseUrl}/health/check`),
-    60_000,
+    options.healthTimeoutMs ?? 60_000,
     options.healthPollMs ?? 100,
     () => exitedEarly,
   );
