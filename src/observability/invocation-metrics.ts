@@ -1,10 +1,12 @@
 /**
  * Measures one plugin session while its outputs are read: in flight from the first read to the
  * end, time to the first chunk, and how it ended (upstream's success / error / timeout, canceled
- * when the caller stopped reading).
+ * when the caller stopped reading). The outputs pass through one callback each (no generator of
+ * its own: this sits on every chunk of every dispatch).
  */
 import type { InvocationLabels, InvocationStatus } from "../ports/metrics.js";
 import type { SessionOutput } from "../ports/plugin-runtime.js";
+import { watched } from "../shared/lazy-iterable.js";
 import { metrics, secondsSince } from "./metrics.js";
 
 export interface InvocationWatch {
@@ -12,37 +14,53 @@ export interface InvocationWatch {
   timedOut: () => boolean;
 }
 
-export async function* measuredInvocation(
+export function measuredInvocation(
   labels: InvocationLabels,
   outputs: AsyncIterable<SessionOutput>,
   watch: InvocationWatch,
-): AsyncGenerator<SessionOutput> {
-  const started = performance.now();
+): AsyncIterable<SessionOutput> {
+  let started: number | undefined;
+  let ended = false;
   let firstChunkSeconds: number | undefined;
   let status: InvocationStatus = "canceled";
   let errorType: string | undefined;
-  metrics.invocationStarted(labels);
-  try {
-    for await (const output of outputs) {
-      if (output.type === "stream" && firstChunkSeconds === undefined) firstChunkSeconds = secondsSince(started);
-      if (output.type === "error") {
-        status = "error";
-        errorType = output.data.error_type || "unknown";
-      }
-      if (output.type === "end" && status === "canceled") status = watch.timedOut() ? "timeout" : "success";
-      yield output;
-    }
-    if (status === "canceled" && watch.timedOut()) status = "timeout";
-  } catch (err) {
-    status = "error";
-    errorType = err instanceof Error && err.name !== "Error" ? err.name : "runtime_error";
-    throw err;
-  } finally {
+  const end = () => {
+    if (started === undefined || ended) return;
+    ended = true;
     metrics.invocationEnded(labels, {
       status,
       ...(errorType !== undefined && { errorType }),
       seconds: secondsSince(started),
       ...(firstChunkSeconds !== undefined && { firstChunkSeconds }),
     });
-  }
+  };
+  return watched(
+    outputs,
+    {
+      step(result) {
+        if (result.done) {
+          if (status === "canceled" && watch.timedOut()) status = "timeout";
+          return end();
+        }
+        const output = result.value;
+        if (output.type === "stream" && firstChunkSeconds === undefined)
+          firstChunkSeconds = secondsSince(started ?? performance.now());
+        if (output.type === "error") {
+          status = "error";
+          errorType = output.data.error_type || "unknown";
+        }
+        if (output.type === "end" && status === "canceled") status = watch.timedOut() ? "timeout" : "success";
+      },
+      failed(err) {
+        status = "error";
+        errorType = err instanceof Error && err.name !== "Error" ? err.name : "runtime_error";
+        end();
+      },
+      stopped: end,
+    },
+    () => {
+      started = performance.now();
+      metrics.invocationStarted(labels);
+    },
+  );
 }

@@ -4,14 +4,20 @@
  * as one last chunk with code -500 (the plugin's own error double-encoded inside
  * PluginInvokeError), and "killed by timeout" when the plugin runs past the execution timeout.
  */
-import { v4 as uuidv4 } from "uuid";
+import { randomUUID } from "node:crypto";
 import type { PluginAction } from "../domain/dispatch-actions.js";
 import { errorEnvelope, sseChunk, successEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError } from "../domain/errors.js";
 import { type PluginUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
 import { measuredInvocation } from "../observability/invocation-metrics.js";
 import { appendLogContext } from "../observability/log-context.js";
-import type { BackwardsInvocationHandler, PluginRequest, PluginRuntime } from "../ports/plugin-runtime.js";
+import type {
+  BackwardsInvocationHandler,
+  PluginRequest,
+  PluginRuntime,
+  SessionOutput,
+} from "../ports/plugin-runtime.js";
+import { watched } from "../shared/lazy-iterable.js";
 
 export interface DispatchInput {
   tenantId: string;
@@ -37,7 +43,7 @@ export class Dispatcher {
 
   /** The plugin's raw session outputs (for callers that frame them differently, like endpoints). */
   run(input: DispatchInput, signal?: AbortSignal) {
-    const sessionId = uuidv4();
+    const sessionId = randomUUID();
     const request: PluginRequest = {
       session_id: sessionId,
       event: "request",
@@ -54,9 +60,9 @@ export class Dispatcher {
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      controller.abort();
+      controller.abort(SESSION_OVER);
     }, this.timeoutSeconds * 1000);
-    const onAbort = () => controller.abort();
+    const onAbort = () => controller.abort(SESSION_OVER);
     signal?.addEventListener("abort", onAbort, { once: true });
     const labels = {
       pluginId: pluginIdOf(input.uniqueIdentifier),
@@ -76,41 +82,109 @@ export class Dispatcher {
       backwards: this.backwards(input, sessionId),
     });
     const source = measuredInvocation(labels, invocation, { timedOut: () => timedOut });
-    async function* outputs() {
-      try {
-        yield* source;
-      } finally {
-        clearTimeout(timer);
-        signal?.removeEventListener("abort", onAbort);
-        // Ends the plugin session too when the caller stopped reading early (client gone).
-        controller.abort();
-      }
-    }
-    return { outputs: outputs(), timedOut: () => timedOut };
+    let open = true;
+    const close = () => {
+      if (!open) return;
+      open = false;
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      // Ends the plugin session too when the caller stopped reading early (client gone).
+      controller.abort(SESSION_OVER);
+    };
+    const outputs = watched(source, {
+      step: (result) => {
+        if (result.done) close();
+      },
+      failed: close,
+      stopped: close,
+    });
+    return { outputs, timedOut: () => timedOut };
   }
 
-  /** The SSE body of a dispatch response. */
-  async *stream(input: DispatchInput, signal?: AbortSignal): AsyncGenerator<string> {
+  /** The SSE body of a dispatch response (one callback per chunk on its way, no generator). */
+  stream(input: DispatchInput, signal?: AbortSignal): AsyncIterable<string> {
     const { outputs, timedOut } = this.run(input, signal);
-    try {
-      for await (const output of outputs) {
-        if (output.type === "stream") {
-          yield sseChunk(successEnvelope(output.data));
-        } else if (output.type === "error") {
-          const inner = JSON.stringify({
-            message: output.data.message,
-            error_type: output.data.error_type,
-            args: output.data.args ?? null,
-          });
-          yield sseChunk(errorEnvelope(new DaemonError("PluginInvokeError", inner)));
-          return;
-        } else {
-          break;
-        }
-      }
-      if (timedOut()) yield sseChunk(errorEnvelope(internalError("killed by timeout")));
-    } catch (err) {
-      yield sseChunk(errorEnvelope(internalError(err instanceof Error ? err.message : String(err))));
+    return { [Symbol.asyncIterator]: () => new SseFrames(outputs[Symbol.asyncIterator](), timedOut) };
+  }
+}
+
+/**
+ * The reason a session's signal aborts with: a plain value, because `abort()` without one builds
+ * a DOMException (with its stack) for every session, and nothing reads it.
+ */
+const SESSION_OVER = Object.freeze({ name: "SessionOver", message: "the plugin session is over" });
+
+const over = (): IteratorResult<string> => ({ done: true, value: undefined });
+const frame = (value: string): IteratorResult<string> => ({ done: false, value });
+
+/**
+ * Session outputs framed as SSE chunks: each stream output a success envelope; the plugin's error
+ * a last chunk with PluginInvokeError (its own error double-encoded inside); the end of the
+ * session (or of the outputs) the end of the body, after "killed by timeout" when the execution
+ * timeout ended it; a failure of the runtime one last internal-error chunk.
+ */
+class SseFrames implements AsyncIterator<string> {
+  private done = false;
+  /** The plugin's error went out as the last chunk: the outputs are closed at the next read. */
+  private closeNext = false;
+
+  constructor(
+    private readonly outputs: AsyncIterator<SessionOutput>,
+    private readonly timedOut: () => boolean,
+  ) {}
+
+  next(): Promise<IteratorResult<string>> {
+    if (this.closeNext) {
+      this.closeNext = false;
+      return this.close().then(over);
     }
+    if (this.done) return Promise.resolve(over());
+    return this.outputs.next().then(
+      (result) => this.framed(result),
+      (err: unknown) =>
+        this.last(sseChunk(errorEnvelope(internalError(err instanceof Error ? err.message : String(err))))),
+    );
+  }
+
+  async return(): Promise<IteratorResult<string>> {
+    this.done = true;
+    this.closeNext = false;
+    await this.close();
+    return over();
+  }
+
+  private framed(result: IteratorResult<SessionOutput>): IteratorResult<string> | Promise<IteratorResult<string>> {
+    if (this.done) return over();
+    if (result.done) return this.ending();
+    const output = result.value;
+    if (output.type === "stream") return frame(sseChunk(successEnvelope(output.data)));
+    if (output.type === "error") {
+      const inner = JSON.stringify({
+        message: output.data.message,
+        error_type: output.data.error_type,
+        args: output.data.args ?? null,
+      });
+      this.closeNext = true;
+      return this.last(sseChunk(errorEnvelope(new DaemonError("PluginInvokeError", inner))));
+    }
+    // The session's end: the outputs are closed (the runtime's cleanup done) before the body ends.
+    this.done = true;
+    return this.close().then(() => this.ending());
+  }
+
+  /** The end of the body: "killed by timeout" first if the execution timeout ended the session. */
+  private ending(): IteratorResult<string> {
+    this.done = true;
+    return this.timedOut() ? frame(sseChunk(errorEnvelope(internalError("killed by timeout")))) : over();
+  }
+
+  private last(chunk: string): IteratorResult<string> {
+    this.done = true;
+    return frame(chunk);
+  }
+
+  /** Stops reading the outputs, which ends the session and its timer; settles once they are closed. */
+  private async close(): Promise<void> {
+    await this.outputs.return?.()?.catch(() => undefined);
   }
 }

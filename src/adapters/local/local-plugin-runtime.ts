@@ -19,6 +19,7 @@ import type {
   PluginRuntime,
   SessionOutput,
 } from "../../ports/plugin-runtime.js";
+import { deferred, outputsOf } from "../../shared/lazy-iterable.js";
 import type { PluginConnection } from "./plugin-connection.js";
 import {
   buildEnvironment,
@@ -155,28 +156,26 @@ export class LocalPluginRuntime implements PluginRuntime {
     return mine;
   }
 
-  async *invoke(
+  invoke(
     uniqueIdentifier: PluginUniqueIdentifier,
     request: PluginRequest,
     options: InvokeOptions,
   ): AsyncIterable<SessionOutput> {
-    const remote = this.remotes.get(uniqueIdentifier);
-    if (remote) {
-      yield* remote.invoke(request, options);
-      return;
-    }
-    // A known process means a ready environment; only the first call after a start checks the disk.
-    let process = this.processes.get(uniqueIdentifier);
-    if (!process) {
-      const dir = pluginDirectory(this.options.workDir, uniqueIdentifier);
-      if (!isEnvironmentReady(dir)) {
-        yield runtimeError("plugin is not installed on this daemon");
-        yield { type: "end" };
-        return;
+    // Opened at the first read, as before; the outputs then come straight from the plugin's connection.
+    return deferred(() => {
+      const remote = this.remotes.get(uniqueIdentifier);
+      if (remote) return remote.invoke(request, options);
+      // A known process means a ready environment; only the first call after a start checks the disk.
+      let process = this.processes.get(uniqueIdentifier);
+      if (!process) {
+        const dir = pluginDirectory(this.options.workDir, uniqueIdentifier);
+        if (!isEnvironmentReady(dir)) {
+          return outputsOf(runtimeError("plugin is not installed on this daemon"), { type: "end" });
+        }
+        process = this.processFor(uniqueIdentifier, declarationOnDisk(dir));
       }
-      process = this.processFor(uniqueIdentifier, declarationOnDisk(dir));
-    }
-    yield* process.invoke(request, options);
+      return process.invoke(request, options);
+    });
   }
 
   /** The pid serving a plugin, if running (for tests and diagnostics). */

@@ -17,6 +17,7 @@ import { logger } from "../../logger.js";
 import { metrics } from "../../observability/metrics.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { readBoundedLines } from "../../shared/bounded-lines.js";
+import { deferred, outputsOf } from "../../shared/lazy-iterable.js";
 import { untilAborted } from "../../shared/until-aborted.js";
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
@@ -90,18 +91,19 @@ export class PluginProcess {
     return this.current.lastHeartbeat > 0 ? "running" : "starting";
   }
 
-  async *invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
-    let generation: Generation;
-    try {
-      generation = await untilAborted(this.ready(), options.signal);
-    } catch (err) {
-      if (options.signal.aborted) return;
-      yield runtimeError((err as Error).message);
-      yield { type: "end" };
-      return;
-    }
-    generation.lastActivity = Date.now();
-    yield* generation.connection.invoke(request, options);
+  /** The session's outputs, once the plugin is ready (its outputs then come straight from the connection). */
+  invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+    return deferred(async () => {
+      let generation: Generation;
+      try {
+        generation = await untilAborted(this.ready(), options.signal);
+      } catch (err) {
+        if (options.signal.aborted) return outputsOf<SessionOutput>();
+        return outputsOf(runtimeError((err as Error).message), { type: "end" });
+      }
+      generation.lastActivity = Date.now();
+      return generation.connection.invoke(request, options);
+    });
   }
 
   /**
