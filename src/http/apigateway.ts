@@ -136,22 +136,31 @@ async function afterFirstChunk<T>(body: AsyncIterable<T>): Promise<AsyncIterable
   };
 }
 
+/**
+ * What the local daemon calls instead of the Lambda entry of a streaming handler: the same route
+ * pipeline on the same event, answering the DaemonResponse itself. The local server writes it to
+ * the socket directly; through the Lambda entry every answer would become a Node stream piped
+ * into another (stream.pipeline, an AbortController and a Readable per answer), for a middleware
+ * that does nothing outside Lambda (lambdaObservability).
+ */
+export interface LocalEntry {
+  local(event: APIGatewayProxyEvent): Promise<DaemonResponse>;
+}
+
 /** A response-streaming handler: the body is piped to the client as the plugin produces it. */
 export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
-  return middy(
+  const answer = async (event: APIGatewayProxyEvent): Promise<DaemonResponse> => {
+    const { router, daemonKey } = await ready();
+    return serve(router, toDaemonRequest(event), daemonKey);
+  };
+  const handler = middy(
     async (event: APIGatewayProxyEvent): Promise<StreamingResult> => {
-      const { router, daemonKey } = await ready();
-      const res = await serve(router, toDaemonRequest(event), daemonKey);
+      const res = await answer(event);
       switch (res.kind) {
         case "stream": {
-          // Locally the chunks reach the socket as the strings they are (encoded once, into a
-          // buffer freed when written); the Lambda runtime's stream is given bytes.
+          // The Lambda runtime's stream is given bytes (the local daemon calls `local` instead).
           const chunks = await afterFirstChunk(res.body);
-          return {
-            statusCode: res.status,
-            headers: res.headers,
-            body: localBodies.has(event) ? Readable.from(chunks) : Readable.from(chunks, { objectMode: false }),
-          };
+          return { statusCode: res.status, headers: res.headers, body: Readable.from(chunks, { objectMode: false }) };
         }
         case "bytes":
           return { statusCode: res.status, headers: res.headers, body: Readable.from([Buffer.from(res.body)]) };
@@ -165,4 +174,5 @@ export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
     },
     { streamifyResponse: true },
   ).use(lambdaObservability());
+  return Object.assign(handler, { local: answer } satisfies LocalEntry);
 }

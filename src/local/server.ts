@@ -1,6 +1,7 @@
 /**
  * The local daemon's HTTP server: each request becomes the API Gateway event the Lambda
- * handlers receive on AWS and goes to the same handler module, buffered or streaming.
+ * handlers receive on AWS and goes to the same handler module, buffered or streaming (a streaming
+ * module's `local` entry: its route pipeline, whose answer is written to the socket here).
  *
  * Before a byte of the body is read the route is known and the daemon key checked: unknown
  * routes get upstream's 404 and callers without the key a 401 at once. The body is then read
@@ -10,12 +11,12 @@
 import "./awslambda-shim.js";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { type Readable, Writable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import type { Daemon } from "../daemon.js";
 import { errorEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError, unauthorized } from "../domain/errors.js";
-import { localResultBytes, withLocalBody } from "../http/apigateway.js";
+import { type LocalEntry, localResultBytes, withLocalBody } from "../http/apigateway.js";
 import { type DaemonResponse, fail } from "../http/daemon-response.js";
 import { keyMatches, routeNotFound } from "../http/pipeline.js";
 import type { Route } from "../http/router.js";
@@ -23,13 +24,11 @@ import { logger } from "../logger.js";
 import { finishRequest, rememberRoute, trackRequest } from "../observability/local-requests.js";
 import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
 import { lookupOrder, type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
-import type { LocalResponseStream } from "./awslambda-shim.js";
 import { type BodyPolicy, bodyPolicyFor } from "./body-policy.js";
 import { type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
 import { runInRequestScope } from "./request-scope.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
-type StreamingHandler = (event: APIGatewayProxyEvent, stream: LocalResponseStream, context: Context) => Promise<void>;
 
 const handlerModules: Record<RouteGroup, () => Promise<{ handler: unknown }>> = {
   management: () => import("../../functions/management.js"),
@@ -139,11 +138,10 @@ async function handle(
 
   const event = withLocalBody(toEvent(req, url), body);
   const handler = await (loadedHandlers[found.group] ??= handlerModules[found.group]().then((m) => m.handler));
-  const context = localContext();
   if (streaming.has(found.group)) {
-    await (handler as StreamingHandler)(event, responseStream(req, res), context);
+    await answerStreamed(req, res, await (handler as LocalEntry).local(event));
   } else {
-    const result = await (handler as BufferedHandler)(event, context);
+    const result = await (handler as BufferedHandler)(event, localContext());
     discardUnread(req, res);
     res.writeHead(result.statusCode, result.headers as Record<string, string>);
     res.end(localResultBytes(result) ?? (result.isBase64Encoded ? Buffer.from(result.body, "base64") : result.body));
@@ -158,8 +156,20 @@ function findRoute(daemon: Daemon, method: string, path: string): { group: Route
   return undefined;
 }
 
+type Target = Pick<URL, "pathname" | "searchParams">;
+
+/**
+ * A target the URL parser gives back as it is: plain path characters (percent-escapes left as
+ * they are), no segment starting with a dot (`.`/`..` are resolved, `%2e` too), no query.
+ */
+const PLAIN_TARGET = /^\/[A-Za-z0-9\-_~!$&'()*+,;=:@/%.]*$/;
+const NO_QUERY = new URLSearchParams();
+
 /** The path and query of the request line; a leading `//` stays a path, never a host. */
-function parseTarget(target: string): URL | undefined {
+function parseTarget(target: string): Target | undefined {
+  if (PLAIN_TARGET.test(target) && !target.includes("/.") && !/%2e/i.test(target)) {
+    return { pathname: target, searchParams: NO_QUERY };
+  }
   try {
     return new URL(`http://localhost${target.startsWith("/") ? "" : "/"}${target}`);
   } catch {
@@ -286,7 +296,7 @@ const headerValue = (req: IncomingMessage, name: string): string | undefined => 
   return Array.isArray(value) ? value[0] : value;
 };
 
-function toEvent(req: IncomingMessage, url: URL): APIGatewayProxyEvent {
+function toEvent(req: IncomingMessage, url: Target): APIGatewayProxyEvent {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(", ") : value;
@@ -312,35 +322,122 @@ function toEvent(req: IncomingMessage, url: URL): APIGatewayProxyEvent {
   };
 }
 
-/** Sends status and headers with the first body bytes, so a stream that errors early can still choose them. */
-function responseStream(req: IncomingMessage, res: ServerResponse): LocalResponseStream {
-  let prelude: { statusCode?: number; headers?: Record<string, string> } = {};
+/**
+ * A streaming group's answer, written as upstream sends it: status and headers with the first
+ * chunk (a stream that errors early can still choose them, and Dify's first-token timeout is not
+ * satisfied by headers alone), then each chunk as the body yields it.
+ */
+async function answerStreamed(req: IncomingMessage, res: ServerResponse, response: DaemonResponse): Promise<void> {
+  switch (response.kind) {
+    case "json":
+      return sendWhole(req, res, response.status, jsonHeaders(response.headers), JSON.stringify(response.body));
+    case "bytes":
+      return sendWhole(req, res, response.status, response.headers, response.body);
+    case "stream":
+      return pump(req, res, response.status, response.headers, response.body);
+  }
+}
+
+const jsonHeaders = (headers?: Record<string, string>) => ({
+  "content-type": "application/json; charset=utf-8",
+  ...headers,
+});
+
+function sendWhole(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: string | Uint8Array,
+): void {
+  if (res.destroyed) return;
+  discardUnread(req, res);
+  res.writeHead(status, headers);
+  res.end(body);
+}
+
+/**
+ * Copies a streamed body to the response. Chunks the body yields within one turn of the event
+ * loop (the plugin's lines that arrived in one read) leave as one write: one chunk frame and one
+ * system call instead of one per chunk. The body is read on only while the socket takes what it
+ * is given; it is given up (and with it the plugin session) as soon as the client goes away.
+ */
+async function pump(
+  req: IncomingMessage,
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  body: AsyncIterable<Uint8Array | string>,
+): Promise<void> {
+  const iterator = body[Symbol.asyncIterator]();
+  let finished = false;
+  let gone = false;
+  let resume: (() => void) | undefined;
+  const onClose = () => {
+    if (res.writableFinished) return;
+    gone = true;
+    resume?.();
+    if (!finished) {
+      finished = true;
+      void iterator.return?.()?.catch(() => undefined);
+    }
+  };
+  res.once("close", onClose);
+  let pending = "";
+  let flushQueued = false;
   const sendHead = () => {
     if (res.headersSent) return;
     discardUnread(req, res);
-    res.writeHead(prelude.statusCode ?? 200, prelude.headers ?? {});
+    res.writeHead(status, headers);
   };
-  const stream = new Writable({
-    // Strings go to the socket as they are: no Buffer copy of each chunk on the way.
-    decodeStrings: false,
-    write(chunk: Buffer | string, _encoding, callback) {
-      sendHead();
-      // Take the next chunk as soon as the socket accepts this one; wait only for backpressure.
-      if (res.write(chunk)) callback();
-      else res.once("drain", () => callback());
-    },
-    final(callback) {
-      sendHead();
-      res.end(callback);
-    },
-  }) as LocalResponseStream;
-  stream.setPrelude = (p) => {
-    prelude = p;
+  const flush = () => {
+    flushQueued = false;
+    if (pending === "" || gone) return;
+    const text = pending;
+    pending = "";
+    res.write(text);
   };
-  res.on("close", () => {
-    if (!res.writableFinished) stream.destroy();
-  });
-  return stream;
+  const queue = (chunk: Uint8Array | string) => {
+    sendHead();
+    if (typeof chunk !== "string") {
+      flush();
+      res.write(chunk);
+      return;
+    }
+    pending += chunk;
+    if (!flushQueued) {
+      flushQueued = true;
+      process.nextTick(flush);
+    }
+  };
+  try {
+    for (;;) {
+      const step = await iterator.next();
+      if (gone) return;
+      if (step.done) break;
+      queue(step.value);
+      if (res.writableNeedDrain) {
+        await new Promise<void>((resolve) => {
+          resume = resolve;
+          res.once("drain", resolve);
+        });
+        res.off("drain", resume as () => void);
+        resume = undefined;
+        if (gone) return;
+      }
+    }
+    finished = true;
+    sendHead();
+    const last = pending;
+    pending = "";
+    res.end(last);
+  } catch (err) {
+    finished = true;
+    flush();
+    throw err;
+  } finally {
+    res.off("close", onClose);
+  }
 }
 
 function localContext(): Context {
