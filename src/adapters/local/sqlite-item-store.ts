@@ -12,7 +12,6 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { z } from "zod";
 import {
   type Condition,
   ConditionFailedError,
@@ -40,16 +39,54 @@ const SCHEMA = `
 `;
 
 /** A row as read back; anything else means the file was changed behind the store's back. */
-const Row = z.object({
-  pk: z.string(),
-  sk: z.string(),
-  gsi1pk: z.string().nullable(),
-  gsi1sk: z.string().nullable(),
-  expires_at: z.number().nullable(),
-  v: z.number().int(),
-  data: z.string(),
-});
-const Data = z.record(z.string(), z.unknown());
+interface Row {
+  pk: string;
+  sk: string;
+  gsi1pk: string | null;
+  gsi1sk: string | null;
+  expires_at: number | null;
+  v: number;
+  data: string;
+}
+
+const isText = (v: unknown): v is string => typeof v === "string";
+const isTextOrNull = (v: unknown): v is string | null => v === null || typeof v === "string";
+const isNumberOrNull = (v: unknown): v is number | null => v === null || (typeof v === "number" && Number.isFinite(v));
+
+/**
+ * Checks a row by hand (every read passes here, a schema library costs more than the read): the
+ * columns' types, and an item's data as a JSON object (copied as a record is, without `__proto__`).
+ */
+function checkedRow(raw: unknown): Row {
+  const r = raw as Record<string, unknown> | undefined;
+  if (
+    typeof r !== "object" ||
+    r === null ||
+    !isText(r.pk) ||
+    !isText(r.sk) ||
+    !isTextOrNull(r.gsi1pk) ||
+    !isTextOrNull(r.gsi1sk) ||
+    !isNumberOrNull(r.expires_at) ||
+    !Number.isSafeInteger(r.v) ||
+    !isText(r.data)
+  ) {
+    throw new Error("malformed row in the metadata store (the file was changed outside the daemon)");
+  }
+  return r as unknown as Row;
+}
+
+function itemData(text: string): Record<string, unknown> {
+  const data: unknown = JSON.parse(text);
+  if (typeof data !== "object" || data === null || Array.isArray(data))
+    throw new Error("malformed item data in the metadata store (not a JSON object)");
+  const record = data as Record<string, unknown>;
+  if (Object.hasOwn(record, "__proto__")) {
+    const copy: Record<string, unknown> = {};
+    for (const key of Object.keys(record)) if (key !== "__proto__") copy[key] = record[key];
+    return copy;
+  }
+  return record;
+}
 
 export interface SqliteItemStoreOptions {
   /** Database file, or ":memory:" for a throwaway store. */
@@ -205,8 +242,8 @@ function successor(prefix: string): string | undefined {
 }
 
 function toItem(raw: unknown): Item {
-  const row = Row.parse(raw);
-  const item: Item = { pk: row.pk, sk: row.sk, version: row.v, data: Data.parse(JSON.parse(row.data)) };
+  const row = checkedRow(raw);
+  const item: Item = { pk: row.pk, sk: row.sk, version: row.v, data: itemData(row.data) };
   if (row.gsi1pk !== null && row.gsi1sk !== null) {
     item.gsi1pk = row.gsi1pk;
     item.gsi1sk = row.gsi1sk;
