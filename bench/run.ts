@@ -26,7 +26,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { packFixture } from "../test/support/fixture-packages.js";
@@ -196,8 +196,11 @@ interface ScenarioResult extends LoadResult {
   daemonCpuMsPerRequest: number;
   launcherCpuMsPerRequest: number;
   pluginCpuMsPerRequest: number;
-  /** Per round: throughput, p50 latency, and CPU the rest of the machine used meanwhile. */
-  rounds: Array<{ throughputPerSecond: number; p50Ms: number; otherCpuPercent: number }>;
+  /**
+   * Per round: throughput, p50 latency, CPU the rest of the machine used meanwhile, and the
+   * 1-minute load average sampled every second during the round (mean).
+   */
+  rounds: Array<{ throughputPerSecond: number; p50Ms: number; otherCpuPercent: number; loadAverage: number }>;
 }
 
 interface DaemonResult {
@@ -237,6 +240,7 @@ interface Active {
       after: TreeSample;
       peak: MemoryPeak;
       otherCpuPercent: number;
+      loadAverage: number;
       sent: number;
     }>
   >;
@@ -288,6 +292,8 @@ async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise
   const before = sample(target);
   const cpuBefore = machineCpu();
   const memory = startMemorySampler(() => sample(target), 100);
+  const loads = [loadavg()[0] ?? 0];
+  const loadTimer = setInterval(() => loads.push(loadavg()[0] ?? 0), 1000);
   const load = await runLoad({
     url: `${target.endpoint.baseUrl}${dispatchPath}`,
     headers: dispatchHeaders(target.endpoint),
@@ -300,6 +306,9 @@ async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise
     keepSamples: true,
   });
   const peak = memory.stop();
+  clearInterval(loadTimer);
+  loads.push(loadavg()[0] ?? 0);
+  const loadAverage = round(loads.reduce((a, b) => a + b, 0) / loads.length, 2);
   const after = sample(target);
   const cpuAfter = machineCpu();
   // Machine CPU not used by this daemon, its plugins or the load client (ourselves).
@@ -315,11 +324,11 @@ async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise
   const otherSeconds = Math.max(0, cpuAfter.busySeconds - cpuBefore.busySeconds - ownSeconds - clientSeconds);
   const otherCpuPercent = round((otherSeconds / Math.max(0.001, wallSeconds)) * 100, 1);
   const list = a.runs.get(sc.id) ?? [];
-  list.push({ load, before, after, peak, otherCpuPercent, sent: load.completed + sc.warmup });
+  list.push({ load, before, after, peak, otherCpuPercent, loadAverage, sent: load.completed + sc.warmup });
   a.runs.set(sc.id, list);
   log(
     `${a.result.name}: ${sc.label} (round ${roundIndex + 1}): ${load.ok}/${load.completed} ok, p50 ${load.latencyMs.p50} ms, p99 ${load.latencyMs.p99} ms, ` +
-      `${load.throughputPerSecond} req/s, client CPU ${load.client.cpuPercentOfOneCore}%, other CPU ${otherCpuPercent}%` +
+      `${load.throughputPerSecond} req/s, client CPU ${load.client.cpuPercentOfOneCore}%, other CPU ${otherCpuPercent}%, load average ${loadAverage}` +
       `${load.errors ? `, errors: ${load.errorSamples.join(" | ")}` : ""}`,
   );
 }
@@ -342,6 +351,7 @@ function mergeRuns(a: Active): void {
         throughputPerSecond: r.load.throughputPerSecond,
         p50Ms: r.load.latencyMs.p50,
         otherCpuPercent: r.otherCpuPercent,
+        loadAverage: r.loadAverage,
       })),
     };
   }
@@ -714,6 +724,11 @@ function rows(): Row[] {
       "other processes' CPU (mean over runs)",
       (r) => mean(Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.otherCpuPercent))),
       "% core",
+    ],
+    [
+      "machine load average (mean over runs)",
+      (r) => mean(Object.values(r.scenarios).flatMap((x) => x.rounds.map((o) => o.loadAverage))),
+      "",
     ],
   ];
 }
