@@ -87,6 +87,7 @@ interface Options {
   startTimeoutS: number;
   hardCapMin: number;
   keepWork: boolean;
+  summarizeOnly: boolean;
 }
 
 const positiveNumber = (value: string): number => {
@@ -104,7 +105,11 @@ const numberList = (value: string): number[] => commaList(value).map(positiveNum
 function parseOptions(argv: string[]): Options {
   const program = new Command("idle-plugins")
     .description("Memory, start-up and first call after idle with N installed official plugins, ours beside upstream")
-    .requiredOption("--plugins-dir <dir>", "an exported tree of langgenius/dify-official-plugins (tools/, models/, …)")
+    .option(
+      "--plugins-dir <dir>",
+      "an exported tree of langgenius/dify-official-plugins (tools/, models/, …); required",
+    )
+    .option("--summarize-only", "recompute the summary of the results file and print its table; nothing is run", false)
     .option(
       "--plugins <list>",
       "comma-separated plugin paths, in install order (tools/regex first: it is the start-up probe)",
@@ -166,7 +171,7 @@ function parseOptions(argv: string[]): Options {
     points,
     rounds: o.rounds.map((r) => Math.round(r)),
     memorySamples: Math.round(o.memorySamples),
-    pluginsDir: resolve(o.pluginsDir),
+    pluginsDir: resolve(o.pluginsDir ?? "."),
     daemonSrc: o.daemonSrc ?? process.env.DIFY_PLUGIN_DAEMON_SRC,
     out: resolve(o.out),
   };
@@ -589,11 +594,10 @@ async function main(o: Options): Promise<void> {
     installs,
     points,
   });
+  // Runs already in the file (read once: every write replaces this run's entry).
+  const previous =
+    o.append && existsSync(o.out) ? ((JSON.parse(readFileSync(o.out, "utf8")) as { runs?: unknown[] }).runs ?? []) : [];
   const write = () => {
-    const previous =
-      o.append && existsSync(o.out)
-        ? ((JSON.parse(readFileSync(o.out, "utf8")) as { runs?: unknown[] }).runs ?? [])
-        : [];
     const runs = [...previous, runDoc()];
     const doc = { generatedAt: new Date().toISOString(), method: METHOD, summary: summarize(runs as RunDoc[]), runs };
     mkdirSync(dirname(o.out), { recursive: true });
@@ -985,6 +989,14 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 }
 try {
   const options = parseOptions(process.argv.slice(2));
+  if (options.summarizeOnly) {
+    const doc = JSON.parse(readFileSync(options.out, "utf8")) as { summary: unknown; runs: RunDoc[] };
+    doc.summary = summarize(doc.runs);
+    writeFileSync(options.out, `${JSON.stringify(doc, null, 2)}\n`);
+    process.stdout.write(`${table(doc.runs)}\n`);
+    process.exit(0);
+  }
+  if (!process.argv.includes("--plugins-dir")) throw new Error("--plugins-dir is required");
   hardCap = setTimeout(() => {
     log(`hard cap of ${options.hardCapMin} min reached: stopping everything`);
     void cleanupAll().finally(() => process.exit(2));
