@@ -35,12 +35,16 @@ export function providerNames(d: PluginDeclaration): {
   };
 }
 
-export function runnerOf(d: PluginDeclaration): { language: "python"; version: string; entrypoint: string } {
+export function runnerOf(d: Pick<PluginDeclaration, "meta">): {
+  language: "python";
+  version: string;
+  entrypoint: string;
+} {
   const { language, version, entrypoint } = d.meta.runner;
   return { language, version, entrypoint };
 }
 
-export function memoryBytesOf(d: PluginDeclaration): number {
+export function memoryBytesOf(d: Pick<PluginDeclaration, "resource">): number {
   return d.resource.memory;
 }
 
@@ -54,7 +58,10 @@ export function memoryBytesOf(d: PluginDeclaration): number {
  */
 export const DEFAULT_PLUGIN_MEMORY_FLOOR_BYTES = 1024 * 1024 * 1024;
 
-export function memoryLimitBytesOf(d: PluginDeclaration, floorBytes = DEFAULT_PLUGIN_MEMORY_FLOOR_BYTES): number {
+export function memoryLimitBytesOf(
+  d: Pick<PluginDeclaration, "resource">,
+  floorBytes = DEFAULT_PLUGIN_MEMORY_FLOOR_BYTES,
+): number {
   return Math.max(floorBytes, memoryBytesOf(d));
 }
 

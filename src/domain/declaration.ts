@@ -47,6 +47,14 @@ export const MANIFEST_FILE = "manifest.yaml";
  * order; model providers need it to expand their `predefined` globs. `verified` is always false
  * here: the signature check belongs to whoever holds the archive.
  */
+/**
+ * The manifest alone, checked as in a whole declaration: what running an installed plugin needs
+ * (its runner and resources), without reading every provider and model file.
+ */
+export function loadManifest(read: FileReader): Pick<PluginDeclaration, "meta" | "resource"> {
+  return new PackageFiles(read, undefined).parse(MANIFEST_FILE, manifestSchema);
+}
+
 export function loadDeclaration(read: FileReader, paths?: Iterable<string>): PluginDeclaration {
   const files = new PackageFiles(read, paths === undefined ? undefined : [...paths]);
   const manifest = files.parse(MANIFEST_FILE, manifestSchema);

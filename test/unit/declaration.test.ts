@@ -3,7 +3,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { loadDeclaration } from "../../src/domain/declaration.js";
+import { loadDeclaration, loadManifest } from "../../src/domain/declaration.js";
 import {
   declarationCategory,
   memoryBytesOf,
@@ -358,5 +358,20 @@ describe("extractAssets", () => {
   it("names the field whose icon is missing from the package", () => {
     const { read } = fixture("tool-plugin", { "_assets/sun-dark.svg": null });
     expect(() => extractAssets(load("tool-plugin"), read)).toThrow("icon_dark: file _assets/sun-dark.svg not found");
+  });
+});
+
+describe("loadManifest (what an installed plugin's start reads)", () => {
+  it("reads the manifest alone and gives the runner and resources the whole declaration gives", () => {
+    const { read } = fixture("model-provider");
+    const requested: string[] = [];
+    const manifest = loadManifest((path) => {
+      requested.push(path);
+      return read(path);
+    });
+    expect(requested).toEqual(["manifest.yaml"]);
+    const whole = load("model-provider");
+    expect(manifest.meta.runner).toEqual(whole.meta.runner);
+    expect(manifest.resource).toEqual(whole.resource);
   });
 });

@@ -3,10 +3,10 @@
  * plugin unique identifier, shared by all tenants.
  */
 
-import { readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
-import { loadDeclaration } from "../../domain/declaration.js";
+import { loadManifest } from "../../domain/declaration.js";
 import { memoryLimitBytesOf, runnerOf } from "../../domain/declaration-facts.js";
 import { identifierParts, type PluginUniqueIdentifier } from "../../domain/identifier.js";
 import type { PluginDeclaration } from "../../domain/manifest.js";
@@ -105,7 +105,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         const dir = join(this.options.workDir, author, entry);
         const uid = environmentIdentifier(dir);
         if (!uid || !this.isKeptWarm(uid)) continue;
-        this.processFor(uid, declarationOnDisk(dir))
+        this.processFor(uid, manifestOnDisk(dir))
           .start()
           .catch((err: Error) => logger.warn({ plugin: uid, err: err.message }, "a plugin kept warm did not start"));
       }
@@ -172,7 +172,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         if (!isEnvironmentReady(dir)) {
           return outputsOf(runtimeError("plugin is not installed on this daemon"), { type: "end" });
         }
-        process = this.processFor(uniqueIdentifier, declarationOnDisk(dir));
+        process = this.processFor(uniqueIdentifier, manifestOnDisk(dir));
       }
       return process.invoke(request, options);
     });
@@ -193,7 +193,10 @@ export class LocalPluginRuntime implements PluginRuntime {
     this.processes.clear();
   }
 
-  private processFor(uniqueIdentifier: PluginUniqueIdentifier, declaration: PluginDeclaration): PluginProcess {
+  private processFor(
+    uniqueIdentifier: PluginUniqueIdentifier,
+    declaration: Pick<PluginDeclaration, "meta" | "resource">,
+  ): PluginProcess {
     let process = this.processes.get(uniqueIdentifier);
     if (!process) {
       process = new PluginProcess({
@@ -210,15 +213,18 @@ export class LocalPluginRuntime implements PluginRuntime {
   }
 }
 
-/** After a daemon restart the declaration is read back from the unpacked package. */
-function declarationOnDisk(dir: string): PluginDeclaration {
-  const paths = readdirSync(dir, { recursive: true, encoding: "utf8" }).filter((p) => !p.startsWith(".venv"));
-  return loadDeclaration((path) => {
+/**
+ * After a daemon restart, what starting the plugin needs is read back from its manifest alone:
+ * neither a walk of the directory (its virtualenv holds thousands of files) nor its provider
+ * files, so starting a plugin costs the same however large it is and however many are installed.
+ */
+function manifestOnDisk(dir: string): Pick<PluginDeclaration, "meta" | "resource"> {
+  return loadManifest((path) => {
     if (isAbsolute(path) || path.split("/").includes("..")) return undefined;
     try {
       return readFileSync(join(dir, path));
     } catch {
       return undefined;
     }
-  }, paths);
+  });
 }
