@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { installPackage, readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, lifecyclePid, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 
 const T = "33333333-aaaa-4000-8000-000000000001";
 const IDLE_S = 2;
@@ -27,22 +27,7 @@ afterAll(async () => {
   await d?.stop();
 });
 
-async function whoami(): Promise<number> {
-  const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
-    method: "POST",
-    headers: { "x-plugin-id": "fixtures/lifecycle-tool" },
-    json: {
-      user_id: "u",
-      data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} },
-    },
-  });
-  const events = await readEvents(res);
-  const json = events
-    .map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } })
-    .find((m) => m?.type === "json");
-  if (!json) throw new Error(`no answer: ${JSON.stringify(events.at(-1))}`);
-  return json.message!.json_object!.pid;
-}
+const whoami = () => lifecyclePid(d, T);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pluginDirectory } from "../../src/adapters/local/plugin-environment.js";
 import type { PluginUniqueIdentifier } from "../../src/domain/identifier.js";
 import { packFixture } from "../support/fixture-packages.js";
-import { installPackage, readEvents, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
+import { installPackage, lifecyclePid, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 
 const run = promisify(execFile);
 const T = "33333333-aaaa-4000-8000-000000000002";
@@ -31,22 +31,7 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function whoami(): Promise<number> {
-  const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
-    method: "POST",
-    headers: { "x-plugin-id": "fixtures/lifecycle-tool" },
-    json: {
-      user_id: "u",
-      data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} },
-    },
-  });
-  const events = await readEvents(res);
-  const json = events
-    .map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } })
-    .find((m) => m?.type === "json");
-  if (!json) throw new Error(`no answer: ${JSON.stringify(events.at(-1))}`);
-  return json.message!.json_object!.pid;
-}
+const whoami = () => lifecyclePid(d, T);
 
 function savingsFiles(): string[] {
   const lib = join(dir, ".venv", "lib");

@@ -154,3 +154,21 @@ export async function readEvents(res: Response): Promise<Array<{ code: number; m
     .filter((l) => l.startsWith("data: "))
     .map((l) => JSON.parse(l.slice(6)));
 }
+
+/** The pid of the lifecycle-tool fixture's process that answers a call to its `whoami` tool. */
+export async function lifecyclePid(d: TestDaemon, tenant: string): Promise<number> {
+  const res = await d.call(`/plugin/${tenant}/dispatch/tool/invoke`, {
+    method: "POST",
+    headers: { "x-plugin-id": "fixtures/lifecycle-tool" },
+    json: {
+      user_id: "u",
+      data: { provider: "lifecycle", tool: "whoami", credentials: {}, credential_type: "api-key", tool_parameters: {} },
+    },
+  });
+  const events = await readEvents(res);
+  const json = events
+    .map((e) => e.data as { type?: string; message?: { json_object?: { pid: number } } })
+    .find((m) => m?.type === "json");
+  if (!json) throw new Error(`no answer: ${JSON.stringify(events.at(-1))}`);
+  return json.message!.json_object!.pid;
+}
