@@ -114,22 +114,7 @@ function parseOptions(argv: string[]): Options {
       "commit of the daemon tree, recorded in the results (when it is not a git checkout)",
     )
     .parse(argv, { from: "user" });
-  const o = program.opts<{
-    pluginsDir: string;
-    plugins: string[];
-    packager?: string;
-    daemonSrc?: string;
-    upstream: boolean;
-    out: string;
-    installTimeoutMin: number;
-    callTimeoutS: number;
-    settleS: number;
-    hardCapMin: number;
-    keepWork: boolean;
-    merge: boolean;
-    pluginsCommit?: string;
-    daemonCommit?: string;
-  }>();
+  const o = program.opts<Options>();
   return {
     ...o,
     pluginsDir: resolve(o.pluginsDir),
