@@ -22,7 +22,7 @@ import { untilAborted } from "../../shared/until-aborted.js";
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
 import { PluginLog, pluginLogPath } from "./plugin-log.js";
-import { ensureStartupSpeedups } from "./startup-speedups.js";
+import { ensureSdkSpeedups } from "./sdk-speedups.js";
 
 export interface PluginProcessOptions {
   uniqueIdentifier: string;
@@ -152,7 +152,7 @@ export class PluginProcess {
 
   private spawn(): Generation {
     const { directory, entrypoint, uniqueIdentifier } = this.options;
-    ensureStartupSpeedups(directory);
+    ensureSdkSpeedups(directory);
     const child = spawnGroupLeader(
       join(directory, ".venv", "bin", "python"),
       ["-m", entrypoint],
