@@ -11,6 +11,10 @@
 #   <outdir>/python/dify_lambda_bootstrap -> /opt/python/dify_lambda_bootstrap
 #   <outdir>/python/<SDK and its deps>   -> /opt/python, wheels for the Lambda platform
 #
+# The CDK app adds <outdir>/dify-sdk-speedups (the daemon's SDK savings, written from
+# src/adapters/sdk-speedups.ts) after this script; a layer published without it runs
+# plugins as well, without those savings.
+#
 # The packages come from layers/requirements.txt (or $LAYER_REQUIREMENTS) as binary
 # wheels for manylinux/<arch>/CPython <python-version>, whatever the build machine
 # is. Bytecode is compiled with a matching local interpreter when one is found

@@ -1,7 +1,8 @@
 /**
  * What the daemon needs to run each plugin as its own Python Lambda function:
  * - the plugin layer: the `/opt/dify-plugin-bootstrap` exec wrapper and its Python package in
- *   `/opt/python` (plus the Dify plugin SDK when built by `layers/build-layer.sh`), without Docker;
+ *   `/opt/python` (plus the Dify plugin SDK when built by `layers/build-layer.sh`), and the SDK
+ *   savings the bootstrap gives its plugin (`/opt/dify-sdk-speedups`), without Docker;
  * - the execution role every plugin function runs with (CloudWatch Logs only: plugins reach Dify
  *   through the daemon's backwards-invocation URL, never through AWS APIs);
  * - the plugin builder, a Python function that turns a stored package into a Lambda code zip
@@ -10,7 +11,8 @@
  *   the plugin function name prefix.
  */
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { isAbsolute, join, relative } from "node:path";
 import {
   ArnFormat,
@@ -27,6 +29,7 @@ import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as logs from "aws-cdk-lib/aws-logs";
 import { Construct } from "constructs";
+import { SDK_SPEEDUPS_MODULE, SDK_SPEEDUPS_SOURCE } from "../../src/adapters/sdk-speedups.js";
 import { ARN_SEGMENT, acknowledge, allowGranteeWildcards, allowWildcards, literal } from "../nag.js";
 import type { PluginArch } from "../settings.js";
 import { PACKAGE_BUCKET_PREFIXES, type PackageBucket } from "./package-bucket.js";
@@ -55,6 +58,8 @@ const COPY_HINT =
 /** Where Lambda finds the exec wrapper (/opt/dify-plugin-bootstrap) and its Python package (/opt/python). */
 export const LAYER_BOOTSTRAP = "dify-plugin-bootstrap";
 export const LAYER_BOOTSTRAP_PACKAGE = join("python", "dify_lambda_bootstrap");
+/** The directory the bootstrap puts on its plugin's PYTHONPATH (/opt/dify-sdk-speedups): a `sitecustomize` loading the savings. */
+export const LAYER_SDK_SPEEDUPS = "dify-sdk-speedups";
 
 /**
  * The bootstrap-only layer: `dify-plugin-bootstrap` (executable) and `python/dify_lambda_bootstrap/`,
@@ -69,6 +74,20 @@ export function assembleBootstrapLayer(runtimeDir: string, outputDir: string): v
   for (const name of readdirSync(source)) {
     if (name.endsWith(".py")) copyFileSync(join(source, name), join(packageDir, name));
   }
+}
+
+/**
+ * The SDK savings (src/adapters/sdk-speedups.ts) in a layer: the module and a `sitecustomize` that
+ * imports it, in a directory of their own that only the plugin's Python has on its path.
+ */
+export function addSdkSpeedups(layerDir: string): void {
+  const dir = join(layerDir, LAYER_SDK_SPEEDUPS);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${SDK_SPEEDUPS_MODULE}.py`), SDK_SPEEDUPS_SOURCE);
+  writeFileSync(
+    join(dir, "sitecustomize.py"),
+    `"""Put on the plugin's PYTHONPATH by dify_lambda_bootstrap: loads the daemon's SDK savings."""\nimport ${SDK_SPEEDUPS_MODULE}  # noqa: F401\n`,
+  );
 }
 
 /** Every plugin function's exec wrapper points at the layer's bootstrap: refuse a layer without it. */
@@ -246,7 +265,8 @@ export class PluginRuntime extends Construct {
     }
     const fingerprint = FileSystem.fingerprint(layersDir, {
       exclude: ["build", "plugin-builder", "**/__pycache__", "*.pyc", "**/.venv"],
-      extraHash: `${props.arch}:${pythonVersion}:${mode}`,
+      // The savings are written from TypeScript, not from a file under layersDir.
+      extraHash: `${props.arch}:${pythonVersion}:${mode}:${createHash("sha256").update(SDK_SPEEDUPS_SOURCE).digest("hex")}`,
     });
 
     return lambda.Code.fromAsset(layersDir, {
@@ -270,6 +290,7 @@ export class PluginRuntime extends Construct {
                 throw new Error(`PluginRuntime: build-layer.sh failed (${why}); ${COPY_HINT}`);
               }
             }
+            addSdkSpeedups(outputDir);
             checkLayerLayout(outputDir);
             return true;
           },

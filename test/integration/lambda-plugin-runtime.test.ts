@@ -1020,7 +1020,7 @@ describe("LambdaPluginRuntime with the real bootstrap and the Dify plugin SDK (L
     expect(outputs.at(-1)).toEqual({ type: "end" });
   }, 120_000);
 
-  it("runs a plugin from what a deployment holds: the default (copy) layer and the builder's code zip, the SDK only in the zip", async () => {
+  it("runs a plugin from what a deployment holds: the default (copy) layer and the builder's code zip, the SDK only in the zip, the SDK savings from the layer", async () => {
     // The layer as `cdk synth` stages it by default: the bootstrap alone, laid out without Python.
     const app = new App({ outdir: mkdtempSync(join(tmpdir(), "layer-cdk-")) });
     const stack = new Stack(app, "Layer");
@@ -1078,6 +1078,31 @@ describe("LambdaPluginRuntime with the real bootstrap and the Dify plugin SDK (L
         o.type === "stream" ? [(o.data as { message?: { text?: string } }).message?.text] : [],
       );
       expect(texts, JSON.stringify(outputs)).toEqual(["chunk-0", "chunk-1"]);
+      // The plugin's Python, with the environment the bootstrap starts it in, has the SDK savings.
+      const childEnv = execFileSync(
+        inject("pythonPath"),
+        [
+          "-c",
+          "import json, sys; sys.path.insert(0, sys.argv[1]); from dify_lambda_bootstrap.__main__ import child_env; print(json.dumps(child_env(sys.argv[2])))",
+          join(layer, "python"),
+          taskRoot,
+        ],
+        { encoding: "utf8" },
+      );
+      const probe = [
+        "import json, sys",
+        "from typing import Any",
+        "import dify_plugin",
+        "from dify_plugin.core.server.stdio import request_reader as r",
+        "print(json.dumps({'loaded': '_dify_daemon_speedups' in sys.modules,",
+        "  'oneTypeAdapter': r.TypeAdapter(dict[str, Any]) is r.TypeAdapter(dict[str, Any])}))",
+      ].join("\n");
+      const seen = execFileSync(inject("pythonPath"), ["-c", probe], {
+        cwd: taskRoot,
+        env: JSON.parse(childEnv),
+        encoding: "utf8",
+      });
+      expect(JSON.parse(seen)).toEqual({ loaded: true, oneTypeAdapter: true });
     } finally {
       rmSync(taskRoot, { recursive: true, force: true });
       rmSync(pkg, { force: true });
