@@ -28,7 +28,7 @@ import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { type LoadSampler, type LoadWindow, startLoadSampler } from "./lib/background-load.js";
-import { buildGoDaemon, ensureServices, goSource, type RunningGoDaemon, startGoDaemon } from "./lib/go-daemon.js";
+import { buildGoDaemon, goSource, type RunningGoDaemon, startUpstreamBeside } from "./lib/go-daemon.js";
 import {
   type CallResult,
   checksumOf,
@@ -524,25 +524,13 @@ async function main(o: Options): Promise<void> {
   log(`ours on ${our?.baseUrl}, DATA_DIR ${oursData}, PLUGIN_IDLE_TIMEOUT=${o.idleTimeoutS}`);
   let upstreamError: string | undefined;
   if (o.upstream) {
-    try {
-      await ensureServices(log);
-      goWork = mkdtempSync(join(tmpdir(), "bench-idle-go-"));
-      up = await startGoDaemon(
-        {
-          build: goBuild,
-          key: KEY,
-          python: toolchain.python,
-          uv: toolchain.uv,
-          workDir: goWork,
-          remoteDebugging: false,
-        },
-        log,
-      );
-      log(`upstream: ${up.describe} on ${up.baseUrl}`);
-    } catch (err) {
-      upstreamError = (err as Error).message;
-      log(`upstream did not start: ${upstreamError}`);
-    }
+    const started = await startUpstreamBeside(
+      { build: goBuild, key: KEY, python: toolchain.python, uv: toolchain.uv, workPrefix: "bench-idle-go-" },
+      log,
+    );
+    ({ daemon: up, workDir: goWork, error: upstreamError } = started);
+    if (up) log(`upstream: ${up.describe} on ${up.baseUrl}`);
+    else log(`upstream did not start: ${upstreamError}`);
   }
 
   const installed: Installed[] = [];

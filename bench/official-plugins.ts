@@ -19,7 +19,7 @@ import { createServer, type Server } from "node:http";
 import { cpus, loadavg, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
-import { buildGoDaemon, ensureServices, goSource, startGoDaemon } from "./lib/go-daemon.js";
+import { buildGoDaemon, goSource, startUpstreamBeside } from "./lib/go-daemon.js";
 import {
   type CallResult,
   type Category,
@@ -637,28 +637,22 @@ async function main(o: Options): Promise<void> {
   let upstreamError: string | undefined;
   let goWork: string | undefined;
   if (o.upstream && goBuild) {
-    try {
-      await ensureServices(log);
-      // A directory of its own: startGoDaemon opens it to the postgres user, which must reach it.
-      goWork = mkdtempSync(join(tmpdir(), "bench-official-plugins-go-"));
-      upstream = await startGoDaemon(
-        {
-          build: goBuild,
-          key: KEY,
-          python: toolchain.python,
-          uv: toolchain.uv,
-          workDir: goWork,
-          remoteDebugging: false,
-        },
-        log,
-      );
+    const started = await startUpstreamBeside(
+      {
+        build: goBuild,
+        key: KEY,
+        python: toolchain.python,
+        uv: toolchain.uv,
+        workPrefix: "bench-official-plugins-go-",
+      },
+      log,
+    );
+    ({ daemon: upstream, workDir: goWork, error: upstreamError } = started);
+    if (upstream)
       log(
         `upstream: ${upstream.describe} on ${upstream.baseUrl}${fake.goReachable ? "" : " (its inner API is unreachable: endpoint settings cannot be encrypted)"}`,
       );
-    } catch (err) {
-      upstreamError = (err as Error).message;
-      log(`upstream daemon did not start: ${upstreamError}`);
-    }
+    else log(`upstream daemon did not start: ${upstreamError}`);
   }
 
   // Messages quote paths of this machine; the results name them by role instead.

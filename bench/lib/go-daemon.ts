@@ -19,12 +19,14 @@ import {
   chownSync,
   existsSync,
   mkdirSync,
+  mkdtempSync,
   readdirSync,
   readFileSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import type { RunningDaemon } from "./our-daemon.js";
@@ -311,6 +313,26 @@ export interface RunningGoDaemon extends RunningDaemon {
    * data, database and Redis, as after a host restart of the daemon alone.
    */
   restart(options?: { healthPollMs?: number }): Promise<RunningGoDaemon>;
+}
+
+/**
+ * Upstream beside ours for a run over official plugins: local runtime only (no remote-debugging
+ * port), in a work directory of its own under the system's temporary directory. A daemon that does
+ * not start is reported in `error`, so that the run goes on with ours alone.
+ */
+export async function startUpstreamBeside(
+  options: Omit<GoDaemonOptions, "workDir" | "remoteDebugging"> & { workPrefix: string },
+  log: (line: string) => void,
+): Promise<{ daemon?: RunningGoDaemon; workDir?: string; error?: string }> {
+  const { workPrefix, ...rest } = options;
+  let workDir: string | undefined;
+  try {
+    await ensureServices(log);
+    workDir = mkdtempSync(join(tmpdir(), workPrefix));
+    return { daemon: await startGoDaemon({ ...rest, workDir, remoteDebugging: false }, log), workDir };
+  } catch (err) {
+    return { workDir, error: (err as Error).message };
+  }
 }
 
 export async function startGoDaemon(options: GoDaemonOptions, log: (line: string) => void): Promise<RunningGoDaemon> {
