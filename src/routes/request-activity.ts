@@ -73,16 +73,18 @@ function untilDone<T>(body: AsyncIterable<T>, end: () => void): AsyncIterable<T>
     [Symbol.asyncIterator]() {
       const inner = body[Symbol.asyncIterator]();
       return {
-        async next() {
-          try {
-            const step = await inner.next();
-            if (step.done) finish();
-            return step;
-          } catch (err) {
-            finish();
-            throw err;
-          }
-        },
+        // A callback on the chunk's promise, not an async function: one promise per chunk, not three.
+        next: () =>
+          inner.next().then(
+            (step) => {
+              if (step.done) finish();
+              return step;
+            },
+            (err: unknown) => {
+              finish();
+              throw err;
+            },
+          ),
         async return(value?: unknown) {
           finish();
           return (await inner.return?.(value)) ?? { done: true, value: undefined };

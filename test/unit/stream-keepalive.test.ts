@@ -51,4 +51,36 @@ describe("stream keep-alive", () => {
     await sleep(20);
     expect(cleaned).toBe(true);
   });
+
+  it("keeps a chunk that arrives while the reader is busy with a blank line, and hands it over next, in order", async () => {
+    const source = (async function* () {
+      await sleep(150);
+      yield "data: 1\n\n";
+      yield "data: 2\n\n";
+    })();
+    const it = keepAlive(source, { idleMs: 100, firstChunkWaitMs: 100 })[Symbol.asyncIterator]();
+    expect(await it.next()).toEqual({ done: false, value: "\n" });
+    await sleep(120); // the source answers while nobody reads
+    const rest: string[] = [];
+    for (let step = await it.next(); !step.done; step = await it.next()) rest.push(String(step.value));
+    expect(rest.filter((c) => c !== "\n")).toEqual(["data: 1\n\n", "data: 2\n\n"]);
+  });
+
+  it("fails the read when the source fails, tells the source, and stops its timer", async () => {
+    let returned = 0;
+    const source: AsyncIterable<string> = {
+      [Symbol.asyncIterator]: () => ({
+        next: () => sleep(20).then(() => Promise.reject(new Error("plugin gone"))),
+        return: async () => {
+          returned++;
+          return { done: true, value: undefined };
+        },
+      }),
+    };
+    const it = keepAlive(source, { idleMs: 50, firstChunkWaitMs: 50 })[Symbol.asyncIterator]();
+    await expect(it.next()).rejects.toThrow("plugin gone");
+    expect(returned).toBe(1);
+    await sleep(120); // no blank line after the failure
+    expect(await it.next()).toEqual({ done: true, value: undefined });
+  });
 });
