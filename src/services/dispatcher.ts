@@ -9,7 +9,7 @@ import type { PluginAction } from "../domain/dispatch-actions.js";
 import { errorEnvelope, sseChunk, successEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError } from "../domain/errors.js";
 import { type PluginUniqueIdentifier, pluginIdOf } from "../domain/identifier.js";
-import { measuredInvocation } from "../observability/invocation-metrics.js";
+import { invocationMeasure } from "../observability/invocation-metrics.js";
 import { appendLogContext } from "../observability/log-context.js";
 import type {
   BackwardsInvocationHandler,
@@ -81,7 +81,6 @@ export class Dispatcher {
       tenantId: input.tenantId,
       backwards: this.backwards(input, sessionId),
     });
-    const source = measuredInvocation(labels, invocation, { timedOut: () => timedOut });
     let open = true;
     const close = () => {
       if (!open) return;
@@ -91,7 +90,8 @@ export class Dispatcher {
       // Ends the plugin session too when the caller stopped reading early (client gone).
       controller.abort(SESSION_OVER);
     };
-    const outputs = watched(source, {
+    // Measured first, then closed: the metrics see the end before the session's cleanup runs.
+    const outputs = watched(invocation, invocationMeasure(labels, { timedOut: () => timedOut }), {
       step: (result) => {
         if (result.done) close();
       },

@@ -43,6 +43,8 @@ export async function* outputsOf<T>(...values: T[]): AsyncGenerator<T> {
 
 /** What a watcher of an iterable is told: each step as it passes, and a failure or an early stop. */
 export interface Watch<T> {
+  /** The first `next()` is asked for (when a generator's body would start). */
+  start?(): void;
   /** Every result, the last (`done`) one included. */
   step(result: IteratorResult<T>): void;
   /** `next()` failed with `err` (the error still reaches the reader). */
@@ -52,27 +54,27 @@ export interface Watch<T> {
 }
 
 /**
- * `source`, with `watch` seeing each result as it passes (one callback per item, no generator).
- * `start` runs at the first `next()`, as a generator body would.
+ * `source`, with each watcher seeing each result as it passes, in the order given: one callback
+ * per item for all of them, no generator and no layer per watcher.
  */
-export function watched<T>(source: AsyncIterable<T>, watch: Watch<T>, start?: () => void): AsyncIterable<T> {
+export function watched<T>(source: AsyncIterable<T>, ...watches: Watch<T>[]): AsyncIterable<T> {
   return {
     [Symbol.asyncIterator](): AsyncIterator<T> {
       const inner = source[Symbol.asyncIterator]();
       let started = false;
       const onStep = (result: IteratorResult<T>) => {
-        watch.step(result);
+        for (const w of watches) w.step(result);
         return result;
       };
       const onError = (err: unknown): never => {
-        watch.failed?.(err);
+        for (const w of watches) w.failed?.(err);
         throw err;
       };
       return {
         next() {
           if (!started) {
             started = true;
-            start?.();
+            for (const w of watches) w.start?.();
           }
           return inner.next().then(onStep, onError);
         },
@@ -80,7 +82,7 @@ export function watched<T>(source: AsyncIterable<T>, watch: Watch<T>, start?: ()
           try {
             return (await inner.return?.(value)) ?? finished<T>(value);
           } finally {
-            watch.stopped?.();
+            for (const w of watches) w.stopped?.();
           }
         },
       };
