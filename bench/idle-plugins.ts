@@ -42,12 +42,13 @@ import {
   type PluginInfo,
   type Probe,
   pack,
+  packageFile,
   pluginPids,
   sleep,
   type Target,
 } from "./lib/official-plugins.js";
 import { type RunningDaemon, startOurDaemon } from "./lib/our-daemon.js";
-import { cacheDir, repoRoot, resultsDir } from "./lib/paths.js";
+import { repoRoot, resultsDir } from "./lib/paths.js";
 import { MiB, processTree, pssBytes, rssBytes } from "./lib/proc.js";
 import { cleanupAll } from "./lib/processes.js";
 import { median, round } from "./lib/stats.js";
@@ -475,13 +476,9 @@ async function main(o: Options): Promise<void> {
     throw new Error(`--plugins must start with ${STARTUP_PROBE} (the start-up probe)`);
 
   // Packages, cached per plugins commit (packing 40 takes minutes).
-  const pkgDir = o.pluginsCommit
-    ? join(cacheDir(), "bench", "idle-plugins", "packages", o.pluginsCommit)
-    : join(work, "packages");
-  mkdirSync(pkgDir, { recursive: true });
   const packages = new Map<string, string>();
   for (const info of infos) {
-    const file = join(pkgDir, `${info.path.replace("/", "__")}.difypkg`);
+    const file = packageFile(info.path, o.pluginsCommit, join(work, "packages"));
     if (!existsSync(file)) {
       const r = await pack(goBuild.commandline, dirname(toolchain.uv), join(o.pluginsDir, info.path), file);
       if (!r.ok) {

@@ -5,11 +5,12 @@
  * plugin's processes under a daemon.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync, readlinkSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { parse as parseYaml } from "yaml";
 import type { RunningDaemon } from "./our-daemon.js";
+import { cacheDir } from "./paths.js";
 import { TENANT, USER } from "./plugin-api.js";
 import { MiB, processTree, rssBytes } from "./proc.js";
 import { round } from "./stats.js";
@@ -439,6 +440,16 @@ export interface PackResult {
   bytes?: number;
   message: string;
   file?: string;
+}
+
+/**
+ * Where a plugin's package is kept: per plugins commit under the benchmark cache (packing takes
+ * seconds to minutes each), or in `workDir` when the commit is not known.
+ */
+export function packageFile(path: string, pluginsCommit: string | undefined, workDir: string): string {
+  const dir = pluginsCommit ? join(cacheDir(), "bench", "idle-plugins", "packages", pluginsCommit) : workDir;
+  mkdirSync(dir, { recursive: true });
+  return join(dir, `${path.replace("/", "__")}.difypkg`);
 }
 
 export async function pack(packager: string, uvDir: string, pluginDir: string, outFile: string): Promise<PackResult> {
