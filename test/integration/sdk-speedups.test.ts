@@ -48,6 +48,8 @@ interface Probe {
   libyaml: boolean;
   sameYaml: boolean;
   oneTypeAdapter: boolean;
+  /** The same in the OpenAI-compatible model base, which built one per streamed chunk. */
+  oneTypeAdapterPerChunk: boolean;
   stdinOnHub: boolean;
 }
 
@@ -57,6 +59,7 @@ async function probe(): Promise<Probe> {
     "import glob, json, importlib.metadata as m, yaml",
     "import dify_plugin",
     "from dify_plugin.core.server.stdio import request_reader as r",
+    "from dify_plugin.interfaces.model.openai_compatible import llm as oai",
     "from typing import Any",
     "files = glob.glob('**/*.yaml', recursive=True)",
     "fast = [yaml.safe_load(open(f)) for f in files]",
@@ -64,13 +67,21 @@ async function probe(): Promise<Probe> {
     "print(json.dumps({'entryPointsOnce': hasattr(m.entry_points, '__wrapped__'),",
     "  'libyaml': hasattr(yaml.safe_load, '__wrapped__'), 'sameYaml': bool(files) and fast == pure,",
     "  'oneTypeAdapter': r.TypeAdapter(dict[str, Any]) is r.TypeAdapter(dict[str, Any]),",
+    "  'oneTypeAdapterPerChunk': oai.TypeAdapter(dict[str, Any]) is oai.TypeAdapter(dict[str, Any]),",
     "  'stdinOnHub': hasattr(r.StdioRequestReader._read_async, '__wrapped__')}))",
   ].join("\n");
   const { stdout } = await run(join(dir, ".venv", "bin", "python"), ["-c", script], { cwd: dir });
   return JSON.parse(stdout);
 }
 
-const ALL_ON: Probe = { entryPointsOnce: true, libyaml: true, sameYaml: true, oneTypeAdapter: true, stdinOnHub: true };
+const ALL_ON: Probe = {
+  entryPointsOnce: true,
+  libyaml: true,
+  sameYaml: true,
+  oneTypeAdapter: true,
+  oneTypeAdapterPerChunk: true,
+  stdinOnHub: true,
+};
 
 async function echo(text: string): Promise<string | undefined> {
   const res = await d.call(`/plugin/${T}/dispatch/tool/invoke`, {
@@ -110,7 +121,12 @@ describe("plugin SDK savings", () => {
       writeFileSync(join(site, "_dify_daemon_startup.py"), "");
       writeFileSync(join(site, "_dify_daemon_startup.pth"), "import _dify_daemon_startup\n");
     }
-    expect(await probe()).toMatchObject({ entryPointsOnce: false, libyaml: false, oneTypeAdapter: false });
+    expect(await probe()).toMatchObject({
+      entryPointsOnce: false,
+      libyaml: false,
+      oneTypeAdapter: false,
+      oneTypeAdapterPerChunk: false,
+    });
     await sleep(IDLE_S * 1000 + 1000);
     const second = await whoami();
     expect(second).not.toBe(first);
