@@ -50,7 +50,7 @@ import {
 import { type RunningDaemon, startOurDaemon } from "./lib/our-daemon.js";
 import { repoRoot, resultsDir } from "./lib/paths.js";
 import { MiB, processTree, pssBytes, rssBytes } from "./lib/proc.js";
-import { cleanupAll } from "./lib/processes.js";
+import { runBenchmark } from "./lib/processes.js";
 import { median, round } from "./lib/stats.js";
 import { resolveToolchain } from "./lib/toolchain.js";
 
@@ -965,34 +965,16 @@ function table(runs: RunDoc[]): string {
 
 // ---------------------------------------------------------------------------------------------
 
-let hardCap: NodeJS.Timeout | undefined;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping everything`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-try {
+await runBenchmark(log, async (hardCap) => {
   const options = parseOptions(process.argv.slice(2));
   if (options.summarizeOnly) {
     const doc = JSON.parse(readFileSync(options.out, "utf8")) as { summary: unknown; runs: RunDoc[] };
     doc.summary = summarize(doc.runs);
     writeFileSync(options.out, `${JSON.stringify(doc, null, 2)}\n`);
     process.stdout.write(`${table(doc.runs)}\n`);
-    process.exit(0);
+    return;
   }
   if (!process.argv.includes("--plugins-dir")) throw new Error("--plugins-dir is required");
-  hardCap = setTimeout(() => {
-    log(`hard cap of ${options.hardCapMin} min reached: stopping everything`);
-    void cleanupAll().finally(() => process.exit(2));
-  }, options.hardCapMin * 60_000);
-  hardCap.unref();
+  hardCap(options.hardCapMin);
   await main(options);
-  await cleanupAll();
-  clearTimeout(hardCap);
-  process.exit(0);
-} catch (err) {
-  log(`failed: ${(err as Error).stack ?? String(err)}`);
-  await cleanupAll();
-  process.exit(1);
-}
+});

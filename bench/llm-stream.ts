@@ -32,7 +32,7 @@ import {
   waitForTask,
 } from "./lib/plugin-api.js";
 import { processTree } from "./lib/proc.js";
-import { cleanupAll } from "./lib/processes.js";
+import { runBenchmark } from "./lib/processes.js";
 import { percentiles, round } from "./lib/stats.js";
 import { resolveToolchain } from "./lib/toolchain.js";
 
@@ -252,9 +252,8 @@ async function main() {
     sampler.stop();
     server.close();
     for (const t of targets) await t.daemon.stop();
-    await cleanupAll();
     rmSync(work, { recursive: true, force: true });
   }
 }
 
-await main();
+await runBenchmark(log, main);

@@ -48,7 +48,7 @@ import { type RunningDaemon, startOurDaemon } from "./lib/our-daemon.js";
 import { resultsDir } from "./lib/paths.js";
 import { USER } from "./lib/plugin-api.js";
 import { isAlive, MiB } from "./lib/proc.js";
-import { cleanupAll } from "./lib/processes.js";
+import { runBenchmark } from "./lib/processes.js";
 import { median, round } from "./lib/stats.js";
 import { resolveToolchain } from "./lib/toolchain.js";
 
@@ -821,26 +821,8 @@ async function main(o: Options): Promise<void> {
   else for (const dir of [work, ours.dataDir, goWork]) if (dir) rmSync(dir, { recursive: true, force: true });
 }
 
-let hardCap: NodeJS.Timeout | undefined;
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping everything`);
-    void cleanupAll().finally(() => process.exit(130));
-  });
-}
-try {
+await runBenchmark(log, async (hardCap) => {
   const options = parseOptions(process.argv.slice(2));
-  hardCap = setTimeout(() => {
-    log(`hard cap of ${options.hardCapMin} min reached: stopping everything`);
-    void cleanupAll().finally(() => process.exit(2));
-  }, options.hardCapMin * 60_000);
-  hardCap.unref();
+  hardCap(options.hardCapMin);
   await main(options);
-  await cleanupAll();
-  clearTimeout(hardCap);
-  process.exit(0);
-} catch (err) {
-  log(`failed: ${(err as Error).stack ?? String(err)}`);
-  await cleanupAll();
-  process.exit(1);
-}
+});

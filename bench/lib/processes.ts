@@ -122,3 +122,38 @@ export async function httpOk(url: string): Promise<boolean> {
   await res.arrayBuffer();
   return res.ok;
 }
+
+/**
+ * Runs a benchmark's body and exits: 0 when it is done, 1 when it fails, 130 on SIGINT or SIGTERM,
+ * 2 when the hard cap the body sets (`hardCap(minutes)`, once its options are read) is reached;
+ * everything started through startProcess or onCleanup is stopped first in every case.
+ */
+export async function runBenchmark(
+  log: (line: string) => void,
+  body: (hardCap: (minutes: number) => void) => Promise<void>,
+): Promise<never> {
+  let timer: NodeJS.Timeout | undefined;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      log(`${signal}: stopping everything`);
+      void cleanupAll().finally(() => process.exit(130));
+    });
+  }
+  const hardCap = (minutes: number) => {
+    timer = setTimeout(() => {
+      log(`hard cap of ${minutes} min reached: stopping everything`);
+      void cleanupAll().finally(() => process.exit(2));
+    }, minutes * 60_000);
+    timer.unref();
+  };
+  try {
+    await body(hardCap);
+    await cleanupAll();
+    clearTimeout(timer);
+    process.exit(0);
+  } catch (err) {
+    log(`failed: ${(err as Error).stack ?? String(err)}`);
+    await cleanupAll();
+    process.exit(1);
+  }
+}
