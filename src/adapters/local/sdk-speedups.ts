@@ -11,7 +11,7 @@ import { FORMER_SDK_SPEEDUPS_MODULES, SDK_SPEEDUPS_MODULE, SDK_SPEEDUPS_SOURCE }
 export function ensureSdkSpeedups(pluginDir: string): void {
   try {
     for (const sitePackages of sitePackagesDirs(join(pluginDir, ".venv"))) {
-      // Written first: a .pth naming a module that is gone would print an error at start.
+      // An earlier version goes first, its .pth before its module: a .pth naming a missing module prints an error at start.
       for (const former of FORMER_SDK_SPEEDUPS_MODULES)
         for (const ext of [".pth", ".py"]) rmSync(join(sitePackages, former + ext), { force: true });
       const pth = join(sitePackages, `${SDK_SPEEDUPS_MODULE}.pth`);
