@@ -83,7 +83,7 @@ class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | stri
     const early = this.early;
     if (early) {
       this.early = undefined;
-      return "result" in early ? Promise.resolve(this.deliver(early.result)) : Promise.reject(this.fail(early.error));
+      return "result" in early ? Promise.resolve(this.deliver(early.result)) : Promise.reject(early.error);
     }
     if (this.finished) return Promise.resolve(over());
     if (!this.pulling) this.pull();
@@ -122,9 +122,12 @@ class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | stri
         // Told, as a generator's finally would tell it: a source that cleans up on return() does so.
         if (!this.sourceOver) void this.source.return?.()?.catch(() => undefined);
         this.sourceOver = true;
+        if (this.finished) return; // the reader has stopped meanwhile
+        // A failed source ends the answer: no blank line after it.
         const reader = this.take();
-        if (reader) reader.reject(this.fail(error));
-        else if (!this.finished) this.early = { error };
+        this.stop();
+        if (reader) reader.reject(error);
+        else this.early = { error };
       },
     );
   }
@@ -151,12 +154,6 @@ class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | stri
       this.timer = undefined;
     }
     return result;
-  }
-
-  /** A failed source ends the answer. */
-  private fail(error: unknown): unknown {
-    this.stop();
-    return error;
   }
 
   private stop(): void {
