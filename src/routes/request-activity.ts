@@ -6,6 +6,7 @@
  */
 import type { DaemonResponse } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
+import { finished } from "../shared/lazy-iterable.js";
 
 const counts = { requests: 0, dispatchRequests: 0, streams: 0 };
 
@@ -87,7 +88,7 @@ function untilDone<T>(body: AsyncIterable<T>, end: () => void): AsyncIterable<T>
           ),
         async return(value?: unknown) {
           finish();
-          return (await inner.return?.(value)) ?? { done: true, value: undefined };
+          return (await inner.return?.(value)) ?? finished<T>();
         },
       };
     },

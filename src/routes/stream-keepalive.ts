@@ -13,6 +13,7 @@
  */
 import type { DaemonResponse } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
+import { finished } from "../shared/lazy-iterable.js";
 
 export interface KeepAliveTiming {
   /** Silence after which a blank line is sent, once the answer has started. */
@@ -58,8 +59,6 @@ export function keepAlive<T extends Uint8Array | string>(
   return { [Symbol.asyncIterator]: () => new KeptAlive(body[Symbol.asyncIterator](), timing) };
 }
 
-const over = <T>(): IteratorResult<T> => ({ done: true, value: undefined });
-
 class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | string> {
   /** The source's next(), while it has not answered. */
   private pulling = false;
@@ -85,7 +84,7 @@ class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | stri
       this.early = undefined;
       return "result" in early ? Promise.resolve(this.deliver(early.result)) : Promise.reject(early.error);
     }
-    if (this.finished) return Promise.resolve(over());
+    if (this.finished) return Promise.resolve(finished());
     if (!this.pulling) this.pull();
     // Armed when the reader asks for more, so the allowance counts the plugin's silence only.
     if (!this.timer) this.timer = setTimeout(this.onSilence, this.started ? this.timing.idleMs : this.firstWait());
@@ -100,8 +99,8 @@ class KeptAlive<T extends Uint8Array | string> implements AsyncIterator<T | stri
     // The reader stopped early (Dify went away): let the source clean up, without waiting for it.
     if (!this.sourceOver) void this.source.return?.()?.catch(() => undefined);
     this.sourceOver = true;
-    this.take()?.resolve(over());
-    return Promise.resolve(over());
+    this.take()?.resolve(finished());
+    return Promise.resolve(finished());
   }
 
   private firstWait(): number {

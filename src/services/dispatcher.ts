@@ -17,7 +17,7 @@ import type {
   PluginRuntime,
   SessionOutput,
 } from "../ports/plugin-runtime.js";
-import { watched } from "../shared/lazy-iterable.js";
+import { finished, watched } from "../shared/lazy-iterable.js";
 
 export interface DispatchInput {
   tenantId: string;
@@ -114,7 +114,6 @@ export class Dispatcher {
  */
 const SESSION_OVER = Object.freeze({ name: "SessionOver", message: "the plugin session is over" });
 
-const over = (): IteratorResult<string> => ({ done: true, value: undefined });
 const frame = (value: string): IteratorResult<string> => ({ done: false, value });
 
 /**
@@ -136,9 +135,9 @@ class SseFrames implements AsyncIterator<string> {
   next(): Promise<IteratorResult<string>> {
     if (this.closeNext) {
       this.closeNext = false;
-      return this.close().then(over);
+      return this.close().then(() => finished<string>());
     }
-    if (this.done) return Promise.resolve(over());
+    if (this.done) return Promise.resolve(finished<string>());
     return this.outputs.next().then(
       (result) => this.framed(result),
       (err: unknown) =>
@@ -150,11 +149,11 @@ class SseFrames implements AsyncIterator<string> {
     this.done = true;
     this.closeNext = false;
     await this.close();
-    return over();
+    return finished<string>();
   }
 
   private framed(result: IteratorResult<SessionOutput>): IteratorResult<string> | Promise<IteratorResult<string>> {
-    if (this.done) return over();
+    if (this.done) return finished<string>();
     if (result.done) return this.ending();
     const output = result.value;
     if (output.type === "stream") return frame(sseChunk(successEnvelope(output.data)));
@@ -175,7 +174,7 @@ class SseFrames implements AsyncIterator<string> {
   /** The end of the body: "killed by timeout" first if the execution timeout ended the session. */
   private ending(): IteratorResult<string> {
     this.done = true;
-    return this.timedOut() ? frame(sseChunk(errorEnvelope(internalError("killed by timeout")))) : over();
+    return this.timedOut() ? frame(sseChunk(errorEnvelope(internalError("killed by timeout")))) : finished<string>();
   }
 
   private last(chunk: string): IteratorResult<string> {

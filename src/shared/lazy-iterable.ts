@@ -5,7 +5,8 @@
  * the iterator underneath (or chain one callback on it).
  */
 
-const finished = <T>(value?: unknown): IteratorResult<T> => ({ done: true, value: value as T });
+/** The last result of an iteration (with `return()`'s value, if any). */
+export const finished = <T>(value?: unknown): IteratorResult<T> => ({ done: true, value: value as T });
 
 /**
  * The iterable `open` gives, opened on the first `next()` (when a generator's body would start);
