@@ -104,6 +104,8 @@ const envSchema = z.object({
   PLUGIN_IDLE_TIMEOUT: int(600),
   /** Plugin ids (author/name) the local daemon starts with itself and never stops for idleness. */
   PLUGIN_KEEP_WARM: list,
+  /** Local plugin processes starting at once; more wait, calls ahead of warm-ups (upstream's name and default). */
+  PLUGIN_LOCAL_LAUNCHING_CONCURRENT: int(2).refine((n) => n >= 1, "expected at least 1"),
   PLUGIN_FUNCTION_PREFIX: z.string().default("dify-plugin-"),
   PLUGIN_ROLE_ARN: z.string().optional(),
   PLUGIN_LAYER_ARN: z.string().optional(),
@@ -208,6 +210,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     pluginDrainTimeoutSeconds: e.PLUGIN_DRAIN_TIMEOUT,
     pluginIdleTimeoutSeconds: e.PLUGIN_IDLE_TIMEOUT,
     pluginKeepWarm: e.PLUGIN_KEEP_WARM,
+    pluginLaunchingConcurrency: e.PLUGIN_LOCAL_LAUNCHING_CONCURRENT,
     pluginFunctionPrefix: e.PLUGIN_FUNCTION_PREFIX,
     pluginRoleArn: e.PLUGIN_ROLE_ARN,
     pluginLayerArn: e.PLUGIN_LAYER_ARN,

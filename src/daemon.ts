@@ -272,6 +272,7 @@ export async function localAdapters(config: DaemonConfig): Promise<Adapters> {
       drainTimeoutMs: config.pluginDrainTimeoutSeconds * 1000,
       idleTimeoutMs: config.pluginIdleTimeoutSeconds * 1000,
       keepWarm: config.pluginKeepWarm,
+      launchingConcurrency: config.pluginLaunchingConcurrency,
     }),
     runtimeType: "local",
     daemonKey: daemonKeySource(config),

@@ -1,7 +1,8 @@
 /**
  * Installed-but-idle plugins cost nothing locally: a plugin process stops after
  * PLUGIN_IDLE_TIMEOUT without calls and starts again on the next call (calls arriving during the
- * start wait for it), except the plugins in PLUGIN_KEEP_WARM, which the daemon also starts with itself.
+ * start wait for it), except the plugins in PLUGIN_KEEP_WARM, which the daemon also starts with itself;
+ * at most PLUGIN_LOCAL_LAUNCHING_CONCURRENT plugins start at once.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -69,6 +70,35 @@ describe("idle plugins", () => {
       const deadline = Date.now() + 30_000;
       while (restarted.states()[echo] !== "running" && Date.now() < deadline) await sleep(50);
       expect(restarted.states()).toEqual({ [echo]: "running" });
+    } finally {
+      await restarted.close();
+    }
+  });
+
+  it("starts no more plugins at once than PLUGIN_LOCAL_LAUNCHING_CONCURRENT; the others wait queued", async () => {
+    const restarted = new LocalPluginRuntime({
+      workDir: join(d.dataDir, "plugins"),
+      pythonPath: inject("pythonPath"),
+      uvPath: inject("uvPath"),
+      envInitTimeoutSeconds: 60,
+      keepWarm: ["fixtures/echo-tool", "fixtures/lifecycle-tool"],
+      launchingConcurrency: 1,
+    });
+    try {
+      await restarted.recover();
+      const seen = new Set<string>();
+      let mostStarting = 0;
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const states = Object.values(restarted.states());
+        for (const state of states) seen.add(state);
+        mostStarting = Math.max(mostStarting, states.filter((s) => s === "starting").length);
+        if ((states.length === 2 && states.every((s) => s === "running")) || Date.now() > deadline) break;
+        await sleep(5);
+      }
+      expect(restarted.states()).toEqual({ [echo]: "running", [lifecycle]: "running" });
+      expect(mostStarting).toBe(1);
+      expect(seen).toContain("queued");
     } finally {
       await restarted.close();
     }

@@ -20,6 +20,7 @@ import type {
   SessionOutput,
 } from "../../ports/plugin-runtime.js";
 import { deferred, outputsOf } from "../../shared/lazy-iterable.js";
+import { Slots } from "../../shared/slots.js";
 import type { PluginConnection } from "./plugin-connection.js";
 import {
   buildEnvironment,
@@ -44,6 +45,8 @@ export interface LocalPluginRuntimeOptions {
   idleTimeoutMs?: number;
   /** Plugin ids (author/name) started with the daemon and never stopped for idleness. */
   keepWarm?: readonly string[];
+  /** Plugin processes starting at once (default 2); the others wait for a slot. */
+  launchingConcurrency?: number;
   /** How long a replaced or removed plugin's in-flight calls may run before it is stopped. */
   drainTimeoutMs?: number;
 }
@@ -55,9 +58,11 @@ export class LocalPluginRuntime implements PluginRuntime {
   private readonly locks = new Map<PluginUniqueIdentifier, Promise<unknown>>();
   /** Plugins connected over the remote-debugging socket, by their remote identifier. */
   private readonly remotes = new Map<PluginUniqueIdentifier, PluginConnection>();
+  private readonly launchSlots: Slots;
 
   constructor(private readonly options: LocalPluginRuntimeOptions) {
     this.interpreters = new PythonInterpreters(options.pythonPath);
+    this.launchSlots = new Slots(options.launchingConcurrency ?? 2);
   }
 
   async install(plugin: InstallablePlugin, progress: (message: string) => void, signal?: AbortSignal): Promise<void> {
@@ -106,7 +111,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         const uid = environmentIdentifier(dir);
         if (!uid || !this.isKeptWarm(uid)) continue;
         this.processFor(uid, manifestOnDisk(dir))
-          .start()
+          .start("background")
           .catch((err: Error) => logger.warn({ plugin: uid, err: err.message }, "a plugin kept warm did not start"));
       }
     }
@@ -206,6 +211,7 @@ export class LocalPluginRuntime implements PluginRuntime {
         memoryBytes: memoryLimitBytesOf(declaration, this.options.memoryFloorBytes),
         heartbeatTimeoutMs: this.options.heartbeatTimeoutMs,
         idleTimeoutMs: this.isKeptWarm(uniqueIdentifier) ? 0 : this.options.idleTimeoutMs,
+        launchSlots: this.launchSlots,
       });
       this.processes.set(uniqueIdentifier, process);
     }

@@ -18,6 +18,7 @@ import { metrics } from "../../observability/metrics.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { readBoundedLines } from "../../shared/bounded-lines.js";
 import { deferred, outputsOf } from "../../shared/lazy-iterable.js";
+import type { SlotRequest, Slots } from "../../shared/slots.js";
 import { untilAborted } from "../../shared/until-aborted.js";
 import { scrubbedEnvironment, signalGroup, spawnGroupLeader } from "./child-processes.js";
 import { PluginConnection } from "./plugin-connection.js";
@@ -35,7 +36,17 @@ export interface PluginProcessOptions {
   restartPolicy?: RestartPolicy;
   /** A plugin with no call for this long is stopped until its next call (0: never). */
   idleTimeoutMs?: number;
+  /**
+   * Shared by the daemon's plugins: a start holds a slot from spawn until ready or failed, so a
+   * burst of starts does not share two cores forty ways. Upstream bounds its launches the same
+   * way: a semaphore of PLUGIN_LOCAL_LAUNCHING_CONCURRENT (default 2) slots in
+   * internal/core/control_panel/launcher_local.go at bdb5642a.
+   */
+  launchSlots?: Slots;
 }
+
+/** Who is waiting for a start: a call or install ("call") goes ahead of warming up ("background"). */
+export type StartPriority = "call" | "background";
 
 const STDERR_TAIL = 4000;
 /** How often resident memory and heartbeats are checked: a plugin can overshoot its limit for this long. */
@@ -67,6 +78,8 @@ export class PluginProcess {
   private readonly crashes: CrashHistory;
   private restartTimer: NodeJS.Timeout | undefined;
   private crashLoop: { untilMs: number; reason: string } | undefined;
+  /** A start waiting for a launch slot, or spawned and not yet ready. */
+  private launching: { slot: SlotRequest | undefined; ready: Promise<Generation> } | undefined;
   private stopped = false;
 
   constructor(private readonly options: PluginProcessOptions) {
@@ -74,20 +87,23 @@ export class PluginProcess {
   }
 
   /** Starts the plugin if needed and resolves once it is ready. */
-  async start(): Promise<void> {
-    await this.ready();
+  async start(priority: StartPriority = "call"): Promise<void> {
+    await this.ready(priority);
   }
 
   get pid(): number | undefined {
     return this.current?.child.pid;
   }
 
-  /** "running", "starting", "restarting", "crash-loop", "idle" or "stopped" (for diagnostics and health). */
+  /**
+   * "running", "starting", "queued" (waiting for a launch slot), "restarting", "crash-loop",
+   * "idle" or "stopped" (for diagnostics and health).
+   */
   get state(): string {
     if (this.stopped) return "stopped";
     if (this.crashLoop && Date.now() < this.crashLoop.untilMs) return "crash-loop";
     if (this.restartTimer) return "restarting";
-    if (!this.current) return "idle";
+    if (!this.current) return this.launching ? "queued" : "idle";
     return this.current.lastHeartbeat > 0 ? "running" : "starting";
   }
 
@@ -114,6 +130,7 @@ export class PluginProcess {
     this.stopped = true;
     clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
+    this.launching?.slot?.cancel(this.stoppedError());
     const generation = this.current;
     if (!generation) return;
     if (drainMs > 0 && generation.connection.openSessions > 0) {
@@ -127,11 +144,18 @@ export class PluginProcess {
     );
   }
 
-  private ready(): Promise<Generation> {
+  private stoppedError(): Error {
+    return new Error(`plugin ${this.options.uniqueIdentifier} is stopped (upgraded or uninstalled); call it again`);
+  }
+
+  private ready(priority: StartPriority = "call"): Promise<Generation> {
     const uid = this.options.uniqueIdentifier;
-    if (this.stopped)
-      return Promise.reject(new Error(`plugin ${uid} is stopped (upgraded or uninstalled); call it again`));
+    if (this.stopped) return Promise.reject(this.stoppedError());
     if (this.current) return this.current.ready;
+    if (this.launching) {
+      if (priority === "call") this.launching.slot?.hurry();
+      return this.launching.ready;
+    }
     if (this.crashLoop) {
       if (Date.now() < this.crashLoop.untilMs) {
         const seconds = Math.ceil((this.crashLoop.untilMs - Date.now()) / 1000);
@@ -147,7 +171,28 @@ export class PluginProcess {
     if (!this.restartTimer) metrics.pluginLifecycle(pluginIdOf(uid), "start");
     clearTimeout(this.restartTimer);
     this.restartTimer = undefined;
-    return this.spawn().ready;
+    return this.launch(priority);
+  }
+
+  /** Spawns a child once a launch slot is free and holds the slot until the child is ready or gone. */
+  private launch(priority: StartPriority): Promise<Generation> {
+    const slot = this.options.launchSlots?.acquire(priority === "call");
+    const ready = (async () => {
+      const release = slot ? await slot.granted : () => undefined;
+      try {
+        if (this.stopped) throw this.stoppedError();
+        return await (this.current ?? this.spawn()).ready;
+      } finally {
+        release();
+      }
+    })();
+    const launching = { slot, ready };
+    this.launching = launching;
+    const done = () => {
+      if (this.launching === launching) this.launching = undefined;
+    };
+    ready.then(done, done);
+    return ready;
   }
 
   private spawn(): Generation {
@@ -249,7 +294,7 @@ export class PluginProcess {
     );
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      if (!this.stopped && !this.current) this.spawn();
+      if (!this.stopped && !this.current && !this.launching) this.launch("background").catch(() => undefined);
     }, decision.delayMs);
     this.restartTimer.unref();
   }
