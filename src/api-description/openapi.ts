@@ -21,6 +21,7 @@ import { backwardsInvocationRoutes } from "../routes/backwards-invocation.js";
 import { dispatchBody, dispatchRoutes } from "../routes/dispatch.js";
 import { managementGroup } from "../routes/management.js";
 import { publicEndpointGroup } from "../routes/public-endpoint.js";
+import { compareText } from "../shared/compare-text.js";
 
 type Json = Record<string, unknown>;
 
@@ -214,7 +215,7 @@ export async function openApiDocument(): Promise<Json> {
     },
     servers: [{ url: "http://127.0.0.1:5002", description: "local daemon" }],
     security: [{ daemonKey: [] }],
-    paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => a.localeCompare(b))),
+    paths: Object.fromEntries(Object.entries(paths).sort(([a], [b]) => compareText(a, b))),
     components: {
       securitySchemes: {
         daemonKey: {

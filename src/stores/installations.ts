@@ -7,6 +7,7 @@
 import { z } from "zod";
 import { uniqueIdentifierSchema } from "../domain/identifier.js";
 import { ConditionFailedError, type ItemStore } from "../ports/item-store.js";
+import { compareText } from "../shared/compare-text.js";
 import { keys } from "./keys.js";
 
 export const runtimeTypes = ["local", "remote", "serverless"] as const;
@@ -45,7 +46,7 @@ export class Installations {
     const items = await this.items.query(keys.tenant(tenantId), { skPrefix: keys.installationPrefix });
     return items
       .map((i) => installationSchema.parse(i.data))
-      .sort((a, b) => b.created_at.localeCompare(a.created_at) || b.id.localeCompare(a.id));
+      .sort((a, b) => compareText(b.created_at, a.created_at) || compareText(b.id, a.id));
   }
 
   async findById(installationId: string): Promise<Installation | undefined> {
