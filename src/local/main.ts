@@ -9,14 +9,24 @@ import { installSafetyNet } from "./safety-net.js";
 import { startLocalServer } from "./server.js";
 
 installSafetyNet();
-const daemon = await sharedDaemon();
+/**
+ * A daemon that cannot open its store, recover its plugins or listen says why and exits 1. Left
+ * to the safety net, the failure would be logged as one more escaped error and the process would
+ * end with 0 and nothing listening, which a supervisor reads as a clean stop.
+ */
+const mustStart = <T>(step: Promise<T>): Promise<T> =>
+  step.catch((err: unknown) => {
+    logger.error({ err }, "the daemon could not start");
+    process.exit(1);
+  });
+const daemon = await mustStart(sharedDaemon());
 // A previous run that died mid-install left half-built plugins and unfinished tasks behind.
-await daemon.runtime.recover?.();
-const interrupted = await daemon.installer.failInterrupted();
+await mustStart(Promise.resolve(daemon.runtime.recover?.()));
+const interrupted = await mustStart(daemon.installer.failInterrupted());
 if (interrupted > 0)
   logger.warn({ tasks: interrupted }, "failed the install tasks a previous daemon run left unfinished");
 // Each route has its own body cap now (body-policy.ts), checked before the body is read.
-const server = await startLocalServer(daemon, { host: daemon.config.host, port: daemon.config.port });
+const server = await mustStart(startLocalServer(daemon, { host: daemon.config.host, port: daemon.config.port }));
 logger.info(
   { url: `http://${daemon.config.host}:${daemon.config.port}`, dataDir: daemon.config.dataDir },
   "plugin daemon listening",
@@ -24,11 +34,13 @@ logger.info(
 const { remoteInstallingEnabled, remoteInstallingHost: rHost, remoteInstallingPort: rPort } = daemon.config;
 const debugging =
   remoteInstallingEnabled && daemon.runtime instanceof LocalPluginRuntime
-    ? await startRemoteDebuggingServer(daemon.remotePlugins, daemon.runtime, {
-        host: rHost,
-        port: rPort,
-        lineMaxBytes: daemon.config.pluginLineMaxBytes,
-      })
+    ? await mustStart(
+        startRemoteDebuggingServer(daemon.remotePlugins, daemon.runtime, {
+          host: rHost,
+          port: rPort,
+          lineMaxBytes: daemon.config.pluginLineMaxBytes,
+        }),
+      )
     : undefined;
 if (debugging) logger.info({ address: `${rHost}:${rPort}` }, "remote debugging server listening");
 // The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.

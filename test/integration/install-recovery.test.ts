@@ -1,7 +1,7 @@
 /**
  * Installs that always end, and install-time code that sees no secret: the real local daemon
- * as `npm start` runs it (a separate process, so it can be killed with SIGKILL mid-install and
- * started again on the same data directory), with a fixture whose dependency is built by a
+ * as `npm start` runs it (its bundle, in a separate process, so it can be killed with SIGKILL
+ * mid-install and started again on the same data directory), with a fixture whose dependency is built by a
  * backend that reports its environment, can sleep, and always fails.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -9,8 +9,9 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { type AddressInfo, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { packFixture } from "../support/fixture-packages.js";
+import { buildLocalBundle, type LocalBundle } from "../support/local-bundle.js";
 import { startInstall as startTenantInstall } from "../support/local-daemon.js";
 
 const KEY = "recovery-test-key";
@@ -30,9 +31,14 @@ interface RunningDaemon {
 
 const dataDir = mkdtempSync(join(tmpdir(), "dify-recovery-"));
 const running: ChildProcess[] = [];
+let bundle: LocalBundle;
+beforeAll(async () => {
+  bundle = await buildLocalBundle();
+});
 afterAll(() => {
   for (const child of running) child.kill("SIGKILL");
   rmSync(dataDir, { recursive: true, force: true });
+  bundle?.remove();
 });
 
 async function freePort(): Promise<number> {
@@ -45,7 +51,7 @@ async function freePort(): Promise<number> {
 
 async function startDaemon(extraEnv: Record<string, string> = {}): Promise<RunningDaemon> {
   const port = await freePort();
-  const child = spawn(process.execPath, ["--import", "tsx", "src/local/main.ts"], {
+  const child = spawn(process.execPath, bundle.nodeArgs, {
     env: {
       ...process.env,
       ...SECRETS,
