@@ -53,7 +53,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     banner: {
       js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
     },
+    // Stack traces need positions and names only. With the sources' text in the maps, node's
+    // --enable-source-maps keeps every bundled file's source in the heap: 6.5 MiB resident.
     sourcemap: "linked",
+    sourcesContent: false,
     logLevel: "warning",
   });
   console.log([...NODE_FLAGS, join(outDir, "main.mjs")].join("\n"));
