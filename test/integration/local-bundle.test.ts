@@ -1,8 +1,9 @@
 /**
  * The local daemon as `npm start` runs it (scripts/build-local.mjs's bundle and node options):
- * a daemon that cannot start says why, with a stack that names the TypeScript source, and exits
- * 1 instead of ending with 0 and nothing listening; its source maps hold positions but not the
- * sources' text, which would otherwise sit in the daemon's heap (about 6.5 MiB).
+ * a daemon that cannot start says why, with a stack that names the TypeScript function and file
+ * (the bundle is minified), and exits 1 instead of ending with 0 and nothing listening; its
+ * source maps hold positions and names but not the sources' text, which would otherwise sit in
+ * the daemon's heap (about 6.5 MiB).
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -55,7 +56,7 @@ describe("the bundled local daemon", () => {
     expect(code).toBe(1);
     const failure = lines.find((l) => l.message === "the daemon could not start");
     expect(failure?.err?.message).toContain(notADirectory);
-    expect(failure?.err?.stack).toMatch(/src\/adapters\/local\/sqlite-item-store\.ts:\d+:\d+/);
+    expect(failure?.err?.stack).toMatch(/at \S*inDirectory \(.*src\/adapters\/local\/sqlite-item-store\.ts:\d+:\d+\)/);
   });
 
   it("exits 1 when its port is taken", async () => {
