@@ -5,7 +5,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import { withLogContext } from "../observability/log-context.js";
+import { type LogFields, useRequestLogFields } from "../observability/log-context.js";
 
 export interface RequestScope {
   method: string;
@@ -14,11 +14,13 @@ export interface RequestScope {
   fail(err: unknown): void;
 }
 
-const storage = new AsyncLocalStorage<RequestScope>();
+/** The request and its log fields, in one asynchronous context (see log-context.ts). */
+const storage = new AsyncLocalStorage<{ scope: RequestScope; logFields: LogFields }>();
+useRequestLogFields(() => storage.getStore()?.logFields);
 
-/** Each request also gets a log context of its own, starting with a request id. */
+/** Each request also gets log fields of its own, starting with a request id. */
 export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T =>
-  storage.run(scope, () => withLogContext({ request_id: randomUUID() }, fn));
+  storage.run({ scope, logFields: { request_id: randomUUID() } }, fn);
 
 /** The request whose callback is running, if any. */
-export const currentRequest = (): RequestScope | undefined => storage.getStore();
+export const currentRequest = (): RequestScope | undefined => storage.getStore()?.scope;

@@ -1,12 +1,11 @@
 /**
  * The fields every log line of a request carries (request id, tenant, plugin, session, action),
- * kept in AsyncLocalStorage so they follow the request through callbacks and promises whatever
- * code logs. The edge opens a context per request (the local server per HTTP request, a Lambda
- * handler per invocation); code that learns more about the request (the pipeline its tenant and
- * plugin, the dispatcher its session and action) appends to it. Powertools' appendKeys would do
- * the same in Lambda, but the local daemon serves many requests at once in one process.
+ * whatever code logs. The edge opens a context per request; code that learns more about the
+ * request (the pipeline its tenant and plugin, the dispatcher its session and action) appends to
+ * it. A Lambda handler holds one invocation at a time, as Powertools' appendKeys would; the local
+ * server serves many requests at once and keeps each one's fields with its request scope, which
+ * follows the request through callbacks and promises (src/local/request-scope.ts).
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 
 export interface LogFields {
   request_id?: string;
@@ -18,8 +17,6 @@ export interface LogFields {
   /** The plugin action, e.g. tool/invoke_tool. */
   action?: string;
 }
-
-const storage = new AsyncLocalStorage<LogFields>();
 
 /**
  * A Lambda execution environment serves one invocation at a time: its fields live here for the
@@ -35,11 +32,18 @@ export function leaveInvocationLogContext(): void {
   invocation = undefined;
 }
 
-const current = (): LogFields | undefined => storage.getStore() ?? invocation;
+/**
+ * The fields of the concurrent request whose code is running, where an edge that serves many at
+ * once keeps them. One asynchronous context per request, not one per concern: on Node 20 a
+ * promise hook copies every AsyncLocalStorage in use onto every promise created.
+ */
+let concurrentRequestFields: () => LogFields | undefined = () => undefined;
 
-/** Runs `fn` with a context of its own: the current fields (if any) and these. */
-export const withLogContext = <T>(fields: LogFields, fn: () => T): T =>
-  storage.run({ ...current(), ...defined(fields) }, fn);
+export function useRequestLogFields(source: () => LogFields | undefined): void {
+  concurrentRequestFields = source;
+}
+
+const current = (): LogFields | undefined => concurrentRequestFields() ?? invocation;
 
 /** Adds fields to the current request's context; nothing when code runs outside a request. */
 export function appendLogContext(fields: LogFields): void {
