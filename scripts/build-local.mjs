@@ -28,7 +28,8 @@ export const NATIVE_PACKAGES = ["better-sqlite3"];
  * take resident memory off (2 MiB: about 25 MiB after load) and --optimize-for-size about 45 MiB
  * off the peak under load, but on this 2-core machine they cost CPU per dispatch (measured: 4 MiB
  * semi-spaces +35 %, 2 MiB with --optimize-for-size +95 %), as requests in flight survive the
- * more frequent scavenges and fill the old generation.
+ * more frequent scavenges and fill the old generation. Instead the daemon gives memory back
+ * when it goes quiet (src/local/idle-memory.ts).
  */
 export const NODE_FLAGS = ["--enable-source-maps"];
 

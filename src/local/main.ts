@@ -4,7 +4,9 @@ import { LocalPluginRuntime } from "../adapters/local/local-plugin-runtime.js";
 import { startRemoteDebuggingServer } from "../adapters/local/remote-debugging-server.js";
 import { sharedDaemon } from "../daemon.js";
 import { logger } from "../logger.js";
+import { requestActivity } from "../routes/request-activity.js";
 import { startAutoUpgradeTimer } from "../services/auto-upgrade.js";
+import { IDLE_MEMORY_QUIET_MS, releaseMemoryWhenQuiet } from "./idle-memory.js";
 import { installSafetyNet } from "./safety-net.js";
 import { startLocalServer } from "./server.js";
 
@@ -45,10 +47,13 @@ const debugging =
 if (debugging) logger.info({ address: `${rHost}:${rPort}` }, "remote debugging server listening");
 // The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.
 const autoUpgrade = daemon.config.autoUpgrade.enabled ? startAutoUpgradeTimer(daemon.autoUpgrade) : undefined;
+// Memory goes back after a burst, once the daemon is quiet.
+const stopReleasing = releaseMemoryWhenQuiet({ quietMs: IDLE_MEMORY_QUIET_MS, activity: requestActivity });
 
 const shutdown = async (signal: string) => {
   logger.info({ signal }, "shutting down");
   autoUpgrade?.stop();
+  stopReleasing();
   server.close();
   debugging?.close();
   await daemon.close();

@@ -8,19 +8,22 @@ import type { DaemonResponse } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import { finished } from "../shared/lazy-iterable.js";
 
-const counts = { requests: 0, dispatchRequests: 0, streams: 0 };
+const counts = { requests: 0, dispatchRequests: 0, streams: 0, ended: 0 };
 
 export interface RequestActivity {
   activeRequests: number;
   activeDispatchRequests: number;
   /** Streamed answers still being written (dispatch, endpoints, backwards invocations). */
   activeStreams: number;
+  /** Requests ended since the process started (answered, failed or given up). */
+  endedRequests: number;
 }
 
 export const requestActivity = (): RequestActivity => ({
   activeRequests: counts.requests,
   activeDispatchRequests: counts.dispatchRequests,
   activeStreams: counts.streams,
+  endedRequests: counts.ended,
 });
 
 const isDispatch = (pattern: string) =>
@@ -41,6 +44,7 @@ export function counted(route: Route): Route {
         if (settled) return;
         settled = true;
         counts.requests--;
+        counts.ended++;
         if (dispatch) counts.dispatchRequests--;
       };
       start();

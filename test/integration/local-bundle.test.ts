@@ -3,7 +3,7 @@
  * a daemon that cannot start says why, with a stack that names the TypeScript function and file
  * (the bundle is minified), and exits 1 instead of ending with 0 and nothing listening; its
  * source maps hold positions and names but not the sources' text, which would otherwise sit in
- * the daemon's heap (about 6.5 MiB).
+ * the daemon's heap (about 6.5 MiB); once quiet after requests it gives its memory back.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -40,6 +40,47 @@ async function runUntilExit(env: Record<string, string>): Promise<{ code: number
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as LogLine);
   return { code, lines };
+}
+
+/** Starts the bundled daemon on a free port and waits for its health check. */
+async function startBundled(env: Record<string, string>) {
+  const holder = createServer();
+  await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+  const { port } = holder.address() as AddressInfo;
+  await new Promise((resolve) => holder.close(resolve));
+  const child = spawn(process.execPath, bundle.nodeArgs, {
+    env: {
+      ...process.env,
+      SERVER_KEY: "k",
+      STORE_BACKEND: "local",
+      SERVER_HOST: "127.0.0.1",
+      SERVER_PORT: String(port),
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let output = "";
+  child.stdout.on("data", (c: Buffer) => (output += c));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  while (
+    !(await fetch(`${url}/health/check`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`bundled daemon did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    lines: () =>
+      output
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as LogLine & Record<string, unknown>),
+    stop: () => child.kill("SIGKILL"),
+  };
 }
 
 interface LogLine {
@@ -81,5 +122,28 @@ describe("the bundled local daemon", () => {
     const entry = read("main.mjs.map");
     expect(entry.mappings.length).toBeGreaterThan(1000);
     expect(entry.sources.some((s) => s.endsWith("/src/local/main.ts"))).toBe(true);
+  });
+
+  it("collects its garbage once it has been quiet for a second after requests, and serves on", async () => {
+    const d = await startBundled({ DATA_DIR: join(scratch, "quiet"), LOG_LEVEL: "debug" });
+    try {
+      const collected = () => d.lines().filter((l) => l.message === "daemon quiet: memory collected");
+      const list = () =>
+        fetch(`${d.url}/plugin/${"5".repeat(8)}-aaaa-4000-8000-000000000001/management/list?page=1&page_size=10`, {
+          headers: { "x-api-key": "k" },
+        }).then((r) => r.status);
+      // Requests arriving closer together than the quiet period: no collection meanwhile.
+      for (let i = 0; i < 8; i++) {
+        expect(await list()).toBe(200);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(collected()).toHaveLength(0);
+      await new Promise((r) => setTimeout(r, 2500));
+      expect(collected()).toHaveLength(1);
+      expect(collected()[0]).toMatchObject({ gcMs: expect.any(Number), rssAfterMiB: expect.any(Number) });
+      expect(await list()).toBe(200);
+    } finally {
+      d.stop();
+    }
   });
 });
