@@ -184,7 +184,7 @@ const log = (line: string) =>
 // ---------------------------------------------------------------------------------------------
 // Our daemon, built once from a clean export of a commit (others may be editing the work tree)
 
-async function buildOurs(ref: string, work: string): Promise<{ entry: string; commit: string; dir: string }> {
+async function buildOurs(ref: string, work: string): Promise<{ nodeArgs: string[]; commit: string; dir: string }> {
   const commit = execFileSync("git", ["rev-parse", ref], { cwd: repoRoot, encoding: "utf8" }).trim();
   const dir = join(work, `ours-${commit.slice(0, 12)}`);
   mkdirSync(dir, { recursive: true });
@@ -199,7 +199,8 @@ async function buildOurs(ref: string, work: string): Promise<{ entry: string; co
       timeout: 300_000,
     },
   );
-  return { entry: out.trim().split("\n").pop() ?? join(dir, "dist", "main.mjs"), commit, dir };
+  // Its node options, then the entry: run exactly as npm start runs that commit.
+  return { nodeArgs: out.trim().split("\n"), commit, dir };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -468,7 +469,7 @@ async function main(o: Options): Promise<void> {
   if (!src.dir) throw new Error(`upstream's packager is needed: pass --daemon-src (${src.reason ?? ""})`);
   const goBuild = await buildGoDaemon(src.dir, log);
   const ours = await buildOurs(o.oursRef, work);
-  log(`ours: ${o.oursRef} = ${ours.commit.slice(0, 12)}, bundled into ${ours.entry}`);
+  log(`ours: ${o.oursRef} = ${ours.commit.slice(0, 12)}, run as node ${ours.nodeArgs.join(" ")}`);
 
   const infos = o.plugins.map((p) => describePlugin(o.pluginsDir, p));
   const probePlugins = Object.keys(PROBE_CALLS);
@@ -505,7 +506,7 @@ async function main(o: Options): Promise<void> {
     our = undefined;
     our = await startOurDaemon({
       mode: "bundle",
-      bundleEntry: ours.entry,
+      bundleCommand: ours.nodeArgs,
       key: KEY,
       python: toolchain.python,
       uv: toolchain.uv,

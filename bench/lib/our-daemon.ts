@@ -27,8 +27,11 @@ export interface OurDaemonOptions {
   dataDir?: string;
   cpuProfileDir?: string;
   logDir: string;
-  /** "bundle" mode: run this already-built entry instead of bundling the working tree again. */
-  bundleEntry?: string;
+  /**
+   * "bundle" mode: run these node arguments (what scripts/build-local.mjs printed for a bundle
+   * built elsewhere: its node options, then its entry) instead of bundling the working tree again.
+   */
+  bundleCommand?: string[];
   /** More environment (e.g. PLUGIN_IDLE_TIMEOUT), over the benchmark's configuration. */
   env?: NodeJS.ProcessEnv;
   /** How often the health check is polled while starting (ms; default 100), and for how long (default 60 s). */
@@ -98,7 +101,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
   let describe: string;
   if (options.mode === "bundle") {
     command = process.execPath;
-    const nodeArgs = options.bundleEntry ? ["--enable-source-maps", options.bundleEntry] : localDaemonCommand();
+    const nodeArgs = options.bundleCommand ?? localDaemonCommand();
     args = [...prof, ...nodeArgs];
     const flags = nodeArgs.slice(0, -1).join(" ");
     describe = `node ${flags} bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle and node options, as npm start runs it)`;
