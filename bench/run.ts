@@ -215,6 +215,8 @@ interface DaemonResult {
   };
   idle?: MemorySnapshot;
   afterLoad?: MemorySnapshot;
+  /** QUIET_READING_S after the last scenario: what a daemon left alone after a burst keeps. */
+  quietAfterLoad?: MemorySnapshot;
   scenarios: Record<string, ScenarioResult>;
   error?: string;
 }
@@ -510,7 +512,16 @@ async function measureAll(actives: Active[], scenarioList: Scenario[]): Promise<
     a.result.afterLoad = snapshot(sample(a.target));
     mergeRuns(a);
   }
+  log(`memory after ${QUIET_READING_S} s without requests…`);
+  await new Promise((r) => setTimeout(r, (QUIET_READING_S - 2) * 1000));
+  for (const a of actives) a.result.quietAfterLoad = snapshot(sample(a.target));
 }
+
+/**
+ * When memory is read again after the load: past our daemon's MEMORY_RELEASE_IDLE_SECONDS (30 s,
+ * checked every 5 s) and Go's scavenger's first passes alike.
+ */
+const QUIET_READING_S = 40;
 
 // ---------------------------------------------------------------------------------------------
 // Load client ceiling
@@ -706,6 +717,7 @@ function rows(): Row[] {
       (r) => Math.max(...Object.values(r.scenarios).map((x) => x.daemonRssMaxMiB)),
       "MiB",
     ],
+    [`daemon RSS ${QUIET_READING_S} s after load`, (r) => r.quietAfterLoad?.daemonRssMiB, "MiB"],
     ["plugin RSS idle", (r) => r.idle?.pluginRssMiB, "MiB"],
     [
       "plugin RSS under load (max)",

@@ -106,6 +106,8 @@ const envSchema = z.object({
   PLUGIN_KEEP_WARM: list,
   /** Local plugin processes starting at once; more wait, calls ahead of warm-ups (upstream's name and default). */
   PLUGIN_LOCAL_LAUNCHING_CONCURRENT: int(2).refine((n) => n >= 1, "expected at least 1"),
+  /** Seconds without a request after which the local daemon gives its memory back (0: never). */
+  MEMORY_RELEASE_IDLE_SECONDS: int(30),
   PLUGIN_FUNCTION_PREFIX: z.string().default("dify-plugin-"),
   PLUGIN_ROLE_ARN: z.string().optional(),
   PLUGIN_LAYER_ARN: z.string().optional(),
@@ -211,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     pluginIdleTimeoutSeconds: e.PLUGIN_IDLE_TIMEOUT,
     pluginKeepWarm: e.PLUGIN_KEEP_WARM,
     pluginLaunchingConcurrency: e.PLUGIN_LOCAL_LAUNCHING_CONCURRENT,
+    memoryReleaseIdleSeconds: e.MEMORY_RELEASE_IDLE_SECONDS,
     pluginFunctionPrefix: e.PLUGIN_FUNCTION_PREFIX,
     pluginRoleArn: e.PLUGIN_ROLE_ARN,
     pluginLayerArn: e.PLUGIN_LAYER_ARN,

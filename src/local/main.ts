@@ -6,7 +6,7 @@ import { sharedDaemon } from "../daemon.js";
 import { logger } from "../logger.js";
 import { requestActivity } from "../routes/request-activity.js";
 import { startAutoUpgradeTimer } from "../services/auto-upgrade.js";
-import { IDLE_MEMORY_QUIET_MS, releaseMemoryWhenQuiet } from "./idle-memory.js";
+import { releaseMemoryWhenQuiet } from "./idle-memory.js";
 import { installSafetyNet } from "./safety-net.js";
 import { startLocalServer } from "./server.js";
 
@@ -47,13 +47,17 @@ const debugging =
 if (debugging) logger.info({ address: `${rHost}:${rPort}` }, "remote debugging server listening");
 // The local stand-in for the EventBridge schedule that runs functions/upgrade-check.ts on AWS.
 const autoUpgrade = daemon.config.autoUpgrade.enabled ? startAutoUpgradeTimer(daemon.autoUpgrade) : undefined;
-// Memory goes back after a burst, once the daemon is quiet.
-const stopReleasing = releaseMemoryWhenQuiet({ quietMs: IDLE_MEMORY_QUIET_MS, activity: requestActivity });
+// Memory goes back after a burst, once the daemon has been quiet for a while.
+const { memoryReleaseIdleSeconds } = daemon.config;
+const stopReleasing =
+  memoryReleaseIdleSeconds > 0
+    ? releaseMemoryWhenQuiet({ quietMs: memoryReleaseIdleSeconds * 1000, activity: requestActivity })
+    : undefined;
 
 const shutdown = async (signal: string) => {
   logger.info({ signal }, "shutting down");
   autoUpgrade?.stop();
-  stopReleasing();
+  stopReleasing?.();
   server.close();
   debugging?.close();
   await daemon.close();

@@ -124,8 +124,12 @@ describe("the bundled local daemon", () => {
     expect(entry.sources.some((s) => s.endsWith("/src/local/main.ts"))).toBe(true);
   });
 
-  it("collects its garbage once it has been quiet for a second after requests, and serves on", async () => {
-    const d = await startBundled({ DATA_DIR: join(scratch, "quiet"), LOG_LEVEL: "debug" });
+  it("collects its garbage once quiet for MEMORY_RELEASE_IDLE_SECONDS after requests, and serves on", async () => {
+    const d = await startBundled({
+      DATA_DIR: join(scratch, "quiet"),
+      LOG_LEVEL: "debug",
+      MEMORY_RELEASE_IDLE_SECONDS: "1",
+    });
     try {
       const collected = () => d.lines().filter((l) => l.message === "daemon quiet: memory collected");
       const list = () =>
