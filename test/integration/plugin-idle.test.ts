@@ -7,7 +7,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
+import { LocalPluginRuntime, type LocalPluginRuntimeOptions } from "../../src/adapters/local/local-plugin-runtime.js";
 import { packFixture } from "../support/fixture-packages.js";
 import { installPackage, lifecyclePid, startTestDaemon, type TestDaemon } from "../support/local-daemon.js";
 
@@ -31,6 +31,16 @@ afterAll(async () => {
 const whoami = () => lifecyclePid(d, T);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A second local runtime on the test daemon's plugins, as a restarted daemon would have. */
+const runtimeOnSameData = (options: Pick<LocalPluginRuntimeOptions, "keepWarm" | "launchingConcurrency">) =>
+  new LocalPluginRuntime({
+    workDir: join(d.dataDir, "plugins"),
+    pythonPath: inject("pythonPath"),
+    uvPath: inject("uvPath"),
+    envInitTimeoutSeconds: 60,
+    ...options,
+  });
 
 describe("idle plugins", () => {
   it("stops a plugin after the idle timeout and starts it again on the next call", async () => {
@@ -58,13 +68,7 @@ describe("idle plugins", () => {
   });
 
   it("starts the kept-warm plugins with the daemon, and no other", async () => {
-    const restarted = new LocalPluginRuntime({
-      workDir: join(d.dataDir, "plugins"),
-      pythonPath: inject("pythonPath"),
-      uvPath: inject("uvPath"),
-      envInitTimeoutSeconds: 60,
-      keepWarm: ["fixtures/echo-tool"],
-    });
+    const restarted = runtimeOnSameData({ keepWarm: ["fixtures/echo-tool"] });
     try {
       await restarted.recover();
       const deadline = Date.now() + 30_000;
@@ -76,11 +80,7 @@ describe("idle plugins", () => {
   });
 
   it("starts no more plugins at once than PLUGIN_LOCAL_LAUNCHING_CONCURRENT; the others wait queued", async () => {
-    const restarted = new LocalPluginRuntime({
-      workDir: join(d.dataDir, "plugins"),
-      pythonPath: inject("pythonPath"),
-      uvPath: inject("uvPath"),
-      envInitTimeoutSeconds: 60,
+    const restarted = runtimeOnSameData({
       keepWarm: ["fixtures/echo-tool", "fixtures/lifecycle-tool"],
       launchingConcurrency: 1,
     });
