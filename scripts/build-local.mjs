@@ -54,11 +54,12 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     banner: {
       js: 'import { createRequire as __createRequire } from "node:module"; const require = __createRequire(import.meta.url);',
     },
-    // Minified (about 2 MiB less resident: V8 keeps each script's source for lazy compilation),
-    // with the names kept for constructor.name and error names; the source map restores
-    // positions and function names in stack traces.
-    minify: true,
-    keepNames: true,
+    // Whitespace and syntax minified (about 1 MiB less resident: V8 keeps each script's source
+    // for lazy compilation); identifiers are not, so names stay what the code says without
+    // esbuild's keepNames, whose __name() call on every closure created cost 3 KiB of allocation
+    // per dispatch. The source map restores positions in stack traces.
+    minifyWhitespace: true,
+    minifySyntax: true,
     // Stack traces need positions and names only. With the sources' text in the maps, node's
     // --enable-source-maps keeps every bundled file's source in the heap: 6.5 MiB resident.
     sourcemap: "linked",
