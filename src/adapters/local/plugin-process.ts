@@ -181,7 +181,7 @@ export class PluginProcess {
       const release = slot ? await slot.granted : () => undefined;
       try {
         if (this.stopped) throw this.stoppedError();
-        return await (this.current ?? this.spawn()).ready;
+        return await this.spawn().ready;
       } finally {
         release();
       }
