@@ -47,4 +47,10 @@ export interface ItemStore {
   query(pk: string, options?: QueryOptions): Promise<Item[]>;
   /** All ops succeed or none do; throws ConditionFailedError when a condition fails. */
   write(ops: WriteOp[]): Promise<void>;
+  /**
+   * A value that changes whenever a write, by this process or any other, may have changed an
+   * item: readers may reuse what they derived from items while it stays the same. Absent where
+   * the store cannot tell without a round trip (DynamoDB).
+   */
+  changeStamp?(): string;
 }

@@ -16,10 +16,10 @@ export async function installedIdentifier(
 ): Promise<PluginUniqueIdentifier> {
   const pluginId = header(req, "x-plugin-id");
   if (!pluginId) throw badRequest("plugin_id is required").withStatus(400);
-  const stored = await installations.get(req.params.tenant_id ?? "", pluginId);
-  if (!stored) throw pluginNotFound().withStatus(404);
-  if (!isUniqueIdentifier(stored.installation.plugin_unique_identifier)) {
+  const installed = await installations.installedIdentifier(req.params.tenant_id ?? "", pluginId);
+  if (installed === undefined) throw pluginNotFound().withStatus(404);
+  if (!isUniqueIdentifier(installed)) {
     throw new DaemonError("PluginUniqueIdentifierError", "invalid plugin unique identifier").withStatus(400);
   }
-  return stored.installation.plugin_unique_identifier;
+  return installed;
 }

@@ -33,12 +33,44 @@ export interface StoredInstallation {
   version: number;
 }
 
+/** Identifiers remembered at most; past it the memo starts over (it refills at one read each). */
+const IDENTIFIERS_REMEMBERED = 10_000;
+
 export class Installations {
+  /** Installed identifiers by tenant and plugin, valid while the store's change stamp is `stampOfIdentifiers`. */
+  private readonly identifiers = new Map<string, string>();
+  private stampOfIdentifiers: string | undefined;
+
   constructor(private readonly items: ItemStore) {}
 
   async get(tenantId: string, pluginId: string): Promise<StoredInstallation | undefined> {
     const item = await this.items.get(keys.installation(tenantId, pluginId));
     return item ? { installation: installationSchema.parse(item.data), version: item.version ?? 0 } : undefined;
+  }
+
+  /**
+   * The identifier a tenant has installed for a plugin, which every dispatch resolves. Remembered
+   * while the store reports no write since it was read (upstream keeps it in Redis for the same
+   * reason: internal/server/middleware.go FetchPluginInstallation, langgenius/dify-plugin-daemon
+   * @bdb5642a); read each time from a store that cannot tell.
+   */
+  async installedIdentifier(tenantId: string, pluginId: string): Promise<string | undefined> {
+    const stamp = this.items.changeStamp?.();
+    if (stamp === undefined) return (await this.get(tenantId, pluginId))?.installation.plugin_unique_identifier;
+    if (stamp !== this.stampOfIdentifiers) {
+      this.identifiers.clear();
+      this.stampOfIdentifiers = stamp;
+    }
+    const key = JSON.stringify([tenantId, pluginId]);
+    const known = this.identifiers.get(key);
+    if (known !== undefined) return known;
+    const found = (await this.get(tenantId, pluginId))?.installation.plugin_unique_identifier;
+    // Kept only if nothing was written while it was read.
+    if (found !== undefined && this.items.changeStamp?.() === stamp) {
+      if (this.identifiers.size >= IDENTIFIERS_REMEMBERED) this.identifiers.clear();
+      this.identifiers.set(key, found);
+    }
+    return found;
   }
 
   /** All of a tenant's installations, newest first (as upstream lists them). */

@@ -100,6 +100,9 @@ export class SqliteItemStore implements ItemStore {
   private readonly upsert: Database.Statement;
   private readonly remove: Database.Statement;
   private readonly removeExpired: Database.Statement;
+  private readonly dataVersion: Database.Statement;
+  /** Writes through this connection: SQLite's data_version counts only other connections' commits. */
+  private ownWrites = 0;
 
   /** The store kept in `<dataDir>/metadata.sqlite`, creating the directory when needed. */
   static inDirectory(dataDir: string): SqliteItemStore {
@@ -123,6 +126,7 @@ export class SqliteItemStore implements ItemStore {
         v = items.v + 1, data = excluded.data`);
     this.remove = this.db.prepare("DELETE FROM items WHERE pk = ? AND sk = ?");
     this.removeExpired = this.db.prepare("DELETE FROM items WHERE expires_at <= ?");
+    this.dataVersion = this.db.prepare("PRAGMA data_version").pluck();
     this.deleteExpired();
   }
 
@@ -151,6 +155,7 @@ export class SqliteItemStore implements ItemStore {
   async write(ops: WriteOp[]): Promise<void> {
     checkBatch(ops);
     if (ops.length === 0) return;
+    this.ownWrites += 1;
     // better-sqlite3 transactions roll back when the function throws.
     this.db.transaction(() => {
       const now = nowSeconds();
@@ -169,7 +174,12 @@ export class SqliteItemStore implements ItemStore {
 
   /** Removes expired rows; readers never see them anyway, this only reclaims space. */
   deleteExpired(): number {
+    this.ownWrites += 1;
     return this.removeExpired.run(nowSeconds()).changes;
+  }
+
+  changeStamp(): string {
+    return `${this.ownWrites}:${this.dataVersion.get()}`;
   }
 
   close(): void {

@@ -1,0 +1,98 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import type { ItemStore } from "../../src/ports/item-store.js";
+import { type Installation, Installations } from "../../src/stores/installations.js";
+
+const dataDir = mkdtempSync(join(tmpdir(), "installation-lookup-"));
+const opened: SqliteItemStore[] = [];
+const open = () => {
+  const store = SqliteItemStore.inDirectory(dataDir);
+  opened.push(store);
+  return store;
+};
+
+afterAll(() => {
+  for (const store of opened) store.close();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+const uid = (version: string) => `acme/echo:${version}@${"a".repeat(64)}`;
+const installation = (tenant: string, version: string): Installation => ({
+  id: `inst-${tenant}`,
+  tenant_id: tenant,
+  plugin_id: "acme/echo",
+  plugin_unique_identifier: uid(version),
+  runtime_type: "local",
+  source: "package",
+  meta: {},
+  endpoints_setups: 0,
+  endpoints_active: 0,
+  created_at: "2026-12-01T00:00:00Z",
+  updated_at: "2026-12-01T00:00:00Z",
+});
+
+/** The store, counting the reads that reach it. */
+function counted(store: SqliteItemStore): { items: ItemStore; reads: () => number } {
+  let reads = 0;
+  return {
+    items: {
+      get: (key) => {
+        reads += 1;
+        return store.get(key);
+      },
+      query: (pk, options) => store.query(pk, options),
+      write: (ops) => store.write(ops),
+      changeStamp: () => store.changeStamp(),
+    },
+    reads: () => reads,
+  };
+}
+
+describe("the installed identifier every dispatch resolves", () => {
+  it("is read from the store once, then remembered while nothing is written", async () => {
+    const { items, reads } = counted(open());
+    const installations = new Installations(items);
+    await installations.create(installation("t-memo", "0.0.1"));
+    for (let i = 0; i < 5; i++)
+      expect(await installations.installedIdentifier("t-memo", "acme/echo")).toBe(uid("0.0.1"));
+    expect(reads()).toBe(1);
+  });
+
+  it("follows an upgrade and an uninstall made through this daemon at once", async () => {
+    const installations = new Installations(open());
+    const other = new Installations(opened.at(-1) as SqliteItemStore);
+    await installations.create(installation("t-own", "0.0.1"));
+    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBe(uid("0.0.1"));
+    // Another repository on the same store (as the endpoint counters are) writes: seen at once.
+    const current = await other.get("t-own", "acme/echo");
+    await other.replace(current!, installation("t-own", "0.0.2"));
+    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBe(uid("0.0.2"));
+    await other.remove(installation("t-own", "0.0.2"));
+    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBeUndefined();
+  });
+
+  it("follows writes another process makes to the same database file", async () => {
+    const daemon = new Installations(open());
+    const elsewhere = new Installations(open());
+    await elsewhere.create(installation("t-other", "0.0.1"));
+    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBe(uid("0.0.1"));
+    const current = await elsewhere.get("t-other", "acme/echo");
+    await elsewhere.replace(current!, installation("t-other", "0.0.3"));
+    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBe(uid("0.0.3"));
+    await elsewhere.remove(installation("t-other", "0.0.3"));
+    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBeUndefined();
+  });
+
+  it("is read every time from a store that cannot tell when it changed", async () => {
+    const { items, reads } = counted(open());
+    const { changeStamp: _, ...withoutStamp } = items;
+    const installations = new Installations(withoutStamp);
+    await installations.create(installation("t-nostamp", "0.0.1"));
+    await installations.installedIdentifier("t-nostamp", "acme/echo");
+    await installations.installedIdentifier("t-nostamp", "acme/echo");
+    expect(reads()).toBe(2);
+  });
+});
