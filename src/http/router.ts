@@ -28,6 +28,11 @@ export interface RouteMatch {
   params: Record<string, string>;
 }
 
+interface Lookup {
+  route: CompiledRoute;
+  groups: string[];
+}
+
 export class Router {
   private readonly routes: CompiledRoute[];
 
@@ -66,13 +71,23 @@ export class Router {
     return { route, params };
   }
 
-  private lookup(method: string, path: string): { route: CompiledRoute; groups: string[] } | undefined {
+  /** The last lookup: a request is looked up more than once on its way (route check, then handler). */
+  private last: { method: string; path: string; found: Lookup | undefined } | undefined;
+
+  private lookup(method: string, path: string): Lookup | undefined {
+    const last = this.last;
+    if (last && last.path === path && last.method === method) return last.found;
+    let found: Lookup | undefined;
     for (const route of this.routes) {
       if (route.method !== "*" && route.method !== method) continue;
       const m = route.regex.exec(path);
-      if (m) return { route, groups: m.slice(1) };
+      if (m) {
+        found = { route, groups: m.slice(1) };
+        break;
+      }
     }
-    return undefined;
+    this.last = { method, path, found };
+    return found;
   }
 }
 

@@ -22,9 +22,22 @@ export function deferred<T>(open: () => AsyncIterable<T> | Promise<AsyncIterable
         next() {
           if (inner) return inner.next();
           if (closed) return Promise.resolve(finished<T>());
-          opening ??= Promise.resolve()
-            .then(open)
-            .then((iterable) => (inner = iterable[Symbol.asyncIterator]()));
+          if (!opening) {
+            // Opened in this call when `open` answers at once (a running plugin), without a turn
+            // of the event loop; a throw becomes the rejection of this first next().
+            let opened: AsyncIterable<T> | Promise<AsyncIterable<T>>;
+            try {
+              opened = open();
+            } catch (err) {
+              opened = Promise.reject(err);
+            }
+            if (!(opened instanceof Promise)) {
+              inner = opened[Symbol.asyncIterator]();
+              opening = Promise.resolve(inner);
+              return inner.next();
+            }
+            opening = opened.then((iterable) => (inner = iterable[Symbol.asyncIterator]()));
+          }
           return opening.then((it) => (closed ? finished<T>() : it.next()));
         },
         async return(value?: unknown) {

@@ -61,4 +61,19 @@ describe("a plugin connection's sessions", () => {
     expect(last.at(-1)).toEqual({ type: "end" });
     void ended;
   });
+
+  it("are written the moment they are invoked, and one whose caller already left is never written", async () => {
+    const written: string[] = [];
+    const connection = new PluginConnection("fixtures/p:0.0.1@x", (l) => written.push(l));
+    connection.invoke(request("now"), options(new AbortController().signal));
+    expect(written.map((l) => JSON.parse(l).session_id)).toEqual(["now"]);
+    const gone = new AbortController();
+    gone.abort();
+    const outputs = connection.invoke(request("gone"), options(gone.signal));
+    const seen = [];
+    for await (const output of outputs) seen.push(output.type);
+    expect(seen).toEqual(["end"]);
+    expect(written).toHaveLength(1);
+    expect(connection.openSessions).toBe(1);
+  });
 });

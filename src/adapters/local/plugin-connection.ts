@@ -33,15 +33,8 @@ export class PluginConnection {
     private readonly write: (line: string) => void,
   ) {}
 
-  /**
-   * Runs one session once `ready` resolves (a failed `ready` ends it with that error). Ends on
-   * the plugin's `end`, on abort, or when the transport closes.
-   */
-  invoke(
-    request: PluginRequest,
-    options: InvokeOptions,
-    ready: Promise<void> = Promise.resolve(),
-  ): AsyncIterable<SessionOutput> {
+  /** Runs one session, sent at once. Ends on the plugin's `end`, on abort, or when the transport closes. */
+  invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
     // A consumer that stops reading (a client gone, an error already forwarded) ends the session.
     const output = new AsyncQueue<SessionOutput>(() => session.finish());
     const onAbort = () => session.finish();
@@ -62,30 +55,30 @@ export class PluginConnection {
       },
     };
     options.signal.addEventListener("abort", onAbort, { once: true });
-    ready
-      .then(
-        () => {
-          if (output.isClosed) return;
-          if (this.closedReason !== undefined) return session.finish(runtimeError(this.closedReason));
-          // A request that cannot be serialised (the edge refuses deep JSON; this is the net under
-          // it) ends its session instead of throwing where nothing catches it.
-          let line: string;
-          try {
-            line = `${JSON.stringify(request)}\n`;
-          } catch (err) {
-            return session.finish(
-              runtimeError(`the request could not be sent to the plugin: ${(err as Error).message}`),
-            );
-          }
-          this.sessions.set(request.session_id, session);
-          this.write(line);
-        },
-        (err: Error) => session.finish(runtimeError(`plugin failed to start: ${err.message}`)),
-      )
-      .catch((err: unknown) =>
-        session.finish(runtimeError(`the request could not be sent to the plugin: ${String(err)}`)),
-      );
+    if (options.signal.aborted) session.finish();
+    else if (this.closedReason !== undefined) session.finish(runtimeError(this.closedReason));
+    else this.send(session);
     return output;
+  }
+
+  /**
+   * Writes the session's request. One that cannot be serialised (the edge refuses deep JSON; this
+   * is the net under it) or written ends its session instead of throwing.
+   */
+  private send(session: OpenSession): void {
+    const { request } = session;
+    let line: string;
+    try {
+      line = `${JSON.stringify(request)}\n`;
+    } catch (err) {
+      return session.finish(runtimeError(`the request could not be sent to the plugin: ${(err as Error).message}`));
+    }
+    this.sessions.set(request.session_id, session);
+    try {
+      this.write(line);
+    } catch (err) {
+      session.finish(runtimeError(`the request could not be sent to the plugin: ${String(err)}`));
+    }
   }
 
   /** Handles one line from the plugin; `onHeartbeat` runs for each heartbeat in it. */

@@ -109,6 +109,12 @@ export class PluginProcess {
 
   /** The session's outputs, once the plugin is ready (its outputs then come straight from the connection). */
   invoke(request: PluginRequest, options: InvokeOptions): AsyncIterable<SessionOutput> {
+    // Running already (nearly every call): straight to the connection, without waiting on ready().
+    const running = !this.stopped && this.current?.lastHeartbeat ? this.current : undefined;
+    if (running) {
+      running.lastActivity = Date.now();
+      return running.connection.invoke(request, options);
+    }
     return deferred(async () => {
       let generation: Generation;
       try {
