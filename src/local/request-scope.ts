@@ -16,7 +16,10 @@ export interface RequestScope {
 
 /** The request and its log fields, in one asynchronous context (see log-context.ts). */
 const storage = new AsyncLocalStorage<{ scope: RequestScope; logFields: LogFields }>();
-useRequestLogFields(() => storage.getStore()?.logFields);
+useRequestLogFields(
+  () => storage.getStore()?.logFields,
+  (work) => storage.exit(work),
+);
 
 /** Each request also gets log fields of its own, starting with a request id. */
 export const runInRequestScope = <T>(scope: RequestScope, fn: () => T): T =>

@@ -38,10 +38,19 @@ export function leaveInvocationLogContext(): void {
  * promise hook copies every AsyncLocalStorage in use onto every promise created.
  */
 let concurrentRequestFields: () => LogFields | undefined = () => undefined;
+let leaveRequest = <T>(work: () => T): T => work();
 
-export function useRequestLogFields(source: () => LogFields | undefined): void {
+/** Where the edge keeps each request's fields, and how code leaves that context. */
+export function useRequestLogFields(source: () => LogFields | undefined, leave: <T>(work: () => T) => T): void {
   concurrentRequestFields = source;
+  leaveRequest = leave;
 }
+
+/**
+ * Runs `work` outside the current request's context, for what outlives the request that set it
+ * off: a plugin process a call started logs its crash and restart long after, for no request.
+ */
+export const outsideRequest = <T>(work: () => T): T => leaveRequest(work);
 
 const current = (): LogFields | undefined => concurrentRequestFields() ?? invocation;
 

@@ -19,7 +19,7 @@ afterAll(() => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
-const uid = (version: string) => `acme/echo:${version}@${"a".repeat(64)}`;
+const uid = (version: string) => `acme/echo:${version}@${"a".repeat(64)}` as Installation["plugin_unique_identifier"];
 const installation = (tenant: string, version: string): Installation => ({
   id: `inst-${tenant}`,
   tenant_id: tenant,

@@ -7,6 +7,8 @@
  */
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
+import type { PluginUniqueIdentifier } from "../../src/domain/identifier.js";
 import { captureLogs } from "../../src/observability/logger.js";
 import { FakeDifyInnerApi } from "../support/fake-dify-inner-api.js";
 import { packFixture } from "../support/fixture-packages.js";
@@ -188,5 +190,28 @@ describe("logs", () => {
     expect(access.session_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(access.plugin_unique_identifier).toMatch(/^fixtures\/echo-tool:0\.0\.1@[0-9a-f]{64}$/);
     expect(typeof access.timestamp).toBe("string");
+  });
+
+  it("of a plugin's life after the call that started it (its crash, its restart) carry no request id", async () => {
+    const runtime = d.daemon.runtime as LocalPluginRuntime;
+    const uid = Object.keys(runtime.states()).find((u) =>
+      u.startsWith("fixtures/echo-tool:"),
+    ) as PluginUniqueIdentifier;
+    logLines.length = 0;
+    // A call (the one that started the process, when it was idle) ...
+    await readEvents(await dispatch("fixtures/echo-tool", tool("echo", "echo", { text: "start it" })));
+    const pid = runtime.pidOf(uid);
+    expect(pid).toBeDefined();
+    // ... and is long over when the process dies and the daemon restarts it.
+    process.kill(pid as number, "SIGKILL");
+    const lines = () => logLines.map((l) => JSON.parse(l));
+    for (let i = 0; i < 100 && !lines().some((l) => l.message === "plugin process ended; restarting it"); i++)
+      await new Promise((r) => setTimeout(r, 50));
+    const call = lines().find((l) => l.message === "HTTP request" && String(l.path).includes("/dispatch/"));
+    const restart = lines().find((l) => l.message === "plugin process ended; restarting it");
+    expect(call?.request_id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(restart).toMatchObject({ plugin: uid });
+    expect(restart).not.toHaveProperty("request_id");
+    expect(restart).not.toHaveProperty("session_id");
   });
 });

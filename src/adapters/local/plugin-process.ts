@@ -14,6 +14,7 @@ import { pluginIdOf } from "../../domain/identifier.js";
 import { runtimeError } from "../../domain/plugin-protocol.js";
 import { CrashHistory, defaultRestartPolicy, type RestartPolicy } from "../../domain/restart-policy.js";
 import { logger } from "../../logger.js";
+import { outsideRequest } from "../../observability/log-context.js";
 import { metrics } from "../../observability/metrics.js";
 import type { InvokeOptions, PluginRequest, SessionOutput } from "../../ports/plugin-runtime.js";
 import { readBoundedLines } from "../../shared/bounded-lines.js";
@@ -183,7 +184,8 @@ export class PluginProcess {
   /** Spawns a child once a launch slot is free and holds the slot until the child is ready or gone. */
   private launch(priority: StartPriority): Promise<Generation> {
     const slot = this.options.launchSlots?.acquire(priority === "call");
-    const ready = (async () => {
+    // The process, its timers and its log lines belong to no request, whichever call started it.
+    const ready = outsideRequest(async () => {
       const release = slot ? await slot.granted : () => undefined;
       try {
         if (this.stopped) throw this.stoppedError();
@@ -191,7 +193,7 @@ export class PluginProcess {
       } finally {
         release();
       }
-    })();
+    });
     const launching = { slot, ready };
     this.launching = launching;
     const done = () => {
