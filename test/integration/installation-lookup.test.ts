@@ -61,29 +61,25 @@ describe("the installed identifier every dispatch resolves", () => {
     expect(reads()).toBe(1);
   });
 
-  it("follows an upgrade and an uninstall made through this daemon at once", async () => {
-    const installations = new Installations(open());
-    const other = new Installations(opened.at(-1) as SqliteItemStore);
-    await installations.create(installation("t-own", "0.0.1"));
-    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBe(uid("0.0.1"));
+  /** The reader's answer after the writer installs, upgrades and uninstalls the plugin. */
+  async function followsWrites(reader: Installations, writer: Installations, tenant: string) {
+    await writer.create(installation(tenant, "0.0.1"));
+    expect(await reader.installedIdentifier(tenant, "acme/echo")).toBe(uid("0.0.1"));
+    const current = await writer.get(tenant, "acme/echo");
+    await writer.replace(current!, installation(tenant, "0.0.2"));
+    expect(await reader.installedIdentifier(tenant, "acme/echo")).toBe(uid("0.0.2"));
+    await writer.remove(installation(tenant, "0.0.2"));
+    expect(await reader.installedIdentifier(tenant, "acme/echo")).toBeUndefined();
+  }
+
+  it("follows an install, an upgrade and an uninstall made through this daemon at once", async () => {
+    const store = open();
     // Another repository on the same store (as the endpoint counters are) writes: seen at once.
-    const current = await other.get("t-own", "acme/echo");
-    await other.replace(current!, installation("t-own", "0.0.2"));
-    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBe(uid("0.0.2"));
-    await other.remove(installation("t-own", "0.0.2"));
-    expect(await installations.installedIdentifier("t-own", "acme/echo")).toBeUndefined();
+    await followsWrites(new Installations(store), new Installations(store), "t-own");
   });
 
   it("follows writes another process makes to the same database file", async () => {
-    const daemon = new Installations(open());
-    const elsewhere = new Installations(open());
-    await elsewhere.create(installation("t-other", "0.0.1"));
-    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBe(uid("0.0.1"));
-    const current = await elsewhere.get("t-other", "acme/echo");
-    await elsewhere.replace(current!, installation("t-other", "0.0.3"));
-    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBe(uid("0.0.3"));
-    await elsewhere.remove(installation("t-other", "0.0.3"));
-    expect(await daemon.installedIdentifier("t-other", "acme/echo")).toBeUndefined();
+    await followsWrites(new Installations(open()), new Installations(open()), "t-other");
   });
 
   it("is read every time from a store that cannot tell when it changed", async () => {
