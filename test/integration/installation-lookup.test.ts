@@ -1,23 +1,13 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import type { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
 import type { ItemStore } from "../../src/ports/item-store.js";
 import { type Installation, Installations } from "../../src/stores/installations.js";
+import { temporarySqliteStores } from "../support/sqlite-stores.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "installation-lookup-"));
-const opened: SqliteItemStore[] = [];
-const open = () => {
-  const store = SqliteItemStore.inDirectory(dataDir);
-  opened.push(store);
-  return store;
-};
+const stores = temporarySqliteStores("installation-lookup-");
+const open = () => stores.open();
 
-afterAll(() => {
-  for (const store of opened) store.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => stores.removeAll());
 
 const uid = (version: string) => `acme/echo:${version}@${"a".repeat(64)}` as Installation["plugin_unique_identifier"];
 const installation = (tenant: string, version: string): Installation => ({

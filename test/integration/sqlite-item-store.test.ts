@@ -3,22 +3,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { SqliteItemStore } from "../../src/adapters/local/sqlite-item-store.js";
+import { temporarySqliteStores } from "../support/sqlite-stores.js";
 import { itemStoreContract } from "./item-store.contract.js";
 import { runtimeClaimsContract } from "./runtime-claims.contract.js";
 
-const dataDir = mkdtempSync(join(tmpdir(), "sqlite-item-store-"));
-const opened: SqliteItemStore[] = [];
-const open = () => {
-  const store = SqliteItemStore.inDirectory(dataDir);
-  opened.push(store);
-  return store;
-};
+const stores = temporarySqliteStores("sqlite-item-store-");
+const open = () => stores.open();
 const shared = open();
 
-afterAll(() => {
-  for (const store of opened) store.close();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => stores.removeAll());
 
 describe("SqliteItemStore", () => {
   itemStoreContract(() => shared);
