@@ -90,6 +90,7 @@ const envSchema = z.object({
   PLUGIN_REMOTE_INSTALLING_ENABLED: z.string().optional(),
   PLUGIN_REMOTE_INSTALLING_HOST: z.string().default("0.0.0.0"),
   PLUGIN_REMOTE_INSTALLING_PORT: int(5003),
+  PLUGIN_REMOTE_INSTALLING_MAX_CONN: int(0),
   PYTHON_INTERPRETER_PATH: z.string().optional(),
   UV_PATH: z.string().optional(),
   PIP_MIRROR_URL: z.string().optional(),
@@ -203,6 +204,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env) {
     remoteInstallingEnabled: bool(e.STORE_BACKEND === "local").parse(e.PLUGIN_REMOTE_INSTALLING_ENABLED),
     remoteInstallingHost: e.PLUGIN_REMOTE_INSTALLING_HOST,
     remoteInstallingPort: e.PLUGIN_REMOTE_INSTALLING_PORT,
+    // Upstream's default, which an unset or 0 value also means there (internal/types/app/default.go @bdb5642a).
+    remoteInstallingMaxConn: e.PLUGIN_REMOTE_INSTALLING_MAX_CONN || 256,
     pythonInterpreterPath: e.PYTHON_INTERPRETER_PATH,
     uvPath: e.UV_PATH,
     pipMirrorUrl: e.PIP_MIRROR_URL,

@@ -41,6 +41,7 @@ const debugging =
           host: rHost,
           port: rPort,
           lineMaxBytes: daemon.config.pluginLineMaxBytes,
+          maxConnections: daemon.config.remoteInstallingMaxConn,
         }),
       )
     : undefined;

@@ -4,7 +4,7 @@
  * installation, serves dispatches over the socket, and disappears when it exits.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import type { AddressInfo, Server } from "node:net";
+import { type AddressInfo, connect, type Server, type Socket } from "node:net";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -53,6 +53,35 @@ async function until<T>(probe: () => Promise<T | undefined>, timeoutMs = 60_000)
     if (Date.now() > deadline) throw new Error("timed out");
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/** A raw client: sends `lines`, answers with everything the server wrote until it closed (or 10 s). */
+function exchange(serverPort: number, lines: unknown[]): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(serverPort, "127.0.0.1");
+    let text = "";
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text);
+    };
+    const timer = setTimeout(done, 10_000);
+    socket.on("data", (chunk: Buffer) => (text += chunk.toString("utf8")));
+    socket.on("close", done);
+    socket.on("error", done);
+    socket.on("connect", () => socket.write(lines.map((l) => `${JSON.stringify(l)}\n`).join("")));
+  });
+}
+
+/** A debugging server of its own with a small connection limit. */
+async function limitedServer(maxConnections: number): Promise<{ server: Server; port: number }> {
+  const server = await startRemoteDebuggingServer(d.daemon.remotePlugins, d.daemon.runtime as LocalPluginRuntime, {
+    host: "127.0.0.1",
+    port: 0,
+    lineMaxBytes: d.daemon.config.pluginLineMaxBytes,
+    maxConnections,
+  });
+  return { server, port: (server.address() as AddressInfo).port };
 }
 
 beforeAll(async () => {
@@ -145,5 +174,55 @@ describe("remote debugging", () => {
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
     expect((await listed()).some((p) => p.plugin_id === "fixtures/echo-tool")).toBe(false);
     plugin.kill("SIGKILL");
+  }, 30_000);
+
+  it("turns away a plugin past PLUGIN_REMOTE_INSTALLING_MAX_CONN with upstream's busy answer, and takes one once a plugin leaves", async () => {
+    const { data } = (await (await d.call(`/plugin/${TENANT}/debugging/key`, { method: "POST" })).json()) as {
+      data: { key: string };
+    };
+    const limited = await limitedServer(1);
+    const register = [
+      { type: "handshake", data: { key: data.key } },
+      { type: "tool_declaration", data: [{}] },
+      { type: "end", data: null },
+    ];
+    const previousPort = port;
+    port = limited.port;
+    const plugin = startPlugin(data.key);
+    port = previousPort;
+    try {
+      await until(async () => ((await listed()).some((p) => p.runtime_type === "remote") ? true : undefined));
+      expect(await exchange(limited.port, register)).toBe("server is busy now, please try again later\n");
+      plugin.kill("SIGKILL");
+      await until(async () => ((await listed()).some((p) => p.runtime_type === "remote") ? undefined : true));
+      // The slot is free again: this registration gets as far as its (empty) manifest.
+      expect(await exchange(limited.port, register)).toMatch(/^register failed, invalid manifest detected/);
+    } finally {
+      plugin.kill("SIGKILL");
+      limited.server.close();
+    }
+  }, 120_000);
+
+  it("answers connections past the limit that have not registered with the busy line, holding nothing for them", async () => {
+    const limited = await limitedServer(2);
+    const silent: Socket[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const socket = connect(limited.port, "127.0.0.1");
+        socket.on("error", () => undefined);
+        await new Promise((r) => socket.once("connect", r));
+        silent.push(socket);
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      const wrongKey = [{ type: "handshake", data: { key: "not-a-key" } }];
+      expect(await exchange(limited.port, wrongKey)).toBe("server is busy now, please try again later\n");
+      for (const socket of silent) socket.destroy();
+      await new Promise((r) => setTimeout(r, 200));
+      // Accepted again: the handshake itself is answered.
+      expect(await exchange(limited.port, wrongKey)).toBe("handshake failed, invalid key\n");
+    } finally {
+      for (const socket of silent) socket.destroy();
+      limited.server.close();
+    }
   }, 30_000);
 });

@@ -27,7 +27,15 @@ export interface RemoteDebuggingOptions {
   handshakeTimeoutMs?: number;
   /** Upstream closes a connection silent (no heartbeat) for 60 s. */
   idleTimeoutMs?: number;
+  /**
+   * Plugins registered at once (PLUGIN_REMOTE_INSTALLING_MAX_CONN, upstream's 256 by default); as
+   * many more may be registering. A connection beyond either is told the server is busy.
+   */
+  maxConnections?: number;
 }
+
+/** Upstream's words when it turns a plugin away (internal/core/debugging_runtime/hooks.go @bdb5642a). */
+const BUSY = "server is busy now, please try again later";
 
 const MAX_ASSET_BYTES = 50 * 1024 * 1024;
 /**
@@ -50,8 +58,17 @@ export async function startRemoteDebuggingServer(
   runtime: RemoteAttachable,
   options: RemoteDebuggingOptions,
 ): Promise<Server> {
+  const limit = options.maxConnections ?? 256;
+  const counts: ConnectionCounts = { registering: 0, registered: 0, limit };
   const server = createServer((socket) => {
-    void new RemotePlugin(plugins, runtime, socket, options).run();
+    // Refused before anything is read: a flood of silent connections holds nothing past the limit.
+    if (counts.registering >= limit) {
+      socket.on("error", () => undefined);
+      socket.end(`${BUSY}\n`);
+      socket.destroySoon();
+      return;
+    }
+    void new RemotePlugin(plugins, runtime, socket, options, counts).run();
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
@@ -63,8 +80,17 @@ export async function startRemoteDebuggingServer(
   return server;
 }
 
+/** Connections still registering, and registered plugins, each under `limit`. */
+interface ConnectionCounts {
+  registering: number;
+  registered: number;
+  limit: number;
+}
+
 /** One plugin connection: registration first, then sessions. */
 class RemotePlugin {
+  /** Which count this connection is in, if any. */
+  private counted: "registering" | "registered" | undefined;
   private tenantId: string | undefined;
   private manifest: Record<string, unknown> | undefined;
   private readonly providers: Partial<Record<(typeof DECLARATION_KINDS)[keyof typeof DECLARATION_KINDS], unknown>> = {};
@@ -83,7 +109,16 @@ class RemotePlugin {
     private readonly runtime: RemoteAttachable,
     private readonly socket: Socket,
     private readonly options: RemoteDebuggingOptions,
-  ) {}
+    private readonly counts: ConnectionCounts,
+  ) {
+    this.countAs("registering");
+  }
+
+  private countAs(next: "registering" | "registered" | undefined): void {
+    if (this.counted) this.counts[this.counted] -= 1;
+    if (next) this.counts[next] += 1;
+    this.counted = next;
+  }
 
   async run(): Promise<void> {
     const { socket } = this;
@@ -119,6 +154,7 @@ class RemotePlugin {
     socket.on("close", () => {
       clearTimeout(handshakeTimer);
       clearInterval(idle);
+      this.countAs(undefined);
       this.closed = true;
       void this.pending.then(() => this.disconnect());
     });
@@ -195,6 +231,9 @@ class RemotePlugin {
   private async complete(): Promise<void> {
     const tenantId = this.tenantId as string;
     if (Object.keys(this.providers).length === 0) throw new Error("no registration transferred, cannot initialize");
+    // Upstream counts a plugin at its `end` message and turns away the one past the limit.
+    if (this.counts.registered >= this.counts.limit) throw new Error(BUSY);
+    this.countAs("registered");
     const parsed = pluginDeclarationObjectSchema.safeParse(
       withoutNulls({ ...this.manifest, ...this.providers, verified: false }),
     );
