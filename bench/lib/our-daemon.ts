@@ -11,7 +11,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { buildDir, repoRoot } from "./paths.js";
 import { processTree } from "./proc.js";
 import { freePort, httpOk, type Managed, startProcess, waitUntil } from "./processes.js";
@@ -104,7 +104,7 @@ export async function startOurDaemon(options: OurDaemonOptions): Promise<Running
     const nodeArgs = options.bundleCommand ?? localDaemonCommand();
     args = [...prof, ...nodeArgs];
     const flags = nodeArgs.slice(0, -1).join(" ");
-    describe = `node ${flags} bench/.build/local-daemon/main.mjs (scripts/build-local.mjs bundle and node options, as npm start runs it)`;
+    describe = `node ${flags} ${relative(repoRoot, nodeArgs.at(-1) ?? BUNDLE)} (scripts/build-local.mjs bundle and node options, as npm start runs it)`;
   } else if (prof.length) {
     // The tsx CLI does not pass --cpu-prof on (and NODE_OPTIONS refuses it): run its loader directly.
     command = process.execPath;

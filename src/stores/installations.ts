@@ -38,7 +38,7 @@ const IDENTIFIERS_REMEMBERED = 10_000;
 
 export class Installations {
   /** Installed identifiers by tenant and plugin, valid while the store's change stamp is `stampOfIdentifiers`. */
-  private readonly identifiers = new Map<string, string>();
+  private readonly identifiers = new Map<string, Installation["plugin_unique_identifier"]>();
   private stampOfIdentifiers: string | undefined;
 
   constructor(private readonly items: ItemStore) {}
@@ -54,7 +54,10 @@ export class Installations {
    * reason: internal/server/middleware.go FetchPluginInstallation, langgenius/dify-plugin-daemon
    * @bdb5642a); read each time from a store that cannot tell.
    */
-  async installedIdentifier(tenantId: string, pluginId: string): Promise<string | undefined> {
+  async installedIdentifier(
+    tenantId: string,
+    pluginId: string,
+  ): Promise<Installation["plugin_unique_identifier"] | undefined> {
     const stamp = this.items.changeStamp?.();
     if (stamp === undefined) return (await this.get(tenantId, pluginId))?.installation.plugin_unique_identifier;
     if (stamp !== this.stampOfIdentifiers) {

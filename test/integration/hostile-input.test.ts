@@ -36,6 +36,7 @@ beforeAll(async () => {
     host: "127.0.0.1",
     port: 0,
     lineMaxBytes: d.daemon.config.pluginLineMaxBytes,
+    maxConnections: d.daemon.config.remoteInstallingMaxConn,
   });
   uid = await installPackage(d, T, await packFixture("misbehaving-tool"));
 }, 600_000);

@@ -96,6 +96,7 @@ beforeAll(async () => {
     host: "127.0.0.1",
     port: 0,
     lineMaxBytes: d.daemon.config.pluginLineMaxBytes,
+    maxConnections: d.daemon.config.remoteInstallingMaxConn,
   });
   port = (debugging.address() as AddressInfo).port;
 }, 600_000);

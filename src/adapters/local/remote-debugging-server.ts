@@ -28,10 +28,10 @@ export interface RemoteDebuggingOptions {
   /** Upstream closes a connection silent (no heartbeat) for 60 s. */
   idleTimeoutMs?: number;
   /**
-   * Plugins registered at once (PLUGIN_REMOTE_INSTALLING_MAX_CONN, upstream's 256 by default); as
-   * many more may be registering. A connection beyond either is told the server is busy.
+   * Plugins registered at once (PLUGIN_REMOTE_INSTALLING_MAX_CONN); as many more may be
+   * registering. A connection beyond either is told the server is busy.
    */
-  maxConnections?: number;
+  maxConnections: number;
 }
 
 /** Upstream's words when it turns a plugin away (internal/core/debugging_runtime/hooks.go @bdb5642a). */
@@ -58,11 +58,10 @@ export async function startRemoteDebuggingServer(
   runtime: RemoteAttachable,
   options: RemoteDebuggingOptions,
 ): Promise<Server> {
-  const limit = options.maxConnections ?? 256;
-  const counts: ConnectionCounts = { registering: 0, registered: 0, limit };
+  const counts: ConnectionCounts = { registering: 0, registered: 0, limit: options.maxConnections };
   const server = createServer((socket) => {
     // Refused before anything is read: a flood of silent connections holds nothing past the limit.
-    if (counts.registering >= limit) {
+    if (counts.registering >= counts.limit) {
       socket.on("error", () => undefined);
       socket.end(`${BUSY}\n`);
       socket.destroySoon();
