@@ -45,7 +45,11 @@ function pinoWriter(level: ConfiguredLogLevel, destination?: NodeJS.WritableStre
     timestamp: () => `,"timestamp":"${new Date().toISOString()}"`,
     formatters: { level: (label: string) => ({ level: label.toUpperCase() }) },
   };
-  const log: PinoLogger = destination ? pino(options, destination) : pino(options);
+  // Standard output is written synchronously, as upstream's Go logger writes it: a line is out
+  // before the call returns, so a crash or kill -9 loses none, and no worker thread is woken per
+  // line (pino's default hands each write to libuv's thread pool: a futex wake, a completion
+  // event and a second thread busy per request line).
+  const log: PinoLogger = pino(options, destination ?? pino.destination({ dest: 1, sync: true }));
   return {
     write: (lvl, fields, message) => log[lvl](fields, message),
     setLevel: (next) => {
