@@ -256,10 +256,20 @@ const pluginLineMaxBytesOf = (e: Pick<Env, "PLUGIN_RUNTIME_MAX_BUFFER_SIZE" | "P
 const requestLimitsSchema = envSchema.pick({ MAX_REQUEST_BODY_SIZE: true, MAX_JSON_DEPTH: true });
 const lineLimitSchema = envSchema.pick({ PLUGIN_RUNTIME_MAX_BUFFER_SIZE: true, PLUGIN_STDIO_MAX_BUFFER_SIZE: true });
 
-/** The JSON body limits, for code that sees no daemon (request binding); loadConfig validated them. */
+let lastRequestLimits: { raw: string; limits: { maxBodyBytes: number; maxJsonDepth: number } } | undefined;
+
+/**
+ * The JSON body limits, for code that sees no daemon (request binding); loadConfig validated
+ * them. Every request with a JSON body asks: the answer is parsed again only when the values change.
+ */
 export function requestLimits(env: NodeJS.ProcessEnv = process.env): { maxBodyBytes: number; maxJsonDepth: number } {
-  const parsed = requestLimitsSchema.safeParse(env);
-  return requestLimitsOf(parsed.success ? parsed.data : requestLimitsSchema.parse({}));
+  const raw = `${env.MAX_REQUEST_BODY_SIZE}\n${env.MAX_JSON_DEPTH}`;
+  if (lastRequestLimits?.raw !== raw) {
+    const parsed = requestLimitsSchema.safeParse(env);
+    const limits = requestLimitsOf(parsed.success ? parsed.data : requestLimitsSchema.parse({}));
+    lastRequestLimits = { raw, limits };
+  }
+  return lastRequestLimits.limits;
 }
 
 const logLevelSchema = envSchema.pick({ LOG_LEVEL: true });

@@ -20,8 +20,9 @@ export const badJson = (message: string, status = 400) =>
 const checked = new WeakSet<Uint8Array>();
 
 /** Refuses a JSON body above the size or depth limit (-400; 413 for size, 400 for depth). */
-export function checkJsonBody(body: Uint8Array, limits: JsonLimits = requestLimits()): void {
+export function checkJsonBody(body: Uint8Array, given?: JsonLimits): void {
   if (checked.has(body)) return;
+  const limits = given ?? requestLimits();
   if (body.length > limits.maxBodyBytes)
     throw badJson(`request body too large: at most ${limits.maxBodyBytes} bytes`, 413);
   if (nestingExceeds(body, limits.maxJsonDepth))
@@ -30,7 +31,7 @@ export function checkJsonBody(body: Uint8Array, limits: JsonLimits = requestLimi
 }
 
 /** Parses a JSON body, refusing one above the size or depth limit and one that is not JSON. */
-export function parseJsonBody(body: Uint8Array, limits: JsonLimits = requestLimits()): unknown {
+export function parseJsonBody(body: Uint8Array, limits?: JsonLimits): unknown {
   checkJsonBody(body, limits);
   try {
     return JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString("utf8"));

@@ -20,6 +20,19 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 }
 
 /**
+ * The whole body when all of it has arrived already, taken at once: a small request comes in the
+ * same read as its headers, and needs neither listeners nor an idle timer. Undefined otherwise
+ * (a chunked body, or one still arriving). A request with neither Content-Length nor
+ * Transfer-Encoding has no body (RFC 9112, 6.3).
+ */
+export function arrivedBody(req: IncomingMessage, maxBytes: number): BodyRead | undefined {
+  if (req.readableFlowing) return undefined;
+  const expected = declaredLength(req) ?? (req.headers["transfer-encoding"] === undefined ? 0 : undefined);
+  if (expected === undefined || expected > maxBytes || req.readableLength !== expected) return undefined;
+  return { ok: true, body: expected > 0 ? (req.read() as Buffer) : Buffer.alloc(0) };
+}
+
+/**
  * The whole body in one buffer. With a Content-Length (already checked against the cap) the
  * buffer is allocated once at that size; a chunked body is collected until it passes the cap.
  */

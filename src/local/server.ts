@@ -25,7 +25,7 @@ import { finishRequest, rememberRoute, trackRequest } from "../observability/loc
 import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
 import { lookupOrder, type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
 import { type BodyPolicy, bodyPolicyFor } from "./body-policy.js";
-import { type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
+import { arrivedBody, type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
 import { runInRequestScope } from "./request-scope.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -37,8 +37,11 @@ const handlerModules: Record<RouteGroup, () => Promise<{ handler: unknown }>> = 
   "backwards-invocation": () => import("../../functions/backwards-invocation.js"),
 };
 
-/** Handler modules once loaded: a dynamic import per request costs more than the request. */
-const loadedHandlers: Partial<Record<RouteGroup, Promise<unknown>>> = {};
+/**
+ * Each group's handler once its module has loaded: a dynamic import per request costs more than
+ * the request, and later requests take it without waiting a turn.
+ */
+const loadedHandlers: Partial<Record<RouteGroup, unknown>> = {};
 
 const streaming = new Set<RouteGroup>(streamingGroups);
 
@@ -102,7 +105,8 @@ async function handle(
   const url = parseTarget(target);
   trackRequest(res);
   if (!url) return refuse(req, res, fail(badInput("malformed request target"), 400));
-  if (await answerScrape(method, url.pathname, res)) return;
+  const scrape = answerScrape(method, url.pathname, res);
+  if (scrape) return scrape;
   const found = findRoute(daemon, method, url.pathname);
   if (!found) return refuse(req, res, routeNotFound());
   rememberRoute(res, found);
@@ -131,13 +135,13 @@ async function handle(
   if (policy.upload) {
     body = guardedBody(req, policy.maxBytes, idleMs, { tooLarge: policy.tooLargeMessage });
   } else {
-    const read = await readBody(req, policy.maxBytes, idleMs);
+    const read = arrivedBody(req, policy.maxBytes) ?? (await readBody(req, policy.maxBytes, idleMs));
     if (!read.ok) return refuseBody(req, res, read.failure, policy);
     body = read.body;
   }
 
   const event = withLocalBody(toEvent(req, url), body);
-  const handler = await (loadedHandlers[found.group] ??= handlerModules[found.group]().then((m) => m.handler));
+  const handler = (loadedHandlers[found.group] ??= (await handlerModules[found.group]()).handler);
   if (streaming.has(found.group)) {
     await answerStreamed(req, res, await (handler as LocalEntry).local(event));
   } else {

@@ -23,11 +23,14 @@ export function enablePrometheus(options: { enabled: boolean; runtimeType?: stri
 
 export const isMetricsPath = (pathname: string): boolean => pathname === "/metrics" || pathname === "/metrics/";
 
-/** Answers a scrape; false when this request is not one (or metrics are off), so routing goes on. */
-export async function answerScrape(method: string, pathname: string, res: ServerResponse): Promise<boolean> {
+/**
+ * Answers a scrape; false, at once, when this request is not one (or metrics are off), so
+ * routing goes on without waiting a turn.
+ */
+export function answerScrape(method: string, pathname: string, res: ServerResponse): false | Promise<void> {
   if (!prometheus || !isMetricsPath(pathname) || (method !== "GET" && method !== "HEAD")) return false;
-  const { contentType, body } = await prometheus.scrape();
-  res.writeHead(200, { "content-type": contentType });
-  res.end(method === "HEAD" ? undefined : body);
-  return true;
+  return prometheus.scrape().then(({ contentType, body }) => {
+    res.writeHead(200, { "content-type": contentType });
+    res.end(method === "HEAD" ? undefined : body);
+  });
 }
