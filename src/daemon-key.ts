@@ -5,14 +5,16 @@
  * one, upstream's docker-compose default so a local Dify connects without setup.
  */
 import type { DaemonConfig } from "./config.js";
+import type { DaemonKeySource } from "./http/pipeline.js";
 import { logger } from "./logger.js";
 
 /** Upstream docker-compose's default key. */
 export const LOCAL_DEFAULT_KEY = "lYkiYYT6owG+71oLerGzA7GXCgOT++6ovaezWAjpCjf+Sjc3ZtU+qUEi";
 
-/** Reads the key when asked: a secret is fetched on first use (and kept by the secret cache). */
-export type DaemonKeySource = () => Promise<string>;
-
+/**
+ * Reads the key when asked: a secret is fetched on first use (and kept by the secret cache); a
+ * key from the configuration is known at once.
+ */
 export function daemonKeySource(config: DaemonConfig): DaemonKeySource {
   if (config.storeBackend === "aws") {
     const arn = config.daemonKeySecretArn;
@@ -24,5 +26,5 @@ export function daemonKeySource(config: DaemonConfig): DaemonKeySource {
   }
   if (!config.serverKey) logger.warn("SERVER_KEY is not set: using the upstream docker-compose default key");
   const key = config.serverKey ?? LOCAL_DEFAULT_KEY;
-  return async () => key;
+  return () => key;
 }

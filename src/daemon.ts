@@ -8,6 +8,7 @@ import { HttpDifyInnerApi } from "./adapters/http-dify-inner-api.js";
 import { HttpMarketplace } from "./adapters/http-marketplace.js";
 import { type DaemonConfig, loadConfig } from "./config.js";
 import { daemonKeySource } from "./daemon-key.js";
+import type { DaemonKeySource } from "./http/pipeline.js";
 import { setLogLevel } from "./logger.js";
 import type { BlobStore } from "./ports/blob-store.js";
 import type { DifyInnerApi } from "./ports/dify-inner-api.js";
@@ -48,7 +49,7 @@ import { SnapshotCache, UpgradeRecords, UpgradeStrategies } from "./stores/upgra
 export interface Daemon {
   config: DaemonConfig;
   /** The key callers present as X-Api-Key (src/daemon-key.ts). */
-  daemonKey: () => Promise<string>;
+  daemonKey: DaemonKeySource;
   /** The local daemon recovers it on start and connects remote-debugging plugins to it. */
   runtime: PluginRuntime;
   /** The install worker runs its tasks; the local daemon fails those a previous run left unfinished. */
@@ -68,7 +69,7 @@ export interface Adapters {
   blobs: BlobStore;
   runtime: PluginRuntime;
   runtimeType: Installation["runtime_type"];
-  daemonKey: () => Promise<string>;
+  daemonKey: DaemonKeySource;
   /** Built with the installer, because the local queue runs tasks in-process. */
   queue: (runTask: (tenantId: string, taskId: string) => Promise<void>) => InstallQueue;
 }

@@ -13,7 +13,8 @@ import { type DaemonResponse, fail, json } from "./daemon-response.js";
 import { checkJsonBody } from "./json-body.js";
 import type { Router } from "./router.js";
 
-export type DaemonKeySource = () => Promise<string>;
+/** The daemon key: a key known at start comes back as it is, so checking it waits no turn. */
+export type DaemonKeySource = () => string | Promise<string>;
 
 /** Upstream's NoRoute answer: note `code` is a string here. */
 export const routeNotFound = (): DaemonResponse => json({ code: "not_found", message: "route not found" }, 404);
@@ -22,8 +23,10 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
   try {
     const route = router.find(req.method, req.path);
     if (!route) return routeNotFound();
-    if (!route.public && !keyMatches(header(req, "x-api-key"), await daemonKey())) {
-      return fail(unauthorized(), 401);
+    if (!route.public) {
+      const known = daemonKey();
+      const key = typeof known === "string" ? known : await known;
+      if (!keyMatches(header(req, "x-api-key"), key)) return fail(unauthorized(), 401);
     }
     // Inside the try: parameters that do not decode are a 400 like any other bad input.
     req.params = router.match(req.method, req.path)?.params ?? {};

@@ -110,8 +110,10 @@ async function handle(
   const found = findRoute(daemon, method, url.pathname);
   if (!found) return refuse(req, res, routeNotFound());
   rememberRoute(res, found);
-  if (!found.route.public && !keyMatches(headerValue(req, "x-api-key"), await daemon.daemonKey())) {
-    return refuse(req, res, fail(unauthorized(), 401));
+  if (!found.route.public) {
+    const known = daemon.daemonKey();
+    const key = typeof known === "string" ? known : await known;
+    if (!keyMatches(headerValue(req, "x-api-key"), key)) return refuse(req, res, fail(unauthorized(), 401));
   }
   const policy = bodyPolicyFor(found.route, daemon.config, options.maxBodyBytes);
   const declared = declaredLength(req);

@@ -38,7 +38,7 @@ export interface TransactionDeps {
   sessions: PluginSessions;
   backwards: BackwardsInvocations;
   /** The key callback tokens are signed with (the daemon key, as the Lambda runtime signs them). */
-  callbackSecret: () => Promise<string>;
+  callbackSecret: () => string | Promise<string>;
   heartbeatMs?: number;
 }
 

@@ -52,7 +52,7 @@ export interface LambdaPluginRuntimeOptions {
   /** For every Lambda call. Defaults: the shared client for management, a no-retry one for sessions (retried here). */
   lambda?: LambdaClient;
   /** The key session callback tokens are signed with: the daemon key (src/daemon-key.ts). */
-  callbackSecret: () => Promise<string>;
+  callbackSecret: () => string | Promise<string>;
   /** How long and how often to poll while Lambda applies a change. */
   wait?: WaitSettings;
   /** Delay before retry `n` (0-based) of a throttled or failed session start. Default 0.5 s · 2^n. */
@@ -76,7 +76,7 @@ export class LambdaPluginRuntime implements PluginRuntime {
   private readonly config: DaemonConfig;
   private readonly control: () => LambdaClient;
   private readonly sessions: () => LambdaClient;
-  private readonly callbackSecret: () => Promise<string>;
+  private readonly callbackSecret: () => string | Promise<string>;
   private readonly installing = new Map<PluginUniqueIdentifier, Promise<void>>();
 
   constructor(private readonly options: LambdaPluginRuntimeOptions) {
