@@ -20,9 +20,18 @@ export function declaredLength(req: IncomingMessage): number | undefined {
 }
 
 /**
- * The whole body when all of it has arrived already, taken at once: a small request comes in the
- * same read as its headers, and needs neither listeners nor an idle timer. Undefined otherwise
- * (a chunked body, or one still arriving). A request with neither Content-Length nor
+ * The whole body in one buffer, under the cap and the idle timeout. A small request comes in the
+ * same read as its headers: the HTTP parser hands its body over right after the request event, so
+ * one microtask later it is taken as it is, without listeners or a timer (about 60 µs a request).
+ */
+export async function requestBody(req: IncomingMessage, maxBytes: number, idleMs: number): Promise<BodyRead> {
+  await undefined;
+  return arrivedBody(req, maxBytes) ?? readBody(req, maxBytes, idleMs);
+}
+
+/**
+ * The whole body when all of it has arrived already, taken at once. Undefined otherwise (a
+ * chunked body, or one still arriving). A request with neither Content-Length nor
  * Transfer-Encoding has no body (RFC 9112, 6.3).
  */
 export function arrivedBody(req: IncomingMessage, maxBytes: number): BodyRead | undefined {

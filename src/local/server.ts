@@ -25,7 +25,7 @@ import { finishRequest, rememberRoute, trackRequest } from "../observability/loc
 import { answerScrape, enablePrometheus } from "../observability/metrics-endpoint.js";
 import { lookupOrder, type RouteGroup, routerFor, streamingGroups } from "../routes/groups.js";
 import { type BodyPolicy, bodyPolicyFor } from "./body-policy.js";
-import { arrivedBody, type BodyFailure, declaredLength, guardedBody, readBody } from "./request-body.js";
+import { type BodyFailure, declaredLength, guardedBody, requestBody } from "./request-body.js";
 import { runInRequestScope } from "./request-scope.js";
 
 type BufferedHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
@@ -137,7 +137,7 @@ async function handle(
   if (policy.upload) {
     body = guardedBody(req, policy.maxBytes, idleMs, { tooLarge: policy.tooLargeMessage });
   } else {
-    const read = arrivedBody(req, policy.maxBytes) ?? (await readBody(req, policy.maxBytes, idleMs));
+    const read = await requestBody(req, policy.maxBytes, idleMs);
     if (!read.ok) return refuseBody(req, res, read.failure, policy);
     body = read.body;
   }

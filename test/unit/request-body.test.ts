@@ -1,29 +1,41 @@
 /**
- * Reading a request body on the local daemon: a body that came with its headers is taken at once
- * (no listener, no idle timer, no turn of the event loop); one still arriving is not taken early,
- * and the listener-based read then gets all of it. Real HTTP over a socket.
+ * Reading a request body on the local daemon: a body that came with its headers is taken as it is
+ * one microtask after the request event (no listener, no idle timer); one still arriving is not
+ * taken early, and the listener-based read then gets all of it. Real HTTP over a socket.
  */
 import { createServer, type IncomingMessage } from "node:http";
 import { connect } from "node:net";
 import { afterEach, expect, it } from "vitest";
-import { arrivedBody, readBody } from "../../src/local/request-body.js";
+import { arrivedBody, readBody, requestBody } from "../../src/local/request-body.js";
 
-type Seen = { arrived: ReturnType<typeof arrivedBody>; read?: Awaited<ReturnType<typeof readBody>> };
+type Seen = {
+  arrived?: ReturnType<typeof arrivedBody>;
+  read?: Awaited<ReturnType<typeof readBody>>;
+  whole?: Awaited<ReturnType<typeof requestBody>>;
+};
 
 const servers: Array<{ close(): void }> = [];
 afterEach(() => {
   for (const s of servers.splice(0)) s.close();
 });
 
-/** Sends raw request bytes (each part in its own write, `gapMs` apart) and reports what the server saw. */
-async function send(parts: string[], gapMs = 0): Promise<Seen> {
+/**
+ * Sends raw request bytes (each part in its own write, `gapMs` apart) and reports what the server
+ * saw: through requestBody (`whole`), or through its two steps, one microtask after the request
+ * event as requestBody looks.
+ */
+async function send(parts: string[], gapMs = 0, whole = false): Promise<Seen> {
   let seen!: (s: Seen) => void;
   const result = new Promise<Seen>((resolve) => (seen = resolve));
   const server = createServer(async (req: IncomingMessage, res) => {
-    await Promise.resolve(); // the daemon checks the route and key first
-    const arrived = arrivedBody(req, 1024);
-    const read = arrived ? undefined : await readBody(req, 1024, 5_000);
-    seen({ arrived, ...(read && { read }) });
+    if (whole) {
+      seen({ whole: await requestBody(req, 1024, 5_000) });
+    } else {
+      await undefined;
+      const arrived = arrivedBody(req, 1024);
+      const read = arrived ? undefined : await readBody(req, 1024, 5_000);
+      seen({ arrived, ...(read && { read }) });
+    }
     res.end("ok");
   });
   servers.push(server);
@@ -63,4 +75,12 @@ it("leaves a chunked body to the read", async () => {
   const seen = await send([chunked]);
   expect(seen.arrived).toBeUndefined();
   expect(seen.read?.ok && seen.read.body.toString()).toBe("hello");
+});
+
+it("answers the whole body however it arrives", async () => {
+  const body = JSON.stringify({ user_id: "u", data: {} });
+  const single = await send([head(body.length) + body], 0, true);
+  const split = await send([head(body.length) + body.slice(0, 5), body.slice(5)], 30, true);
+  expect(single.whole?.ok && single.whole.body.toString()).toBe(body);
+  expect(split.whole?.ok && split.whole.body.toString()).toBe(body);
 });
