@@ -151,7 +151,8 @@ export interface LocalEntry {
 export function streamingHandler(ready: () => Promise<RouteGroupRuntime>) {
   const answer = async (event: APIGatewayProxyEvent): Promise<DaemonResponse> => {
     const { router, daemonKey } = await ready();
-    return serve(router, toDaemonRequest(event), daemonKey);
+    // Awaited, not returned: an async function resolving with a promise takes two turns more.
+    return await serve(router, toDaemonRequest(event), daemonKey);
   };
   const handler = middy(
     async (event: APIGatewayProxyEvent): Promise<StreamingResult> => {

@@ -7,7 +7,7 @@ import { actionFor } from "../domain/dispatch-actions.js";
 import { badRequest, DaemonError } from "../domain/errors.js";
 import { isUniqueIdentifier, type PluginUniqueIdentifier } from "../domain/identifier.js";
 import { bind, type DaemonRequest, header } from "../http/daemon-request.js";
-import { eventStream, json } from "../http/daemon-response.js";
+import { type DaemonResponse, eventStream, json } from "../http/daemon-response.js";
 import type { Route } from "../http/router.js";
 import type { Dispatcher } from "../services/dispatcher.js";
 import type { Installations } from "../stores/installations.js";
@@ -40,7 +40,8 @@ export interface DispatchDeps {
 
 export function dispatchRoutes(deps: DispatchDeps): Route[] {
   const { dispatcher, installations } = deps;
-  const dispatch = async (req: DaemonRequest, tenantId: string, uniqueIdentifier: PluginUniqueIdentifier) => {
+  // Not async: the route handlers that call it are, and its answer is ready when it returns.
+  const dispatch = (req: DaemonRequest, tenantId: string, uniqueIdentifier: PluginUniqueIdentifier): DaemonResponse => {
     const action = actionFor(req.params.action ?? "");
     if (!action) return routeNotFound();
     const body = bind(req, dispatchBody);

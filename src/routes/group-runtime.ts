@@ -38,10 +38,12 @@ export function routerOf<G extends RouteGroup>(d: Daemon, group: G, routes: Grou
   return router;
 }
 
-/** What a Lambda handler of a group needs, built from the process-wide daemon on first request. */
+/**
+ * What a Lambda handler of a group needs, built from the process-wide daemon on first request and
+ * kept: every later request awaits the one settled promise.
+ */
 export function groupRuntime<G extends RouteGroup>(group: G, routes: GroupRoutes<G>): () => Promise<RouteGroupRuntime> {
-  return async () => {
-    const d = await sharedDaemon();
-    return { router: routerOf(d, group, routes), daemonKey: d.daemonKey };
-  };
+  let runtime: Promise<RouteGroupRuntime> | undefined;
+  return () =>
+    (runtime ??= sharedDaemon().then((d) => ({ router: routerOf(d, group, routes), daemonKey: d.daemonKey })));
 }
