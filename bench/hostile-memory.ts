@@ -22,7 +22,7 @@ import { connect } from "node:net";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { packFixture } from "../test/support/fixture-packages.js";
-import { bundleLocalDaemon } from "./lib/our-daemon.js";
+import { localDaemonCommand } from "./lib/our-daemon.js";
 import { buildDir, resultsDir } from "./lib/paths.js";
 import { type DaemonEndpoint, installIdentifier, TENANT, uploadPackage, waitForTask } from "./lib/plugin-api.js";
 import { MiB, rssBytes } from "./lib/proc.js";
@@ -56,7 +56,7 @@ interface Daemon {
 }
 
 async function startDaemon(
-  bundle: string,
+  nodeArgs: string[],
   env: Record<string, string>,
   python: string,
   uv: string,
@@ -66,7 +66,7 @@ async function startDaemon(
   const debugPort = await freePort();
   const dir = dataDir ?? mkdtempSync(join(tmpdir(), "bench-hostile-"));
   mkdirSync(join(buildDir, "logs"), { recursive: true });
-  const managed = startProcess("ours (bundle)", process.execPath, ["--enable-source-maps", bundle], {
+  const managed = startProcess("ours (bundle)", process.execPath, nodeArgs, {
     env: {
       ...process.env,
       SERVER_HOST: "127.0.0.1",
@@ -338,13 +338,15 @@ async function sequential(n: number, fn: () => Promise<Sent>): Promise<Sent[]> {
 
 async function main() {
   const toolchain = await resolveToolchain(log);
-  const bundle = option("bundle") ?? (await bundleLocalDaemon());
-  log(`daemon bundle: ${bundle}`);
+  // The node options npm start runs with (scripts/build-local.mjs), or another build's bundle.
+  const other = option("bundle");
+  const nodeArgs = other ? ["--enable-source-maps", other] : localDaemonCommand();
+  log(`daemon: node ${nodeArgs.join(" ")}`);
   const results: ScenarioResult[] = [];
   const upload = `/plugin/${TENANT}/management/install/upload/package`;
   const multipart = { "content-type": "multipart/form-data; boundary=bench" };
 
-  let d = await startDaemon(bundle, {}, toolchain.python, toolchain.uv);
+  let d = await startDaemon(nodeArgs, {}, toolchain.python, toolchain.uv);
   const dataDir = d.dataDir;
   try {
     const uid = await uploadPackage(d.endpoint, await packFixture("misbehaving-tool"));
@@ -398,7 +400,13 @@ async function main() {
 
     // Same data directory, line cap above the answers: they are delivered, and what they cost shows.
     const raised = String((ANSWER_MB + 14) * MiB);
-    d = await startDaemon(bundle, { PLUGIN_RUNTIME_MAX_BUFFER_SIZE: raised }, toolchain.python, toolchain.uv, dataDir);
+    d = await startDaemon(
+      nodeArgs,
+      { PLUGIN_RUNTIME_MAX_BUFFER_SIZE: raised },
+      toolchain.python,
+      toolchain.uv,
+      dataDir,
+    );
     await hugeAnswer(d, 0.001);
     results.push(
       await measure(

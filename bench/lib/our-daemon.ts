@@ -74,11 +74,6 @@ export function localDaemonCommand(): string[] {
   return lines.length ? lines : [BUNDLE];
 }
 
-/** Bundles the local daemon with the same script `npm start` uses; answers its entry. */
-export async function bundleLocalDaemon(): Promise<string> {
-  return localDaemonCommand().pop() ?? BUNDLE;
-}
-
 export async function startOurDaemon(options: OurDaemonOptions): Promise<RunningDaemon> {
   const port = await freePort();
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "bench-ours-"));
