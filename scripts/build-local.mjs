@@ -24,14 +24,20 @@ import { build } from "esbuild";
 export const NATIVE_PACKAGES = ["better-sqlite3"];
 
 /**
- * The node options the daemon runs with. V8's heap is left at its defaults: smaller semi-spaces
- * take resident memory off (2 MiB: about 25 MiB after load) and --optimize-for-size about 45 MiB
- * off the peak under load, but on this 2-core machine they cost CPU per dispatch (measured: 4 MiB
- * semi-spaces +35 %, 2 MiB with --optimize-for-size +95 %), as requests in flight survive the
- * more frequent scavenges and fill the old generation. Instead the daemon gives memory back
- * when it goes quiet (src/local/idle-memory.ts).
+ * The node options the daemon runs with. V8's defaults size the heap for throughput, not for a
+ * router: under load the young generation grows to two 16 MiB semi-spaces and the old one to
+ * several times what is live before a full collection, 112-161 MiB resident against 73 MiB for
+ * upstream's Go daemon. Two limits take that to 84-85 MiB (docs/benchmarks.md, 2026-12-02):
+ *  - 1 MiB semi-spaces: alone they save nothing, as the old generation fills with what survives
+ *    the more frequent scavenges (125 MiB peak);
+ *  - old-generation growth of 40 % over what a full collection left: with 1 MiB semi-spaces it
+ *    holds the peak. 20 % saved a megabyte more and cost the c=16 tail (p99 up to 1.2x
+ *    upstream's), 4 MiB semi-spaces with 20 % held 91 MiB and cost the streams' c=16 latency.
+ * --optimize-for-size (which also sets 1 MiB semi-spaces) gives the same memory for more daemon
+ * CPU per echo call: 0.98-1.01x upstream's at c=1, 0.84-0.92x with these two. What is left after
+ * a burst goes back when the daemon goes quiet (src/local/idle-memory.ts).
  */
-export const NODE_FLAGS = ["--enable-source-maps"];
+export const NODE_FLAGS = ["--max-semi-space-size=1", "--heap-growing-percent=40", "--enable-source-maps"];
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 

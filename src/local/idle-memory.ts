@@ -1,14 +1,16 @@
 /**
- * Gives memory back when the local daemon goes quiet. Under load V8 grows its young generation to
- * its maximum (32 MiB) and leaves garbage in the old one until the next full collection, so a
- * daemon that served a burst stays half again as large as at start-up. Once no request has been
+ * Gives memory back when the local daemon goes quiet. Under load V8 leaves garbage in the old
+ * generation until the next full collection (up to 40 % over what is live, with the node options
+ * of scripts/build-local.mjs) and keeps the code it compiled, so a daemon that served a burst
+ * stays 10-12 MiB larger than before it (84-85 against 73-74 MiB). Once no request has been
  * in flight for `quietMs` (MEMORY_RELEASE_IDLE_SECONDS) after one ended, this runs one
  * memory-reducing collection (about 15 ms, in its log line), once per quiet period.
  *
  * Not sooner than tens of seconds, because the next burst pays for it, as after a start (V8
  * flushes code and feedback it sees as unused). Measured with echo calls at concurrency 1: after a
  * collection the next 800 calls cost 1.9–2.4 ms of daemon CPU each against 1.2–1.5 ms without
- * (and 1.4–1.9 ms for the 800 after them), for 35 MiB less resident memory while quiet.
+ * (and 1.4–1.9 ms for the 800 after them), for 10-12 MiB less resident memory while quiet (35 MiB
+ * with V8's default heap sizes).
  */
 import { Session } from "node:inspector/promises";
 import { logger } from "../logger.js";
