@@ -24,9 +24,8 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
     const route = router.find(req.method, req.path);
     if (!route) return routeNotFound();
     if (!route.public) {
-      const known = daemonKey();
-      const key = typeof known === "string" ? known : await known;
-      if (!keyMatches(header(req, "x-api-key"), key)) return fail(unauthorized(), 401);
+      const accepted = keyAccepted(header(req, "x-api-key"), daemonKey);
+      if (accepted !== true && !(await accepted)) return fail(unauthorized(), 401);
     }
     // Inside the try: parameters that do not decode are a 400 like any other bad input.
     req.params = router.match(req.method, req.path)?.params ?? {};
@@ -45,6 +44,15 @@ export async function serve(router: Router, req: DaemonRequest, daemonKey: Daemo
 
 const isJson = (req: DaemonRequest) =>
   (header(req, "content-type") ?? "").split(";")[0]?.trim().toLowerCase() === "application/json";
+
+/**
+ * Whether the caller's X-Api-Key is the daemon key: at once when the key is known (a key from the
+ * configuration), so an accepted request waits no turn; once fetched otherwise.
+ */
+export function keyAccepted(given: string | undefined, daemonKey: DaemonKeySource): boolean | Promise<boolean> {
+  const key = daemonKey();
+  return typeof key === "string" ? keyMatches(given, key) : key.then((k) => keyMatches(given, k));
+}
 
 /** Constant-time comparison of the caller's X-Api-Key with the daemon key. */
 export function keyMatches(given: string | undefined, expected: string): boolean {

@@ -18,7 +18,7 @@ import { errorEnvelope } from "../domain/envelope.js";
 import { DaemonError, internalError, unauthorized } from "../domain/errors.js";
 import { type LocalEntry, localResultBytes, withLocalBody } from "../http/apigateway.js";
 import { type DaemonResponse, fail } from "../http/daemon-response.js";
-import { keyMatches, routeNotFound } from "../http/pipeline.js";
+import { keyAccepted, routeNotFound } from "../http/pipeline.js";
 import type { Route } from "../http/router.js";
 import { logger } from "../logger.js";
 import { finishRequest, rememberRoute, trackRequest } from "../observability/local-requests.js";
@@ -111,9 +111,8 @@ async function handle(
   if (!found) return refuse(req, res, routeNotFound());
   rememberRoute(res, found);
   if (!found.route.public) {
-    const known = daemon.daemonKey();
-    const key = typeof known === "string" ? known : await known;
-    if (!keyMatches(headerValue(req, "x-api-key"), key)) return refuse(req, res, fail(unauthorized(), 401));
+    const accepted = keyAccepted(headerValue(req, "x-api-key"), daemon.daemonKey);
+    if (accepted !== true && !(await accepted)) return refuse(req, res, fail(unauthorized(), 401));
   }
   const policy = bodyPolicyFor(found.route, daemon.config, options.maxBodyBytes);
   const declared = declaredLength(req);
