@@ -295,6 +295,24 @@ async function installPackage(
   };
 }
 
+/** A load of dispatch calls shaped like a scenario, on one daemon. */
+const loadOn = (
+  endpoint: DaemonEndpoint,
+  shape: Pick<Scenario, "body" | "events" | "concurrency" | "requests" | "warmup">,
+  keepSamples = false,
+) =>
+  runLoad({
+    url: `${endpoint.baseUrl}${dispatchPath}`,
+    headers: dispatchHeaders(endpoint),
+    body: shape.body,
+    concurrency: shape.concurrency,
+    requests: shape.requests,
+    warmup: shape.warmup,
+    maxDurationMs: SCENARIO_MAX_MS,
+    expectEvents: shape.events,
+    keepSamples,
+  });
+
 async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise<void> {
   const { target } = a;
   const before = sample(target);
@@ -302,17 +320,7 @@ async function runScenario(a: Active, sc: Scenario, roundIndex: number): Promise
   const memory = startMemorySampler(() => sample(target), 100);
   const loads = [loadavg()[0] ?? 0];
   const loadTimer = setInterval(() => loads.push(loadavg()[0] ?? 0), 1000);
-  const load = await runLoad({
-    url: `${target.endpoint.baseUrl}${dispatchPath}`,
-    headers: dispatchHeaders(target.endpoint),
-    body: sc.body,
-    concurrency: sc.concurrency,
-    requests: sc.requests,
-    warmup: sc.warmup,
-    maxDurationMs: SCENARIO_MAX_MS,
-    expectEvents: sc.events,
-    keepSamples: true,
-  });
+  const load = await loadOn(target.endpoint, sc, true);
   const peak = memory.stop();
   clearInterval(loadTimer);
   loads.push(loadavg()[0] ?? 0);
@@ -512,15 +520,12 @@ const START_UP_BLOCKS = 4;
 async function measureStartUp(a: Active, blockCalls: number): Promise<void> {
   const blocks: NonNullable<DaemonResult["startUp"]> = [];
   for (let b = 0; b < START_UP_BLOCKS; b++) {
-    const load = await runLoad({
-      url: `${a.target.endpoint.baseUrl}${dispatchPath}`,
-      headers: dispatchHeaders(a.target.endpoint),
+    const load = await loadOn(a.target.endpoint, {
       body: ECHO_BODY,
+      events: ECHO_EVENTS,
       concurrency: 1,
       requests: blockCalls,
       warmup: 0,
-      maxDurationMs: SCENARIO_MAX_MS,
-      expectEvents: ECHO_EVENTS,
     });
     blocks.push({
       calls: (b + 1) * blockCalls,
