@@ -5,6 +5,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { DaemonMetrics, InvocationLabels } from "../ports/metrics.js";
+import { EVENT_LOOP_METRICS, monitorEventLoopDelayWhileBusy } from "./event-loop-delay.js";
 import { DURATION_BUCKETS, INSTALL_BUCKETS, METRIC } from "./metric-names.js";
 
 export interface PrometheusExporter extends DaemonMetrics {
@@ -18,7 +19,7 @@ export function createPrometheusExporter(options: {
 }): PrometheusExporter {
   const registers = [new Registry()];
   const [registry] = registers as [Registry];
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const loopDelay = options.processMetrics === false ? undefined : processMetrics(registry);
   const runtime_type = options.runtimeType;
 
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]) =>
@@ -109,6 +110,7 @@ export function createPrometheusExporter(options: {
 
   return {
     invocationStarted(l) {
+      loopDelay?.busy();
       active.inc(plugin(l));
       sessions.set(++inFlight);
     },
@@ -156,6 +158,7 @@ export function createPrometheusExporter(options: {
       for (const reason of o.skipped) decisions.inc({ decision: "skip", reason });
     },
     httpRequest(o) {
+      loopDelay?.busy();
       http.inc({ method: o.method, endpoint: o.route, status: String(o.status), route_group: o.routeGroup });
       httpDuration.observe({ method: o.method, endpoint: o.route }, o.seconds);
     },
@@ -163,4 +166,15 @@ export function createPrometheusExporter(options: {
       return { contentType: registry.contentType, body: await registry.metrics() };
     },
   };
+}
+
+/**
+ * Node's process metrics, prom-client's defaults but for the event-loop delay, which is sampled
+ * only while the daemon has work (event-loop-delay.ts). prom-client starts its own monitor with
+ * the rest; its timer is set beyond any process's life and its gauges give way to those.
+ */
+function processMetrics(registry: Registry) {
+  collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 2 ** 31 - 1 });
+  for (const name of Object.values(EVENT_LOOP_METRICS)) registry.removeSingleMetric(name);
+  return monitorEventLoopDelayWhileBusy(registry);
 }
