@@ -221,6 +221,8 @@ interface DaemonResult {
    */
   startUp?: Array<{ calls: number; p50Ms: number; firstByteP50Ms: number; p99Ms: number }>;
   afterLoad?: MemorySnapshot;
+  /** Daemon CPU with no request, in the quiet after the load (IDLE_CPU_WINDOW_S), per minute. */
+  idleCpuMsPerMinute?: number;
   /** QUIET_READING_S after the last scenario: what a daemon left alone after a burst keeps. */
   quietAfterLoad?: MemorySnapshot;
   scenarios: Record<string, ScenarioResult>;
@@ -560,10 +562,25 @@ async function measureAll(actives: Active[], scenarioList: Scenario[], quick: bo
     a.result.afterLoad = snapshot(sample(a.target));
     mergeRuns(a);
   }
-  log(`memory after ${QUIET_READING_S} s without requests…`);
-  await new Promise((r) => setTimeout(r, (QUIET_READING_S - 2) * 1000));
+  log(`daemon CPU while idle, memory after ${QUIET_READING_S} s without requests…`);
+  await new Promise((r) => setTimeout(r, (IDLE_CPU_FROM_S - 2) * 1000));
+  const idleFrom = actives.map((a) => sample(a.target).daemonCpuSeconds);
+  await new Promise((r) => setTimeout(r, IDLE_CPU_WINDOW_S * 1000));
+  actives.forEach((a, i) => {
+    const seconds = sample(a.target).daemonCpuSeconds - (idleFrom[i] ?? 0);
+    a.result.idleCpuMsPerMinute = round((seconds * 1000 * 60) / IDLE_CPU_WINDOW_S, 0);
+  });
+  await new Promise((r) => setTimeout(r, (QUIET_READING_S - IDLE_CPU_FROM_S - IDLE_CPU_WINDOW_S) * 1000));
   for (const a of actives) a.result.quietAfterLoad = snapshot(sample(a.target));
 }
+
+/**
+ * The window in the quiet after the load in which a daemon's own CPU is read: from when our
+ * daemon's event-loop sampling after its last request has stopped (5 s) to before its memory
+ * release (30 s), so it shows what an idle daemon costs when nothing happens.
+ */
+const IDLE_CPU_FROM_S = 7;
+const IDLE_CPU_WINDOW_S = 20;
 
 /**
  * When memory is read again after the load: past our daemon's MEMORY_RELEASE_IDLE_SECONDS (30 s,
@@ -781,6 +798,7 @@ function rows(): Row[] {
       "MiB",
     ],
     ["daemon CPU per echo (c=16)", (r) => s("echo-c16")(r)?.daemonCpuMsPerRequest, "ms"],
+    ["daemon CPU while idle, per minute", (r) => r.idleCpuMsPerMinute, "ms"],
     ["daemon CPU per stream100 (c=16)", (r) => s("stream-c16")(r)?.daemonCpuMsPerRequest, "ms"],
     ["plugin CPU per echo (c=16)", (r) => s("echo-c16")(r)?.pluginCpuMsPerRequest, "ms"],
     [

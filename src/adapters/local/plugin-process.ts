@@ -7,7 +7,7 @@
  * crashing is left stopped for a cooldown and calls get the crash-loop error with its last
  * stderr lines. Stopping drains: in-flight calls may finish (bounded) before the child goes.
  */
-import { readFile } from "node:fs/promises";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { pluginLineMaxBytes } from "../../config.js";
 import { pluginIdOf } from "../../domain/identifier.js";
@@ -227,7 +227,7 @@ export class PluginProcess {
       lastActivity: Date.now(),
       stderrTail: "",
       warnedMemory: false,
-      watchdog: setInterval(() => void this.checkHealth(generation), WATCHDOG_INTERVAL_MS),
+      watchdog: setInterval(() => this.checkHealth(generation), WATCHDOG_INTERVAL_MS),
     };
     generation.watchdog.unref();
     // Nobody may be waiting yet; the rejection still reaches every later caller of ready().
@@ -308,10 +308,10 @@ export class PluginProcess {
   }
 
   /** Memory limit (resident set of the process group's leader against the limit) and liveness. */
-  private async checkHealth(generation: Generation): Promise<void> {
+  private checkHealth(generation: Generation): void {
     const { child } = generation;
     if (generation !== this.current || child.exitCode !== null || !child.pid || generation.endedBy) return;
-    const rss = await residentBytes(child.pid);
+    const rss = residentBytes(child.pid);
     if (rss !== undefined) metrics.pluginMemory(pluginIdOf(this.options.uniqueIdentifier), rss);
     const limit = this.options.memoryBytes;
     const mib = (bytes: number) => Math.round(bytes / 1048576);
@@ -358,9 +358,15 @@ export class PluginProcess {
   }
 }
 
-async function residentBytes(pid: number): Promise<number | undefined> {
+/**
+ * Read synchronously: about 9 µs from procfs, where an asynchronous read took several trips
+ * through libuv's thread pool, each waking the event loop, four times a second per running
+ * plugin. With one plugin running and no call, the daemon's main thread woke 727 times in 20 s
+ * and used 130 ms of CPU that way; 87 times and 30 ms this way.
+ */
+function residentBytes(pid: number): number | undefined {
   try {
-    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = /VmRSS:\s+(\d+) kB/.exec(status)?.[1];
     return kb ? Number(kb) * 1024 : undefined;
   } catch {
