@@ -221,7 +221,7 @@ interface DaemonResult {
    */
   startUp?: Array<{ calls: number; p50Ms: number; firstByteP50Ms: number; p99Ms: number }>;
   afterLoad?: MemorySnapshot;
-  /** Daemon CPU with no request, in the quiet after the load (IDLE_CPU_WINDOW_S), per minute. */
+  /** Daemon CPU with no request, IDLE_CPU_WINDOW_S from QUIET_READING_S after the load, per minute. */
   idleCpuMsPerMinute?: number;
   /** QUIET_READING_S after the last scenario: what a daemon left alone after a burst keeps. */
   quietAfterLoad?: MemorySnapshot;
@@ -562,24 +562,22 @@ async function measureAll(actives: Active[], scenarioList: Scenario[], quick: bo
     a.result.afterLoad = snapshot(sample(a.target));
     mergeRuns(a);
   }
-  log(`daemon CPU while idle, memory after ${QUIET_READING_S} s without requests…`);
-  await new Promise((r) => setTimeout(r, (IDLE_CPU_FROM_S - 2) * 1000));
+  log(`memory after ${QUIET_READING_S} s without requests, then daemon CPU while idle…`);
+  await new Promise((r) => setTimeout(r, (QUIET_READING_S - 2) * 1000));
+  for (const a of actives) a.result.quietAfterLoad = snapshot(sample(a.target));
   const idleFrom = actives.map((a) => sample(a.target).daemonCpuSeconds);
   await new Promise((r) => setTimeout(r, IDLE_CPU_WINDOW_S * 1000));
   actives.forEach((a, i) => {
     const seconds = sample(a.target).daemonCpuSeconds - (idleFrom[i] ?? 0);
     a.result.idleCpuMsPerMinute = round((seconds * 1000 * 60) / IDLE_CPU_WINDOW_S, 0);
   });
-  await new Promise((r) => setTimeout(r, (QUIET_READING_S - IDLE_CPU_FROM_S - IDLE_CPU_WINDOW_S) * 1000));
-  for (const a of actives) a.result.quietAfterLoad = snapshot(sample(a.target));
 }
 
 /**
- * The window in the quiet after the load in which a daemon's own CPU is read: from when our
- * daemon's event-loop sampling after its last request has stopped (5 s) to before its memory
- * release (30 s), so it shows what an idle daemon costs when nothing happens.
+ * How long a daemon's own CPU is read with no request, from QUIET_READING_S after the load: past
+ * the collections that follow a burst (V8's memory reducer and our daemon's release, Go's
+ * scavenger), so it shows what an idle daemon costs while nothing happens.
  */
-const IDLE_CPU_FROM_S = 7;
 const IDLE_CPU_WINDOW_S = 20;
 
 /**
