@@ -153,19 +153,20 @@ describe("the bundled local daemon", () => {
     }
   });
 
-  it("is not woken while idle: no timer of its own fires while nothing happens", async () => {
+  it("is not woken while idle, scraped and probed: no timer of its own fires", async () => {
     const d = await startBundled({ DATA_DIR: join(scratch, "idle") });
     try {
-      // The health checks that saw it start are requests: event-loop delay is sampled for 5 s after.
-      await new Promise((r) => setTimeout(r, 6000));
+      const metrics = await fetch(`${d.url}/metrics`).then((r) => r.text());
+      expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+      await new Promise((r) => setTimeout(r, 1000));
       const wakeUps = () =>
         Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${d.pid}/status`, "utf8"))?.[1]);
       const before = wakeUps();
+      expect((await fetch(`${d.url}/health/check`)).status).toBe(200);
+      expect((await fetch(`${d.url}/metrics`)).status).toBe(200);
       await new Promise((r) => setTimeout(r, 3000));
       // prom-client's event-loop monitor alone woke it every 10 ms: about 300 in these 3 s.
       expect(wakeUps() - before).toBeLessThan(30);
-      const metrics = await fetch(`${d.url}/metrics`).then((r) => r.text());
-      expect(metrics).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
     } finally {
       d.stop();
     }
