@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
  * Usage: node scripts/build-local.mjs [--out-dir <dir>]   (default dist/local)
  */
 import { build } from "esbuild";
+import { zodEnglishOnly } from "./zod-english-only.mjs";
 
 /** Packages with a compiled addon: left in node_modules. */
 export const NATIVE_PACKAGES = ["better-sqlite3"];
@@ -80,6 +81,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     // --enable-source-maps keeps every bundled file's source in the heap: 6.5 MiB resident.
     sourcemap: "linked",
     sourcesContent: false,
+    plugins: [zodEnglishOnly],
     logLevel: "warning",
   });
   console.log([...NODE_FLAGS, join(outDir, "main.mjs")].join("\n"));

@@ -30,6 +30,7 @@ import { gzipSync } from "node:zlib";
  *   can be used to decode stack traces but are not shipped: the CDK asset excludes `*.map`.
  */
 import { build } from "esbuild";
+import { zodEnglishOnly } from "./zod-english-only.mjs";
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -68,28 +69,6 @@ const lambdaCredentials = {
     }));
     build.onLoad({ filter: /.*/, namespace: "lambda-environment-credentials" }, () => ({
       contents: LAMBDA_CREDENTIALS_MODULE,
-      loader: "js",
-    }));
-  },
-};
-
-/**
- * zod's `z` namespace re-exports all ~50 message locales (`z.locales`), which esbuild cannot
- * tree-shake through the namespace object: ~250 KB per bundle. The handlers use the default
- * English messages only, so the locale barrel is narrowed to `en` (as webpack users do with
- * moment's locales). `z.locales.en` keeps working; any other locale would be undefined.
- */
-/** @type {import("esbuild").Plugin} */
-const zodEnglishOnly = {
-  name: "zod-english-only",
-  setup(build) {
-    build.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) => {
-      if (!/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)) return undefined;
-      return { path: join(dirname(args.importer), "..", "locales", "index.js"), namespace: "zod-english-only" };
-    });
-    build.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
-      contents: 'export { default as en } from "./en.js";',
-      resolveDir: dirname(args.path),
       loader: "js",
     }));
   },

@@ -3,8 +3,8 @@
  * a daemon that cannot start says why, with a stack that names the TypeScript function and file
  * (the bundle is minified), and exits 1 instead of ending with 0 and nothing listening; its
  * source maps hold positions and names but not the sources' text, which would otherwise sit in
- * the daemon's heap (about 6.5 MiB); once quiet after requests it gives its memory back, and
- * while idle nothing wakes it.
+ * the daemon's heap (about 6.5 MiB), nor does it carry zod's messages in other languages; once
+ * quiet after requests it gives its memory back, and while idle nothing wakes it.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -124,6 +124,14 @@ describe("the bundled local daemon", () => {
     const entry = read("main.mjs.map");
     expect(entry.mappings.length).toBeGreaterThan(1000);
     expect(entry.sources.some((s) => s.endsWith("/src/local/main.ts"))).toBe(true);
+  });
+
+  it("carries zod's English messages only, not its ~50 other locales (1.5 MiB of an idle daemon)", () => {
+    const code = readdirSync(bundle.outDir, { recursive: true, encoding: "utf8" })
+      .filter((f) => f.endsWith(".mjs"))
+      .map((f) => readFileSync(join(bundle.outDir, f), "utf8"));
+    expect(code.some((c) => c.includes("Invalid input"))).toBe(true);
+    expect(code.some((c) => c.includes("Ongeldige invoer"))).toBe(false); // Dutch, all ASCII as the bundle writes it
   });
 
   it("collects its garbage once quiet for MEMORY_RELEASE_IDLE_SECONDS after requests, and serves on", async () => {
