@@ -2,7 +2,7 @@
  * Gives memory back when the local daemon goes quiet. Under load V8 leaves garbage in the old
  * generation until the next full collection (up to 40 % over what is live, with the node options
  * of scripts/build-local.mjs) and keeps the code it compiled, so a daemon that served a burst
- * stays about 10 MiB larger than before it (81-82 against 70-72 MiB). Once no request has been
+ * stays about 10 MiB larger than before it (80-81 against 70-71 MiB). Once no request has been
  * in flight for `quietMs` (MEMORY_RELEASE_IDLE_SECONDS) after one ended, this runs one
  * memory-reducing collection (about 15 ms, in its log line), once per quiet period.
  *
