@@ -47,45 +47,40 @@ export function monitorEventLoopDelayWhileBusy(
   let lastBusy = 0;
   let stopTimer: NodeJS.Timeout | undefined;
 
+  const pause = () => {
+    if (stopTimer) clearTimeout(stopTimer);
+    stopTimer = undefined;
+    histogram.disable();
+    sampling = false;
+  };
   // Re-armed for what is left of the quiet period rather than reset on every call, so a busy
   // daemon pays one timer per period, not one per request.
   const stopWhenQuiet = () => {
     const left = lastBusy + quietMs - performance.now();
-    if (left > 0) {
-      stopTimer = setTimeout(stopWhenQuiet, left);
-      stopTimer.unref();
-      return;
-    }
-    stopTimer = undefined;
-    histogram.disable();
-    sampling = false;
+    if (left <= 0) return pause();
+    stopTimer = setTimeout(stopWhenQuiet, left);
+    stopTimer.unref();
   };
 
   const registers = [registry];
   const gauge = (name: string, help: string, collect?: () => void) => new Gauge({ name, help, registers, collect });
   const seconds = (ns: number) => ns / 1e9;
-  const fromHistogram = (read: (h: IntervalHistogram) => number) =>
-    histogram.count > 0 ? seconds(read(histogram)) : 0;
-
-  const min = gauge(EVENT_LOOP_METRICS.min, "The minimum recorded event loop delay.");
-  const max = gauge(EVENT_LOOP_METRICS.max, "The maximum recorded event loop delay.");
-  const mean = gauge(EVENT_LOOP_METRICS.mean, "The mean of the recorded event loop delays.");
-  const stddev = gauge(EVENT_LOOP_METRICS.stddev, "The standard deviation of the recorded event loop delays.");
-  const p50 = gauge(EVENT_LOOP_METRICS.p50, "The 50th percentile of the recorded event loop delays.");
-  const p90 = gauge(EVENT_LOOP_METRICS.p90, "The 90th percentile of the recorded event loop delays.");
-  const p99 = gauge(EVENT_LOOP_METRICS.p99, "The 99th percentile of the recorded event loop delays.");
+  const statistics: Array<[name: string, help: string, read: (h: IntervalHistogram) => number]> = [
+    [EVENT_LOOP_METRICS.min, "The minimum recorded event loop delay.", (h) => h.min],
+    [EVENT_LOOP_METRICS.max, "The maximum recorded event loop delay.", (h) => h.max],
+    [EVENT_LOOP_METRICS.mean, "The mean of the recorded event loop delays.", (h) => h.mean],
+    [EVENT_LOOP_METRICS.stddev, "The standard deviation of the recorded event loop delays.", (h) => h.stddev],
+    [EVENT_LOOP_METRICS.p50, "The 50th percentile of the recorded event loop delays.", (h) => h.percentile(50)],
+    [EVENT_LOOP_METRICS.p90, "The 90th percentile of the recorded event loop delays.", (h) => h.percentile(90)],
+    [EVENT_LOOP_METRICS.p99, "The 99th percentile of the recorded event loop delays.", (h) => h.percentile(99)],
+  ];
+  const fed = statistics.map(([name, help, read]) => ({ target: gauge(name, help), read }));
   // The one gauge whose collect sets them all, as prom-client's does: its own value is how long a
   // turn of the loop takes to come round at scrape time.
   const lag = gauge(EVENT_LOOP_METRICS.lag, "Lag of event loop in seconds.", () => {
     const start = process.hrtime.bigint();
     setImmediate(() => lag.set(seconds(Number(process.hrtime.bigint() - start))));
-    min.set(fromHistogram((h) => h.min));
-    max.set(fromHistogram((h) => h.max));
-    mean.set(fromHistogram((h) => h.mean));
-    stddev.set(fromHistogram((h) => h.stddev));
-    p50.set(fromHistogram((h) => h.percentile(50)));
-    p90.set(fromHistogram((h) => h.percentile(90)));
-    p99.set(fromHistogram((h) => h.percentile(99)));
+    for (const { target, read } of fed) target.set(histogram.count > 0 ? seconds(read(histogram)) : 0);
     histogram.reset();
   });
 
@@ -95,16 +90,11 @@ export function monitorEventLoopDelayWhileBusy(
       if (sampling) return;
       sampling = true;
       histogram.enable();
-      if (!stopTimer) stopWhenQuiet();
+      stopWhenQuiet();
     },
     get sampling() {
       return sampling;
     },
-    stop() {
-      if (stopTimer) clearTimeout(stopTimer);
-      stopTimer = undefined;
-      histogram.disable();
-      sampling = false;
-    },
+    stop: pause,
   };
 }
