@@ -119,12 +119,24 @@ const startInstall = async (d: RunningDaemon, pkg: Uint8Array): Promise<string> 
 
 const alive = (pid: number) =>
   existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]?.startsWith("Z");
-const stagingDirs = () =>
-  existsSync(join(dataDir, "plugins"))
-    ? readdirSync(join(dataDir, "plugins"), { recursive: true, encoding: "utf8" }).filter(
-        (p) => p.split("/").length === 2 && p.includes(".building-"),
-      )
-    : [];
+/** Staging directories (`plugins/<scope>/<name>.building-…`). Read two levels, not recursively: the daemon
+ * removes a staging tree while this looks, and a recursive read fails on a subdirectory that vanished. */
+const stagingDirs = () => {
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
+      throw error;
+    }
+  };
+  const root = join(dataDir, "plugins");
+  return list(root).flatMap((scope) =>
+    list(join(root, scope))
+      .filter((name) => name.includes(".building-"))
+      .map((name) => `${scope}/${name}`),
+  );
+};
 
 describe("install tasks across a daemon killed with SIGKILL", () => {
   it("fails the interrupted task soon after restart, leaves no installer process or staging directory", async () => {
