@@ -505,6 +505,30 @@ describe("remote-debugging port", () => {
     expect(res.status).toBe(200);
   });
 
+  it("a peer that goes on writing before it reads is still told why it was cut off", async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const socket = connect(port(), "127.0.0.1");
+    socket.pause();
+    const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+    socket.on("error", () => undefined);
+    const chunk = Buffer.alloc(96 * 1024, 0x61);
+    socket.write(chunk);
+    await sleep(150);
+    // The server has cut the line by now. Writing again meets a reset if it already closed, and
+    // a socket whose write failed is gone before it reads what it was told.
+    for (let i = 0; i < 3; i++) {
+      socket.write(chunk);
+      await sleep(50);
+    }
+    let said = "";
+    socket.on("data", (c: Buffer) => {
+      said += c.toString("utf8");
+    });
+    socket.resume();
+    await closed;
+    expect(said).toBe("handshake failed, message too large (at most 65536 bytes)\n");
+  });
+
   it("after a valid handshake a registration line is capped at PLUGIN_RUNTIME_MAX_BUFFER_SIZE", async () => {
     const key = (
       (await (await d.call(`/plugin/${T}/debugging/key`, { method: "POST" })).json()) as { data: { key: string } }

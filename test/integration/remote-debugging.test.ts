@@ -226,4 +226,42 @@ describe("remote debugging", () => {
       limited.server.close();
     }
   }, 30_000);
+
+  it("tells each of a flood of refused connections it is busy, and holds at most 64 of them open meanwhile", async () => {
+    const limited = await limitedServer(1);
+    const open = () => new Promise<number>((r) => limited.server.getConnections((_, n) => r(n)));
+    const holder = connect(limited.port, "127.0.0.1");
+    holder.on("error", () => undefined);
+    await new Promise((r) => holder.once("connect", r));
+    await new Promise((r) => setTimeout(r, 100));
+    // Peers that never close their side: each is told, and the server closes them in its own time.
+    const peers: Socket[] = [];
+    try {
+      const told = await Promise.all(
+        Array.from(
+          { length: 150 },
+          () =>
+            new Promise<string>((resolve) => {
+              const socket = connect({ port: limited.port, host: "127.0.0.1", allowHalfOpen: true });
+              peers.push(socket);
+              let said = "";
+              socket.on("data", (c: Buffer) => {
+                said += c.toString("utf8");
+              });
+              socket.on("error", () => undefined);
+              socket.on("end", () => resolve(said));
+            }),
+        ),
+      );
+      expect(told.every((said) => said === "server is busy now, please try again later\n")).toBe(true);
+      // While the told ones linger (for their words to arrive), the server holds no more than 64 of them…
+      expect(await open()).toBeLessThanOrEqual(1 + 64);
+      // …and none once the linger is over.
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await open()).toBe(1);
+    } finally {
+      for (const socket of [holder, ...peers]) socket.destroy();
+      limited.server.close();
+    }
+  }, 30_000);
 });

@@ -44,6 +44,12 @@ const MAX_ASSET_BYTES = 50 * 1024 * 1024;
  * unauthenticated peer could make it hold any amount; here a pre-handshake line stops at 64 KiB.
  */
 const HANDSHAKE_MAX_LINE_BYTES = 64 * 1024;
+/** How long a connection told why it is closed stays open for the words to reach its peer. */
+const CLOSE_LINGER_MS = 500;
+/** What is read and dropped meanwhile, to see a well-behaved peer's own close; then TCP holds the rest back. */
+const CLOSE_DISCARD_BYTES = 64 * 1024;
+/** Past this many lingering at once (a flood of refused connections), a close is immediate again. */
+const MAX_LINGERING = 64;
 const DECLARATION_KINDS = {
   tool_declaration: "tool",
   model_declaration: "model",
@@ -58,13 +64,12 @@ export async function startRemoteDebuggingServer(
   runtime: RemoteAttachable,
   options: RemoteDebuggingOptions,
 ): Promise<Server> {
-  const counts: ConnectionCounts = { registering: 0, registered: 0, limit: options.maxConnections };
+  const counts: ConnectionCounts = { registering: 0, registered: 0, lingering: 0, limit: options.maxConnections };
   const server = createServer((socket) => {
     // Refused before anything is read: a flood of silent connections holds nothing past the limit.
     if (counts.registering >= counts.limit) {
       socket.on("error", () => undefined);
-      socket.end(`${BUSY}\n`);
-      socket.destroySoon();
+      sayAndClose(socket, BUSY, counts);
       return;
     }
     void new RemotePlugin(plugins, runtime, socket, options, counts).run();
@@ -79,10 +84,40 @@ export async function startRemoteDebuggingServer(
   return server;
 }
 
-/** Connections still registering, and registered plugins, each under `limit`. */
+/**
+ * Writes `line`, then closes. Closing at once, with the peer's bytes still unread, makes the kernel
+ * answer with a reset; a peer still writing then fails its write and drops the socket before it
+ * reads the line (seen with an endless handshake line). So the socket stays open CLOSE_LINGER_MS
+ * after its last line, or until the peer closes: what arrives meanwhile is dropped up to
+ * CLOSE_DISCARD_BYTES, and past that left unread, so TCP's flow control stops the peer at no
+ * memory cost here.
+ */
+function sayAndClose(socket: Socket, line: string, counts: ConnectionCounts): void {
+  if (counts.lingering >= MAX_LINGERING) {
+    socket.end(`${line}\n`);
+    socket.destroySoon();
+    return;
+  }
+  counts.lingering += 1;
+  let discarded = 0;
+  socket.on("data", (chunk: Buffer) => {
+    discarded += chunk.length;
+    if (discarded > CLOSE_DISCARD_BYTES) socket.pause();
+  });
+  socket.resume();
+  socket.end(`${line}\n`);
+  const linger = setTimeout(() => socket.destroy(), CLOSE_LINGER_MS);
+  socket.once("close", () => {
+    clearTimeout(linger);
+    counts.lingering -= 1;
+  });
+}
+
+/** Connections still registering, and registered plugins, each under `limit`; closes lingering. */
 interface ConnectionCounts {
   registering: number;
   registered: number;
+  lingering: number;
   limit: number;
 }
 
@@ -174,11 +209,9 @@ class RemotePlugin {
   private fail(message: string): void {
     if (this.closed) return;
     this.closed = true;
-    // Nothing more is read: a peer that keeps sending costs no memory until the socket is gone.
+    // No more lines are read: a peer that keeps sending costs no memory until the socket is gone.
     this.stopReading();
-    this.socket.resume();
-    this.socket.end(`${message}\n`);
-    this.socket.destroySoon();
+    sayAndClose(this.socket, message, this.counts);
   }
 
   private async register(line: string): Promise<void> {
