@@ -19,6 +19,7 @@ import { fileURLToPath } from "node:url";
  * Usage: node scripts/build-local.mjs [--out-dir <dir>]   (default dist/local)
  */
 import { build } from "esbuild";
+import { lazyWebStreams } from "./lazy-web-streams.mjs";
 import { zodEnglishOnly } from "./zod-english-only.mjs";
 
 /** Packages with a compiled addon: left in node_modules. */
@@ -81,7 +82,7 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
     // --enable-source-maps keeps every bundled file's source in the heap: 6.5 MiB resident.
     sourcemap: "linked",
     sourcesContent: false,
-    plugins: [zodEnglishOnly],
+    plugins: [zodEnglishOnly, lazyWebStreams],
     logLevel: "warning",
   });
   console.log([...NODE_FLAGS, join(outDir, "main.mjs")].join("\n"));

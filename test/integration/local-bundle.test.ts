@@ -134,6 +134,22 @@ describe("the bundled local daemon", () => {
     expect(code.some((c) => c.includes("Ongeldige invoer"))).toBe(false); // Dutch, all ASCII as the bundle writes it
   });
 
+  it("loads node's web streams only when asked (middy's import of them: 0.5 MiB of an idle daemon)", async () => {
+    const files = readdirSync(bundle.outDir, { recursive: true, encoding: "utf8" }).filter((f) => f.endsWith(".mjs"));
+    const code = files.map((f) => readFileSync(join(bundle.outDir, f), "utf8"));
+    expect(code.some((c) => /from\s*"node:stream\/web"/.test(c))).toBe(false);
+    // The stand-in answers `instanceof` as the real class does.
+    const middy = files.find((_, i) => code[i]!.includes('__require("node:stream/web").ReadableStream'));
+    expect(middy).toBeDefined();
+    const { ReadableStream } = await import("node:stream/web");
+    const standIn = new Function(
+      "__require",
+      `return ${/var (ReadableStream\w*)=(class\{static\[Symbol\.hasInstance\][^}]*\}\})/.exec(code[files.indexOf(middy!)]!)![2]}`,
+    )((id: string) => (id === "node:stream/web" ? { ReadableStream } : undefined));
+    expect(new ReadableStream() instanceof standIn).toBe(true);
+    expect({} instanceof standIn).toBe(false);
+  });
+
   it("collects its garbage once quiet for MEMORY_RELEASE_IDLE_SECONDS after requests, and serves on", async () => {
     const d = await startBundled({
       DATA_DIR: join(scratch, "quiet"),
