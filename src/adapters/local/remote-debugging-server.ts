@@ -66,7 +66,8 @@ export async function startRemoteDebuggingServer(
 ): Promise<Server> {
   const counts: ConnectionCounts = { registering: 0, registered: 0, lingering: 0, limit: options.maxConnections };
   const server = createServer((socket) => {
-    // Refused before anything is read: a flood of silent connections holds nothing past the limit.
+    // Refused before anything is read: a flood of silent connections holds nothing past the limit
+    // but the few told so while their answer reaches them (sayAndClose).
     if (counts.registering >= counts.limit) {
       socket.on("error", () => undefined);
       sayAndClose(socket, BUSY, counts);
