@@ -39,6 +39,14 @@ export const NATIVE_PACKAGES = ["better-sqlite3"];
  * CPU per echo call: 0.98-1.01x upstream's at c=1, 0.84-0.92x with these two. What is left after
  * a burst goes back when the daemon goes quiet (src/local/idle-memory.ts).
  *
+ * Incremental marking starts once 35 % of the room between the last full collection and that
+ * limit is used, not when the limit is near. The limit is what was live plus at least 8 MiB
+ * whatever the growth factor (V8's MinimumAllocationLimitGrowingStep, src/heap/heap-controller.cc),
+ * and most of a request's survivors are garbage by the time a collection looks at them: starting
+ * earlier takes the peak under load from 79.4-79.9 to 74.6-75.7 MiB for 5-15 % more daemon CPU per
+ * call. 10 and 20 % saved no more and cost 25-40 %; 50 % saved 3.5 MiB (docs/benchmarks.md,
+ * 2026-12-02, afternoon).
+ *
  * One V8 worker thread instead of four (--v8-pool-size) for concurrent marking, sweeping and
  * compiling, whose work on a heap this size is small: fewer thread stacks and malloc arenas, about
  * 3 MiB less resident idle and under load, with no change in latency or CPU per call over two
@@ -47,6 +55,7 @@ export const NATIVE_PACKAGES = ["better-sqlite3"];
 export const NODE_FLAGS = [
   "--max-semi-space-size=1",
   "--heap-growing-percent=40",
+  "--incremental-marking-soft-trigger=35",
   "--v8-pool-size=1",
   "--enable-source-maps",
 ];
