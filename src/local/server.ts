@@ -241,16 +241,19 @@ function discardRest(req: IncomingMessage): void {
   const cut = () => socket.destroy();
   const timer = setTimeout(cut, DISCARD_MAX_MS);
   timer.unref();
+  const stopTimer = () => clearTimeout(timer);
   req.on("data", (chunk: Buffer) => {
     discarded += chunk.length;
     if (discarded > DISCARD_MAX_BYTES) cut();
   });
   req.once("end", () => {
-    clearTimeout(timer);
+    stopTimer();
+    // The socket may serve many more requests: one listener per discarded body would pile up.
+    socket.off("close", stopTimer);
     // The client asked to close after this request; it was kept open only for the body.
     if (/\bclose\b/i.test(headerValue(req, "connection") ?? "")) socket.end();
   });
-  socket.once("close", () => clearTimeout(timer));
+  socket.once("close", stopTimer);
   req.resume();
 }
 

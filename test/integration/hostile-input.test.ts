@@ -13,7 +13,7 @@ import { request } from "node:http";
 import { type AddressInfo, connect, type Server } from "node:net";
 import v8 from "node:v8";
 import { runInNewContext } from "node:vm";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { LocalPluginRuntime } from "../../src/adapters/local/local-plugin-runtime.js";
 import { startRemoteDebuggingServer } from "../../src/adapters/local/remote-debugging-server.js";
 import { backwardsInvocationRoutes } from "../../src/routes/backwards-invocation.js";
@@ -309,6 +309,40 @@ describe("oversized bodies", () => {
       expect(r.sentBytes).toBeLessThan(100e6);
     }
     expect(peakMiB, "RSS growth (MiB)").toBeLessThan(48);
+  });
+
+  it("one keep-alive connection refused before its body, request after request, leaves no listener behind", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    const socket = connect(Number(new URL(d.url).port), "127.0.0.1");
+    try {
+      let received = "";
+      socket.setEncoding("latin1");
+      socket.on("data", (text: string) => (received += text));
+      const body = Buffer.alloc(256 * 1024, 0x20);
+      const statuses: string[] = [];
+      for (let i = 0; i < 25; i++) {
+        // The answer comes on the headers; the body follows it and is discarded, keeping the connection.
+        socket.write(
+          `POST /plugin/${T}/management/install/upload/package HTTP/1.1\r\nhost: x\r\ncontent-type: multipart/form-data; boundary=x\r\ncontent-length: ${body.length}\r\n\r\n`,
+        );
+        // A whole answer: chunked (its last chunk) or with a Content-Length.
+        await vi.waitFor(() => expect(received).toMatch(/\r\n0\r\n\r\n$|\r\n\r\n\{[\s\S]*\}$/), {
+          timeout: 5000,
+          interval: 5,
+        });
+        statuses.push(received.slice(9, 12));
+        received = "";
+        await new Promise<void>((resolve) => socket.write(body, () => resolve()));
+      }
+      expect(statuses).toEqual(Array(25).fill("401"));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.startsWith("MaxListenersExceededWarning"))).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+      socket.destroy();
+    }
   });
 
   it("an authenticated 100 MB JSON body is refused by its Content-Length with 413 and -400", async () => {
