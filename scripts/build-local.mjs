@@ -41,10 +41,10 @@ export const NATIVE_PACKAGES = ["better-sqlite3"];
  *
  * Incremental marking starts once 35 % of the room between the last full collection and that
  * limit is used, not when the limit is near. The limit is what was live plus at least 8 MiB
- * whatever the growth factor (V8's MinimumAllocationLimitGrowingStep, src/heap/heap-controller.cc),
- * and most of a request's survivors are garbage by the time a collection looks at them: starting
- * earlier takes the peak under load from 79.3-79.9 to 74.6-75.7 MiB for up to 13 % more daemon CPU
- * per call. 10 and 20 % saved no more and cost 25-40 %; 50 % saved 3.5 MiB. The price is paid by
+ * whatever the growth factor (V8's minimum step, seen with --trace-gc-verbose), and most of a
+ * request's survivors are garbage by the time a collection looks at them: starting earlier takes
+ * the peak under load from 79.3-79.9 to 74.6-75.7 MiB for up to 13 % more daemon CPU per call.
+ * 10 and 20 % saved no more and cost 25-40 %; 50 % saved 3.5 MiB. The price is paid by
  * huge transient strings, allocated while marking runs and so kept a cycle longer: 4 concurrent
  * 50 MiB plugin answers (line cap raised from 5 to 64 MiB) peak at 442 MiB instead of 288
  * (docs/benchmarks.md, 2026-12-02, afternoon).
